@@ -1,0 +1,44 @@
+# The two commands a user needs: `make audit` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup engine test-images audit test lint docs clean
+
+$(BIN)/portcullis: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+## setup: create .venv/ with portcullis and its pinned dependencies
+setup: $(BIN)/portcullis
+
+## engine: make sure a Docker engine is reachable (installs and starts one on Debian/Ubuntu as root)
+engine:
+	@bash scripts/ensure-engine.sh
+
+## test-images: build the offline test images the integration tests use
+test-images: engine
+	@bash scripts/build-test-images.sh
+
+## audit: audit the local Docker engine, its host and its files
+audit: setup engine
+	$(BIN)/portcullis audit
+
+## test: set up everything and run the whole test suite
+test: setup engine test-images
+	$(BIN)/python -m pytest -q
+
+## lint: ruff and mypy
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+## docs: regenerate docs/rules from the rule metadata
+docs: setup
+	$(BIN)/python -m portcullis.report.docs docs/rules
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build the test images offline (no registry is reachable): a static busybox root imported with
+# `docker import`, and a minimal Debian root from debootstrap. Images already present are kept.
+set -euo pipefail
+
+need_pkg() {
+  local cmd=$1 pkg=$2
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/bin/$cmd" ]; then
+    echo "test-images: installing $pkg" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+  fi
+}
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+if ! have_image portcullis-test/busybox:1; then
+  need_pkg busybox busybox-static
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/proc" "$root/sys" "$root/dev"
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+  chmod 1777 "$root/tmp"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' - portcullis-test/busybox:1 >/dev/null
+  rm -rf "$root"
+  echo "test-images: built portcullis-test/busybox:1" >&2
+fi
+
+if ! have_image portcullis-test/debian:bookworm; then
+  need_pkg debootstrap debootstrap
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  root=$(mktemp -d)
+  debootstrap --variant=minbase bookworm "$root" "$mirror" >/tmp/portcullis-debootstrap.log 2>&1
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - portcullis-test/debian:bookworm >/dev/null
+  rm -rf "$root"
+  echo "test-images: built portcullis-test/debian:bookworm" >&2
+fi

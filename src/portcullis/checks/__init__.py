@@ -1,0 +1,1 @@
+"""Pure rules over facts. Nothing in this package does I/O."""

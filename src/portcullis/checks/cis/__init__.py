@@ -1,0 +1,1 @@
+"""CIS Docker Benchmark 1.8.0 controls, one module per section."""

@@ -1,0 +1,170 @@
+"""Rule declaration: metadata and a pure check function, declared once with `@rule`."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from portcullis import CIS_BENCHMARK_VERSION
+from portcullis.model.findings import CisRef, Location, Severity, Status, Target, TargetKind
+
+# Rules are imported explicitly, not discovered by side effect: this list is the catalogue.
+RULE_MODULES = (
+    "portcullis.checks.cis.s1_host",
+    "portcullis.checks.cis.s2_daemon",
+    "portcullis.checks.cis.s3_files",
+    "portcullis.checks.cis.s4_images",
+    "portcullis.checks.cis.s5_runtime",
+    "portcullis.checks.cis.s6_operations",
+    "portcullis.checks.cis.s7_swarm",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check concluded about one target."""
+
+    status: Status
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    target: Target | None = None  # None: the runner uses the scope's default target
+    location: Location | None = None
+
+
+def passed(message: str, target: Target | None = None, **evidence: Any) -> Outcome:
+    return Outcome(Status.PASS, message, evidence, target)
+
+
+def failed(
+    message: str, target: Target | None = None, location: Location | None = None, **evidence: Any
+) -> Outcome:
+    return Outcome(Status.FAIL, message, evidence, target, location)
+
+
+def manual(message: str, target: Target | None = None, **evidence: Any) -> Outcome:
+    return Outcome(Status.MANUAL, message, evidence, target)
+
+
+def skipped(reason: str, target: Target | None = None, **evidence: Any) -> Outcome:
+    return Outcome(Status.SKIP, reason, evidence, target)
+
+
+def not_applicable(reason: str, target: Target | None = None, **evidence: Any) -> Outcome:
+    return Outcome(Status.NOT_APPLICABLE, reason, evidence, target)
+
+
+CheckResult = Outcome | Iterable[Outcome]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    severity: Severity
+    scope: TargetKind
+    rationale: str
+    remediation: str
+    check: Callable[..., CheckResult]
+    cis: CisRef | None = None
+    impact: str = ""
+    references: tuple[str, ...] = ()
+    statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL)
+
+    @property
+    def section(self) -> str:
+        """CIS section number ('1'…'7') or the id's family for our own rules."""
+        if self.cis:
+            return self.cis.control.split(".")[0]
+        return self.id.rsplit("-", 1)[0]
+
+    def matches(self, pattern: str) -> bool:
+        """True when `pattern` is this rule's id or an id prefix ending on a boundary (CIS-5, CIS-1.1)."""
+        pattern = pattern.strip().upper()
+        rule_id = self.id.upper()
+        if rule_id == pattern:
+            return True
+        if pattern.endswith((".", "-")):
+            return rule_id.startswith(pattern)
+        return rule_id.startswith(pattern + ".") or rule_id.startswith(pattern + "-")
+
+
+_RULES: dict[str, Rule] = {}
+
+
+def rule(
+    *,
+    id: str,
+    title: str,
+    severity: Severity,
+    scope: TargetKind,
+    rationale: str,
+    remediation: str,
+    cis: str | None = None,
+    level: int = 1,
+    impact: str = "",
+    references: tuple[str, ...] = (),
+    statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL),
+) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
+    """Declare a rule. `statuses` lists every status the check can return; each needs a fixture.
+
+    Container- and image-scoped checks are called as ``check(target_facts, facts)`` once per
+    target; every other scope is called as ``check(facts)``.
+    """
+
+    def register(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+        if id in _RULES:
+            raise ValueError(f"rule {id} declared twice")
+        _RULES[id] = Rule(
+            id=id,
+            title=title,
+            severity=severity,
+            scope=scope,
+            rationale=rationale.strip(),
+            remediation=remediation.strip(),
+            check=check,
+            cis=CisRef(version=CIS_BENCHMARK_VERSION, control=cis, level=level) if cis else None,
+            impact=impact.strip(),
+            references=references,
+            statuses=statuses,
+        )
+        return check
+
+    return register
+
+
+def _control_key(rule_id: str) -> tuple[object, ...]:
+    head, _, tail = rule_id.partition("-")
+    parts: list[object] = [head]
+    for piece in tail.replace("-", ".").split("."):
+        parts.append((0, int(piece)) if piece.isdigit() else (1, piece))
+    return tuple(parts)
+
+
+def all_rules() -> list[Rule]:
+    for module in RULE_MODULES:
+        importlib.import_module(module)
+    return sorted(_RULES.values(), key=lambda r: _control_key(r.id))
+
+
+def get_rule(rule_id: str) -> Rule | None:
+    wanted = rule_id.strip().upper()
+    return next((r for r in all_rules() if r.id.upper() == wanted), None)
+
+
+def select_rules(
+    rules: Iterable[Rule],
+    select: Iterable[str] = (),
+    skip: Iterable[str] = (),
+    level: int | None = None,
+) -> Iterator[Rule]:
+    select, skip = list(select), list(skip)
+    for candidate in rules:
+        if select and not any(candidate.matches(p) for p in select):
+            continue
+        if any(candidate.matches(p) for p in skip):
+            continue
+        if level is not None and candidate.cis is not None and candidate.cis.level > level:
+            continue
+        yield candidate

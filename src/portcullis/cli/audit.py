@@ -1,0 +1,80 @@
+"""`portcullis audit`: the CIS Docker Benchmark 1.8.0 against a live engine, its host and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from portcullis import CIS_BENCHMARK_VERSION, __version__
+from portcullis.checks.registry import all_rules, select_rules
+from portcullis.checks.runner import run_rules
+from portcullis.cli.common import FailOn, OutputFormat, die, emit, stderr
+from portcullis.collect import CollectionError
+from portcullis.model.facts import Facts
+from portcullis.model.findings import Report, Summary, ToolInfo
+
+
+def audit_report(
+    facts: Facts, select: list[str], skip: list[str], level: int | None
+) -> Report:
+    rules = list(select_rules(all_rules(), select, skip, level))
+    findings = run_rules(rules, facts)
+    return Report(
+        command="audit",
+        tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
+        subject=facts.engine.endpoint,
+        findings=findings,
+        summary=Summary.of(findings),
+        problems=facts.problems,
+    )
+
+
+def audit(
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="report format")] = OutputFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")] = None,
+    fail_on: Annotated[
+        FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
+    ] = None,
+    select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
+    level: Annotated[int | None, typer.Option("--level", min=1, max=2, help="1: level-1 controls only")] = None,
+    host: Annotated[str | None, typer.Option("--host", "-H", help="engine address (default: DOCKER_HOST, "
+                                             "the active context, the local socket)")] = None,
+    facts_out: Annotated[Path | None, typer.Option("--facts-out", help="save the collected facts")] = None,
+    facts_in: Annotated[Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; "
+                                                  "no engine needed")] = None,
+) -> None:
+    """Audit a Docker engine, its host and its files against CIS Docker Benchmark 1.8.0.
+
+    Examples: `portcullis audit`, `portcullis audit -f sarif -o audit.sarif --fail-on high`,
+    `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`.
+    """
+    from portcullis.collect.audit import collect_facts, load_facts
+    from portcullis.collect.engine import connect
+
+    try:
+        if facts_in is not None:
+            facts = load_facts(str(facts_in))
+        else:
+            stderr.print("collecting facts…", markup=False)
+            conn = connect(host)
+            try:
+                facts = collect_facts(conn)
+            finally:
+                conn.close()
+            stderr.print(
+                f"collected {len(facts.containers)} containers, {len(facts.images)} images "
+                f"in {conn.calls} API calls",
+                markup=False,
+            )
+    except CollectionError as exc:
+        die(str(exc))
+    if facts_out is not None:
+        try:
+            facts_out.write_text(facts.to_json(), encoding="utf-8")
+        except OSError as exc:
+            die(f"cannot write {facts_out}: {exc.strerror}")
+    report = audit_report(facts, select or [], skip or [], level)
+    raise typer.Exit(emit(report, output_format, output, fail_on))

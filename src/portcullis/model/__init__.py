@@ -1,0 +1,1 @@
+"""Typed, serialisable models shared by every part of Portcullis."""

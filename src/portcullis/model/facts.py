@@ -1,0 +1,423 @@
+"""The facts snapshot: everything an audit knows, gathered once by `collect`, judged by `checks`.
+
+Field names follow the Docker Engine API where the data comes from it, so a recorded snapshot
+reads like `docker inspect`. A value of ``None`` always means "not collected" (the reason is in
+``Facts.problems``); rules treat it as unknown and never as a pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from portcullis.model.findings import CollectionProblem
+
+FACTS_SCHEMA_VERSION = "1"
+
+
+class _Docker(BaseModel):
+    """Models fed straight from Engine API JSON: Docker's PascalCase names, unknown keys ignored."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+# --- engine -------------------------------------------------------------------------------------
+
+
+class SwarmCluster(_Docker):
+    id: str = Field("", alias="ID")
+    spec: dict[str, Any] = Field(default_factory=dict, alias="Spec")
+
+
+class SwarmInfo(_Docker):
+    local_node_state: str = Field("inactive", alias="LocalNodeState")
+    control_available: bool = Field(False, alias="ControlAvailable")
+    node_id: str = Field("", alias="NodeID")
+    node_addr: str = Field("", alias="NodeAddr")
+    managers: int = Field(0, alias="Managers")
+    nodes: int = Field(0, alias="Nodes")
+    cluster: SwarmCluster | None = Field(None, alias="Cluster")
+
+
+class RegistryConfig(_Docker):
+    insecure_registry_cidrs: list[str] = Field(default_factory=list, alias="InsecureRegistryCIDRs")
+    index_configs: dict[str, Any] = Field(default_factory=dict, alias="IndexConfigs")
+
+
+class EngineInfo(_Docker):
+    """The subset of `GET /info` the rules use."""
+
+    id: str = Field("", alias="ID")
+    name: str = Field("", alias="Name")
+    server_version: str = Field("", alias="ServerVersion")
+    driver: str = Field("", alias="Driver")
+    docker_root_dir: str = Field("/var/lib/docker", alias="DockerRootDir")
+    logging_driver: str = Field("", alias="LoggingDriver")
+    cgroup_driver: str = Field("", alias="CgroupDriver")
+    cgroup_version: str = Field("", alias="CgroupVersion")
+    live_restore_enabled: bool = Field(False, alias="LiveRestoreEnabled")
+    experimental_build: bool = Field(False, alias="ExperimentalBuild")
+    security_options: list[str] = Field(default_factory=list, alias="SecurityOptions")
+    containers: int = Field(0, alias="Containers")
+    containers_running: int = Field(0, alias="ContainersRunning")
+    containers_paused: int = Field(0, alias="ContainersPaused")
+    containers_stopped: int = Field(0, alias="ContainersStopped")
+    images: int = Field(0, alias="Images")
+    operating_system: str = Field("", alias="OperatingSystem")
+    os_type: str = Field("linux", alias="OSType")
+    kernel_version: str = Field("", alias="KernelVersion")
+    default_runtime: str = Field("runc", alias="DefaultRuntime")
+    registry_config: RegistryConfig = Field(default_factory=RegistryConfig, alias="RegistryConfig")
+    swarm: SwarmInfo = Field(default_factory=SwarmInfo, alias="Swarm")
+
+    @property
+    def rootless(self) -> bool:
+        return any("name=rootless" in opt for opt in self.security_options)
+
+    def security_option(self, name: str) -> str | None:
+        """The `name=...` entry of SecurityOptions (e.g. 'seccomp', 'apparmor', 'userns'), if any."""
+        for opt in self.security_options:
+            if f"name={name}" in opt.split(","):
+                return opt
+        return None
+
+
+class EngineVersion(_Docker):
+    version: str = Field("", alias="Version")
+    api_version: str = Field("", alias="ApiVersion")
+    min_api_version: str = Field("", alias="MinAPIVersion")
+    experimental: bool = Field(False, alias="Experimental")
+    os: str = Field("", alias="Os")
+    arch: str = Field("", alias="Arch")
+    components: list[dict[str, Any]] = Field(default_factory=list, alias="Components")
+
+
+class EngineFacts(BaseModel):
+    endpoint: str = Field(description="the API address the facts came from")
+    local: bool = Field(description="the engine runs on this host, so its /proc and files are ours to read")
+    info: EngineInfo
+    version: EngineVersion
+
+
+# --- daemon configuration ------------------------------------------------------------------------
+
+
+class DaemonConfig(BaseModel):
+    """How dockerd was configured: its files and its real command line."""
+
+    daemon_json_path: str = "/etc/docker/daemon.json"
+    daemon_json: dict[str, Any] | None = Field(
+        None, description="parsed daemon.json; None when absent or unreadable (see daemon_json_error)"
+    )
+    daemon_json_exists: bool = False
+    daemon_json_error: str | None = None
+    dockerd_pid: int | None = None
+    dockerd_cmdline: list[str] | None = Field(None, description="argv of the running dockerd, from /proc")
+    dockerd_uid: int | None = Field(None, description="real uid the dockerd process runs as")
+    default_docker_env: str | None = Field(None, description="content of /etc/default/docker when present")
+    sysconfig_docker_env: str | None = Field(None, description="content of /etc/sysconfig/docker when present")
+    bridge_options: dict[str, str] | None = Field(
+        None, description="Options of the default 'bridge' network (network inspect)"
+    )
+
+    def flag_values(self, *names: str) -> list[str]:
+        """Every value given to the long flags `names` on the dockerd command line.
+
+        Handles `--flag=value`, `--flag value`, and bare boolean `--flag` (value "true").
+        """
+        values: list[str] = []
+        argv = self.dockerd_cmdline or []
+        for index, arg in enumerate(argv):
+            for name in names:
+                if arg == name:
+                    nxt = argv[index + 1] if index + 1 < len(argv) else None
+                    if nxt is not None and not nxt.startswith("-"):
+                        values.append(nxt)
+                    else:
+                        values.append("true")
+                elif arg.startswith(name + "="):
+                    values.append(arg.split("=", 1)[1])
+        return values
+
+
+# --- host ----------------------------------------------------------------------------------------
+
+
+class FileStat(BaseModel):
+    path: str
+    exists: bool
+    kind: str | None = Field(None, description="file, dir, socket, symlink, other")
+    uid: int | None = None
+    gid: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    mode: int | None = Field(None, description="permission bits, e.g. 0o644 (decimal in JSON)")
+    mtime: float | None = None
+    error: str | None = None
+
+    @property
+    def mode_octal(self) -> str:
+        return "" if self.mode is None else format(self.mode, "o")
+
+
+class MountEntry(BaseModel):
+    source: str
+    mountpoint: str
+    fstype: str
+    options: list[str] = Field(default_factory=list)
+
+
+class SystemdUnit(BaseModel):
+    name: str
+    fragment_path: str | None = Field(None, description="the unit file systemd loads")
+    listen_streams: list[str] = Field(default_factory=list, description="ListenStream= of a socket unit")
+    exec_start: list[str] = Field(default_factory=list)
+
+
+class AuditFacts(BaseModel):
+    auditctl_present: bool = False
+    rules: list[str] | None = Field(None, description="lines of `auditctl -l`; None when it could not run")
+    error: str | None = None
+
+
+class Listener(BaseModel):
+    address: str
+    port: int
+    protocol: str = "tcp"
+
+
+class HostFacts(BaseModel):
+    hostname: str = ""
+    kernel: str = ""
+    os_release: dict[str, str] = Field(default_factory=dict)
+    mounts: list[MountEntry] | None = None
+    docker_group_members: list[str] | None = Field(
+        None, description="users in group docker (explicit members and those whose primary group it is)"
+    )
+    audit: AuditFacts = Field(default_factory=AuditFacts)
+    systemd_units: dict[str, SystemdUnit] | None = Field(
+        None, description="docker.service, docker.socket, containerd.service when systemd knows them"
+    )
+    files: dict[str, FileStat] = Field(default_factory=dict, description="owner/mode of every path CIS names")
+    cert_files: list[FileStat] | None = Field(None, description="everything under /etc/docker/certs.d")
+    containerd_socket: str | None = None
+    apparmor_enabled: bool | None = None
+    selinux_enabled: bool | None = None
+    content_trust_env: str | None = Field(None, description="DOCKER_CONTENT_TRUST in the auditing environment")
+    tcp_listeners: list[Listener] | None = None
+    binaries: dict[str, str | None] = Field(
+        default_factory=dict, description="resolved path of dockerd, containerd, runc and the shims"
+    )
+
+    def file(self, path: str) -> FileStat | None:
+        return self.files.get(path)
+
+
+# --- containers ----------------------------------------------------------------------------------
+
+
+class RestartPolicy(_Docker):
+    name: str = Field("", alias="Name")
+    maximum_retry_count: int = Field(0, alias="MaximumRetryCount")
+
+
+class DeviceMapping(_Docker):
+    path_on_host: str = Field("", alias="PathOnHost")
+    path_in_container: str = Field("", alias="PathInContainer")
+    cgroup_permissions: str = Field("", alias="CgroupPermissions")
+
+
+class Ulimit(_Docker):
+    name: str = Field("", alias="Name")
+    soft: int = Field(0, alias="Soft")
+    hard: int = Field(0, alias="Hard")
+
+
+class PortBinding(_Docker):
+    host_ip: str = Field("", alias="HostIp")
+    host_port: str = Field("", alias="HostPort")
+
+
+class HostConfig(_Docker):
+    privileged: bool = Field(False, alias="Privileged")
+    cap_add: list[str] | None = Field(None, alias="CapAdd")
+    cap_drop: list[str] | None = Field(None, alias="CapDrop")
+    security_opt: list[str] | None = Field(None, alias="SecurityOpt")
+    binds: list[str] | None = Field(None, alias="Binds")
+    network_mode: str = Field("", alias="NetworkMode")
+    pid_mode: str = Field("", alias="PidMode")
+    ipc_mode: str = Field("", alias="IpcMode")
+    uts_mode: str = Field("", alias="UTSMode")
+    userns_mode: str = Field("", alias="UsernsMode")
+    cgroupns_mode: str = Field("", alias="CgroupnsMode")
+    memory: int = Field(0, alias="Memory")
+    memory_swap: int = Field(0, alias="MemorySwap")
+    cpu_shares: int = Field(0, alias="CpuShares")
+    nano_cpus: int = Field(0, alias="NanoCpus")
+    cpu_quota: int = Field(0, alias="CpuQuota")
+    cpu_period: int = Field(0, alias="CpuPeriod")
+    cpuset_cpus: str = Field("", alias="CpusetCpus")
+    pids_limit: int | None = Field(None, alias="PidsLimit")
+    readonly_rootfs: bool = Field(False, alias="ReadonlyRootfs")
+    restart_policy: RestartPolicy = Field(default_factory=RestartPolicy, alias="RestartPolicy")
+    devices: list[DeviceMapping] | None = Field(None, alias="Devices")
+    ulimits: list[Ulimit] | None = Field(None, alias="Ulimits")
+    cgroup_parent: str = Field("", alias="CgroupParent")
+    port_bindings: dict[str, list[PortBinding] | None] | None = Field(None, alias="PortBindings")
+    publish_all_ports: bool = Field(False, alias="PublishAllPorts")
+    masked_paths: list[str] | None = Field(None, alias="MaskedPaths")
+    readonly_paths: list[str] | None = Field(None, alias="ReadonlyPaths")
+    runtime: str = Field("", alias="Runtime")
+    log_config: dict[str, Any] = Field(default_factory=dict, alias="LogConfig")
+
+
+class MountPoint(_Docker):
+    type: str = Field("", alias="Type")
+    name: str = Field("", alias="Name")
+    source: str = Field("", alias="Source")
+    destination: str = Field("", alias="Destination")
+    mode: str = Field("", alias="Mode")
+    rw: bool = Field(True, alias="RW")
+    propagation: str = Field("", alias="Propagation")
+
+
+class Health(_Docker):
+    status: str = Field("", alias="Status")
+    failing_streak: int = Field(0, alias="FailingStreak")
+
+
+class ContainerState(_Docker):
+    status: str = Field("", alias="Status")
+    running: bool = Field(False, alias="Running")
+    pid: int = Field(0, alias="Pid")
+    oom_killed: bool = Field(False, alias="OOMKilled")
+    exit_code: int = Field(0, alias="ExitCode")
+    started_at: str = Field("", alias="StartedAt")
+    finished_at: str = Field("", alias="FinishedAt")
+    health: Health | None = Field(None, alias="Health")
+
+
+class ContainerConfig(_Docker):
+    user: str = Field("", alias="User")
+    image: str = Field("", alias="Image")
+    healthcheck: dict[str, Any] | None = Field(None, alias="Healthcheck")
+    exposed_ports: dict[str, Any] | None = Field(None, alias="ExposedPorts")
+    labels: dict[str, str] | None = Field(None, alias="Labels")
+    env: list[str] | None = Field(None, alias="Env")
+    cmd: list[str] | None = Field(None, alias="Cmd")
+    entrypoint: list[str] | None = Field(None, alias="Entrypoint")
+
+
+class EndpointSettings(_Docker):
+    network_id: str = Field("", alias="NetworkID")
+    ip_address: str = Field("", alias="IPAddress")
+
+
+class NetworkSettings(_Docker):
+    ports: dict[str, list[PortBinding] | None] | None = Field(None, alias="Ports")
+    networks: dict[str, EndpointSettings] = Field(default_factory=dict, alias="Networks")
+
+
+class ProcessInfo(BaseModel):
+    pid: int
+    comm: str
+    cmdline: list[str] = Field(default_factory=list)
+    uid: int | None = None
+
+
+class ContainerFacts(_Docker):
+    """`docker inspect` of one container, plus the processes seen through its cgroup."""
+
+    id: str = Field(alias="Id")
+    name: str = Field(alias="Name")
+    image_id: str = Field("", alias="Image")
+    created: str = Field("", alias="Created")
+    state: ContainerState = Field(default_factory=ContainerState, alias="State")
+    config: ContainerConfig = Field(default_factory=ContainerConfig, alias="Config")
+    host_config: HostConfig = Field(default_factory=HostConfig, alias="HostConfig")
+    mounts: list[MountPoint] = Field(default_factory=list, alias="Mounts")
+    network_settings: NetworkSettings = Field(default_factory=NetworkSettings, alias="NetworkSettings")
+    apparmor_profile: str = Field("", alias="AppArmorProfile")
+    mount_label: str = Field("", alias="MountLabel")
+    process_label: str = Field("", alias="ProcessLabel")
+    processes: list[ProcessInfo] | None = Field(
+        None, description="processes in the container's cgroup (local) or from the API's top (remote)"
+    )
+    processes_source: str | None = Field(None, description="'cgroup' or 'api-top'; None when not collected")
+    processes_error: str | None = None
+
+    @property
+    def short_name(self) -> str:
+        return self.name.lstrip("/")
+
+
+# --- images, networks ----------------------------------------------------------------------------
+
+
+class HistoryEntry(_Docker):
+    id: str = Field("", alias="Id")
+    created: int = Field(0, alias="Created")
+    created_by: str = Field("", alias="CreatedBy")
+    size: int = Field(0, alias="Size")
+    comment: str = Field("", alias="Comment")
+
+
+class ImageConfig(_Docker):
+    user: str = Field("", alias="User")
+    healthcheck: dict[str, Any] | None = Field(None, alias="Healthcheck")
+    exposed_ports: dict[str, Any] | None = Field(None, alias="ExposedPorts")
+    env: list[str] | None = Field(None, alias="Env")
+    labels: dict[str, str] | None = Field(None, alias="Labels")
+    entrypoint: list[str] | None = Field(None, alias="Entrypoint")
+    cmd: list[str] | None = Field(None, alias="Cmd")
+
+
+class ImageFacts(_Docker):
+    id: str = Field(alias="Id")
+    repo_tags: list[str] = Field(default_factory=list, alias="RepoTags")
+    repo_digests: list[str] = Field(default_factory=list, alias="RepoDigests")
+    created: str = Field("", alias="Created")
+    size: int = Field(0, alias="Size")
+    config: ImageConfig = Field(default_factory=ImageConfig, alias="Config")
+    history: list[HistoryEntry] | None = Field(None, description="newest first, as the API returns it")
+
+    @property
+    def display_name(self) -> str:
+        return self.repo_tags[0] if self.repo_tags else self.id[:19]
+
+
+class NetworkFacts(_Docker):
+    id: str = Field(alias="Id")
+    name: str = Field(alias="Name")
+    driver: str = Field("", alias="Driver")
+    scope: str = Field("", alias="Scope")
+    internal: bool = Field(False, alias="Internal")
+    options: dict[str, str] = Field(default_factory=dict, alias="Options")
+    containers: dict[str, Any] = Field(default_factory=dict, alias="Containers")
+
+
+# --- the snapshot --------------------------------------------------------------------------------
+
+
+class Facts(BaseModel):
+    schema_version: str = FACTS_SCHEMA_VERSION
+    collected_at: str = ""
+    engine: EngineFacts
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    host: HostFacts = Field(default_factory=HostFacts)
+    containers: list[ContainerFacts] = Field(default_factory=list)
+    images: list[ImageFacts] = Field(default_factory=list)
+    networks: list[NetworkFacts] = Field(default_factory=list)
+    swarm_nodes: list[dict[str, Any]] | None = Field(None, description="`docker node ls` on a manager")
+    problems: list[CollectionProblem] = Field(default_factory=list)
+    skipped_containers: list[dict[str, str]] = Field(
+        default_factory=list, description="containers that vanished during collection: id, name, reason"
+    )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Facts:
+        return cls.model_validate_json(text)

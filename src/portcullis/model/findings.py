@@ -1,0 +1,151 @@
+"""The report model: one shape for every command (audit, image, lint, inside, prove, harden)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    MANUAL = "manual"  # a person must judge; the evidence is attached
+    SKIP = "skip"  # cannot be determined here; the reason is given
+    NOT_APPLICABLE = "not_applicable"
+    ERROR = "error"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    @property
+    def security_severity(self) -> str:
+        """The numeric score GitHub code scanning maps back to a severity band."""
+        return _SECURITY_SEVERITY[self]
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+_SECURITY_SEVERITY = {
+    Severity.INFO: "0.0",
+    Severity.LOW: "3.0",
+    Severity.MEDIUM: "5.5",
+    Severity.HIGH: "8.0",
+    Severity.CRITICAL: "9.5",
+}
+
+
+class TargetKind(StrEnum):
+    HOST = "host"
+    DAEMON = "daemon"
+    FILE = "file"
+    CONTAINER = "container"
+    IMAGE = "image"
+    NETWORK = "network"
+    SWARM = "swarm"
+    DOCKERFILE = "dockerfile"
+    COMPOSE = "compose"
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: TargetKind
+    name: str
+    id: str | None = None
+
+
+class CisRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    control: str
+    level: int
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    line: int | None = None
+
+
+class Finding(BaseModel):
+    rule_id: str
+    title: str
+    cis: CisRef | None
+    status: Status
+    severity: Severity
+    target: Target
+    location: Location | None = None
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    remediation: str = ""
+    suppressed_by: str | None = None
+
+
+class Summary(BaseModel):
+    total: int = 0
+    by_status: dict[Status, int] = Field(default_factory=dict)
+    failed_by_severity: dict[Severity, int] = Field(default_factory=dict)
+    suppressed: int = 0
+
+    @classmethod
+    def of(cls, findings: list[Finding]) -> Summary:
+        summary = cls(total=len(findings))
+        for finding in findings:
+            if finding.suppressed_by:
+                summary.suppressed += 1
+                continue
+            summary.by_status[finding.status] = summary.by_status.get(finding.status, 0) + 1
+            if finding.status is Status.FAIL:
+                sev = finding.severity
+                summary.failed_by_severity[sev] = summary.failed_by_severity.get(sev, 0) + 1
+        return summary
+
+
+class ToolInfo(BaseModel):
+    name: str = "portcullis"
+    version: str
+    benchmark: str | None = None
+
+
+class CollectionProblem(BaseModel):
+    """A fact that could not be gathered, and why; rules that need it skip."""
+
+    fact: str
+    reason: str
+
+
+class Report(BaseModel):
+    schema_version: str = "1"
+    command: str
+    tool: ToolInfo
+    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str = Field(description="what was examined: an engine endpoint, an image, a file")
+    findings: list[Finding]
+    summary: Summary
+    problems: list[CollectionProblem] = Field(default_factory=list)
+
+    def failures_at_or_above(self, threshold: Severity) -> list[Finding]:
+        return [
+            f
+            for f in self.findings
+            if f.status is Status.FAIL and not f.suppressed_by and f.severity.rank >= threshold.rank
+        ]
