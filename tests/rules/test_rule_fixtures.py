@@ -50,9 +50,9 @@ def test_fixture(path: Path) -> None:
     rule = get_rule(path.parent.name)
     assert rule is not None, f"no rule {path.parent.name}"
     facts, expect = load_fixture(path)
-    assert path.stem.split("-")[0] == expect["status"] or path.stem.startswith(
-        expect["status"].replace("_", "-")
-    ), "the file name starts with the expected status"
+    assert path.stem.split("-")[0] == expect["status"] or path.stem.startswith(expect["status"].replace("_", "-")), (
+        "the file name starts with the expected status"
+    )
     findings = evaluate(rule, facts)
     if "target" in expect:
         findings = [f for f in findings if f.target.name == expect["target"]]

@@ -37,9 +37,7 @@ def passed(message: str, target: Target | None = None, **evidence: Any) -> Outco
     return Outcome(Status.PASS, message, evidence, target)
 
 
-def failed(
-    message: str, target: Target | None = None, location: Location | None = None, **evidence: Any
-) -> Outcome:
+def failed(message: str, target: Target | None = None, location: Location | None = None, **evidence: Any) -> Outcome:
     return Outcome(Status.FAIL, message, evidence, target, location)
 
 

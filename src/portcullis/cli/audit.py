@@ -16,9 +16,7 @@ from portcullis.model.facts import Facts
 from portcullis.model.findings import Report, Summary, ToolInfo
 
 
-def audit_report(
-    facts: Facts, select: list[str], skip: list[str], level: int | None
-) -> Report:
+def audit_report(facts: Facts, select: list[str], skip: list[str], level: int | None) -> Report:
     rules = list(select_rules(all_rules(), select, skip, level))
     findings = run_rules(rules, facts)
     return Report(
@@ -40,11 +38,16 @@ def audit(
     select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
     level: Annotated[int | None, typer.Option("--level", min=1, max=2, help="1: level-1 controls only")] = None,
-    host: Annotated[str | None, typer.Option("--host", "-H", help="engine address (default: DOCKER_HOST, "
-                                             "the active context, the local socket)")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host", "-H", help="engine address (default: DOCKER_HOST, the active context, the local socket)"
+        ),
+    ] = None,
     facts_out: Annotated[Path | None, typer.Option("--facts-out", help="save the collected facts")] = None,
-    facts_in: Annotated[Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; "
-                                                  "no engine needed")] = None,
+    facts_in: Annotated[
+        Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; no engine needed")
+    ] = None,
 ) -> None:
     """Audit a Docker engine, its host and its files against CIS Docker Benchmark 1.8.0.
 
@@ -65,8 +68,7 @@ def audit(
             finally:
                 conn.close()
             stderr.print(
-                f"collected {len(facts.containers)} containers, {len(facts.images)} images "
-                f"in {conn.calls} API calls",
+                f"collected {len(facts.containers)} containers, {len(facts.images)} images in {conn.calls} API calls",
                 markup=False,
             )
     except CollectionError as exc:

@@ -16,7 +16,7 @@ EXIT_OK = 0
 EXIT_TOOL_ERROR = 1
 EXIT_FINDINGS = 2
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class OutputFormat(StrEnum):

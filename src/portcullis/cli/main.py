@@ -31,8 +31,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="print the version and exit")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
     """Measure and prove the security of Docker hosts, images and containers."""
 
@@ -57,12 +58,10 @@ def run() -> None:
     except KeyboardInterrupt:
         stderr.print("portcullis: interrupted", markup=False)
         sys.exit(130)
-    except Exception as exc:  # the last line of defence: one line, exit 1
-        import click
-
-        if isinstance(exc, click.ClickException):
-            stderr.print(f"portcullis: error: {exc.format_message()}", markup=False)
-            sys.exit(EXIT_TOOL_ERROR)
+    except typer.TyperException as exc:  # usage errors: bad option, bad value
+        stderr.print(f"portcullis: error: {exc.format_message()}", markup=False)
+        sys.exit(EXIT_TOOL_ERROR)
+    except Exception as exc:  # the last line of defence: one line, exit 1, no traceback
         stderr.print(f"portcullis: internal error: {type(exc).__name__}: {exc}", markup=False)
         sys.exit(EXIT_TOOL_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

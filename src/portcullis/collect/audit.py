@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import docker.errors
 
 from portcullis.collect import CollectionError
+from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
-from portcullis.collect.host import collect_daemon_config, collect_host
+from portcullis.collect.host import collect_host
 from portcullis.collect.processes import attach_local_processes, processes_from_top
 from portcullis.model.facts import Facts, HostFacts
 from portcullis.model.findings import CollectionProblem

@@ -77,10 +77,7 @@ def connect(host: str | None = None, timeout: int = 30) -> EngineConnection:
     elif os.environ.get("DOCKER_HOST"):
         _validate_docker_host(os.environ["DOCKER_HOST"])
     try:
-        if host:
-            client = docker.DockerClient(base_url=host, timeout=timeout)
-        else:
-            client = docker.from_env(timeout=timeout)
+        client = docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
         client.api.ping()
     except docker.errors.DockerException as exc:
         raise CollectionError(_explain_connect_error(host, exc)) from None
@@ -100,9 +97,7 @@ def _explain_connect_error(host: str | None, exc: Exception) -> str:
     text = str(exc)
     where = host or os.environ.get("DOCKER_HOST") or "the default Docker socket"
     if "Permission denied" in text or "PermissionError" in text:
-        return (
-            f"permission denied on {where}: run as root or as a member of the docker group"
-        )
+        return f"permission denied on {where}: run as root or as a member of the docker group"
     if "No such file" in text or "FileNotFoundError" in text or "Connection refused" in text:
         return (
             f"no Docker engine answers at {where}: start dockerd, or point Portcullis at an engine "
@@ -136,9 +131,7 @@ def collect_engine(conn: EngineConnection) -> EngineSnapshot:
             return ContainerFacts.model_validate(api.inspect_container(summary["Id"]))
         except docker.errors.NotFound:
             names = summary.get("Names") or [""]
-            skipped.append(
-                {"id": summary["Id"], "name": names[0].lstrip("/"), "reason": "removed during collection"}
-            )
+            skipped.append({"id": summary["Id"], "name": names[0].lstrip("/"), "reason": "removed during collection"})
             return None
 
     def inspect_image(summary: dict[str, Any]) -> ImageFacts | None:

@@ -6,7 +6,6 @@ Read-only: nothing here writes, and every external command is optional (its abse
 from __future__ import annotations
 
 import grp
-import json
 import os
 import pwd
 import shutil
@@ -113,92 +112,12 @@ def read_text(path: str | Path, limit: int = 1 << 20) -> str | None:
         return None
 
 
-# --- dockerd ------------------------------------------------------------------------------------
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _process_uid(pid: int) -> int | None:
-    status = read_text(PROC / str(pid) / "status")
-    for line in (status or "").splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
-
-
-def _dockerd_sockets(argv: list[str]) -> list[str]:
-    probe = DaemonConfig(dockerd_cmdline=argv)
-    hosts = probe.flag_values("-H", "--host")
-    return hosts or ["unix:///var/run/docker.sock"]
-
-
-def find_dockerd(endpoint: str) -> tuple[int, list[str]] | None:
-    """The dockerd process serving `endpoint`; with several daemons, the one listening there."""
-    candidates: list[tuple[int, list[str]]] = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        comm = read_text(entry / "comm")
-        if comm is None or comm.strip() != "dockerd":
-            continue
-        argv = _cmdline(int(entry.name))
-        if argv:
-            candidates.append((int(entry.name), argv))
-    wanted = endpoint.replace("unix://", "")
-    for pid, argv in candidates:
-        if any(sock.replace("unix://", "").replace("fd://", "") == wanted for sock in _dockerd_sockets(argv)):
-            return pid, argv
-    # systemd socket activation (-H fd://) or a symlinked socket path: fall back to a lone daemon.
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def collect_daemon_config(endpoint: str, local: bool, problems: list[CollectionProblem]) -> DaemonConfig:
-    config = DaemonConfig()
-    if not local:
-        problems.append(
-            CollectionProblem(fact="dockerd command line and daemon.json", reason="the engine is remote")
-        )
-        return config
-    found = find_dockerd(endpoint)
-    if found:
-        config.dockerd_pid, config.dockerd_cmdline = found
-        config.dockerd_uid = _process_uid(found[0])
-        config_files = config.flag_values("--config-file")
-        if config_files:
-            config.daemon_json_path = config_files[-1]
-    else:
-        problems.append(
-            CollectionProblem(fact="dockerd command line", reason=f"no dockerd process serves {endpoint}")
-        )
-    path = Path(config.daemon_json_path)
-    config.daemon_json_exists = path.exists()
-    if config.daemon_json_exists:
-        text = read_text(path)
-        if text is None:
-            config.daemon_json_error = "unreadable"
-        else:
-            try:
-                loaded = json.loads(text)
-                if isinstance(loaded, dict):
-                    config.daemon_json = loaded
-                else:
-                    config.daemon_json_error = "not a JSON object"
-            except json.JSONDecodeError as exc:
-                config.daemon_json_error = f"invalid JSON: {exc}"
-        if config.daemon_json_error:
-            problems.append(CollectionProblem(fact="daemon.json", reason=config.daemon_json_error))
-    config.default_docker_env = read_text("/etc/default/docker")
-    config.sysconfig_docker_env = read_text("/etc/sysconfig/docker")
-    return config
-
-
 # --- host -------------------------------------------------------------------------------------
+
+
+def _unescape(field: str) -> str:
+    """/proc/mounts escapes blanks in paths as octal."""
+    return field.replace("\\040", " ").replace("\\011", "\t")
 
 
 def _mounts() -> list[MountEntry] | None:
@@ -209,9 +128,14 @@ def _mounts() -> list[MountEntry] | None:
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 4:
-            decode = lambda s: s.replace("\\040", " ").replace("\\011", "\t")  # noqa: E731
-            entries.append(MountEntry(source=decode(parts[0]), mountpoint=decode(parts[1]),
-                                      fstype=parts[2], options=parts[3].split(",")))
+            entries.append(
+                MountEntry(
+                    source=_unescape(parts[0]),
+                    mountpoint=_unescape(parts[1]),
+                    fstype=parts[2],
+                    options=parts[3].split(","),
+                )
+            )
     return entries
 
 
@@ -239,9 +163,7 @@ def _audit_rules() -> AuditFacts:
 def _systemd_units() -> dict[str, SystemdUnit] | None:
     if not Path("/run/systemd/system").is_dir():
         return None  # systemd is not the init system here
-    result = _run(
-        ["systemctl", "show", "--property=Id,FragmentPath,Listen,ExecStart", "--", *UNITS]
-    )
+    result = _run(["systemctl", "show", "--property=Id,FragmentPath,Listen,ExecStart", "--", *UNITS])
     if result is None or result.returncode != 0:
         return None
     units: dict[str, SystemdUnit] = {}
@@ -255,8 +177,9 @@ def _systemd_units() -> dict[str, SystemdUnit] | None:
             continue
         fragment = (props.get("FragmentPath") or [""])[0] or None
         listens = [v.split(" ", 1)[0] for v in props.get("Listen", []) if v]
-        units[name] = SystemdUnit(name=name, fragment_path=fragment, listen_streams=listens,
-                                  exec_start=props.get("ExecStart", []))
+        units[name] = SystemdUnit(
+            name=name, fragment_path=fragment, listen_streams=listens, exec_start=props.get("ExecStart", [])
+        )
     return units
 
 
@@ -328,8 +251,7 @@ def collect_host(daemon: DaemonConfig, data_root: str, problems: list[Collection
     )
     units = _systemd_units()
     host.systemd_units = units if units is not None else _unit_files_without_systemd()
-    host.binaries = {name: shutil.which(name, path="/usr/bin:/usr/sbin:/usr/local/bin:/bin:/sbin")
-                     for name in BINARIES}
+    host.binaries = {name: shutil.which(name, path="/usr/bin:/usr/sbin:/usr/local/bin:/bin:/sbin") for name in BINARIES}
     containerd_sockets = daemon.flag_values("--containerd")
     host.containerd_socket = containerd_sockets[-1] if containerd_sockets else "/run/containerd/containerd.sock"
 
@@ -339,7 +261,7 @@ def collect_host(daemon: DaemonConfig, data_root: str, problems: list[Collection
             paths.add(unit.fragment_path)
         paths.update(p for p in unit.listen_streams if p.startswith("/"))
     for key in ("tlscacert", "tlscert", "tlskey"):
-        for value in daemon.flag_values(f"--{key}") + [str((daemon.daemon_json or {}).get(key) or "")]:
+        for value in [*daemon.flag_values(f"--{key}"), str((daemon.daemon_json or {}).get(key) or "")]:
             if value:
                 paths.add(value)
     for binary in host.binaries.values():

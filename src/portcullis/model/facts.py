@@ -373,6 +373,43 @@ class ImageConfig(_Docker):
     cmd: list[str] | None = Field(None, alias="Cmd")
 
 
+class LayerRef(BaseModel):
+    """One layer of an image: its position, content digest and the history line that made it."""
+
+    index: int
+    diff_id: str
+    created_by: str = ""
+
+
+class PathEvidence(BaseModel):
+    """A path in an image and the layer that introduced it (or, for deletions, that removed it)."""
+
+    path: str
+    layer: LayerRef
+    mode: int | None = None
+    detail: str = ""
+    removed_in: LayerRef | None = Field(None, description="set when a later layer deleted the path")
+
+
+class ImageContentFacts(BaseModel):
+    """What the layer reader found in an image's filesystem; None on ImageFacts when it was not read."""
+
+    source: str = Field(description="engine, docker-archive, oci, oci-archive, dir or registry")
+    reference: str = ""
+    layers: list[LayerRef] = Field(default_factory=list)
+    file_count: int = 0
+    setuid_files: list[PathEvidence] = Field(default_factory=list, description="setuid/setgid regular files")
+    world_writable_dirs: list[PathEvidence] = Field(default_factory=list, description="o+w without sticky bit")
+    secrets: list[PathEvidence] = Field(
+        default_factory=list, description="private keys, credentials, tokens, .env; detail names the kind"
+    )
+    notable_binaries: list[PathEvidence] = Field(default_factory=list, description="sshd, sudo and the like")
+    package_caches: list[PathEvidence] = Field(default_factory=list, description="apt/apk/pip/npm caches left")
+    unsafe_entries: list[PathEvidence] = Field(
+        default_factory=list, description="archive members skipped as hostile: '..', escapes, devices…"
+    )
+
+
 class ImageFacts(_Docker):
     id: str = Field(alias="Id")
     repo_tags: list[str] = Field(default_factory=list, alias="RepoTags")
@@ -381,6 +418,9 @@ class ImageFacts(_Docker):
     size: int = Field(0, alias="Size")
     config: ImageConfig = Field(default_factory=ImageConfig, alias="Config")
     history: list[HistoryEntry] | None = Field(None, description="newest first, as the API returns it")
+    content: ImageContentFacts | None = Field(
+        None, description="filesystem facts from the layer reader; None when the image content was not read"
+    )
 
     @property
     def display_name(self) -> str:

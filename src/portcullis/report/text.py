@@ -41,8 +41,9 @@ def _section(finding: Finding) -> str:
 def render(report: Report, width: int | None = None) -> str:
     buffer = io.StringIO()
     colour = os.environ.get("NO_COLOR") is None and os.environ.get("PORTCULLIS_COLOR") == "always"
-    console = Console(file=buffer, width=width or 120, no_color=not colour, force_terminal=colour,
-                      highlight=False, soft_wrap=False)
+    console = Console(
+        file=buffer, width=width or 120, no_color=not colour, force_terminal=colour, highlight=False, soft_wrap=False
+    )
     console.print(Text(f"Portcullis {report.command}: {report.subject}", style="bold"))
     if report.tool.benchmark:
         console.print(f"Benchmark: {report.tool.benchmark}")
@@ -59,10 +60,12 @@ def render(report: Report, width: int | None = None) -> str:
                 label, style = "IGNORED", "dim"
             target = finding.target.name
             if finding.location:
-                target = f"{finding.location.path}:{finding.location.line}" if finding.location.line else \
-                    finding.location.path
-            table.add_row(Text(label, style=style), finding.rule_id, finding.severity.value, target,
-                          finding.message)
+                target = (
+                    f"{finding.location.path}:{finding.location.line}"
+                    if finding.location.line
+                    else finding.location.path
+                )
+            table.add_row(Text(label, style=style), finding.rule_id, finding.severity.value, target, finding.message)
         console.print()
         console.print(table)
     console.print()
@@ -73,8 +76,10 @@ def render(report: Report, width: int | None = None) -> str:
     if report.summary.suppressed:
         console.print(f"{report.summary.suppressed} suppressed by ignore rules")
     if report.summary.failed_by_severity:
-        by_sev = ", ".join(f"{n} {s.value}" for s, n in sorted(
-            report.summary.failed_by_severity.items(), key=lambda item: -item[0].rank))
+        by_sev = ", ".join(
+            f"{n} {s.value}"
+            for s, n in sorted(report.summary.failed_by_severity.items(), key=lambda item: -item[0].rank)
+        )
         console.print(f"Failures by severity: {by_sev}")
     for problem in report.problems:
         console.print(f"note: {problem.fact} not collected: {problem.reason}")
