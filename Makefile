@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup engine test-images audit test lint docs clean
+.PHONY: setup engine test-images audit test bench lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ engine:
 ## test-images: build the offline test images the integration tests use
 test-images: engine
 	@bash scripts/build-test-images.sh
+	@bash scripts/start-test-registry.sh
 
 ## audit: audit the local Docker engine, its host and its files
 audit: setup engine
@@ -30,6 +31,10 @@ audit: setup engine
 ## test: set up everything and run the whole test suite
 test: setup engine test-images
 	$(BIN)/python -m pytest -q
+
+## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)
+bench: setup engine test-images
+	$(BIN)/python benchmarks/audit_bench.py
 
 ## lint: ruff and mypy
 lint: setup

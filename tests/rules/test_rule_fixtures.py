@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 
 from portcullis.checks.registry import all_rules, get_rule
-from portcullis.checks.runner import evaluate
+from portcullis.checks.runner import evaluate, evaluate_on
 from portcullis.model.facts import Facts
-from portcullis.model.findings import Status
+from portcullis.model.findings import Status, Target, TargetKind
 
 HERE = Path(__file__).parent
 BASELINE = json.loads((HERE / "baseline.json").read_text())
 FIXTURES = sorted(p for p in HERE.glob("*/*.json"))
+# Signals recorded by `collect.inside.collect_self` in real containers (see tests/runtime/signals/README.md).
+SIGNALS = HERE.parent / "runtime" / "signals"
 
 
 def deep_merge(base: Any, overlay: Any) -> Any:
@@ -33,8 +35,15 @@ def deep_merge(base: Any, overlay: Any) -> Any:
     return copy.deepcopy(overlay)
 
 
-def load_fixture(path: Path) -> tuple[Facts, dict[str, Any]]:
+def load_fixture(path: Path) -> tuple[Facts | dict[str, Any], dict[str, Any]]:
+    """Facts for audit rules; for `inside` rules, a recorded signals file plus overrides; for `prove`
+    rules, a recorded measurement."""
     spec = json.loads(path.read_text())
+    if "measurement" in spec:
+        return spec["measurement"], spec["expect"]
+    if "signals_file" in spec:
+        recorded = json.loads((SIGNALS / spec["signals_file"]).read_text())
+        return deep_merge(recorded, spec.get("signals", {})), spec["expect"]
     raw = deep_merge({k: v for k, v in BASELINE.items() if not k.startswith("_")}, spec.get("facts", {}))
     return Facts.model_validate(raw), spec["expect"]
 
@@ -53,7 +62,10 @@ def test_fixture(path: Path) -> None:
     assert path.stem.split("-")[0] == expect["status"] or path.stem.startswith(expect["status"].replace("_", "-")), (
         "the file name starts with the expected status"
     )
-    findings = evaluate(rule, facts)
+    if isinstance(facts, Facts):
+        findings = evaluate(rule, facts)
+    else:
+        findings = evaluate_on(rule, facts, Target(kind=TargetKind.CONTAINER, name="recorded"))
     if "target" in expect:
         findings = [f for f in findings if f.target.name == expect["target"]]
     assert findings, "the rule produced no finding for the target"
@@ -68,6 +80,8 @@ def test_fixture(path: Path) -> None:
 def test_every_status_a_rule_declares_has_a_fixture() -> None:
     missing = []
     for rule in all_rules():
+        if "lint" in rule.commands:
+            continue  # file rules: real Dockerfile/compose cases, tests/lint/<RULE-ID>/ (test_lint_rules.py)
         for status in rule.statuses:
             prefix = status.value.replace("_", "-")
             if not list((HERE / rule.id).glob(f"{prefix}-*.json")):

@@ -19,6 +19,12 @@ RULE_MODULES = (
     "portcullis.checks.cis.s5_runtime",
     "portcullis.checks.cis.s6_operations",
     "portcullis.checks.cis.s7_swarm",
+    "portcullis.checks.dockerfile_rules",
+    "portcullis.checks.compose_rules",
+    "portcullis.checks.image_rules",
+    "portcullis.checks.inside_rules",
+    "portcullis.checks.prove_rules",
+    "portcullis.checks.runtime_rules",
 )
 
 
@@ -31,6 +37,7 @@ class Outcome:
     evidence: dict[str, Any] = field(default_factory=dict)
     target: Target | None = None  # None: the runner uses the scope's default target
     location: Location | None = None
+    severity: Severity | None = None  # None: the rule's own severity
 
 
 def passed(message: str, target: Target | None = None, **evidence: Any) -> Outcome:
@@ -69,6 +76,7 @@ class Rule:
     impact: str = ""
     references: tuple[str, ...] = ()
     statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL)
+    commands: tuple[str, ...] = ("audit",)
 
     @property
     def section(self) -> str:
@@ -78,17 +86,31 @@ class Rule:
         return self.id.rsplit("-", 1)[0]
 
     def matches(self, pattern: str) -> bool:
-        """True when `pattern` is this rule's id or an id prefix ending on a boundary (CIS-5, CIS-1.1)."""
-        pattern = pattern.strip().upper()
-        rule_id = self.id.upper()
-        if rule_id == pattern:
-            return True
-        if pattern.endswith((".", "-")):
-            return rule_id.startswith(pattern)
-        return rule_id.startswith(pattern + ".") or rule_id.startswith(pattern + "-")
+        return id_matches(self.id, pattern)
+
+
+def id_matches(rule_id: str, pattern: str) -> bool:
+    """True when `pattern` is the rule id or an id prefix ending on a boundary (CIS-5, CIS-1.1), any case."""
+    pattern = pattern.strip().upper()
+    rule_id = rule_id.upper()
+    if rule_id == pattern:
+        return True
+    if pattern.endswith((".", "-")):
+        return rule_id.startswith(pattern)
+    return rule_id.startswith(pattern + ".") or rule_id.startswith(pattern + "-")
 
 
 _RULES: dict[str, Rule] = {}
+
+
+def default_commands(rule_id: str, scope: TargetKind) -> tuple[str, ...]:
+    if scope in (TargetKind.DOCKERFILE, TargetKind.COMPOSE):
+        return ("lint",)
+    if rule_id.startswith("DKR-IN-"):
+        return ("inside",)
+    if scope is TargetKind.IMAGE:
+        return ("audit", "image")
+    return ("audit",)
 
 
 def rule(
@@ -104,11 +126,13 @@ def rule(
     impact: str = "",
     references: tuple[str, ...] = (),
     statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL),
+    commands: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
     """Declare a rule. `statuses` lists every status the check can return; each needs a fixture.
 
     Container- and image-scoped checks are called as ``check(target_facts, facts)`` once per
-    target; every other scope is called as ``check(facts)``.
+    target; every other scope is called as ``check(facts)``. `commands` names the commands that run
+    the rule; by default it follows from the scope (see `default_commands`).
     """
 
     def register(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
@@ -126,6 +150,7 @@ def rule(
             impact=impact.strip(),
             references=references,
             statuses=statuses,
+            commands=commands or default_commands(id, scope),
         )
         return check
 
@@ -156,9 +181,12 @@ def select_rules(
     select: Iterable[str] = (),
     skip: Iterable[str] = (),
     level: int | None = None,
+    command: str | None = None,
 ) -> Iterator[Rule]:
     select, skip = list(select), list(skip)
     for candidate in rules:
+        if command is not None and command not in candidate.commands:
+            continue
         if select and not any(candidate.matches(p) for p in select):
             continue
         if any(candidate.matches(p) for p in skip):

@@ -37,7 +37,7 @@ def _finding(rule: Rule, outcome: Outcome, target: Target) -> Finding:
         title=rule.title,
         cis=rule.cis,
         status=outcome.status,
-        severity=rule.severity,
+        severity=outcome.severity or rule.severity,
         target=outcome.target or target,
         location=outcome.location,
         message=outcome.message,
@@ -89,3 +89,11 @@ def run_rules(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
     for candidate in rules:
         findings.extend(evaluate(candidate, facts))
     return findings
+
+
+def evaluate_on(rule: Rule, subject: object, target: Target) -> list[Finding]:
+    """Run a rule whose check takes one non-Facts subject (inside signals, a parsed file) about `target`."""
+    try:
+        return [_finding(rule, o, target) for o in _as_list(rule.check(subject))]
+    except Exception as exc:
+        return [_error(rule, target, exc)]

@@ -10,14 +10,23 @@ import typer
 from portcullis import CIS_BENCHMARK_VERSION, __version__
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import run_rules
-from portcullis.cli.common import FailOn, OutputFormat, die, emit, stderr
+from portcullis.cli.common import (
+    EXIT_FINDINGS,
+    ExitCodeOption,
+    FailOn,
+    IgnoreFileOption,
+    OutputFormat,
+    die,
+    emit,
+    stderr,
+)
 from portcullis.collect import CollectionError
 from portcullis.model.facts import Facts
 from portcullis.model.findings import Report, Summary, ToolInfo
 
 
 def audit_report(facts: Facts, select: list[str], skip: list[str], level: int | None) -> Report:
-    rules = list(select_rules(all_rules(), select, skip, level))
+    rules = list(select_rules(all_rules(), select, skip, level, command="audit"))
     findings = run_rules(rules, facts)
     return Report(
         command="audit",
@@ -48,6 +57,8 @@ def audit(
     facts_in: Annotated[
         Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; no engine needed")
     ] = None,
+    ignore_file: IgnoreFileOption = None,
+    exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Audit a Docker engine, its host and its files against CIS Docker Benchmark 1.8.0.
 
@@ -61,8 +72,8 @@ def audit(
         if facts_in is not None:
             facts = load_facts(str(facts_in))
         else:
-            stderr.print("collecting facts…", markup=False)
             conn = connect(host)
+            stderr.print(f"collecting facts from {conn.endpoint}…", markup=False)
             try:
                 facts = collect_facts(conn)
             finally:
@@ -79,4 +90,4 @@ def audit(
         except OSError as exc:
             die(f"cannot write {facts_out}: {exc.strerror}")
     report = audit_report(facts, select or [], skip or [], level)
-    raise typer.Exit(emit(report, output_format, output, fail_on))
+    raise typer.Exit(emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code))

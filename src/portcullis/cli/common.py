@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from portcullis.model.findings import Report, Severity
+from portcullis.model.findings import Report, Severity, Status
 
 EXIT_OK = 0
 EXIT_TOOL_ERROR = 1
@@ -42,13 +43,65 @@ def die(message: str) -> NoReturn:
     raise typer.Exit(EXIT_TOOL_ERROR)
 
 
-def emit(report: Report, fmt: OutputFormat, output: Path | None, fail_on: FailOn | None) -> int:
-    """Render the report to stdout or --output and return the exit code the gate decides."""
+# Options every report-producing command can declare with the same names and help.
+IgnoreFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ignore-file",
+        help="accepted findings with reasons (default: ./.portcullisignore.yaml when it exists)",
+    ),
+]
+ExitCodeOption = Annotated[
+    int,
+    typer.Option("--exit-code", min=0, max=255, help="exit with this code, not 2, when --fail-on trips"),
+]
+
+
+def apply_ignore_file(report: Report, ignore_file: Path | None) -> Report:
+    """Mark the findings the ignore file accepts; with no --ignore-file, ./.portcullisignore.yaml if present."""
+    from portcullis.policy import DEFAULT_IGNORE_FILE, PolicyError, load_policy
+
+    path = ignore_file
+    if path is None:
+        path = Path(DEFAULT_IGNORE_FILE)
+        if not path.is_file():
+            return report
+    try:
+        policy = load_policy(path, date.today())
+    except PolicyError as exc:
+        die(str(exc))
+    for item in policy.expired:
+        stderr.print(
+            f"portcullis: warning: {policy.source}#{item.number} ({item.entry.id}) expired on "
+            f"{item.entry.expires}; it no longer applies",
+            markup=False,
+        )
+    report = policy.apply(report)
+    if report.summary.suppressed:
+        stderr.print(f"{report.summary.suppressed} finding(s) suppressed by {policy.source}", markup=False)
+    return report
+
+
+def emit(
+    report: Report,
+    fmt: OutputFormat,
+    output: Path | None,
+    fail_on: FailOn | None,
+    *,
+    ignore_file: Path | None = None,
+    exit_code: int = EXIT_FINDINGS,
+) -> int:
+    """Apply the ignore file, render the report to stdout or --output, and return the exit code the gate decides.
+
+    Only unsuppressed `fail` findings at or above --fail-on trip the gate; it then returns `exit_code`.
+    With a gate in force, any `error` finding (a check that raised) makes the exit code 1.
+    """
     from portcullis.report import renderers
 
     available = renderers()
     if fmt.value not in available:
         die(f"format {fmt.value!r} is not available for this command")
+    report = apply_ignore_file(report, ignore_file)
     rendered = available[fmt.value](report)
     if output is None:
         sys.stdout.write(rendered)
@@ -61,8 +114,16 @@ def emit(report: Report, fmt: OutputFormat, output: Path | None, fail_on: FailOn
         stderr.print(f"report written to {output}", markup=False)
     if fail_on is None or fail_on is FailOn.none:
         return EXIT_OK
+    # A check that raised cannot vouch for its target: with a gate in force that is a tool error, not a pass.
+    broken = [f for f in report.findings if f.status is Status.ERROR]
+    if broken:
+        stderr.print(
+            f"{len(broken)} check(s) raised an error (first: {broken[0].rule_id}); the gate cannot be trusted",
+            markup=False,
+        )
+        return EXIT_TOOL_ERROR
     gate = report.failures_at_or_above(Severity(fail_on.value))
     if gate:
         stderr.print(f"{len(gate)} failure(s) at or above {fail_on.value}", markup=False)
-        return EXIT_FINDINGS
+        return exit_code
     return EXIT_OK

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.cli import audit, rules
+from portcullis.cli import audit, inside, lint, overhead, prove, rules
+from portcullis.cli import db as vulndb_cmd
+from portcullis.cli import image as image_cmd
 from portcullis.cli.common import EXIT_TOOL_ERROR, stderr
 
 app = typer.Typer(
@@ -21,6 +23,12 @@ app = typer.Typer(
 )
 app.command()(audit.audit)
 app.command()(rules.rules)
+app.command()(inside.inside)
+app.command()(prove.prove)
+app.command()(overhead.overhead)
+app.command()(image_cmd.image)
+app.command()(lint.lint)
+app.add_typer(vulndb_cmd.app, name="db")
 
 
 def _version(value: bool) -> None:

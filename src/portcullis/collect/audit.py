@@ -9,6 +9,7 @@ import docker.errors
 from portcullis.collect import CollectionError
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
+from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.host import collect_host
 from portcullis.collect.processes import attach_local_processes, processes_from_top
 from portcullis.model.facts import Facts, HostFacts
@@ -22,7 +23,7 @@ def collect_facts(conn: EngineConnection) -> Facts:
     bridge = next((n for n in snapshot.networks if n.name == "bridge"), None)
     daemon.bridge_options = dict(bridge.options) if bridge else None
     if conn.local:
-        host = collect_host(daemon, snapshot.engine.info.docker_root_dir, problems)
+        host = collect_host(daemon, snapshot.engine.info.docker_root_dir, problems, endpoint=conn.endpoint)
     else:
         host = HostFacts()
         problems.append(CollectionProblem(fact="host files", reason="the engine is remote; host not audited"))
@@ -30,6 +31,7 @@ def collect_facts(conn: EngineConnection) -> Facts:
     for container in snapshot.containers:
         if not container.state.running:
             continue
+        attach_exec_sessions(conn.api, container)
         if conn.local:
             attach_local_processes(container)
         else:

@@ -1,13 +1,18 @@
-"""Facts about dockerd itself: its real command line (from /proc), daemon.json and env files."""
+"""Facts about dockerd itself: its real command line (from /proc), daemon.json, env files, swarm state files."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from portcullis.collect.host import PROC, read_text
-from portcullis.model.facts import DaemonConfig
+from portcullis.model.facts import DaemonConfig, SwarmInfo
 from portcullis.model.findings import CollectionProblem
+
+DEFAULT_ENV_FILE = "/etc/default/docker"
+# Where systemd looks for docker.service and its drop-ins, highest priority first.
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -83,6 +88,73 @@ def collect_daemon_config(endpoint: str, local: bool, problems: list[CollectionP
                 config.daemon_json_error = f"invalid JSON: {exc}"
         if config.daemon_json_error:
             problems.append(CollectionProblem(fact="daemon.json", reason=config.daemon_json_error))
-    config.default_docker_env = read_text("/etc/default/docker")
+    config.default_docker_env = read_text(DEFAULT_ENV_FILE)
     config.sysconfig_docker_env = read_text("/etc/sysconfig/docker")
+    config.docker_opts = docker_opts(_unit_texts(UNIT_DIRS), config.default_docker_env)
     return config
+
+
+def _unit_texts(unit_dirs: tuple[str, ...]) -> list[str]:
+    """docker.service (the first found) followed by its drop-ins, in the order systemd applies them."""
+    texts: list[str] = []
+    fragment = next((Path(d) / "docker.service" for d in unit_dirs if (Path(d) / "docker.service").is_file()), None)
+    if fragment is not None:
+        texts.append(read_text(fragment) or "")
+    drop_ins: dict[str, Path] = {}
+    for directory in reversed(unit_dirs):  # a higher-priority directory overrides a drop-in of the same name
+        for path in sorted(Path(directory).glob("docker.service.d/*.conf")):
+            drop_ins[path.name] = path
+    texts.extend(read_text(drop_ins[name]) or "" for name in sorted(drop_ins))
+    return texts
+
+
+def docker_opts(unit_texts: list[str], env_file_text: str | None) -> list[str] | None:
+    """The words DOCKER_OPTS adds to dockerd's argv; None when the unit does not pass it.
+
+    Kept deliberately simple: the unit must load /etc/default/docker with EnvironmentFile= and name
+    $DOCKER_OPTS in its ExecStart=; the value is unquoted once and split on blanks, as systemd does
+    for an unbraced `$VAR`.
+    """
+    env_files: list[str] = []
+    exec_start = ""
+    for text in unit_texts:
+        for raw in text.splitlines():
+            key, sep, value = raw.strip().partition("=")
+            if not sep:
+                continue
+            if key == "EnvironmentFile":
+                env_files = [] if not value else [*env_files, value.lstrip("-")]
+            elif key == "ExecStart":
+                exec_start = value  # an empty ExecStart= resets; the last one stands
+    if DEFAULT_ENV_FILE not in env_files or not any(v in exec_start for v in ("$DOCKER_OPTS", "${DOCKER_OPTS}")):
+        return None
+    value = ""
+    for raw in (env_file_text or "").splitlines():
+        key, sep, rest = raw.strip().partition("=")
+        if sep and key == "DOCKER_OPTS":
+            value = rest.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return value.split()
+
+
+def attach_swarm_files(swarm: SwarmInfo, data_root: str, problems: list[CollectionProblem]) -> None:
+    """Root CA age and this node's addresses, which only dockerd's swarm state files record."""
+    swarm_dir = Path(data_root) / "swarm"
+    try:
+        swarm.root_ca_mtime = os.stat(swarm_dir / "certificates" / "swarm-root-ca.crt").st_mtime
+    except OSError as exc:
+        problems.append(CollectionProblem(fact="swarm root CA certificate", reason=f"{exc.strerror}: {exc.filename}"))
+    text = read_text(swarm_dir / "docker-state.json")
+    try:
+        state = json.loads(text) if text is not None else None
+    except json.JSONDecodeError:
+        state = None
+    if not isinstance(state, dict):
+        problems.append(
+            CollectionProblem(fact="swarm node addresses", reason=f"{swarm_dir}/docker-state.json unreadable")
+        )
+        return
+    swarm.listen_addr = str(state.get("ListenAddr") or "")
+    swarm.advertise_addr = str(state.get("AdvertiseAddr") or "")
+    swarm.data_path_addr = str(state.get("DataPathAddr") or "")

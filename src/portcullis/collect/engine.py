@@ -14,6 +14,7 @@ import docker.errors
 import requests
 
 from portcullis.collect import CollectionError
+from portcullis.collect.daemon import attach_swarm_files
 from portcullis.model.facts import (
     ContainerFacts,
     EngineFacts,
@@ -157,6 +158,12 @@ def collect_engine(conn: EngineConnection) -> EngineSnapshot:
             swarm_nodes = api.nodes()
         except docker.errors.APIError as exc:
             problems.append(CollectionProblem(fact="swarm nodes", reason=str(exc)))
+        try:
+            info.swarm.secret_count = len(api.secrets())
+        except docker.errors.APIError as exc:
+            problems.append(CollectionProblem(fact="swarm secrets", reason=str(exc)))
+    if conn.local and info.swarm.local_node_state == "active":
+        attach_swarm_files(info.swarm, info.docker_root_dir, problems)
     return EngineSnapshot(engine, containers, images, networks, swarm_nodes, problems, skipped)
 
 
@@ -164,3 +171,17 @@ def api_top_processes(conn: EngineConnection, container_id: str) -> dict[str, An
     """The API's `top` (the daemon runs ps): used only for remote engines, where /proc is not ours."""
     result: dict[str, Any] = conn.api.top(container_id)
     return result
+
+
+def resolve_container(conn: EngineConnection, name: str) -> tuple[str, str, int]:
+    """(id, name, init pid) of a running container, or a CollectionError that says why not."""
+    try:
+        inspect = conn.api.inspect_container(name)
+    except docker.errors.NotFound:
+        raise CollectionError(f"no container named {name!r}") from None
+    except docker.errors.APIError as exc:
+        raise CollectionError(f"cannot inspect container {name!r}: {exc.explanation or exc}") from None
+    pid = int(inspect.get("State", {}).get("Pid") or 0)
+    if pid <= 0:
+        raise CollectionError(f"container {name!r} is not running")
+    return str(inspect["Id"]), str(inspect["Name"]).lstrip("/"), pid

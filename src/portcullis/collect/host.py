@@ -5,13 +5,16 @@ Read-only: nothing here writes, and every external command is optional (its abse
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
+import re
 import shutil
 import socket
 import stat
 import subprocess
+import tomllib
 from pathlib import Path
 
 from portcullis.model.facts import (
@@ -52,8 +55,9 @@ UNITS = ("docker.service", "docker.socket", "containerd.service")
 
 
 def stat_path(path: str) -> FileStat:
+    """Owner and mode of what `path` names; a symlink is followed, since its target's permissions are what count."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path)
     except FileNotFoundError:
         return FileStat(path=path, exists=False)
     except OSError as exc:
@@ -64,8 +68,6 @@ def stat_path(path: str) -> FileStat:
         kind = "file"
     elif stat.S_ISSOCK(st.st_mode):
         kind = "socket"
-    elif stat.S_ISLNK(st.st_mode):
-        kind = "symlink"
     else:
         kind = "other"
     return FileStat(
@@ -116,11 +118,36 @@ def read_text(path: str | Path, limit: int = 1 << 20) -> str | None:
 
 
 def _unescape(field: str) -> str:
-    """/proc/mounts escapes blanks in paths as octal."""
-    return field.replace("\\040", " ").replace("\\011", "\t")
+    """The kernel writes blanks, tabs, newlines and backslashes in mount paths as three-digit octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _mounts() -> list[MountEntry] | None:
+    """Mount table from mountinfo, which (unlike /proc/mounts) tells bind mounts apart from real filesystems."""
+    text = read_text(PROC / "self" / "mountinfo")
+    if text is None:
+        return _mounts_without_mountinfo()
+    entries = []
+    for line in text.splitlines():
+        # id parent major:minor root mountpoint options [optional...] - fstype source super-options
+        head, sep, tail = line.partition(" - ")
+        fields, extra = head.split(), tail.split()
+        if not sep or len(fields) < 6 or len(extra) < 2:
+            continue
+        entries.append(
+            MountEntry(
+                source=_unescape(extra[1]),
+                mountpoint=_unescape(fields[4]),
+                fstype=extra[0],
+                options=fields[5].split(","),
+                device=fields[2],
+                fs_root=_unescape(fields[3]),
+            )
+        )
+    return entries
+
+
+def _mounts_without_mountinfo() -> list[MountEntry] | None:
     text = read_text(PROC / "self" / "mounts")
     if text is None:
         return None
@@ -139,14 +166,15 @@ def _mounts() -> list[MountEntry] | None:
     return entries
 
 
-def _docker_group_members() -> list[str] | None:
+def _docker_group() -> tuple[int | None, list[str]]:
+    """gid of group docker (None when there is no such group) and every user in it."""
     try:
         group = grp.getgrnam("docker")
     except KeyError:
-        return []
+        return None, []
     members = set(group.gr_mem)
     members.update(user.pw_name for user in pwd.getpwall() if user.pw_gid == group.gr_gid)
-    return sorted(members)
+    return group.gr_gid, sorted(members)
 
 
 def _audit_rules() -> AuditFacts:
@@ -240,33 +268,193 @@ def _os_release() -> dict[str, str]:
     return values
 
 
-def collect_host(daemon: DaemonConfig, data_root: str, problems: list[CollectionProblem]) -> HostFacts:
+# --- dockerd's surroundings ----------------------------------------------------------------------
+
+SYSTEM_CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+DEFAULT_EXEC_ROOT = "/var/run/docker"
+BINARY_SEARCH_PATH = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin:/bin:/sbin"
+# dockerd's environment variables that decide its TLS files and where it finds its binaries
+ENV_NAMES = ("DOCKER_CERT_PATH", "DOCKER_CONFIG", "DOCKER_TLS_VERIFY", "HOME", "PATH")
+
+
+def _process_env(pid: int, names: tuple[str, ...]) -> dict[str, str]:
+    """Only the named variables of a process environment (the rest may hold secrets and is not kept)."""
+    try:
+        raw = (PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return {}
+    found = {}
+    for entry in raw.split(b"\0"):
+        key, sep, value = entry.decode(errors="replace").partition("=")
+        if sep and key in names:
+            found[key] = value
+    return found
+
+
+def _children(pid: int, comm: str) -> list[tuple[int, list[str]]]:
+    """Processes named `comm` whose parent is `pid`, with their argv."""
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or (read_text(entry / "comm") or "").strip() != comm:
+            continue
+        status = read_text(entry / "status") or ""
+        ppid = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), None)
+        if ppid != str(pid):
+            continue
+        try:
+            argv = [part.decode(errors="replace") for part in (entry / "cmdline").read_bytes().split(b"\0") if part]
+        except OSError:
+            continue
+        found.append((int(entry.name), argv))
+    return found
+
+
+def _containerd_address(argv: list[str]) -> str | None:
+    """The gRPC socket of a containerd process: --address, else [grpc] address of its --config file."""
+    probe = DaemonConfig(dockerd_cmdline=argv)
+    addresses = probe.flag_values("--address", "-a")
+    if addresses:
+        return addresses[-1]
+    configs = probe.flag_values("--config", "-c")
+    text = read_text(configs[-1]) if configs else None
+    if text is None:
+        return None
+    try:
+        grpc = tomllib.loads(text).get("grpc", {})
+    except tomllib.TOMLDecodeError:
+        return None
+    address = grpc.get("address") if isinstance(grpc, dict) else None
+    return address if isinstance(address, str) and address else None
+
+
+def _containerd_socket(daemon: DaemonConfig) -> tuple[str, str]:
+    """The containerd socket dockerd talks to, and how we know.
+
+    dockerd uses --containerd (or daemon.json "containerd") when given; otherwise the system containerd
+    when its socket exists, else it starts its own containerd under its exec-root.
+    """
+    explicit = daemon.flag_values("--containerd")
+    if explicit:
+        return explicit[-1], "dockerd --containerd"
+    configured = (daemon.daemon_json or {}).get("containerd")
+    if isinstance(configured, str) and configured:
+        return configured, "daemon.json containerd"
+    if daemon.dockerd_pid is not None:
+        for pid, argv in _children(daemon.dockerd_pid, "containerd"):
+            address = _containerd_address(argv)
+            if address:
+                return address, f"containerd (pid {pid}) started by dockerd"
+    if os.path.exists(SYSTEM_CONTAINERD_SOCKET):
+        return SYSTEM_CONTAINERD_SOCKET, "system containerd"
+    exec_roots = daemon.flag_values("--exec-root")
+    configured_root = (daemon.daemon_json or {}).get("exec-root")
+    exec_root = exec_roots[-1] if exec_roots else configured_root if isinstance(configured_root, str) else None
+    return f"{exec_root or DEFAULT_EXEC_ROOT}/containerd/containerd.sock", "dockerd-managed containerd (expected path)"
+
+
+def _truthy(values: list[str]) -> bool:
+    return bool(values) and values[-1].lower() not in ("false", "0")
+
+
+def _tls_files(daemon: DaemonConfig) -> dict[str, str]:
+    """The TLS files dockerd really uses; empty when it does not serve TLS.
+
+    TLS is on with --tls/--tlsverify (or their daemon.json keys, or DOCKER_TLS_VERIFY in dockerd's
+    environment). A file not named explicitly defaults to DOCKER_CERT_PATH, else the user's ~/.docker;
+    dockerd ignores a default certificate or key that does not exist, and reads the CA only to verify clients.
+    """
+    config = daemon.daemon_json or {}
+    env = _process_env(daemon.dockerd_pid, ENV_NAMES) if daemon.dockerd_pid is not None else {}
+    verify_flag = daemon.flag_values("--tlsverify")
+    if verify_flag:
+        verify = _truthy(verify_flag)
+    elif "tlsverify" in config:
+        verify = config["tlsverify"] is True
+    else:
+        verify = bool(env.get("DOCKER_TLS_VERIFY"))
+    # naming tlsverify at all, even as false, switches TLS on
+    verify_named = bool(verify_flag) or "tlsverify" in config
+    tls_on = verify or verify_named or _truthy(daemon.flag_values("--tls")) or config.get("tls") is True
+    if not tls_on:
+        return {}
+    cert_dir = env.get("DOCKER_CERT_PATH") or env.get("DOCKER_CONFIG") or _home_docker_dir(daemon, env)
+    files: dict[str, str] = {}
+    for key, default_name in (("tlscacert", "ca.pem"), ("tlscert", "cert.pem"), ("tlskey", "key.pem")):
+        named = daemon.flag_values(f"--{key}")
+        value = named[-1] if named else config.get(key)
+        if isinstance(value, str) and value:
+            files[key] = value
+        elif cert_dir and (key != "tlscacert" or verify):
+            default = os.path.join(cert_dir, default_name)
+            if key == "tlscacert" or os.path.exists(default):
+                files[key] = default
+    return files
+
+
+def _home_docker_dir(daemon: DaemonConfig, env: dict[str, str]) -> str | None:
+    home = env.get("HOME")
+    if not home and daemon.dockerd_uid is not None:
+        try:
+            home = pwd.getpwuid(daemon.dockerd_uid).pw_dir
+        except KeyError:
+            home = None
+    return os.path.join(home, ".docker") if home else None
+
+
+def _binaries(daemon: DaemonConfig) -> dict[str, str | None]:
+    """The real file of each engine binary, looked up on dockerd's own PATH like dockerd does.
+
+    Symlinks are resolved: an audit watch on a symlink does not see changes to the file it points to.
+    """
+    env = _process_env(daemon.dockerd_pid, ENV_NAMES) if daemon.dockerd_pid is not None else {}
+    search = ":".join(part for part in (env.get("PATH"), BINARY_SEARCH_PATH) if part)
+    found: dict[str, str | None] = {}
+    for name in BINARIES:
+        located = shutil.which(name, path=search)
+        found[name] = os.path.realpath(located) if located else None
+    if daemon.dockerd_pid is not None:
+        with contextlib.suppress(OSError):  # unreadable: keep the PATH lookup
+            found["dockerd"] = os.readlink(PROC / str(daemon.dockerd_pid) / "exe").removesuffix(" (deleted)")
+    return found
+
+
+def _unix_path(address: str) -> str | None:
+    if address.startswith("unix://"):
+        return address[len("unix://") :]
+    return address if address.startswith("/") else None
+
+
+def collect_host(
+    daemon: DaemonConfig, data_root: str, problems: list[CollectionProblem], endpoint: str | None = None
+) -> HostFacts:
+    docker_gid, docker_members = _docker_group()
     host = HostFacts(
         hostname=socket.gethostname(),
         kernel=os.uname().release,
         os_release=_os_release(),
         mounts=_mounts(),
-        docker_group_members=_docker_group_members(),
+        docker_group_members=docker_members,
+        docker_group_gid=docker_gid,
         audit=_audit_rules(),
     )
     units = _systemd_units()
     host.systemd_units = units if units is not None else _unit_files_without_systemd()
-    host.binaries = {name: shutil.which(name, path="/usr/bin:/usr/sbin:/usr/local/bin:/bin:/sbin") for name in BINARIES}
-    containerd_sockets = daemon.flag_values("--containerd")
-    host.containerd_socket = containerd_sockets[-1] if containerd_sockets else "/run/containerd/containerd.sock"
+    host.binaries = _binaries(daemon)
+    host.containerd_socket, host.containerd_socket_source = _containerd_socket(daemon)
+    host.tls_files = _tls_files(daemon)
 
     paths = set(CIS_PATHS) | {data_root, daemon.daemon_json_path, host.containerd_socket}
+    paths.add(os.path.dirname(host.containerd_socket))
+    for address in [endpoint or "", *daemon.flag_values("-H", "--host")]:
+        socket_path = _unix_path(address)
+        if socket_path:
+            paths.add(socket_path)
     for unit in host.systemd_units.values():
         if unit.fragment_path:
             paths.add(unit.fragment_path)
         paths.update(p for p in unit.listen_streams if p.startswith("/"))
-    for key in ("tlscacert", "tlscert", "tlskey"):
-        for value in [*daemon.flag_values(f"--{key}"), str((daemon.daemon_json or {}).get(key) or "")]:
-            if value:
-                paths.add(value)
-    for binary in host.binaries.values():
-        if binary:
-            paths.add(binary)
+    paths.update(host.tls_files.values())
+    paths.update(binary for binary in host.binaries.values() if binary)
     host.files = {path: stat_path(path) for path in sorted(paths)}
 
     certs_dir = Path("/etc/docker/certs.d")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portcullis.model.findings import CollectionProblem
 
@@ -38,6 +38,12 @@ class SwarmInfo(_Docker):
     managers: int = Field(0, alias="Managers")
     nodes: int = Field(0, alias="Nodes")
     cluster: SwarmCluster | None = Field(None, alias="Cluster")
+    # Not part of `GET /info`: filled by the collectors on an active swarm node (None = not collected).
+    secret_count: int | None = Field(None, description="number of swarm secrets (`docker secret ls`) on a manager")
+    root_ca_mtime: float | None = Field(None, description="mtime of <data-root>/swarm/certificates/swarm-root-ca.crt")
+    listen_addr: str | None = Field(None, description="ListenAddr from <data-root>/swarm/docker-state.json")
+    advertise_addr: str | None = Field(None, description="AdvertiseAddr from docker-state.json")
+    data_path_addr: str | None = Field(None, description="DataPathAddr from docker-state.json ('' = not set)")
 
 
 class RegistryConfig(_Docker):
@@ -117,6 +123,11 @@ class DaemonConfig(BaseModel):
     dockerd_uid: int | None = Field(None, description="real uid the dockerd process runs as")
     default_docker_env: str | None = Field(None, description="content of /etc/default/docker when present")
     sysconfig_docker_env: str | None = Field(None, description="content of /etc/sysconfig/docker when present")
+    docker_opts: list[str] | None = Field(
+        None,
+        description="DOCKER_OPTS words from /etc/default/docker when docker.service hands them to dockerd "
+        "(EnvironmentFile= plus $DOCKER_OPTS in ExecStart); None when no unit does",
+    )
     bridge_options: dict[str, str] | None = Field(
         None, description="Options of the default 'bridge' network (network inspect)"
     )
@@ -166,6 +177,8 @@ class MountEntry(BaseModel):
     mountpoint: str
     fstype: str
     options: list[str] = Field(default_factory=list)
+    device: str | None = Field(None, description="major:minor of the filesystem (mountinfo); None if unknown")
+    fs_root: str | None = Field(None, description="directory of that filesystem mounted here; not '/' for bind mounts")
 
 
 class SystemdUnit(BaseModel):
@@ -202,6 +215,13 @@ class HostFacts(BaseModel):
     files: dict[str, FileStat] = Field(default_factory=dict, description="owner/mode of every path CIS names")
     cert_files: list[FileStat] | None = Field(None, description="everything under /etc/docker/certs.d")
     containerd_socket: str | None = None
+    containerd_socket_source: str | None = Field(
+        None, description="why that socket: --containerd, daemon.json, system containerd, managed by dockerd"
+    )
+    docker_group_gid: int | None = Field(None, description="gid of group docker; None when the group does not exist")
+    tls_files: dict[str, str] | None = Field(
+        None, description="effective tlscacert/tlscert/tlskey paths of dockerd; empty when TLS is off"
+    )
     apparmor_enabled: bool | None = None
     selinux_enabled: bool | None = None
     content_trust_env: str | None = Field(None, description="DOCKER_CONTENT_TRUST in the auditing environment")
@@ -326,6 +346,16 @@ class ProcessInfo(BaseModel):
     uid: int | None = None
 
 
+class ExecSession(BaseModel):
+    """One `docker exec` the engine still remembers (exec inspect); kept only while the container runs."""
+
+    id: str
+    running: bool = False
+    privileged: bool = False
+    user: str = Field("", description="--user given to docker exec; '' inherits the container's user")
+    command: list[str] = Field(default_factory=list)
+
+
 class ContainerFacts(_Docker):
     """`docker inspect` of one container, plus the processes seen through its cgroup."""
 
@@ -346,6 +376,11 @@ class ContainerFacts(_Docker):
     )
     processes_source: str | None = Field(None, description="'cgroup' or 'api-top'; None when not collected")
     processes_error: str | None = None
+    exec_ids: list[str] | None = Field(None, alias="ExecIDs")
+    exec_sessions: list[ExecSession] | None = Field(
+        None, description="exec inspect of every ExecIDs entry of a running container; None when not collected"
+    )
+    exec_sessions_error: str | None = None
 
     @property
     def short_name(self) -> str:
@@ -435,6 +470,11 @@ class NetworkFacts(_Docker):
     internal: bool = Field(False, alias="Internal")
     options: dict[str, str] = Field(default_factory=dict, alias="Options")
     containers: dict[str, Any] = Field(default_factory=dict, alias="Containers")
+
+    @field_validator("options", "containers", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # the API sends null for swarm-scoped networks
 
 
 # --- the snapshot --------------------------------------------------------------------------------

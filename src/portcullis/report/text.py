@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from portcullis.model.findings import Finding, Report, Status
+from portcullis.report.sections import section_key, section_title
 
 STATUS_STYLE = {
     Status.PASS: ("PASS", "green"),
@@ -21,21 +22,9 @@ STATUS_STYLE = {
     Status.ERROR: ("ERROR", "bold magenta"),
 }
 
-CIS_SECTIONS = {
-    "1": "1 Host configuration",
-    "2": "2 Docker daemon configuration",
-    "3": "3 Docker daemon configuration files",
-    "4": "4 Container images and build files",
-    "5": "5 Container runtime",
-    "6": "6 Docker security operations",
-    "7": "7 Docker Swarm configuration",
-}
-
 
 def _section(finding: Finding) -> str:
-    if finding.cis:
-        return CIS_SECTIONS.get(finding.cis.control.split(".")[0], finding.cis.control)
-    return finding.rule_id.rsplit("-", 1)[0]
+    return section_title(section_key(finding))
 
 
 def render(report: Report, width: int | None = None) -> str:

@@ -1,0 +1,258 @@
+"""Our own image hardening rules (DKR-IMG-0NN). Each failure names the offending paths and their layers.
+
+They judge `ImageFacts.content`, filled by the layer reader (`portcullis image`); when an image's content
+was not read (an audit lists engine images without reading their layers) the content rules skip.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from portcullis.checks.registry import CheckResult, failed, not_applicable, passed, rule, skipped
+from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, LayerRef, PathEvidence
+from portcullis.model.findings import Severity, Status, TargetKind
+
+CONTENT_STATUSES = (Status.PASS, Status.FAIL, Status.SKIP)
+NOT_READ = "the image's layers were not read (run `portcullis image` on it)"
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+# A download piped into a shell: curl/wget … | [sudo] sh|bash|…, or sh -c "$(curl …)".
+PIPE_TO_SHELL = re.compile(
+    r"\b(?:curl|wget)\b[^|;&]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:/usr)?(?:/bin/)?(?:ba|da|z|k|a)?sh\b"
+    r"|\b(?:ba|da|z|k)?sh\s+-c\s+[\"']?\$\((?:curl|wget)\b"
+)
+
+
+def path_evidence(items: list[PathEvidence]) -> list[dict[str, Any]]:
+    return [item.model_dump(exclude_none=True, exclude_defaults=False) for item in items]
+
+
+def _describe(items: list[PathEvidence], limit: int = 3) -> str:
+    shown = ", ".join(f"{e.path} (layer {e.layer.index})" for e in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _content_rule(content: ImageContentFacts | None, items: list[PathEvidence], what: str, absent: str) -> CheckResult:
+    if content is None:
+        return skipped(NOT_READ)
+    if items:
+        return failed(f"{len(items)} {what}: {_describe(items)}", paths=path_evidence(items))
+    return passed(absent, paths=[])
+
+
+@rule(
+    id="DKR-IMG-001",
+    title="No secret is hidden in a lower layer",
+    severity=Severity.HIGH,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    rationale="""
+Deleting a file in a later layer only hides it: the layer that added it is still part of the image and
+anyone who can pull the image can extract the key or credential from it.
+""",
+    remediation="""
+Rotate the exposed secret. Rebuild so the secret never enters a layer: use build secrets or a
+multi-stage build that copies only the artefacts, not the credentials, into the final stage.
+""",
+    references=("https://docs.docker.com/build/building/secrets/",),
+)
+def no_deleted_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    hidden = [s for s in content.secrets if s.removed_in is not None] if content else []
+    return _content_rule(
+        content, hidden, "secret(s) deleted in a later layer but still extractable", "no secret was added then deleted"
+    )
+
+
+@rule(
+    id="DKR-IMG-002",
+    title="No SSH server or sudo in the image",
+    severity=Severity.MEDIUM,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    rationale="""
+A container should run one process. An SSH server adds a remotely reachable login and keys to manage;
+sudo gives any process running as a normal user a path back to root.
+""",
+    remediation="Remove the openssh-server and sudo packages; use `docker exec` for access and USER for privileges.",
+)
+def no_sshd_or_sudo(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    return _content_rule(
+        content,
+        content.notable_binaries if content else [],
+        "remote-login or privilege tool(s) installed",
+        "neither an SSH server nor sudo is installed",
+    )
+
+
+@rule(
+    id="DKR-IMG-003",
+    title="No world-writable directory without the sticky bit",
+    severity=Severity.MEDIUM,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    rationale="""
+Any user in the container can create, replace or delete files in a world-writable directory without the
+sticky bit, including files other users' processes trust.
+""",
+    remediation="chmod o-w the directory, or make it 1777 (sticky) when it really is a shared scratch area.",
+)
+def no_world_writable_dirs(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    return _content_rule(
+        content,
+        content.world_writable_dirs if content else [],
+        "world-writable director(ies) without the sticky bit",
+        "every world-writable directory has the sticky bit",
+    )
+
+
+def _unpinned(reference: str, digest_label: str = "") -> str:
+    """Why a reference does not pin its content, or '' when it does."""
+    if "@sha256:" in reference or digest_label:
+        return ""
+    tail = reference.rsplit("/", 1)[-1]
+    tag = tail.split(":", 1)[1] if ":" in tail else "latest"
+    return "the 'latest' tag, no digest" if tag == "latest" else f"tag {tag!r}, no digest"
+
+
+@rule(
+    id="DKR-IMG-004",
+    title="The image and its base are pinned by digest, not by 'latest'",
+    severity=Severity.LOW,
+    scope=TargetKind.IMAGE,
+    statuses=(Status.PASS, Status.FAIL, Status.NOT_APPLICABLE),
+    rationale="""
+A tag is a moving pointer: 'latest' or any tag without a digest can resolve to different content on the
+next pull, so a build or a deployment is not reproducible and may silently take in a changed base.
+""",
+    remediation="""
+Reference the base as NAME:TAG@sha256:… in FROM and record it in the org.opencontainers.image.base.name and
+.base.digest labels; deploy images by digest.
+""",
+)
+def pinned_by_digest(image: ImageFacts, facts: Facts) -> CheckResult:
+    if image.content is not None and image.content.source == "dir":
+        return not_applicable("a root directory has no reference or base to pin")
+    labels = image.config.labels or {}
+    base = labels.get(BASE_NAME_LABEL)
+    if base:
+        why = _unpinned(base, labels.get(BASE_DIGEST_LABEL, ""))
+        if why:
+            return failed(f"the base image {base} is referenced by {why}", base=base, source="label")
+        return passed(f"the base image {base} is pinned by digest", base=base, source="label")
+    if image.repo_digests:
+        return passed("the image is known by digest", repo_digests=image.repo_digests, source="repo_digests")
+    names = image.repo_tags or ([image.content.reference] if image.content and image.content.reference else [])
+    reasons = sorted({_unpinned(name) for name in names} - {""}) or ["no name or digest at all"]
+    return failed(
+        f"the image has no digest and no recorded base ({'; '.join(reasons)})",
+        repo_tags=image.repo_tags,
+        repo_digests=[],
+        source="repo_tags",
+    )
+
+
+def _layer_of(line: str, content: ImageContentFacts | None) -> LayerRef | None:
+    if content is None:
+        return None
+    return next((layer for layer in content.layers if layer.created_by == line), None)
+
+
+@rule(
+    id="DKR-IMG-005",
+    title="No download piped into a shell in the build history",
+    severity=Severity.MEDIUM,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    rationale="""
+`curl … | sh` runs whatever the server sends at build time, unverified: a compromised or spoofed download
+becomes code in the image, and the build cannot be reproduced.
+""",
+    remediation="Download to a file, verify its checksum or signature, then run it; or install from a package.",
+)
+def no_pipe_to_shell(image: ImageFacts, facts: Facts) -> CheckResult:
+    if image.history is None:
+        return skipped("the image history was not collected")
+    hits: list[dict[str, Any]] = []
+    places: list[str] = []
+    for entry in reversed(image.history):  # oldest first, like the layers
+        if PIPE_TO_SHELL.search(entry.created_by):
+            layer = _layer_of(entry.created_by, image.content)
+            hits.append({"created_by": entry.created_by, "layer": layer.model_dump() if layer else None})
+            places.append(f"layer {layer.index}" if layer else "layer unknown")
+    if hits:
+        where = ", ".join(places)
+        return failed(f"{len(hits)} build step(s) pipe a download into a shell ({where})", history=hits)
+    return passed("no build step pipes a download into a shell", history=[])
+
+
+@rule(
+    id="DKR-IMG-006",
+    title="No package-manager cache left in the image",
+    severity=Severity.LOW,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    rationale="""
+Downloaded packages and package indexes left behind enlarge the image and its attack surface, and stale
+indexes make a later install pull outdated packages.
+""",
+    remediation="""
+Clean in the same RUN step that installs: `rm -rf /var/lib/apt/lists/*`, `apk add --no-cache`,
+`pip install --no-cache-dir`, `npm cache clean --force`.
+""",
+)
+def no_package_caches(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    return _content_rule(
+        content, content.package_caches if content else [], "package-manager cache(s)", "no package-manager cache"
+    )
+
+
+def _port_number(spec: str) -> int | None:
+    head = spec.split("/", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+@rule(
+    id="DKR-IMG-007",
+    title="No privileged port (below 1024) exposed",
+    severity=Severity.LOW,
+    scope=TargetKind.IMAGE,
+    rationale="""
+Listening below 1024 needs root or CAP_NET_BIND_SERVICE inside the container; an image that exposes such a
+port pushes operators towards running it with privileges. Port 22 usually means an SSH server.
+""",
+    remediation="Listen on an unprivileged port (e.g. 8080) and map it with -p 80:8080 when needed.",
+)
+def no_privileged_ports(image: ImageFacts, facts: Facts) -> CheckResult:
+    exposed = sorted((image.config.exposed_ports or {}).keys())
+    low = [p for p in exposed if (number := _port_number(p)) is not None and number < 1024]
+    if low:
+        return failed(f"privileged port(s) exposed: {', '.join(low)}", ports=low, exposed=exposed)
+    return passed("no privileged port is exposed", ports=[], exposed=exposed)
+
+
+@rule(
+    id="DKR-IMG-008",
+    title="No unsafe archive entries in the image layers",
+    severity=Severity.MEDIUM,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    rationale="""
+Layer members with absolute or '..' names, links that leave the image, device nodes or absurd sizes do not
+belong in an image: they are how crafted archives attack the tools and hosts that unpack them.
+The reader skipped them; the image should be rebuilt from trusted sources.
+""",
+    remediation="Rebuild the image with a standard builder from trusted sources; do not run one that carries these.",
+)
+def no_unsafe_entries(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    return _content_rule(
+        content,
+        content.unsafe_entries if content else [],
+        "unsafe archive entr(ies) skipped",
+        "every layer member was safe to apply",
+    )

@@ -1,0 +1,120 @@
+"""`portcullis image REF`: read an image from any source once and judge it with the image rules."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from portcullis import CIS_BENCHMARK_VERSION, __version__
+from portcullis.checks.registry import all_rules, select_rules
+from portcullis.checks.runner import run_rules
+from portcullis.cli.common import FailOn, OutputFormat, die, emit, stderr
+from portcullis.collect import CollectionError
+from portcullis.model.facts import EngineFacts, EngineInfo, EngineVersion, Facts, ImageFacts
+from portcullis.model.findings import Report, Summary, TargetKind, ToolInfo
+
+USERNAME_ENV = "PORTCULLIS_REGISTRY_USERNAME"
+PASSWORD_ENV = "PORTCULLIS_REGISTRY_PASSWORD"
+
+
+def image_report(reference: str, image: ImageFacts, select: list[str], skip: list[str]) -> Report:
+    facts = Facts(
+        engine=EngineFacts(endpoint=reference, local=False, info=EngineInfo(), version=EngineVersion()),
+        images=[image],
+    )
+    rules = [r for r in select_rules(all_rules(), select, skip) if r.scope is TargetKind.IMAGE]
+    findings = run_rules(rules, facts)
+    return Report(
+        command="image",
+        tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
+        subject=reference,
+        findings=findings,
+        summary=Summary.of(findings),
+    )
+
+
+def _credentials(username: str | None, password_stdin: bool) -> tuple[str, str] | None:
+    username = username or os.environ.get(USERNAME_ENV)
+    if password_stdin:
+        if not username:
+            die("--password-stdin needs --username (or PORTCULLIS_REGISTRY_USERNAME)")
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = os.environ.get(PASSWORD_ENV, "")
+    if username and not password:
+        die(f"--username needs a password: pipe it to --password-stdin or set {PASSWORD_ENV}")
+    return (username, password) if username else None
+
+
+def image(
+    reference: Annotated[
+        str,
+        typer.Argument(
+            metavar="REF",
+            help="engine:NAME, docker-archive:FILE, oci:DIR[:NAME], oci-archive:FILE[:NAME], dir:ROOT, "
+            "registry:HOST/REPO[:TAG|@DIGEST], or a bare path or name (detected)",
+        ),
+    ],
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="report format")] = OutputFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")] = None,
+    fail_on: Annotated[
+        FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
+    ] = None,
+    platform: Annotated[
+        str | None, typer.Option("--platform", help="os/arch[/variant] in a multi-platform index (default: host)")
+    ] = None,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option("--insecure-registry", help="HOST[:PORT] to reach over plain HTTP (repeatable)"),
+    ] = None,
+    username: Annotated[str | None, typer.Option("--username", "-u", help=f"registry user (or {USERNAME_ENV})")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help=f"read the registry password from stdin (or {PASSWORD_ENV})")
+    ] = False,
+    host: Annotated[str | None, typer.Option("--host", "-H", help="engine address for engine: images")] = None,
+    select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
+    max_bytes: Annotated[
+        int | None, typer.Option("--max-bytes", min=1, help="refuse images larger than this uncompressed")
+    ] = None,
+    max_files: Annotated[int | None, typer.Option("--max-files", min=1, help="refuse images with more paths")] = None,
+) -> None:
+    """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
+
+    Examples: `portcullis image alpine:3.20`, `portcullis image docker-archive:app.tar -f json`,
+    `portcullis image oci:./layout --platform linux/arm64`,
+    `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`.
+    """
+    from dataclasses import replace
+
+    from portcullis.collect.image import Credentials, ImageError, ImageOptions, Limits, Platform, analyse_image
+
+    try:
+        limits = Limits()
+        if max_bytes is not None:
+            limits = replace(limits, max_total_bytes=max_bytes)
+        if max_files is not None:
+            limits = replace(limits, max_entries=max_files)
+        creds = _credentials(username, password_stdin)
+        options = ImageOptions(
+            platform=Platform.parse(platform) if platform else None,
+            insecure_registries=insecure_registry or [],
+            credentials=Credentials(*creds) if creds else None,
+            engine_host=host,
+            limits=limits,
+        )
+        facts = analyse_image(reference, options)
+    except (ImageError, CollectionError) as exc:
+        die(str(exc))
+    content = facts.content
+    if content is not None:
+        stderr.print(
+            f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, {facts.size} bytes",
+            markup=False,
+        )
+    report = image_report(reference, facts, select or [], skip or [])
+    raise typer.Exit(emit(report, output_format, output, fail_on))

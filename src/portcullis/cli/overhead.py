@@ -1,0 +1,115 @@
+"""`portcullis overhead`: container vs native CPU, memory, disk and TCP latency, measured on this engine."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from portcullis.cli.common import die, stderr
+from portcullis.collect import CollectionError
+
+
+class OverheadFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        die(f"cannot write {what} {path}: {exc.strerror}")
+    stderr.print(f"{what} written to {path}", markup=False)
+
+
+def overhead(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="smaller work, 5 repetitions, at most 30 s of measuring")
+    ] = False,
+    repetitions: Annotated[int | None, typer.Option("--repetitions", "-n", min=1, max=50)] = None,
+    rtt_samples: Annotated[
+        int | None, typer.Option("--rtt-samples", min=10, max=100_000, help="round trips per run and path")
+    ] = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", min=1, help="seconds for the repetitions; no repetition starts past it"),
+    ] = None,
+    image: Annotated[str, typer.Option("--image", help="container image with python3 on its PATH")] = (
+        "portcullis-test/python:bookworm"
+    ),
+    native_python: Annotated[
+        str | None,
+        typer.Option("--native-python", help="python3 for the native side (default /usr/bin/python3, else this one)"),
+    ] = None,
+    native_dir: Annotated[
+        Path | None, typer.Option("--native-dir", help="where the native disk test writes (default: the temp dir)")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", "-H", help="engine address (must be this host)")] = None,
+    output_format: Annotated[OverheadFormat, typer.Option("--format", "-f")] = OverheadFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result here, not stdout")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="also draw an SVG bar chart into this file")] = None,
+) -> None:
+    """Measure container vs native overhead: CPU, memory bandwidth, disk write (layer, volume) and 1-byte TCP
+    round trips (host network, bridge IP, published port), repeated, with medians, spreads and ratios.
+
+    The same python workload runs natively and in two labelled throw-away containers, which are removed
+    also on Ctrl-C and SIGTERM. Exit 0 when measured, 1 on a tool error.
+    """
+    from dataclasses import replace
+
+    import docker.errors
+    import requests
+
+    from portcullis.collect.engine import connect
+    from portcullis.runtime.overhead import OverheadError, Plan, engine_error, measure_overhead
+    from portcullis.runtime.overhead_results import render_markdown, render_plot, render_text
+    from portcullis.runtime.sandbox import SandboxError
+
+    if plot is not None and plot.suffix.lower() != ".svg":
+        die(f"--plot {plot}: only SVG charts are drawn (name the file *.svg)")
+    if native_dir is not None and not native_dir.is_dir():
+        die(f"--native-dir {native_dir} is not a directory")
+    plan = Plan.fast() if quick else Plan.standard()
+    plan = replace(
+        plan,
+        repetitions=repetitions or plan.repetitions,
+        rtt_samples=rtt_samples or plan.rtt_samples,
+        time_limit=time_limit or plan.time_limit,
+    )
+    try:
+        conn = connect(host, timeout=180)  # creating a container on the vfs driver copies the whole image
+    except CollectionError as exc:
+        die(str(exc))
+    try:
+        report = measure_overhead(
+            conn, plan, image=image, native_python=native_python,
+            native_dir=str(native_dir) if native_dir else None,
+            progress=lambda message: stderr.print(message, markup=False),
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        stderr.print("portcullis: interrupted; every experiment container was removed", markup=False)
+        raise typer.Exit(130) from None
+    except (OverheadError, SandboxError) as exc:
+        die(str(exc))
+    except OSError as exc:
+        die(f"an agent connection failed: {exc}")
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        die(str(engine_error(exc)))
+    finally:
+        conn.close()
+    if output_format is OverheadFormat.json:
+        rendered = report.model_dump_json(indent=2) + "\n"
+    elif output_format is OverheadFormat.markdown:
+        rendered = render_markdown(report)
+    else:
+        rendered = render_text(report)
+    if output is None:
+        typer.echo(rendered, nl=False)
+    else:
+        _write(output, rendered, "result")
+    if plot is not None:
+        _write(plot, render_plot(report), "chart")

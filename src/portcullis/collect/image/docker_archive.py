@@ -1,0 +1,133 @@
+"""`docker save` tarballs, read in one forward pass: from a file or straight from the Engine API's export stream.
+
+The save format puts manifest.json last, so layers are scanned as they stream past and put in order
+once the manifest arrives. Only names the manifest lists are used; a name that is absolute, climbs
+with '..' or is simply absent from the archive is an error, never a path on the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import tarfile
+from typing import IO, Any, cast
+
+from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
+from portcullis.collect.image.errors import ImageError, Limits
+from portcullis.collect.image.layer import LayerScan, normalise, scan_layer
+from portcullis.collect.image.streams import READ_ERRORS, HashingReader, buffered
+from portcullis.model.facts import ImageFacts
+
+_METADATA_NAMES = ("manifest.json", "repositories", "oci-layout", "index.json")
+
+
+def _is_metadata(name: str) -> bool:
+    return name in _METADATA_NAMES or name.endswith((".json", "/json", "/VERSION"))
+
+
+class _ArchiveContent:
+    def __init__(self) -> None:
+        self.documents: dict[str, bytes] = {}
+        self.layers: dict[str, LayerScan] = {}
+        self.aliases: dict[str, str] = {}
+        self.used = 0
+
+    def find(self, name: str) -> str:
+        seen = 0
+        while name in self.aliases and seen < 8:
+            name, seen = self.aliases[name], seen + 1
+        return name
+
+
+def read_docker_archive(stream: IO[bytes], meta: ImageMeta, limits: Limits) -> ImageFacts:
+    content = _ArchiveContent()
+    try:
+        with tarfile.open(fileobj=buffered(HashingReader(stream, hashing=False)), mode="r:") as outer:
+            while (member := outer.next()) is not None:
+                _take(outer, member, content, limits)
+                outer.members.clear()  # type: ignore[attr-defined]
+    except ImageError:
+        raise
+    except tarfile.ReadError as exc:
+        raise ImageError(f"{meta.reference} is not a readable docker-archive tar ({exc or 'empty'})") from None
+    except READ_ERRORS as exc:
+        raise ImageError(f"{meta.reference} is truncated or corrupt ({exc})") from None
+    return _assemble(content, meta, limits)
+
+
+def _take(outer: tarfile.TarFile, member: tarfile.TarInfo, content: _ArchiveContent, limits: Limits) -> None:
+    name = normalise(member.name)
+    if not name:
+        return  # hostile names are never looked up, so they are never used
+    if member.issym() or member.islnk():  # `docker save` links a layer shared by two images
+        base = posixpath.dirname(name) if member.issym() else ""
+        target = normalise(posixpath.join(base, member.linkname))
+        if target:
+            content.aliases[name] = target
+        return
+    if not member.isreg():
+        return
+    handle = outer.extractfile(member)
+    if handle is None:
+        return
+    if _is_metadata(name):
+        if member.size > limits.max_json_bytes:
+            raise ImageError(f"{name} is {member.size} bytes, over the {limits.max_json_bytes}-byte metadata limit")
+        content.documents[name] = handle.read()
+        return
+    if (
+        cast(io.BufferedReader, handle).peek(1)[:1] == b"{" and member.size <= limits.max_json_bytes
+    ):  # OCI-style saves keep configs in blobs/
+        content.documents[name] = handle.read()
+        return
+    scan = scan_layer(handle, limits, limits.max_total_bytes - content.used, f"layer {name}")
+    _check_blob_name(name, scan.digest)
+    content.used += scan.size
+    content.layers[name] = scan
+
+
+def _check_blob_name(name: str, digest: str) -> None:
+    """Content-addressed names (blobs/sha256/<hex>) must match what was read."""
+    parts = name.split("/")
+    if len(parts) == 3 and parts[0] == "blobs" and parts[1] == "sha256" and digest != "sha256:" + parts[2]:
+        raise ImageError(f"{name}: content digest {digest} does not match its name")
+
+
+def _manifest_path(content: _ArchiveContent, value: Any, what: str) -> str:
+    name = normalise(value) if isinstance(value, str) else None
+    if not name:
+        raise ImageError(f"manifest.json: {what} {value!r} points outside the archive")
+    return content.find(name)
+
+
+def _assemble(content: _ArchiveContent, meta: ImageMeta, limits: Limits) -> ImageFacts:
+    raw_manifest = content.documents.get("manifest.json")
+    if raw_manifest is None:
+        raise ImageError(f"{meta.reference} has no manifest.json: not a `docker save` archive")
+    try:
+        manifest = json.loads(raw_manifest)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ImageError(f"manifest.json is not valid JSON ({exc})") from None
+    if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict):
+        raise ImageError("manifest.json does not list any image")
+    entry = manifest[0]
+    config_name = _manifest_path(content, entry.get("Config"), "Config")
+    config_bytes = content.documents.get(config_name)
+    if config_bytes is None:
+        raise ImageError(f"manifest.json: Config {config_name!r} is not in the archive")
+    config = parse_json(config_bytes, f"config {config_name}")
+    layer_names = entry.get("Layers")
+    if not isinstance(layer_names, list):
+        raise ImageError("manifest.json: Layers is not a list")
+    scans = []
+    for value in layer_names:
+        layer_name = _manifest_path(content, value, "layer")
+        if layer_name not in content.layers:
+            raise ImageError(f"manifest.json: layer {layer_name!r} is not in the archive")
+        scans.append(content.layers[layer_name])
+    if not meta.repo_tags and isinstance(entry.get("RepoTags"), list):
+        meta.repo_tags = [str(t) for t in entry["RepoTags"]]
+    digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    return image_facts(meta, config, digest, scans, limits)

@@ -1,0 +1,155 @@
+"""One pass over one layer: a streaming tar walk that records metadata and sniffs small files for secrets.
+
+Nothing is written to disk. Member names are normalised and anything that could not be applied
+safely ('..' or absolute names, hardlinks leaving the tree, device nodes, oversized members) is
+skipped and recorded as an unsafe entry, so the rules can report it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from dataclasses import dataclass, field
+from typing import IO
+
+from portcullis.collect.image import secrets
+from portcullis.collect.image.errors import ImageError, Limits
+from portcullis.collect.image.streams import READ_ERRORS, HashingReader, buffered, decompressed
+
+FILE, DIR, SYMLINK, HARDLINK, OTHER = "file", "dir", "symlink", "hardlink", "other"
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+
+@dataclass(slots=True)
+class Entry:
+    """A path as one layer wrote it. `path` is relative to the image root, without a leading slash."""
+
+    path: str
+    kind: str
+    mode: int
+    size: int = 0
+    link: str = ""  # symlink target as written; hardlink target normalised
+    secret: str | None = None
+    layer: int = -1  # set when the layer is applied to the squashed view
+
+
+@dataclass
+class LayerScan:
+    entries: list[Entry] = field(default_factory=list)
+    whiteouts: list[str] = field(default_factory=list)  # paths this layer deletes from lower layers
+    opaque_dirs: list[str] = field(default_factory=list)  # dirs whose lower-layer content this layer hides
+    unsafe: list[tuple[str, str]] = field(default_factory=list)  # (member name, why it was skipped)
+    diff_id: str = ""  # sha256 of the uncompressed tar
+    digest: str = ""  # sha256 of the blob as stored (compressed)
+    compression: str = "none"
+    size: int = 0  # uncompressed bytes
+
+
+def normalise(name: str) -> str | None:
+    """The member path relative to the root, '' for the root itself, None when it is absolute or escapes."""
+    if name.startswith("/"):
+        return None
+    clean = posixpath.normpath(name)
+    if clean == ".":
+        return ""
+    if clean == ".." or clean.startswith("../"):
+        return None
+    return clean
+
+
+def escapes_root(parent: str, target: str) -> bool:
+    """Whether a relative symlink target climbs above the root when followed from `parent`."""
+    if target.startswith("/"):
+        return False
+    depth = parent.count("/") + 1 if parent else 0
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+def scan_layer(raw: IO[bytes], limits: Limits, byte_budget: int, what: str) -> LayerScan:
+    """Walk one layer blob (gzip, zstd or plain tar) once; digests cover every byte read."""
+    stored = HashingReader(raw, what=what)
+    try:
+        plain, compression = decompressed(buffered(stored))
+        # An uncompressed blob's digest is its diff_id: hash those bytes once, not twice.
+        counted = HashingReader(plain, limit=byte_budget, what=what, hashing=compression != "none")
+        scan = LayerScan(compression=compression)
+        with tarfile.open(fileobj=buffered(counted), mode="r:") as tar:
+            while (member := tar.next()) is not None:
+                _record(tar, member, scan, limits)
+                tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header; we keep compact entries
+                if len(scan.entries) > limits.max_entries:
+                    raise ImageError(f"{what} holds more than {limits.max_entries} entries")
+        counted.drain()
+        stored.drain()
+    except ImageError:
+        raise
+    except tarfile.ReadError as exc:
+        raise ImageError(f"{what} is not a readable tar archive ({exc or 'empty or truncated'})") from None
+    except READ_ERRORS as exc:
+        raise ImageError(f"{what} is truncated or corrupt ({compression}: {exc})") from None
+    scan.digest, scan.size = stored.digest, counted.count
+    scan.diff_id = counted.digest or stored.digest
+    return scan
+
+
+def _record(tar: tarfile.TarFile, member: tarfile.TarInfo, scan: LayerScan, limits: Limits) -> None:
+    path = normalise(member.name)
+    if path is None:
+        scan.unsafe.append((member.name, "absolute or '..' member name"))
+        return
+    if not path:
+        return  # the root directory itself
+    parent, base = posixpath.split(path)
+    if base.startswith(WHITEOUT_PREFIX):
+        if base == OPAQUE_MARKER:
+            scan.opaque_dirs.append(parent)
+        elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):  # other .wh..wh. names are aufs metadata
+            scan.whiteouts.append(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+        return
+    mode = member.mode & 0o7777
+    if member.isreg():
+        if member.size > limits.max_file_bytes:
+            scan.unsafe.append(("/" + path, f"declares {member.size} bytes, over the per-file limit"))
+            return
+        if member.size == 0:
+            head: bytes | None = b""
+        else:
+            head = _head(tar, member, limits) if member.size <= limits.content_file_bytes else None
+        secret = secrets.classify(path, head) if head is not None else secrets.path_kind(path)
+        scan.entries.append(Entry(path, FILE, mode, member.size, secret=secret))
+    elif member.isdir():
+        scan.entries.append(Entry(path, DIR, mode))
+    elif member.issym():
+        if escapes_root(parent, member.linkname):
+            scan.unsafe.append(
+                ("/" + path, f"symlink to {member.linkname!r} climbs above the root (kept, resolved inside)")
+            )
+        scan.entries.append(Entry(path, SYMLINK, mode, link=member.linkname))
+    elif member.islnk():
+        target = normalise(member.linkname)
+        if not target:
+            scan.unsafe.append(("/" + path, f"hardlink to {member.linkname!r} leaves the image"))
+            return
+        scan.entries.append(Entry(path, HARDLINK, mode, link=target))
+    elif member.ischr() or member.isblk():
+        scan.unsafe.append(("/" + path, f"device node {member.devmajor}:{member.devminor}"))
+    else:
+        scan.entries.append(Entry(path, OTHER, mode))
+
+
+def _head(tar: tarfile.TarFile, member: tarfile.TarInfo, limits: Limits) -> bytes | None:
+    handle = tar.extractfile(member)
+    if handle is None:
+        return None
+    try:
+        return handle.read(limits.content_read_bytes)
+    except tarfile.StreamError:  # a sparse map that needs seeking back: the content is not readable in one pass
+        return None

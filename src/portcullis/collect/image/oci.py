@@ -1,0 +1,183 @@
+"""Images addressed by content digest: OCI layouts (directory or tar) and, through the same walk, registries.
+
+Every blob is named by a validated digest, so a hostile index or manifest cannot name a path:
+it can only name a blob, and each blob is checked against its digest while it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tarfile
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
+from portcullis.collect.image.errors import ImageError, Limits
+from portcullis.collect.image.layer import normalise, scan_layer
+from portcullis.collect.image.platforms import Platform, select_manifest
+from portcullis.collect.image.streams import read_exactly
+from portcullis.model.facts import ImageFacts
+
+DIGEST = re.compile(r"^(sha256):([a-f0-9]{64})$")
+INDEX_TYPES = frozenset(
+    {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
+)
+MAX_INDEX_DEPTH = 4
+
+
+class BlobStore(Protocol):
+    def open_blob(self, digest: str) -> IO[bytes]: ...
+
+
+def check_digest(digest: Any) -> tuple[str, str]:
+    match = DIGEST.match(digest) if isinstance(digest, str) else None
+    if match is None:
+        raise ImageError(f"{digest!r} is not a sha256 digest")
+    return match.group(1), match.group(2)
+
+
+def verified_bytes(data: bytes, digest: str, what: str) -> bytes:
+    algorithm, hexdigest = check_digest(digest)
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if actual != hexdigest:
+        raise ImageError(f"{what}: content digest {algorithm}:{actual} does not match {digest}")
+    return data
+
+
+def read_document(store: BlobStore, digest: str, limits: Limits, what: str) -> tuple[dict[str, Any], bytes]:
+    check_digest(digest)
+    with store.open_blob(digest) as handle:
+        data = read_exactly(handle, limits.max_json_bytes + 1)
+    if len(data) > limits.max_json_bytes:
+        raise ImageError(f"{what} {digest} is over the {limits.max_json_bytes}-byte metadata limit")
+    verified_bytes(data, digest, what)
+    return parse_json(data, f"{what} {digest}"), data
+
+
+def is_index(document: dict[str, Any]) -> bool:
+    return document.get("mediaType") in INDEX_TYPES or (
+        "manifests" in document and "layers" not in document and "config" not in document
+    )
+
+
+def resolve_manifest(
+    store: BlobStore, document: dict[str, Any], platform: Platform | None, ref_name: str, limits: Limits, what: str
+) -> tuple[dict[str, Any], str]:
+    """Follow indexes down to one image manifest; returns it and its digest ('' when given directly)."""
+    digest = ""
+    for _ in range(MAX_INDEX_DEPTH):
+        if not is_index(document):
+            return document, digest
+        descriptor = select_manifest(document, platform, ref_name, what)
+        ref_name = ""  # names apply to the top-level index only
+        digest = descriptor["digest"]
+        document, _ = read_document(store, digest, limits, "manifest")
+    raise ImageError(f"{what}: indexes nest deeper than {MAX_INDEX_DEPTH} levels")
+
+
+def read_image(store: BlobStore, manifest: dict[str, Any], meta: ImageMeta, limits: Limits) -> ImageFacts:
+    config_desc = manifest.get("config")
+    layers = manifest.get("layers")
+    if not isinstance(config_desc, dict) or not isinstance(layers, list):
+        raise ImageError("the image manifest has no config or no layers list")
+    config_digest = str(config_desc.get("digest"))
+    config, _ = read_document(store, config_digest, limits, "config")
+    scans = []
+    used = 0
+    for index, descriptor in enumerate(layers):
+        digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
+        check_digest(digest)
+        assert isinstance(digest, str)
+        with store.open_blob(digest) as handle:
+            scan = scan_layer(handle, limits, limits.max_total_bytes - used, f"layer {index} ({digest[:19]})")
+        if scan.digest != digest:
+            raise ImageError(f"layer {index}: blob digest {scan.digest} does not match the manifest's {digest}")
+        used += scan.size
+        scans.append(scan)
+    meta.image_id = meta.image_id or str(config_digest)
+    return image_facts(meta, config, str(config_digest), scans, limits)
+
+
+# --- OCI image layouts --------------------------------------------------------------------------------
+
+
+class LayoutDirectory:
+    """blobs/<alg>/<hex> under a directory; a blob path that resolves outside it is refused."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def read_file(self, name: str, limits: Limits) -> bytes:
+        path = self._inside(self.root / name, name)
+        try:
+            with path.open("rb") as handle:
+                data = read_exactly(handle, limits.max_json_bytes + 1)
+        except OSError as exc:
+            raise ImageError(f"cannot read {name} in the OCI layout {self.root}: {exc.strerror}") from None
+        if len(data) > limits.max_json_bytes:
+            raise ImageError(f"{name} is over the {limits.max_json_bytes}-byte metadata limit")
+        return data
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        algorithm, hexdigest = check_digest(digest)
+        name = f"blobs/{algorithm}/{hexdigest}"
+        path = self._inside(self.root / name, name)
+        try:
+            return path.open("rb")
+        except OSError as exc:
+            raise ImageError(f"blob {digest} is missing from the OCI layout ({exc.strerror})") from None
+
+    def _inside(self, path: Path, name: str) -> Path:
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(self.root):
+            raise ImageError(f"{name} in the OCI layout points outside it")
+        return real
+
+
+class LayoutArchive:
+    """An OCI layout inside a tar: members looked up by name, regular files only."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.tar = tarfile.open(path, mode="r:")  # noqa: SIM115 - kept open for blob reads, closed by close()
+        except (OSError, tarfile.TarError) as exc:
+            raise ImageError(f"{path} is not a readable tar archive ({exc})") from None
+        self.members: dict[str, tarfile.TarInfo] = {}
+        for member in self.tar.getmembers():
+            name = normalise(member.name)
+            if name and member.isreg():
+                self.members[name] = member
+
+    def close(self) -> None:
+        self.tar.close()
+
+    def read_file(self, name: str, limits: Limits) -> bytes:
+        member = self.members.get(name)
+        if member is None:
+            raise ImageError(f"the OCI archive has no {name}")
+        if member.size > limits.max_json_bytes:
+            raise ImageError(f"{name} is over the {limits.max_json_bytes}-byte metadata limit")
+        return self._open(member).read()
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        algorithm, hexdigest = check_digest(digest)
+        member = self.members.get(f"blobs/{algorithm}/{hexdigest}")
+        if member is None:
+            raise ImageError(f"blob {digest} is missing from the OCI archive")
+        return self._open(member)
+
+    def _open(self, member: tarfile.TarInfo) -> IO[bytes]:
+        handle = self.tar.extractfile(member)
+        if handle is None:
+            raise ImageError(f"{member.name} in the OCI archive is not a file")
+        return handle
+
+
+def read_layout(
+    layout: LayoutDirectory | LayoutArchive, meta: ImageMeta, platform: Platform | None, ref_name: str, limits: Limits
+) -> ImageFacts:
+    index = parse_json(layout.read_file("index.json", limits), "index.json")
+    manifest, _ = resolve_manifest(layout, index, platform, ref_name, limits, "index.json")
+    return read_image(layout, manifest, meta, limits)

@@ -1,0 +1,179 @@
+"""Registry HTTP API v2: anonymous, basic and bearer-token auth; TLS unless the user names the host insecure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import IO, Any, cast
+
+import requests
+
+from portcullis.collect.image.assemble import ImageMeta, parse_json
+from portcullis.collect.image.errors import ImageError, Limits
+from portcullis.collect.image.oci import check_digest, read_image, resolve_manifest, verified_bytes
+from portcullis.collect.image.platforms import Platform
+from portcullis.model.facts import ImageFacts
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+TIMEOUT = (10, 60)
+_REFERENCE = re.compile(
+    r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)/)?"
+    r"(?P<repo>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    host: str
+    repository: str
+    tag: str
+    digest: str
+
+    @classmethod
+    def parse(cls, text: str) -> ImageReference:
+        match = _REFERENCE.match(text)
+        if match is None:
+            raise ImageError(f"{text!r} is not an image reference (expected [HOST[:PORT]/]REPO[:TAG][@sha256:…])")
+        host, repo = match.group("host"), match.group("repo")
+        first = text.split("/", 1)[0]
+        if host is None or not ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+            repo = f"{host}/{repo}" if host else repo  # 'library/x' or 'user/x' on Docker Hub
+            host = DOCKER_HUB
+            if "/" not in repo:
+                repo = f"library/{repo}"
+        tag = match.group("tag") or ("" if match.group("digest") else "latest")
+        return cls(host, repo, tag, match.group("digest") or "")
+
+    @property
+    def api_host(self) -> str:
+        return DOCKER_HUB_API if self.host == DOCKER_HUB else self.host
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    def __str__(self) -> str:
+        return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    return scheme.lower(), params
+
+
+class RegistryClient:
+    def __init__(self, ref: ImageReference, insecure_hosts: list[str], credentials: Credentials | None) -> None:
+        self.ref = ref
+        scheme = "http" if ref.host in insecure_hosts or ref.api_host in insecure_hosts else "https"
+        self.base = f"{scheme}://{ref.api_host}/v2/{ref.repository}"
+        self.credentials = credentials
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "portcullis"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _get(self, url: str, headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
+        try:
+            response = self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT)
+            if response.status_code == 401 and self._authenticate(response):
+                response.close()
+                response = self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT)
+        except requests.exceptions.SSLError as exc:
+            raise ImageError(
+                f"TLS to {self.ref.api_host} failed ({_short(exc)}); for a plain-HTTP registry pass "
+                f"--insecure-registry {self.ref.host}"
+            ) from None
+        except requests.RequestException as exc:
+            raise ImageError(f"cannot reach registry {self.ref.api_host}: {_short(exc)}") from None
+        if response.status_code == 401:
+            hint = "wrong credentials" if self.credentials else "credentials needed (--username/--password-stdin)"
+            raise ImageError(f"registry {self.ref.api_host} refused access to {self.ref.repository}: {hint}")
+        if response.status_code == 404:
+            raise ImageError(f"{self.ref} is not in registry {self.ref.api_host}")
+        if response.status_code != 200:
+            raise ImageError(f"registry {self.ref.api_host} answered HTTP {response.status_code} for {url}")
+        return response
+
+    def _authenticate(self, response: requests.Response) -> bool:
+        scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
+        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        if scheme == "basic":
+            if auth is None or self.session.auth is not None:
+                return False
+            self.session.auth = auth
+            return True
+        if scheme == "bearer" and "realm" in params and "Authorization" not in self.session.headers:
+            query = {"service": params.get("service", ""), "scope": f"repository:{self.ref.repository}:pull"}
+            token_response = requests.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT)
+            if token_response.status_code != 200:
+                return False
+            body = token_response.json()
+            token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+            if not token:
+                return False
+            self.session.headers["Authorization"] = f"Bearer {token}"
+            return True
+        return False
+
+    def manifest(self, reference: str, limits: Limits) -> tuple[dict[str, Any], str]:
+        response = self._get(f"{self.base}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}, stream=True)
+        with response:
+            data = response.raw.read(limits.max_json_bytes + 1, decode_content=True)
+        if len(data) > limits.max_json_bytes:
+            raise ImageError(f"the manifest of {self.ref} is over the metadata limit")
+        digest = response.headers.get("Docker-Content-Digest", "")
+        if reference.startswith("sha256:"):
+            verified_bytes(data, reference, "manifest")
+            digest = reference
+        elif digest:
+            check_digest(digest)
+            verified_bytes(data, digest, "manifest")
+        return parse_json(data, f"manifest of {self.ref}"), digest
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        check_digest(digest)
+        response = self._get(f"{self.base}/blobs/{digest}", stream=True)
+        response.raw.decode_content = False  # blobs are hashed as stored
+        return cast(IO[bytes], response.raw)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 160 else text[:157] + "…"
+
+
+def read_registry_image(
+    text: str, platform: Platform | None, insecure_hosts: list[str], credentials: Credentials | None, limits: Limits
+) -> ImageFacts:
+    ref = ImageReference.parse(text)
+    client = RegistryClient(ref, insecure_hosts, credentials)
+    try:
+        top, top_digest = client.manifest(ref.digest or ref.tag, limits)
+        manifest, _ = resolve_manifest(client, top, platform, "", limits, str(ref))
+        meta = ImageMeta(
+            source="registry",
+            reference=str(ref),
+            repo_tags=[f"{ref.name}:{ref.tag}"] if ref.tag else [],
+            repo_digests=[f"{ref.name}@{ref.digest or top_digest}"] if (ref.digest or top_digest) else [],
+        )
+        return read_image(client, manifest, meta, limits)
+    finally:
+        client.close()

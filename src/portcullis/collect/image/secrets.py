@@ -1,0 +1,64 @@
+"""Secret detection over a path and the first bytes of a file. Cheap substring anchors gate the regexes."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+
+_PEM_PRIVATE = re.compile(rb"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----")
+_AWS_KEY_ID = re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+_GITHUB_TOKEN = re.compile(rb"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,}")
+_SLACK_TOKEN = re.compile(rb"(?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9-]{10,}")
+
+# Content checks: (anchors, one of which must appear; pattern; kind). `in` on bytes is far cheaper than a regex.
+_CONTENT_RULES = (
+    ((b"PRIVATE KEY",), _PEM_PRIVATE, "private-key"),
+    ((b"AKIA", b"ASIA"), _AWS_KEY_ID, "aws-access-key-id"),
+    ((b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"), _GITHUB_TOKEN, "github-token"),
+    ((b"xox",), _SLACK_TOKEN, "slack-token"),
+)
+_ENV_EXAMPLES = (".example", ".sample", ".template", ".dist")
+
+
+def path_kind(path: str) -> str | None:
+    """A secret recognised by its path alone (any content), or None."""
+    name = posixpath.basename(path)
+    if name == ".env" or (name.startswith(".env.") and not name.endswith(_ENV_EXAMPLES)):
+        return "dotenv-file"
+    if name in (".netrc", "_netrc"):
+        return "netrc"
+    if name == ".git-credentials":
+        return "git-credentials"
+    if path.endswith("/.aws/credentials") or path == ".aws/credentials":
+        return "aws-credentials-file"
+    return None
+
+
+def content_kind(path: str, head: bytes) -> str | None:
+    """The kind of secret found in the first bytes of a file, or None."""
+    if not head or b"\0" in head:  # binary files (ELF, archives, images): keys and tokens left behind are text
+        return None
+    for anchors, pattern, kind in _CONTENT_RULES:
+        if any(anchor in head for anchor in anchors) and pattern.search(head):
+            return kind
+    if path.endswith(".json") and b"service_account" in head and b"private_key" in head:
+        return "gcp-service-account-key"
+    if path.endswith(".docker/config.json") and b"auths" in head and _docker_config_has_auth(head):
+        return "docker-registry-credentials"
+    return None
+
+
+def _docker_config_has_auth(head: bytes) -> bool:
+    try:
+        config = json.loads(head)
+    except ValueError:
+        return False
+    auths = config.get("auths") if isinstance(config, dict) else None
+    if not isinstance(auths, dict):
+        return False
+    return any(isinstance(v, dict) and (v.get("auth") or v.get("identitytoken")) for v in auths.values())
+
+
+def classify(path: str, head: bytes | None) -> str | None:
+    return path_kind(path) or (content_kind(path, head) if head is not None else None)

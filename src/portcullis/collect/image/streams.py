@@ -1,0 +1,169 @@
+"""Byte streams for the layer reader: hashing, counting, decompression chosen by magic bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any, cast
+
+from portcullis.collect.image.errors import ImageError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+CHUNK = 1024 * 1024
+
+try:  # ISA-L's gzip is several times faster than zlib's on the hot path
+    from isal import igzip as _gzip_module
+except ImportError:  # pragma: no cover - isal is a declared dependency; zlib is the fallback
+    import gzip as _gzip_module  # type: ignore[no-redef]
+
+try:
+    from compression import zstd as _zstd_module  # type: ignore[import-not-found]  # Python 3.14
+except ImportError:
+    from backports import zstd as _zstd_module
+
+
+def gzip_implementation() -> str:
+    return _gzip_module.__name__
+
+
+class HashingReader(io.RawIOBase):
+    """Pass bytes through while hashing and counting them, stopping at an optional byte limit.
+
+    It also lets tarfile treat the stream as seekable: seeks go forward by reading (so every byte is
+    hashed) and never back. tarfile's own stream mode copies its buffer on each header read; this
+    keeps a layer walk at the speed of the underlying reads.
+    """
+
+    def __init__(self, inner: IO[bytes], limit: int | None = None, what: str = "stream", hashing: bool = True) -> None:
+        self._inner = inner
+        self._hash = hashlib.sha256() if hashing else None
+        self._limit = limit
+        self._what = what
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.count + offset
+        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < self.count:
+            raise OSError("the layer is read in one forward pass; it cannot seek back")
+        while self.count < target and self.read(min(CHUNK, target - self.count)):
+            pass
+        return self.count
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size if size is not None and size >= 0 else CHUNK)
+        if data:
+            self.count += len(data)
+            if self._limit is not None and self.count > self._limit:
+                raise ImageError(f"{self._what} expands beyond the limit of {self._limit} bytes (decompression bomb?)")
+            if self._hash is not None:
+                self._hash.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        """Read to the end so the digest covers every byte (tar padding included)."""
+        while self.read(CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest() if self._hash is not None else ""
+
+
+class PrefixedReader(io.RawIOBase):
+    """A stream whose first bytes were already consumed to sniff the format."""
+
+    def __init__(self, prefix: bytes, inner: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            if size is None or size < 0 or size >= len(self._prefix):
+                data, self._prefix = self._prefix, b""
+                return data
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return bytes(self._inner.read(size if size is not None and size >= 0 else CHUNK))
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class IteratorReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks (the Engine API's image export)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = size if size is not None and size >= 0 else CHUNK
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return b""
+        data, self._pending = self._pending[:want], self._pending[want:]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_exactly(stream: IO[bytes], size: int) -> bytes:
+    parts: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        data = stream.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+def buffered(raw: io.RawIOBase) -> io.BufferedReader:
+    """Our raw readers as the binary file objects tarfile and the decompressors expect."""
+    return io.BufferedReader(raw, buffer_size=CHUNK)
+
+
+def decompressed(raw: io.BufferedReader) -> tuple[IO[bytes], str]:
+    """The uncompressed view of `raw` and the compression found by its magic bytes (gzip, zstd, none)."""
+    head = raw.peek(4)[:4]
+    if head.startswith(GZIP_MAGIC):
+        return cast(IO[bytes], _gzip_module.GzipFile(fileobj=raw, mode="rb")), "gzip"  # type: ignore[no-untyped-call]
+    if head.startswith(ZSTD_MAGIC):
+        return cast(IO[bytes], _zstd_module.ZstdFile(raw, mode="rb")), "zstd"
+    return raw, "none"
+
+
+# What a corrupt or truncated layer raises: the decompressors' errors and tarfile's.
+READ_ERRORS: tuple[type[Exception], ...] = (EOFError, zlib.error, OSError, _zstd_module.ZstdError, tarfile.TarError)

@@ -1,0 +1,30 @@
+"""Vulnerability scanning: package inventory, the local advisory database, exact matching and filters.
+
+`scan(packages, db, release)` is the entry point the image command uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from portcullis.model.findings import Finding, Target
+from portcullis.model.vuln import OsRelease, Package
+from portcullis.vuln.db import VulnDB
+
+
+def scan(
+    packages: Sequence[Package], db: VulnDB, release: OsRelease | None, target: Target | None = None
+) -> list[Finding]:
+    """One finding per (package, advisory) that applies; packages that could not be matched give `error` findings.
+
+    Affected packages are `fail` findings with rule id DKR-VULN; Debian `undetermined` ones are `manual`.
+    """
+    from portcullis.vuln.findings import default_target, problem_finding, to_finding
+    from portcullis.vuln.match import match_packages
+
+    target = target or default_target()
+    result = match_packages(packages, db, release)
+    findings = [to_finding(m, target) for m in result.matches]
+    findings.sort(key=lambda f: (f.evidence["package"]["name"], f.evidence["package"]["version"], f.title))
+    findings.extend(problem_finding(p, target) for p in result.problems)
+    return findings

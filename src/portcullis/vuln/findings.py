@@ -1,0 +1,87 @@
+"""Turning matches into report findings.
+
+Every vulnerability finding carries the fixed rule id DKR-VULN (one rule: "no known vulnerability in an installed
+package"); the advisory id is in the title and in `evidence.advisory_id`, so the rule catalogue stays finite while
+ignore rules and VEX work on advisory ids and aliases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portcullis.model.findings import Finding, Location, Status, Target, TargetKind
+from portcullis.model.vuln import FixState, Match
+from portcullis.vuln.severity import rate
+
+RULE_ID = "DKR-VULN"
+RULE_ID_UNDECIDED = "DKR-VULN-UNDECIDED"  # could not be matched: version does not parse, release unknown
+
+_STATE_WORDS = {
+    FixState.FIXED: "fixed in {fixed}",
+    FixState.NOT_FIXED: "no fix in this release yet",
+    FixState.WONT_FIX: "the vendor does not plan a fix for this release",
+    FixState.UNDETERMINED: "the vendor has not determined whether this release is affected",
+}
+
+
+def _vendor_words(match: Match) -> str:
+    v = match.vendor
+    words = [w for w in (v.status, v.nodsa_reason or ("no-dsa" if v.nodsa else ""), v.urgency) if w]
+    return f"{v.source}: {', '.join(words)}" if words else v.source
+
+
+def to_finding(match: Match, target: Target) -> Finding:
+    pkg = match.package
+    rating = rate(match.vendor_severity, match.cvss)
+    state = _STATE_WORDS[match.fix_state].format(fixed=match.fixed_version)
+    evidence: dict[str, Any] = {
+        "advisory_id": match.advisory_id,
+        "aliases": match.aliases,
+        "package": {
+            "name": pkg.name,
+            "version": pkg.version,
+            "purl": pkg.purl,
+            "ecosystem": pkg.ecosystem.value,
+            "source_name": pkg.source_name or None,
+            "source_version": pkg.source_version or None,
+        },
+        "fixed_version": match.fixed_version,
+        "fix_state": match.fix_state.value,
+        "vendor": match.vendor.model_dump(),
+        "severity": rating.evidence(),
+        "layer": pkg.layer.model_dump() if pkg.layer else None,
+    }
+    if match.fix_state is FixState.FIXED:
+        remediation = f"Upgrade {pkg.name} to {match.fixed_version} or later."
+    else:
+        remediation = f"No fixed version of {pkg.name} is available; assess exposure, or suppress with a reason."
+    return Finding(
+        rule_id=RULE_ID,
+        title=f"{match.advisory_id} in {pkg.name} {pkg.version}",
+        cis=None,
+        status=Status.MANUAL if match.fix_state is FixState.UNDETERMINED else Status.FAIL,
+        severity=rating.level,
+        target=target,
+        location=Location(path=pkg.location) if pkg.location else None,
+        message=f"{pkg.name} {pkg.version} is affected by {match.advisory_id} ({state}; {_vendor_words(match)})",
+        evidence=evidence,
+        remediation=remediation,
+    )
+
+
+def problem_finding(problem: str, target: Target) -> Finding:
+    from portcullis.model.findings import Severity
+
+    return Finding(
+        rule_id=RULE_ID_UNDECIDED,
+        title="Package could not be matched",
+        cis=None,
+        status=Status.ERROR,
+        severity=Severity.INFO,
+        target=target,
+        message=problem,
+    )
+
+
+def default_target() -> Target:
+    return Target(kind=TargetKind.IMAGE, name="image")

@@ -1,0 +1,222 @@
+"""Deciding, per installed package, which advisories apply and in what fix state.
+
+OS packages are matched on their source package in the block for the image's release; language packages on
+their normalised name. Version comparisons always use the package ecosystem's own ordering.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cmp_to_key
+from typing import Any
+
+from portcullis.model.vuln import Ecosystem, FixState, Match, OsRelease, Package, VendorStatus
+from portcullis.vuln.db import CandidateRow, VulnDB
+from portcullis.vuln.sources.osv import normalise_name
+from portcullis.vuln.versions import VersionError, compare
+
+OS_ECOSYSTEMS = {Ecosystem.DEBIAN, Ecosystem.UBUNTU, Ecosystem.ALPINE, Ecosystem.RPM}
+
+
+def _priority(row: CandidateRow) -> tuple[int, str]:
+    """The vendor's own feed outranks OSV's copy of it when both carry the same advisory."""
+    return (1 if row.source.startswith("osv:") else 0, row.advisory_id)
+
+
+@dataclass
+class Verdict:
+    state: FixState
+    fixed_version: str | None
+    vendor: dict[str, str]  # VendorStatus fields; the model is only built for verdicts that become matches
+
+
+@dataclass
+class MatchResult:
+    matches: list[Match] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what could not be decided, and why
+
+
+def tracker_verdict(installed: str, release: str, block: dict[str, Any]) -> Verdict:
+    """A Debian tracker release block against the installed source version."""
+    status = block.get("status", "")
+    nodsa = block.get("nodsa") or ""
+    reason = block.get("nodsa_reason") or ""
+    urgency = block.get("urgency") or ""
+    vendor = {
+        "source": "debian-tracker",
+        "release": release,
+        "status": status,
+        "urgency": urgency,
+        "nodsa": nodsa,
+        "nodsa_reason": reason,
+    }
+    if status == "resolved":
+        fixed = block.get("fixed_version")
+        if fixed and fixed != "0" and compare(Ecosystem.DEBIAN, installed, fixed) < 0:
+            return Verdict(FixState.FIXED, fixed, vendor)
+        return Verdict(FixState.NOT_AFFECTED, fixed or None, vendor)
+    if status == "open":
+        # no-dsa (nodsa set, reason '') and ignored: Debian does not plan a security update for this release;
+        # postponed: a fix is expected with a later update, so it is still "not fixed" rather than "won't fix".
+        wont = urgency.rstrip("*") == "end-of-life" or reason == "ignored" or (bool(nodsa) and reason == "")
+        return Verdict(FixState.WONT_FIX if wont else FixState.NOT_FIXED, None, vendor)
+    return Verdict(FixState.UNDETERMINED, None, vendor)
+
+
+def secdb_verdict(ecosystem: Ecosystem, installed: str, release: str, fixed: str) -> Verdict:
+    vendor = {"source": "alpine-secdb", "release": release, "status": "fixed"}
+    if fixed != "0" and compare(ecosystem, installed, fixed) < 0:
+        return Verdict(FixState.FIXED, fixed, vendor)
+    return Verdict(FixState.NOT_AFFECTED, None if fixed == "0" else fixed, vendor)
+
+
+def _sort_events(ecosystem: Ecosystem, events: list[dict[str, str]]) -> list[tuple[str, str]]:
+    flat = [(kind, str(value)) for event in events for kind, value in event.items()]
+
+    def order(a: tuple[str, str], b: tuple[str, str]) -> int:
+        if a[1] == b[1]:
+            return 0
+        if a[0] == "introduced" and a[1] == "0":
+            return -1
+        if b[0] == "introduced" and b[1] == "0":
+            return 1
+        return compare(ecosystem, a[1], b[1])
+
+    return sorted(flat, key=cmp_to_key(order))
+
+
+def osv_range_hit(ecosystem: Ecosystem, installed: str, events: list[dict[str, str]]) -> tuple[bool, str | None]:
+    """OSV range evaluation: (affected, the fixed version closing the interval that holds `installed`)."""
+    affected = False
+    for kind, value in _sort_events(ecosystem, events):
+        if kind == "introduced":
+            if value == "0" or compare(ecosystem, installed, value) >= 0:
+                affected = True
+        elif kind == "fixed":
+            if compare(ecosystem, installed, value) >= 0:
+                affected = False
+            elif affected:
+                return True, value
+        elif kind == "last_affected":
+            if compare(ecosystem, installed, value) > 0:
+                affected = False
+            elif affected:
+                return True, None
+    return affected, None
+
+
+def osv_verdict(ecosystem: Ecosystem, installed: str, release: str, data: dict[str, Any]) -> Verdict:
+    vendor = {"source": "osv", "release": release}
+    hit, fixed = False, None
+    for rng in data.get("ranges", []):
+        range_ecosystem = Ecosystem.NPM if rng.get("type") == "SEMVER" else ecosystem
+        in_range, fix = osv_range_hit(range_ecosystem, installed, rng.get("events", []))
+        if in_range:
+            hit, fixed = True, fix
+            vendor = {"source": "osv", "release": release, "status": f"{str(rng.get('type', '')).lower()} range"}
+            break
+    if not hit and installed in data.get("versions", []):
+        hit = True
+        vendor = {"source": "osv", "release": release, "status": "listed version"}
+    if not hit:
+        return Verdict(FixState.NOT_AFFECTED, None, vendor)
+    return Verdict(FixState.FIXED if fixed else FixState.NOT_FIXED, fixed, vendor)
+
+
+def _lookup_key(package: Package) -> str:
+    if package.ecosystem in OS_ECOSYSTEMS:
+        return package.match_name
+    return normalise_name(package.ecosystem, package.name)
+
+
+def _releases(package: Package, release: OsRelease | None) -> set[str]:
+    """The release names advisory rows may carry for this package's distribution."""
+    if package.ecosystem not in OS_ECOSYSTEMS:
+        return {""}
+    if release is None:
+        return set()
+    if package.ecosystem is Ecosystem.ALPINE:
+        return {release.alpine_branch}
+    names = {release.codename, release.version_id.split(".")[0]}
+    return {n for n in names if n}
+
+
+def _verdict(package: Package, row: CandidateRow) -> Verdict:
+    installed = package.match_version if package.ecosystem in OS_ECOSYSTEMS else package.version
+    kind = row.data.get("k")
+    if kind == "tracker":
+        return tracker_verdict(installed, row.release, row.data)
+    if kind == "secdb":
+        return secdb_verdict(package.ecosystem, installed, row.release, str(row.data["fixed"]))
+    return osv_verdict(package.ecosystem, installed, row.release, row.data)
+
+
+def match_packages(packages: Sequence[Package], db: VulnDB, release: OsRelease | None) -> MatchResult:
+    """Every advisory that applies to each package (affected or undetermined; not-affected rows are dropped)."""
+    result = MatchResult()
+    by_ecosystem: dict[Ecosystem, list[Package]] = defaultdict(list)
+    for package in packages:
+        if package.ecosystem in OS_ECOSYSTEMS and release is None:
+            result.problems.append(f"{package.name}: OS package but the distribution release is unknown; not matched")
+            continue
+        by_ecosystem[package.ecosystem].append(package)
+    for ecosystem, group in by_ecosystem.items():
+        releases = _releases(group[0], release)
+        candidates = db.candidates(ecosystem.value, [_lookup_key(p) for p in group], sorted(releases))
+        for package in group:
+            rows = candidates.get(_lookup_key(package), [])
+            result.matches.extend(_match_one(package, rows, releases, result.problems))
+    return result
+
+
+def _match_one(package: Package, rows: Iterable[CandidateRow], releases: set[str], problems: list[str]) -> list[Match]:
+    # One advisory may hold several rows for a package (OSV: one affected[] entry per range); it applies when any
+    # row does. Rows of the vendor's own feed come first so its verdict wins over OSV's copy of the same CVE.
+    groups: dict[str, list[CandidateRow]] = {}
+    for row in sorted(rows, key=_priority):
+        if row.release in releases:
+            groups.setdefault(row.advisory_id, []).append(row)
+    matches: list[Match] = []
+    seen: dict[str, Match] = {}  # every id and alias already reported for this package -> its match
+    silenced: set[str] = set()  # ids a vendor feed declared not affected; OSV's copy must not revive them
+    for adv_id, group in groups.items():
+        if adv_id in silenced or (silenced and silenced.intersection(group[0].aliases)):
+            continue
+        hit: tuple[CandidateRow, Verdict] | None = None
+        for row in group:
+            try:
+                verdict = _verdict(package, row)
+            except VersionError as exc:
+                problems.append(f"{package.name} {package.version} vs {adv_id}: {exc}")
+                continue
+            if verdict.state is not FixState.NOT_AFFECTED:
+                hit = (row, verdict)
+                break
+        if hit is None:
+            if not group[0].source.startswith("osv:"):  # only a vendor's "not affected" silences other feeds
+                silenced.update((adv_id, *group[0].aliases))
+            continue
+        names = {adv_id, *group[0].aliases}
+        earlier = next((seen[n] for n in names if n in seen), None)
+        if earlier is not None:  # the same vulnerability from a second feed: keep the first, merge the names
+            earlier.aliases.extend(sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases))
+            continue
+        row, verdict = hit
+        severity = row.severity or str(row.data.get("severity") or "") or str(row.data.get("urgency") or "")
+        match = Match(
+            advisory_id=adv_id,
+            aliases=sorted(a for a in row.aliases if a != adv_id),
+            summary=row.summary,
+            package=package,
+            fix_state=verdict.state,
+            fixed_version=verdict.fixed_version,
+            vendor=VendorStatus(**verdict.vendor),
+            vendor_severity=severity,
+            cvss=row.cvss,
+        )
+        matches.append(match)
+        for name in names:
+            seen[name] = match
+    return matches

@@ -1,0 +1,3 @@
+# expect: 2
+FROM debian:12
+RUN echo hi

@@ -1,0 +1,3 @@
+FROM debian:12
+ARG APP_UID=1001
+USER ${APP_UID}

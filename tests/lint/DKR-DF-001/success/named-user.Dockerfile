@@ -1,0 +1,3 @@
+FROM debian:12
+RUN useradd -r app
+USER app

@@ -1,0 +1,2 @@
+FROM debian:12
+COPY app.conf /etc/app.conf

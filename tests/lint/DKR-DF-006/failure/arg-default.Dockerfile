@@ -1,0 +1,3 @@
+# expect: 3
+ARG BASE=alpine
+FROM ${BASE}

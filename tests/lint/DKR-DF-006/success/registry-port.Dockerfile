@@ -1,0 +1,1 @@
+FROM registry.local:5000/team/app:2.1

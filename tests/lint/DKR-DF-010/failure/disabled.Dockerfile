@@ -1,0 +1,3 @@
+# expect: 3
+FROM nginx:1.27
+HEALTHCHECK NONE

@@ -1,0 +1,5 @@
+FROM debian:12
+RUN apt-get update && apt-get install -y --no-install-recommends curl \
+ && rm -rf /var/lib/apt/lists/*
+RUN apk add --no-cache git
+RUN pip install --no-cache-dir requests

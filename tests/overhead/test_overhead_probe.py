@@ -1,0 +1,55 @@
+"""The workload agent, run natively exactly as `portcullis overhead` runs it (python3 -c SOURCE PORT ADDRESS)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portcullis.runtime.overhead import Agent, OverheadError, native_agent
+
+
+@pytest.fixture(scope="module")
+def agent() -> Iterator[Agent]:
+    with native_agent(sys.executable) as (running, process):
+        running.wait_ready(20, lambda: process.poll() is None)
+        yield running
+
+
+def test_info_names_this_interpreter(agent: Agent) -> None:
+    info = agent.call("info")
+    assert info["executable"] == sys.executable
+    assert info["implementation"] == "CPython"
+
+
+def test_cpu_work_grows_with_the_iterations(agent: Agent) -> None:
+    small = min(agent.call("cpu", 100_000)["seconds"] for _ in range(3))
+    large = min(agent.call("cpu", 2_000_000)["seconds"] for _ in range(3))
+    assert 0 < small < large
+
+
+def test_memory_reports_the_bytes_copied(agent: Agent) -> None:
+    result = agent.call("memory", 4, 3)
+    assert result["bytes"] == 4 * 3 * (1 << 20)
+    assert result["seconds"] > 0
+
+
+def test_disk_writes_then_removes_its_file(agent: Agent, tmp_path: Path) -> None:
+    result = agent.call("disk", str(tmp_path), 2)
+    assert result["bytes"] == 2 * (1 << 20)
+    assert result["seconds"] > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_echo_round_trips_are_measured(agent: Agent) -> None:
+    assert 0 < agent.median_rtt_us(50) < 100_000
+
+
+def test_bad_commands_are_errors_not_crashes(agent: Agent, tmp_path: Path) -> None:
+    with pytest.raises(OverheadError, match="unknown command 'bogus'"):
+        agent.call("bogus")
+    with pytest.raises(OverheadError, match="FileNotFoundError"):
+        agent.call("disk", str(tmp_path / "missing"), 1)
+    assert agent.call("info")["implementation"] == "CPython"  # still serving

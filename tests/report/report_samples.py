@@ -1,0 +1,101 @@
+"""A report with one finding of every kind a renderer must handle, and an audit of the recorded baseline facts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from portcullis.cli.audit import audit_report
+from portcullis.model.facts import Facts
+from portcullis.model.findings import (
+    CisRef,
+    CollectionProblem,
+    Finding,
+    Location,
+    Report,
+    Severity,
+    Status,
+    Summary,
+    Target,
+    TargetKind,
+    ToolInfo,
+)
+
+RULES_DIR = Path(__file__).parents[1] / "rules"
+HOSTILE = "<script>alert('x')</script>"
+
+
+def cis(control: str, level: int = 1) -> CisRef:
+    return CisRef(version="1.8.0", control=control, level=level)
+
+
+def finding(rule_id: str, status: Status, severity: Severity, target: Target, message: str, **extra: object) -> Finding:
+    control = rule_id.removeprefix("CIS-") if rule_id.startswith("CIS-") else None
+    return Finding(
+        rule_id=rule_id,
+        title=f"title of {rule_id}",
+        cis=cis(control) if control else None,
+        status=status,
+        severity=severity,
+        target=target,
+        message=message,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+WEB = Target(kind=TargetKind.CONTAINER, name="web", id="a" * 64)
+EVIL = Target(kind=TargetKind.CONTAINER, name=HOSTILE, id="b" * 64)
+DAEMON = Target(kind=TargetKind.DAEMON, name="unix:///var/run/docker.sock")
+HOST = Target(kind=TargetKind.HOST, name="host1")
+DOCKERFILE = Target(kind=TargetKind.DOCKERFILE, name="Dockerfile")
+
+
+def make_report(findings: list[Finding], started_at: datetime | None = None) -> Report:
+    return Report(
+        command="audit",
+        tool=ToolInfo(version="0.1.0", benchmark="CIS Docker Benchmark 1.8.0"),
+        started_at=started_at or datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        subject="unix:///var/run/docker.sock",
+        findings=findings,
+        summary=Summary.of(findings),
+        problems=[CollectionProblem(fact="auditctl rules", reason="auditctl is not installed")],
+    )
+
+
+def mixed_findings() -> list[Finding]:
+    return [
+        finding("CIS-2.2", Status.FAIL, Severity.MEDIUM, DAEMON, "icc is on", evidence={"icc": True}),
+        finding("CIS-2.3", Status.MANUAL, Severity.LOW, DAEMON, "judge the log level"),
+        finding("CIS-1.1.3", Status.SKIP, Severity.LOW, HOST, "auditctl missing"),
+        finding("CIS-5.5", Status.FAIL, Severity.CRITICAL, WEB, "the container is privileged", remediation="drop it"),
+        finding("CIS-5.5", Status.PASS, Severity.CRITICAL, EVIL, "not privileged"),
+        finding("CIS-5.6", Status.FAIL, Severity.HIGH, EVIL, f"mounts {HOSTILE}", evidence={"path": HOSTILE}),
+        finding("CIS-5.6", Status.FAIL, Severity.HIGH, EVIL, "second mount /etc"),
+        finding("CIS-5.7", Status.NOT_APPLICABLE, Severity.LOW, WEB, "no ports"),
+        finding("CIS-5.8", Status.ERROR, Severity.MEDIUM, WEB, "the check raised KeyError: 'x'"),
+        finding("CIS-5.9", Status.FAIL, Severity.LOW, WEB, "accepted", suppressed_by="ignore#1: legacy host"),
+        finding(
+            "DKR-DF-001",
+            Status.FAIL,
+            Severity.LOW,
+            DOCKERFILE,
+            "ADD used for a local file",
+            location=Location(path="app/Dockerfile", line=7),
+        ),
+    ]
+
+
+@pytest.fixture
+def mixed_report() -> Report:
+    return make_report(mixed_findings())
+
+
+@pytest.fixture(scope="session")
+def baseline_audit() -> Report:
+    """Every audit rule over the recorded baseline facts (an engine with nothing configured)."""
+    raw = json.loads((RULES_DIR / "baseline.json").read_text())
+    facts = Facts.model_validate({k: v for k, v in raw.items() if not k.startswith("_")})
+    return audit_report(facts, [], [], None)

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests that drive a real Docker engine (integration tests, benchmarks)."""
