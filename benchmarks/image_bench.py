@@ -75,6 +75,19 @@ def version(cmd: list[str]) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
 
 
+def _decompress_seconds(blob: Path) -> float:
+    from portcullis.collect.image.streams import HashingReader, buffered, decompressed, gzip_implementation
+
+    assert gzip_implementation().startswith("isal"), gzip_implementation()
+    start = time.perf_counter()
+    with blob.open("rb") as handle:
+        stream, kind = decompressed(buffered(HashingReader(handle, hashing=False)))
+        assert kind == "gzip"
+        while stream.read(1 << 20):
+            pass
+    return round(time.perf_counter() - start, 3)
+
+
 def gzip_bench(archive: Path) -> dict[str, object]:
     """The biggest layer gzip-compressed as in an OCI layout: our reader's decompression vs zcat."""
     with tarfile.open(archive) as tar:
@@ -85,13 +98,7 @@ def gzip_bench(archive: Path) -> dict[str, object]:
         with gzip.open(blob, "wb", compresslevel=6) as out:
             out.write(data)
     zcat = timed(["sh", "-c", f"zcat {blob} > /dev/null"])
-    probe = (
-        "import io,sys\nfrom portcullis.collect.image.streams import buffered, decompressed\n"
-        "from portcullis.collect.image.streams import HashingReader\n"
-        f"stream, kind = decompressed(buffered(HashingReader(open('{blob}', 'rb'), hashing=False)))\n"
-        "n = 0\nwhile chunk := stream.read(1 << 20):\n    n += len(chunk)\nprint(kind, n)\n"
-    )
-    ours = timed([sys.executable, "-c", probe])
+    ours = {"seconds": min(_decompress_seconds(blob) for _ in range(RUNS)), "how": "in-process, the reader's code path"}
     return {
         "layer_uncompressed_bytes": len(data),
         "gzip_bytes": blob.stat().st_size,
@@ -132,12 +139,14 @@ def main() -> None:
                     "--input",
                     str(archive),
                     "--scanners",
-                    "none",
+                    "",
                     "--list-all-pkgs",
                     "--format",
                     "json",
                     "--skip-db-update",
                     "--offline-scan",
+                    "--cache-backend",
+                    "memory",
                     "-q",
                 ],
                 peer_env,

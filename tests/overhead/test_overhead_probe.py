@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ def agent() -> Iterator[Agent]:
 def test_info_names_this_interpreter(agent: Agent) -> None:
     info = agent.call("info")
     assert info["executable"] == sys.executable
+    assert info["executable_sha256"] == hashlib.sha256(Path(sys.executable).resolve().read_bytes()).hexdigest()
     assert info["implementation"] == "CPython"
 
 

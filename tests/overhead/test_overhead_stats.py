@@ -44,14 +44,18 @@ def recorded() -> list[Measurement]:
     ]
 
 
+def python(version: str, sha256: str) -> PythonInfo:
+    return PythonInfo(python=version, implementation="CPython", executable="/usr/bin/python3", executable_sha256=sha256)
+
+
 def report(path: str | None = "docker-proxy") -> OverheadReport:
     items = recorded()
     comparisons = compare(items)
     env = Environment(
         engine_version="20.10.24", storage_driver="vfs", dockerd_iptables=False, published_port_path=path,
         kernel="6.18", cpus=2, image="portcullis-test/python:bookworm",
-        native_python=PythonInfo(python="3.11.2", implementation="CPython", executable="/usr/bin/python3"),
-        container_python=PythonInfo(python="3.11.2", implementation="CPython", executable="/usr/bin/python3"),
+        native_python=python("3.11.2", "ab12"),
+        container_python=python("3.11.2", "ab12"),
     )  # fmt: skip
     return OverheadReport(
         version="0.1.0", started_at="2025-01-01T00:00:00+00:00", duration_seconds=90.0, settings=SETTINGS,
@@ -172,3 +176,13 @@ def test_json_document_round_trips() -> None:
     assert summary == pytest.approx({"median": 0.21, "q1": 0.205, "q3": 0.23, "minimum": 0.2, "maximum": 0.25})
     assert data["measurements"][0]["runs"] == [0.20, 0.25, 0.21]
     assert OverheadReport.model_validate(data) == original
+
+
+def test_notes_say_when_the_two_interpreters_differ() -> None:
+    env = report().environment
+    assert not any("python" in note for note in environment_notes(env, SETTINGS, []))
+    other_build = env.model_copy(update={"container_python": python("3.11.2", "cd34")})
+    assert any("both 3.11.2 but different builds" in note for note in environment_notes(other_build, SETTINGS, []))
+    other_version = env.model_copy(update={"container_python": python("3.12.1", "cd34")})
+    notes = environment_notes(other_version, SETTINGS, [])
+    assert any("native python (3.11.2) and the container's (3.12.1) differ" in note for note in notes)

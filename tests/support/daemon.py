@@ -116,6 +116,8 @@ class SecondDaemon:
                 raise DaemonUnavailable(f"{tool} is not installed")
         # Short path: the socket path must stay under the 108-byte sun_path limit.
         self.root = Path(tempfile.mkdtemp(prefix="pc-dockerd-", dir="/tmp"))
+        # mkdtemp gives 0700; a userns-remapped daemon needs its remapped root to traverse the path.
+        self.root.chmod(0o711)
         (self.root / "daemon.json").write_text(json.dumps(self.config, indent=1), encoding="utf-8")
         try:
             self._create_bridge()

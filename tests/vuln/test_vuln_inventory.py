@@ -7,7 +7,7 @@ import json
 from conftest import BOOKWORM, SHARED
 from test_vuln_cases import status_file
 
-from portcullis.model.facts import LayerRef
+from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import Ecosystem
 from portcullis.vuln.inventory import (
     attribute_layers,

@@ -10,8 +10,9 @@ import re
 from typing import Any
 
 from portcullis.checks.registry import CheckResult, failed, not_applicable, passed, rule, skipped
-from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, LayerRef, PathEvidence
+from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence
 from portcullis.model.findings import Severity, Status, TargetKind
+from portcullis.model.layers import LayerRef
 
 CONTENT_STATUSES = (Status.PASS, Status.FAIL, Status.SKIP)
 NOT_READ = "the image's layers were not read (run `portcullis image` on it)"

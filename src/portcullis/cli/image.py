@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -11,30 +12,100 @@ import typer
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
 from portcullis.checks.registry import all_rules, select_rules
-from portcullis.checks.runner import run_rules
+from portcullis.checks.runner import image_target, run_rules
 from portcullis.cli.common import FailOn, OutputFormat, die, emit, stderr
 from portcullis.collect import CollectionError
 from portcullis.model.facts import EngineFacts, EngineInfo, EngineVersion, Facts, ImageFacts
-from portcullis.model.findings import Report, Summary, TargetKind, ToolInfo
+from portcullis.model.findings import CollectionProblem, Finding, Report, Severity, Summary, TargetKind, ToolInfo
 
 USERNAME_ENV = "PORTCULLIS_REGISTRY_USERNAME"
 PASSWORD_ENV = "PORTCULLIS_REGISTRY_PASSWORD"
 
 
-def image_report(reference: str, image: ImageFacts, select: list[str], skip: list[str]) -> Report:
+@dataclass
+class VulnOptions:
+    """How (and whether) the image's packages are matched against the vulnerability database."""
+
+    enabled: bool = True
+    db_path: Path | None = None
+    only_fixed: bool = False
+    severities: list[Severity] = field(default_factory=list)
+    ignore_file: Path | None = None
+    vex_files: list[Path] = field(default_factory=list)
+
+
+def image_report(
+    reference: str, image: ImageFacts, select: list[str], skip: list[str], vulns: VulnOptions | None = None
+) -> Report:
     facts = Facts(
         engine=EngineFacts(endpoint=reference, local=False, info=EngineInfo(), version=EngineVersion()),
         images=[image],
     )
     rules = [r for r in select_rules(all_rules(), select, skip) if r.scope is TargetKind.IMAGE]
     findings = run_rules(rules, facts)
+    problems: list[CollectionProblem] = []
+    if vulns is not None and vulns.enabled:
+        findings += vulnerability_findings(image, vulns, problems)
     return Report(
         command="image",
         tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
         subject=reference,
         findings=findings,
         summary=Summary.of(findings),
+        problems=problems,
     )
+
+
+def vulnerability_findings(image: ImageFacts, options: VulnOptions, problems: list[CollectionProblem]) -> list[Finding]:
+    """DKR-VULN findings for the image's packages; without a database, a note instead (never a silent pass)."""
+    from datetime import date
+
+    from portcullis.vuln import scan
+    from portcullis.vuln.db import DatabaseError, VulnDB, default_path
+    from portcullis.vuln.filters import (
+        FilterInputError,
+        apply_ignores,
+        apply_vex,
+        load_ignore_rules,
+        load_vex,
+        only_fixed,
+        with_severity,
+    )
+
+    content = image.content
+    if content is None:
+        return []
+    for skipped in content.inventory_skipped:
+        problems.append(CollectionProblem(fact="package inventory", reason=skipped))
+    path = options.db_path or default_path()
+    if options.db_path is None and not path.exists():
+        problems.append(
+            CollectionProblem(
+                fact="vulnerabilities",
+                reason=f"no vulnerability database at {path}: run `portcullis db update` or `db import`",
+            )
+        )
+        return []
+    try:
+        db = VulnDB.open(path)
+        try:
+            found = scan(content.packages, db, content.os_release, target=image_target(image))
+        finally:
+            db.close()
+        if options.only_fixed:
+            found = only_fixed(found)
+        if options.severities:
+            found = with_severity(found, options.severities)
+        if options.ignore_file is not None:
+            rules = load_ignore_rules(options.ignore_file.read_text(encoding="utf-8"), str(options.ignore_file))
+            found = apply_ignores(found, rules, date.today())
+        for vex in options.vex_files:
+            found = apply_vex(found, load_vex(vex.read_text(encoding="utf-8"), str(vex)))
+    except (DatabaseError, FilterInputError) as exc:
+        die(str(exc))
+    except OSError as exc:
+        die(f"cannot read {exc.filename}: {exc.strerror}")
+    return found
 
 
 def _credentials(username: str | None, password_stdin: bool) -> tuple[str, str] | None:
@@ -82,6 +153,16 @@ def image(
         int | None, typer.Option("--max-bytes", min=1, help="refuse images larger than this uncompressed")
     ] = None,
     max_files: Annotated[int | None, typer.Option("--max-files", min=1, help="refuse images with more paths")] = None,
+    no_vulns: Annotated[bool, typer.Option("--no-vulns", help="do not match packages against advisories")] = False,
+    db: Annotated[Path | None, typer.Option("--db", help="vulnerability database (default: the user cache)")] = None,
+    only_fixed: Annotated[bool, typer.Option("--only-fixed", help="only vulnerabilities with a fix")] = False,
+    severity: Annotated[
+        list[Severity] | None, typer.Option("--severity", help="only vulnerabilities of these severities")
+    ] = None,
+    vuln_ignore: Annotated[
+        Path | None, typer.Option("--vuln-ignore", help="YAML ignore rules for advisories (reason required)")
+    ] = None,
+    vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX document")] = None,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -116,5 +197,13 @@ def image(
             f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, {facts.size} bytes",
             markup=False,
         )
-    report = image_report(reference, facts, select or [], skip or [])
+    vulns = VulnOptions(
+        enabled=not no_vulns,
+        db_path=db,
+        only_fixed=only_fixed,
+        severities=severity or [],
+        ignore_file=vuln_ignore,
+        vex_files=vex or [],
+    )
+    report = image_report(reference, facts, select or [], skip or [], vulns)
     raise typer.Exit(emit(report, output_format, output, fail_on))

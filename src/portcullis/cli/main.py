@@ -10,6 +10,7 @@ import typer
 from portcullis import CIS_BENCHMARK_VERSION, __version__
 from portcullis.cli import audit, inside, lint, overhead, prove, rules
 from portcullis.cli import db as vulndb_cmd
+from portcullis.cli import harden
 from portcullis.cli import image as image_cmd
 from portcullis.cli.common import EXIT_TOOL_ERROR, stderr
 
@@ -29,6 +30,7 @@ app.command()(overhead.overhead)
 app.command()(image_cmd.image)
 app.command()(lint.lint)
 app.add_typer(vulndb_cmd.app, name="db")
+app.add_typer(harden.app, name="harden")
 
 
 def _version(value: bool) -> None:

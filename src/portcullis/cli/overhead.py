@@ -36,7 +36,7 @@ def overhead(
     ] = None,
     time_limit: Annotated[
         float | None,
-        typer.Option("--time-limit", min=1, help="seconds for the repetitions; no repetition starts past it"),
+        typer.Option("--time-limit", min=1, help="seconds for the repetitions; none starts that would end past it"),
     ] = None,
     image: Annotated[str, typer.Option("--image", help="container image with python3 on its PATH")] = (
         "portcullis-test/python:bookworm"

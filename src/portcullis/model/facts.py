@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portcullis.model.findings import CollectionProblem
+from portcullis.model.layers import LayerRef
+from portcullis.model.vuln import OsRelease, Package
 
 FACTS_SCHEMA_VERSION = "1"
 
@@ -408,14 +410,6 @@ class ImageConfig(_Docker):
     cmd: list[str] | None = Field(None, alias="Cmd")
 
 
-class LayerRef(BaseModel):
-    """One layer of an image: its position, content digest and the history line that made it."""
-
-    index: int
-    diff_id: str
-    created_by: str = ""
-
-
 class PathEvidence(BaseModel):
     """A path in an image and the layer that introduced it (or, for deletions, that removed it)."""
 
@@ -443,6 +437,11 @@ class ImageContentFacts(BaseModel):
     unsafe_entries: list[PathEvidence] = Field(
         default_factory=list, description="archive members skipped as hostile: '..', escapes, devices…"
     )
+    os_release: OsRelease | None = Field(None, description="from /etc/os-release (or /usr/lib/os-release)")
+    packages: list[Package] = Field(
+        default_factory=list, description="installed packages, each with the layer where its name+version appeared"
+    )
+    inventory_skipped: list[str] = Field(default_factory=list, description="package records that did not parse")
 
 
 class ImageFacts(_Docker):

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portcullis.model.facts import LayerRef
+from portcullis.model.layers import LayerRef
 
 
 class Ecosystem(StrEnum):

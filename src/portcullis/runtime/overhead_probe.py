@@ -7,7 +7,7 @@ connection, answered with one JSON line:
     cpu ITERATIONS            -> {"seconds": s}   fixed integer work (an LCG), CPU time of the agent
     memory MIB ROUNDS         -> {"seconds": s, "bytes": n}   buffer-to-buffer copies (memcpy), CPU time
     disk DIRECTORY MIB        -> {"seconds": s, "bytes": n}   write + fsync of a new file, then unlink, wall time
-    info                      -> {"python": version, "implementation": name, "executable": path}
+    info                      -> {"python": version, "implementation": name, "executable": path, "executable_sha256"}
     echo                      -> "ready", then every byte received is sent back until the peer closes
     quit                      -> {"bye": true}, and the agent exits
 
@@ -17,6 +17,7 @@ and it must keep running on python3 >= 3.8 (whatever the image ships).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -66,10 +67,15 @@ def disk(directory: str, mib: int) -> dict[str, float]:
 
 
 def info() -> dict[str, str]:
+    digest = hashlib.sha256()
+    with open(os.path.realpath(sys.executable), "rb") as binary:
+        for block in iter(lambda: binary.read(CHUNK), b""):
+            digest.update(block)
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
+        "executable_sha256": digest.hexdigest(),  # same version is not always the same build
     }
 
 

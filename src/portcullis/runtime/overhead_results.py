@@ -208,6 +208,7 @@ class PythonInfo(BaseModel):
     python: str
     implementation: str
     executable: str
+    executable_sha256: str | None = None
 
 
 class Environment(BaseModel):
@@ -334,10 +335,16 @@ def environment_notes(env: Environment, settings: Settings, loads: Sequence[floa
             "is on this path, so the published '+100 % through NAT' figure is not what was measured here."
         )
     notes.append("Host to bridge IP is routed over docker0 and a veth pair, without NAT.")
-    if env.native_python and env.container_python and env.native_python.python != env.container_python.python:
+    native, contained = env.native_python, env.container_python
+    if native and contained and native.python != contained.python:
         notes.append(
-            f"The native python ({env.native_python.python}) and the container's ({env.container_python.python}) "
-            "differ, so CPU and memory ratios also compare two interpreters."
+            f"The native python ({native.python}) and the container's ({contained.python}) differ, so CPU and "
+            "memory ratios also compare two interpreters."
+        )
+    elif native and contained and native.executable_sha256 != contained.executable_sha256:
+        notes.append(
+            f"The native python and the container's are both {native.python} but different builds (their "
+            "binaries' sha256 differ), so CPU and memory ratios include the difference between the builds."
         )
     if settings.completed_repetitions < settings.repetitions:
         notes.append(

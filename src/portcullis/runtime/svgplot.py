@@ -112,7 +112,7 @@ def bar_chart(
         )
         if reference_label:
             parts.append(
-                f'<text x="{left + plot_w - 4}" y="{y(reference) - 4:.1f}" text-anchor="end" '
+                f'<text x="{left + 4}" y="{y(reference) - 4:.1f}" text-anchor="start" '
                 f'font-size="10">{escape(reference_label)}</text>'
             )
     parts.append("</svg>")

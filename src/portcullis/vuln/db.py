@@ -2,6 +2,10 @@
 
 A database is only ever changed through `rebuild()`: the live file is copied, the copy is changed, checked and
 then renamed over the live one, so a failed update or import leaves the old database working.
+
+Matching reads only plain columns: what decides affectedness (tracker status and fixed version, secdb fix, OSV
+events pre-sorted at build time, OSV explicit versions) is stored decoded, so no JSON is parsed while matching.
+The `data` column keeps the row's full JSON for export and for rows whose versions did not parse at build time.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from typing import Any
 
 import platformdirs
 
-SCHEMA_VERSION = "1"
+from portcullis.model.vuln import Ecosystem
+from portcullis.vuln.versions import VersionError, compare
+
+SCHEMA_VERSION = "2"  # 2: decoded match columns on `affected`; a version 1 file is migrated
 DB_FILENAME = "vuln.db"
 
 _SCHEMA = """
@@ -50,9 +57,17 @@ CREATE TABLE affected(
     ecosystem TEXT NOT NULL,    -- portcullis Ecosystem value
     release TEXT NOT NULL,      -- bookworm, 12, v3.19; '' for language ecosystems
     package TEXT NOT NULL,      -- source package for OS ecosystems, normalised name otherwise
-    data TEXT NOT NULL          -- JSON: what decides affectedness (tracker block, OSV ranges, secdb fix)
+    kind TEXT NOT NULL,         -- tracker, osv, secdb
+    status TEXT NOT NULL,       -- tracker: resolved / open / undetermined; '' otherwise
+    fixed TEXT NOT NULL,        -- tracker fixed_version, secdb fixed version; '' when none
+    urgency TEXT NOT NULL,      -- tracker urgency, OSV ecosystem_specific severity
+    nodsa TEXT NOT NULL,
+    nodsa_reason TEXT NOT NULL,
+    events TEXT NOT NULL,       -- OSV ranges, events sorted by version (`encode_events`); '!' = not sortable
+    versions TEXT NOT NULL,     -- OSV explicit versions, each one preceded and followed by a newline
+    data TEXT NOT NULL          -- JSON: the whole row as the feed parser produced it
 );
-CREATE INDEX affected_lookup ON affected(ecosystem, package);
+CREATE INDEX affected_lookup ON affected(ecosystem, package, release);
 CREATE INDEX advisories_source ON advisories(source);
 """
 
@@ -97,37 +112,136 @@ class SourceInfo:
         return ((now or datetime.now(UTC)) - fetched).total_seconds() / 86400
 
 
+_RANGE_SEP, _EVENT_SEP = "\x1e", "\x1f"
+_EVENT_CODES = {"introduced": "i", "fixed": "f", "last_affected": "l"}
+UNSORTED_EVENTS = "!"  # a version did not parse at build time: matching evaluates the row's JSON and reports why
+EVENT_KINDS = {code: kind for kind, code in _EVENT_CODES.items()}
+
+
+def sort_osv_events(ecosystem: Ecosystem, events: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """OSV events as (kind, version) in version order; `introduced: 0` first. Raises VersionError."""
+    flat = [(kind, str(value)) for event in events for kind, value in event.items()]
+
+    def order(a: tuple[str, str], b: tuple[str, str]) -> int:
+        if a[1] == b[1]:
+            return 0
+        if a[0] == "introduced" and a[1] == "0":
+            return -1
+        if b[0] == "introduced" and b[1] == "0":
+            return 1
+        return compare(ecosystem, a[1], b[1])
+
+    return sorted(flat, key=functools.cmp_to_key(order))
+
+
+def range_ecosystem(row_ecosystem: Ecosystem, range_type: str) -> Ecosystem:
+    """SEMVER ranges are ordered by semver whatever the package ecosystem; ECOSYSTEM ranges by the ecosystem's own."""
+    return Ecosystem.NPM if range_type == "SEMVER" else row_ecosystem
+
+
+def encode_events(ecosystem: str, data: dict[str, Any]) -> str:
+    """OSV ranges pre-sorted for matching: ranges joined by RS, each `<type>` then `<i|f|l><version>` joined by US.
+
+    '' when there are no ranges; UNSORTED_EVENTS when a version does not parse or an event is not one matching knows.
+    """
+    encoded = []
+    try:
+        row_ecosystem = Ecosystem(ecosystem)
+        for rng in data.get("ranges", []):
+            range_type = str(rng.get("type", ""))
+            events = sort_osv_events(range_ecosystem(row_ecosystem, range_type), rng.get("events", []))
+            if any(kind not in _EVENT_CODES or _RANGE_SEP in v or _EVENT_SEP in v for kind, v in events):
+                return UNSORTED_EVENTS
+            encoded.append(_EVENT_SEP.join([range_type, *(_EVENT_CODES[kind] + v for kind, v in events)]))
+    except (VersionError, ValueError, AttributeError):
+        return UNSORTED_EVENTS
+    return _RANGE_SEP.join(encoded)
+
+
+def decode_events(text: str) -> list[tuple[str, list[str]]]:
+    """The inverse of `encode_events`: [(range type, ['i0', 'f1.2', ...])]."""
+    ranges: list[tuple[str, list[str]]] = []
+    if not text:
+        return ranges
+    for chunk in text.split(_RANGE_SEP):
+        range_type, *events = chunk.split(_EVENT_SEP)
+        ranges.append((range_type, events))
+    return ranges
+
+
+def match_columns(row: AffectedRow) -> tuple[str, str, str, str, str, str, str, str]:
+    """(kind, status, fixed, urgency, nodsa, nodsa_reason, events, versions) for one affected row."""
+    data = row.data
+    kind = str(data.get("k") or "osv")
+    if kind == "tracker":
+        fixed = data.get("fixed_version") or ""
+        return (
+            kind,
+            str(data.get("status") or ""),
+            str(fixed),
+            str(data.get("urgency") or ""),
+            str(data.get("nodsa") or ""),
+            str(data.get("nodsa_reason") or ""),
+            "",
+            "",
+        )
+    if kind == "secdb":
+        return kind, "", str(data.get("fixed") or ""), "", "", "", "", ""
+    versions = [str(v) for v in data.get("versions") or []]
+    listed = "\n" + "\n".join(versions) + "\n" if versions else ""
+    return kind, "", "", str(data.get("severity") or ""), "", "", encode_events(row.ecosystem, data), listed
+
+
+def _json_list(text: str) -> list[str]:
+    return [] if text == "[]" else list(json.loads(text))  # most advisories carry no aliases or CVSS vectors
+
+
+_CANDIDATE_COLUMNS = (
+    "v.id, v.source, v.aliases, v.summary, v.severity, v.cvss,"
+    " a.release, a.package, a.kind, a.status, a.fixed, a.urgency, a.nodsa, a.nodsa_reason, a.events, a.versions,"
+    " a.rowid"
+)
+
+
 class CandidateRow:
     """An affected row joined with its advisory, as matching sees it; JSON columns are decoded on first use
-    because most candidate rows are rejected on release or version before their details matter."""
+    because most candidate rows are rejected on version before their details matter."""
 
-    def __init__(
-        self,
-        advisory_id: str,
-        source: str,
-        aliases: str,
-        summary: str,
-        severity: str,
-        cvss: str,
-        release: str,
-        package: str,
-        data: str,
-    ) -> None:
-        self.advisory_id, self.source, self.summary, self.severity = advisory_id, source, summary, severity
-        self.release, self.package = release, package
-        self._aliases, self._cvss, self._data = aliases, cvss, data
+    def __init__(self, conn: sqlite3.Connection, *columns: Any) -> None:
+        (
+            self.advisory_id,
+            self.source,
+            self._aliases,
+            self.summary,
+            self.severity,
+            self._cvss,
+            self.release,
+            self.package,
+            self.kind,
+            self.status,
+            self.fixed,
+            self.urgency,
+            self.nodsa,
+            self.nodsa_reason,
+            self.events,
+            self.versions,
+            self.rowid,
+        ) = columns
+        self._conn = conn
 
     @functools.cached_property
     def aliases(self) -> list[str]:
-        return list(json.loads(self._aliases))
+        return _json_list(self._aliases)
 
     @functools.cached_property
     def cvss(self) -> list[str]:
-        return list(json.loads(self._cvss))
+        return _json_list(self._cvss)
 
     @functools.cached_property
     def data(self) -> dict[str, Any]:
-        return dict(json.loads(self._data))
+        """The full row JSON; only read for OSV rows whose events could not be pre-sorted."""
+        row = self._conn.execute("SELECT data FROM affected WHERE rowid = ?", (self.rowid,)).fetchone()
+        return dict(json.loads(row[0]))
 
 
 def default_path() -> Path:
@@ -196,17 +310,18 @@ class VulnDB:
         found: dict[str, list[CandidateRow]] = {}
         unique = sorted(set(packages))
         release_marks = ",".join("?" * len(releases))
+        conn = self.conn
         for start in range(0, len(unique), 500):  # stay far below SQLite's bound-parameter limit
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                "SELECT v.id, v.source, v.aliases, v.summary, v.severity, v.cvss, a.release, a.package, a.data"
-                " FROM affected a JOIN advisories v ON v.rowid = a.advisory"
+            rows = conn.execute(
+                f"SELECT {_CANDIDATE_COLUMNS} FROM affected a JOIN advisories v ON v.rowid = a.advisory"
                 f" WHERE a.ecosystem = ? AND a.package IN ({marks}) AND a.release IN ({release_marks})",
                 (ecosystem, *chunk, *releases),
             )
             for row in rows:
-                found.setdefault(row[7], []).append(CandidateRow(*row))
+                candidate = CandidateRow(conn, *row)
+                found.setdefault(candidate.package, []).append(candidate)
         return found
 
     # --- writing (only on the working copy inside `rebuild`) -------------------------------------------------
@@ -246,9 +361,16 @@ class VulnDB:
                 ),
             )
             conn.executemany(
-                "INSERT INTO affected(advisory, ecosystem, release, package, data) VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})",
                 [
-                    (cur.lastrowid, a.ecosystem, a.release, a.package, json.dumps(a.data, separators=(",", ":")))
+                    (
+                        cur.lastrowid,
+                        a.ecosystem,
+                        a.release,
+                        a.package,
+                        *match_columns(a),
+                        json.dumps(a.data, separators=(",", ":")),
+                    )
                     for a in adv.affected
                 ],
             )
@@ -265,6 +387,46 @@ class VulnDB:
     def touch_source(self, name: str, fetched_at: str) -> None:
         """The upstream answered 'not modified': the content is as fresh as this check."""
         self.conn.execute("UPDATE sources SET fetched_at = ? WHERE name = ?", (fetched_at, name))
+
+
+_AFFECTED_COLUMNS = (
+    "advisory, ecosystem, release, package, kind, status, fixed, urgency, nodsa, nodsa_reason, events, versions, data"
+)
+_AFFECTED_MARKS = ",".join("?" * len(_AFFECTED_COLUMNS.split(",")))
+
+
+def _schema_version(path: Path) -> str | None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
+    return None if row is None else str(row[0])
+
+
+def _migrate_v1(old: Path, conn: sqlite3.Connection) -> None:
+    """Carry a version 1 database into a fresh one: the match columns are derived from each row's JSON."""
+    conn.execute("ATTACH DATABASE ? AS old", (f"file:{old}?mode=ro",))
+    try:
+        conn.execute("INSERT INTO sources SELECT * FROM old.sources")
+        conn.execute(
+            "INSERT INTO advisories(rowid, id, source, aliases, summary, severity, cvss, modified)"
+            " SELECT rowid, id, source, aliases, summary, severity, cvss, modified FROM old.advisories"
+        )
+        rows = conn.execute("SELECT advisory, ecosystem, release, package, data FROM old.affected").fetchall()
+        conn.executemany(
+            f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})",
+            [
+                (advisory, eco, rel, pkg, *match_columns(AffectedRow(eco, rel, pkg, json.loads(data))), data)
+                for advisory, eco, rel, pkg, data in rows
+            ],
+        )
+        conn.commit()
+    finally:
+        conn.execute("DETACH DATABASE old")
 
 
 def _create(path: Path) -> sqlite3.Connection:
@@ -285,7 +447,10 @@ def rebuild(path: Path, fresh: bool = False) -> Iterator[VulnDB]:
     work = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     work.unlink(missing_ok=True)
     try:
-        if path.exists() and not fresh:
+        if path.exists() and not fresh and _schema_version(path) == "1":
+            conn = _create(work)
+            _migrate_v1(path, conn)
+        elif path.exists() and not fresh:
             with VulnDB.open(path) as old:
                 conn = sqlite3.connect(work)
                 old.conn.backup(conn)

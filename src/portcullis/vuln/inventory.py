@@ -19,7 +19,7 @@ from typing import Any
 
 from packageurl import PackageURL
 
-from portcullis.model.facts import LayerRef
+from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import Ecosystem, OsRelease, Package
 
 

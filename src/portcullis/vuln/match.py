@@ -2,6 +2,9 @@
 
 OS packages are matched on their source package in the block for the image's release; language packages on
 their normalised name. Version comparisons always use the package ecosystem's own ordering.
+
+Speed: the database hands over decoded columns (OSV events already sorted), so a candidate row is decided with a few
+cached version comparisons; report objects are only built for rows that apply.
 """
 
 from __future__ import annotations
@@ -9,13 +12,25 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cmp_to_key
+from functools import lru_cache
 from typing import Any
 
 from portcullis.model.vuln import Ecosystem, FixState, Match, OsRelease, Package, VendorStatus
-from portcullis.vuln.db import CandidateRow, VulnDB
+from portcullis.vuln.db import (
+    EVENT_KINDS,
+    UNSORTED_EVENTS,
+    CandidateRow,
+    VulnDB,
+    decode_events,
+    range_ecosystem,
+    sort_osv_events,
+)
 from portcullis.vuln.sources.osv import normalise_name
-from portcullis.vuln.versions import VersionError, compare
+from portcullis.vuln.versions import VersionError
+from portcullis.vuln.versions import compare as ordering_compare
+
+# A scan asks the same (installed, bound) questions for every image built on the same packages; answers never change.
+compare = lru_cache(maxsize=100_000)(ordering_compare)
 
 OS_ECOSYSTEMS = {Ecosystem.DEBIAN, Ecosystem.UBUNTU, Ecosystem.ALPINE, Ecosystem.RPM}
 
@@ -72,25 +87,17 @@ def secdb_verdict(ecosystem: Ecosystem, installed: str, release: str, fixed: str
     return Verdict(FixState.NOT_AFFECTED, None if fixed == "0" else fixed, vendor)
 
 
-def _sort_events(ecosystem: Ecosystem, events: list[dict[str, str]]) -> list[tuple[str, str]]:
-    flat = [(kind, str(value)) for event in events for kind, value in event.items()]
-
-    def order(a: tuple[str, str], b: tuple[str, str]) -> int:
-        if a[1] == b[1]:
-            return 0
-        if a[0] == "introduced" and a[1] == "0":
-            return -1
-        if b[0] == "introduced" and b[1] == "0":
-            return 1
-        return compare(ecosystem, a[1], b[1])
-
-    return sorted(flat, key=cmp_to_key(order))
-
-
 def osv_range_hit(ecosystem: Ecosystem, installed: str, events: list[dict[str, str]]) -> tuple[bool, str | None]:
     """OSV range evaluation: (affected, the fixed version closing the interval that holds `installed`)."""
+    return sorted_range_hit(ecosystem, installed, sort_osv_events(ecosystem, events))
+
+
+def sorted_range_hit(
+    ecosystem: Ecosystem, installed: str, events: Iterable[tuple[str, str]]
+) -> tuple[bool, str | None]:
+    """`osv_range_hit` over events already in version order."""
     affected = False
-    for kind, value in _sort_events(ecosystem, events):
+    for kind, value in events:
         if kind == "introduced":
             if value == "0" or compare(ecosystem, installed, value) >= 0:
                 affected = True
@@ -111,8 +118,9 @@ def osv_verdict(ecosystem: Ecosystem, installed: str, release: str, data: dict[s
     vendor = {"source": "osv", "release": release}
     hit, fixed = False, None
     for rng in data.get("ranges", []):
-        range_ecosystem = Ecosystem.NPM if rng.get("type") == "SEMVER" else ecosystem
-        in_range, fix = osv_range_hit(range_ecosystem, installed, rng.get("events", []))
+        in_range, fix = osv_range_hit(
+            range_ecosystem(ecosystem, str(rng.get("type"))), installed, rng.get("events", [])
+        )
         if in_range:
             hit, fixed = True, fix
             vendor = {"source": "osv", "release": release, "status": f"{str(rng.get('type', '')).lower()} range"}
@@ -143,14 +151,36 @@ def _releases(package: Package, release: OsRelease | None) -> set[str]:
     return {n for n in names if n}
 
 
-def _verdict(package: Package, row: CandidateRow) -> Verdict:
-    installed = package.match_version if package.ecosystem in OS_ECOSYSTEMS else package.version
-    kind = row.data.get("k")
+def _precompiled_osv_verdict(ecosystem: Ecosystem, installed: str, row: CandidateRow) -> Verdict | None:
+    for range_type, events in decode_events(row.events):
+        in_range, fixed = sorted_range_hit(
+            range_ecosystem(ecosystem, range_type), installed, ((EVENT_KINDS[e[0]], e[1:]) for e in events)
+        )
+        if in_range:
+            vendor = {"source": "osv", "release": row.release, "status": f"{range_type.lower()} range"}
+            return Verdict(FixState.FIXED if fixed else FixState.NOT_FIXED, fixed, vendor)
+    if row.versions and f"\n{installed}\n" in row.versions:
+        return Verdict(FixState.NOT_FIXED, None, {"source": "osv", "release": row.release, "status": "listed version"})
+    return None
+
+
+def _verdict(package: Package, installed: str, row: CandidateRow) -> Verdict | None:
+    """The verdict for one candidate row; None when the row says the installed version is not affected."""
+    kind = row.kind
     if kind == "tracker":
-        return tracker_verdict(installed, row.release, row.data)
-    if kind == "secdb":
-        return secdb_verdict(package.ecosystem, installed, row.release, str(row.data["fixed"]))
-    return osv_verdict(package.ecosystem, installed, row.release, row.data)
+        fixed = row.fixed
+        if row.status == "resolved" and (not fixed or fixed == "0" or compare(Ecosystem.DEBIAN, installed, fixed) >= 0):
+            return None  # the common case, decided without building the vendor record
+        block = {"status": row.status, "fixed_version": fixed or None, "urgency": row.urgency}
+        block.update(nodsa=row.nodsa, nodsa_reason=row.nodsa_reason)
+        verdict = tracker_verdict(installed, row.release, block)
+    elif kind == "secdb":
+        verdict = secdb_verdict(package.ecosystem, installed, row.release, row.fixed)
+    elif row.events != UNSORTED_EVENTS:
+        return _precompiled_osv_verdict(package.ecosystem, installed, row)
+    else:
+        verdict = osv_verdict(package.ecosystem, installed, row.release, row.data)
+    return None if verdict.state is FixState.NOT_AFFECTED else verdict
 
 
 def match_packages(packages: Sequence[Package], db: VulnDB, release: OsRelease | None) -> MatchResult:
@@ -181,17 +211,18 @@ def _match_one(package: Package, rows: Iterable[CandidateRow], releases: set[str
     matches: list[Match] = []
     seen: dict[str, Match] = {}  # every id and alias already reported for this package -> its match
     silenced: set[str] = set()  # ids a vendor feed declared not affected; OSV's copy must not revive them
+    installed = package.match_version if package.ecosystem in OS_ECOSYSTEMS else package.version
     for adv_id, group in groups.items():
         if adv_id in silenced or (silenced and silenced.intersection(group[0].aliases)):
             continue
         hit: tuple[CandidateRow, Verdict] | None = None
         for row in group:
             try:
-                verdict = _verdict(package, row)
+                verdict = _verdict(package, installed, row)
             except VersionError as exc:
                 problems.append(f"{package.name} {package.version} vs {adv_id}: {exc}")
                 continue
-            if verdict.state is not FixState.NOT_AFFECTED:
+            if verdict is not None:
                 hit = (row, verdict)
                 break
         if hit is None:
@@ -204,7 +235,6 @@ def _match_one(package: Package, rows: Iterable[CandidateRow], releases: set[str
             earlier.aliases.extend(sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases))
             continue
         row, verdict = hit
-        severity = row.severity or str(row.data.get("severity") or "") or str(row.data.get("urgency") or "")
         match = Match(
             advisory_id=adv_id,
             aliases=sorted(a for a in row.aliases if a != adv_id),
@@ -213,7 +243,7 @@ def _match_one(package: Package, rows: Iterable[CandidateRow], releases: set[str
             fix_state=verdict.state,
             fixed_version=verdict.fixed_version,
             vendor=VendorStatus(**verdict.vendor),
-            vendor_severity=severity,
+            vendor_severity=row.severity or row.urgency,
             cvss=row.cvss,
         )
         matches.append(match)

@@ -325,11 +325,11 @@ def lone_index_update(image: ImageFacts, facts: Facts) -> CheckResult:
     scope=TargetKind.IMAGE,
     rationale="""
 A setuid or setgid program runs with its owner's or group's rights whoever starts it; each one is a
-ready-made privilege escalation path if it has a flaw. Which ones the application needs is a judgement,
-so the files are listed with the layer that added them.
+ready-made privilege escalation path if it has a flaw. Images rarely need any; each one found is
+listed with the layer that added it, so the few that are needed can be kept by an ignore entry.
 """,
     remediation="Strip the bits in the Dockerfile, e.g. `RUN find / -xdev -perm /6000 -type f -exec chmod a-s {} +`.",
-    statuses=(Status.PASS, Status.MANUAL, Status.SKIP),
+    statuses=(Status.PASS, Status.FAIL, Status.SKIP),
 )
 def setuid_files(image: ImageFacts, facts: Facts) -> CheckResult:
     content = image.content
@@ -351,7 +351,7 @@ def setuid_files(image: ImageFacts, facts: Facts) -> CheckResult:
     removed = len(content.setuid_files) - len(present)
     if not files:
         return passed("the image holds no setuid or setgid files", files=[], removed_later=removed)
-    return manual(f"{len(files)} setuid/setgid file(s): remove those not needed", files=files, removed_later=removed)
+    return failed(f"{len(files)} setuid/setgid file(s): remove those not needed", files=files, removed_later=removed)
 
 
 # --- 4.9 -----------------------------------------------------------------------------------------

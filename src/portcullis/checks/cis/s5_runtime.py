@@ -956,33 +956,37 @@ def health_status(container: ContainerFacts, facts: Facts) -> CheckResult:
     id="CIS-5.28",
     cis="5.28",
     level=1,
-    title="Images are pulled fresh rather than reused from cache",
-    severity=Severity.INFO,
+    title="Containers run the image their tag currently names",
+    severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
     rationale="""
-A tag can be moved to a patched image in the registry while hosts keep running their old cached
-copy. Whether the local copy still matches the registry cannot be checked offline, so the image's
-date and digests are listed for review.
+A tag can move to a patched image while containers keep running the copy they were started from.
+The engine can tell whether a container still runs the image its tag names locally; whether the
+local tag itself matches the registry cannot be known offline, so the image's date and digests are
+kept as evidence.
 """,
-    remediation="Pull images (`docker pull` or `--pull always`) before starting containers, or deploy by digest.",
-    statuses=(Status.MANUAL,),
+    remediation="Pull images (`docker pull` or `--pull always`); recreate containers whose tag names a newer image.",
+    statuses=(Status.PASS, Status.FAIL, Status.SKIP),
 )
 def fresh_images(container: ContainerFacts, facts: Facts) -> CheckResult:
-    image = next((i for i in facts.images if i.id == container.image_id), None)
     reference = container.config.image
-    if image is None:
-        return manual(
-            f"confirm {reference} is current (the image is no longer in the engine)",
-            image=reference,
-            image_id=container.image_id,
-        )
-    return manual(
-        f"confirm {reference} matches the registry (created {image.created or 'unknown'})",
-        image=reference,
-        image_id=image.id,
-        created=image.created,
-        repo_digests=image.repo_digests,
-    )
+    running = next((i for i in facts.images if i.id == container.image_id), None)
+    if reference.startswith("sha256:") or "@sha256:" in reference:
+        return passed(f"the container runs a pinned digest ({reference})", image=reference)
+    wanted = reference if ":" in reference.rsplit("/", 1)[-1] else f"{reference}:latest"
+    current = next((i for i in facts.images if wanted in i.repo_tags), None)
+    evidence: dict[str, Any] = {
+        "image": reference,
+        "running_image_id": container.image_id,
+        "tag_now_names": current.id if current else None,
+        "created": running.created if running else None,
+        "repo_digests": running.repo_digests if running else [],
+    }
+    if current is None:
+        return skipped(f"{wanted} no longer names any local image, so freshness cannot be compared", **evidence)
+    if current.id != container.image_id:
+        return failed(f"the container runs an older image than {wanted} now names", **evidence)
+    return passed(f"the container runs the image {wanted} names (registry freshness not checked offline)", **evidence)
 
 
 # --- 5.30 ----------------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from portcullis.collect.image import packages
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import LayerScan
 from portcullis.collect.image.squash import SquashedView, content_facts
-from portcullis.model.facts import HistoryEntry, ImageConfig, ImageFacts, LayerRef
+from portcullis.model.facts import HistoryEntry, ImageConfig, ImageContentFacts, ImageFacts
+from portcullis.model.layers import LayerRef
 
 
 @dataclass
@@ -102,6 +104,8 @@ def image_facts(
     for index, scan in enumerate(scans):
         view.apply(index, scan)
     runtime = config.get("config")
+    content = content_facts(view, refs, meta.source, meta.reference)
+    _attach_inventory(content, scans, refs)
     return ImageFacts(
         id=meta.image_id or config_digest,
         repo_tags=meta.repo_tags,
@@ -110,7 +114,7 @@ def image_facts(
         size=sum(scan.size for scan in scans),
         config=ImageConfig.model_validate(runtime if isinstance(runtime, dict) else {}),
         history=history_entries(config),
-        content=content_facts(view, refs, meta.source, meta.reference),
+        content=content,
     )
 
 
@@ -119,9 +123,11 @@ def rootfs_facts(meta: ImageMeta, scan: LayerScan, limits: Limits) -> ImageFacts
     view = SquashedView(limits)
     view.apply(0, scan)
     refs = [LayerRef(index=0, diff_id=scan.diff_id, created_by="")]
-    return ImageFacts(
-        id=meta.image_id,
-        repo_tags=meta.repo_tags,
-        size=scan.size,
-        content=content_facts(view, refs, meta.source, meta.reference),
-    )
+    content = content_facts(view, refs, meta.source, meta.reference)
+    _attach_inventory(content, [scan], refs)
+    return ImageFacts(id=meta.image_id, repo_tags=meta.repo_tags, size=scan.size, content=content)
+
+
+def _attach_inventory(content: ImageContentFacts, scans: list[LayerScan], refs: list[LayerRef]) -> None:
+    found, content.os_release = packages.inventory(scans, refs)
+    content.packages, content.inventory_skipped = found.packages, found.skipped

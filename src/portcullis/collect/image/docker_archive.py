@@ -44,7 +44,9 @@ class _ArchiveContent:
 def read_docker_archive(stream: IO[bytes], meta: ImageMeta, limits: Limits) -> ImageFacts:
     content = _ArchiveContent()
     try:
-        with tarfile.open(fileobj=buffered(HashingReader(stream, hashing=False)), mode="r:") as outer:
+        # A file can seek; the Engine API's export stream is made to look seekable, forward only.
+        source = stream if stream.seekable() else buffered(HashingReader(stream, hashing=False))
+        with tarfile.open(fileobj=source, mode="r:") as outer:
             while (member := outer.next()) is not None:
                 _take(outer, member, content, limits)
                 outer.members.clear()  # type: ignore[attr-defined]

@@ -25,3 +25,4 @@ class Limits:
     max_json_bytes: int = 4 * MIB  # manifests, indexes and configs
     content_file_bytes: int = 1 * MIB  # larger files are not read for secrets
     content_read_bytes: int = 64 * KIB  # bytes read from the start of a file for secrets
+    package_file_bytes: int = 64 * MIB  # package databases (dpkg status, lockfiles) are read whole up to this

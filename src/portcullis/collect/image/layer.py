@@ -12,7 +12,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import IO
 
-from portcullis.collect.image import secrets
+from portcullis.collect.image import packages, secrets
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.streams import READ_ERRORS, HashingReader, buffered, decompressed
 
@@ -44,6 +44,7 @@ class LayerScan:
     digest: str = ""  # sha256 of the blob as stored (compressed)
     compression: str = "none"
     size: int = 0  # uncompressed bytes
+    package_files: dict[str, bytes] = field(default_factory=dict)  # package evidence, read whole (see packages)
 
 
 def normalise(name: str) -> str | None:
@@ -77,11 +78,15 @@ def scan_layer(raw: IO[bytes], limits: Limits, byte_budget: int, what: str) -> L
     """Walk one layer blob (gzip, zstd or plain tar) once; digests cover every byte read."""
     stored = HashingReader(raw, what=what)
     try:
-        plain, compression = decompressed(buffered(stored))
-        # An uncompressed blob's digest is its diff_id: hash those bytes once, not twice.
-        counted = HashingReader(plain, limit=byte_budget, what=what, hashing=compression != "none")
+        head = buffered(stored)
+        plain, compression = decompressed(head)
+        if compression == "none":  # the blob is the tar: one reader hashes (digest = diff_id) and counts
+            stored.limit, counted, source = byte_budget, stored, head
+        else:
+            counted = HashingReader(plain, limit=byte_budget, what=what)
+            source = buffered(counted)
         scan = LayerScan(compression=compression)
-        with tarfile.open(fileobj=buffered(counted), mode="r:") as tar:
+        with tarfile.open(fileobj=source, mode="r:") as tar:
             while (member := tar.next()) is not None:
                 _record(tar, member, scan, limits)
                 tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header; we keep compact entries
@@ -95,8 +100,7 @@ def scan_layer(raw: IO[bytes], limits: Limits, byte_budget: int, what: str) -> L
         raise ImageError(f"{what} is not a readable tar archive ({exc or 'empty or truncated'})") from None
     except READ_ERRORS as exc:
         raise ImageError(f"{what} is truncated or corrupt ({compression}: {exc})") from None
-    scan.digest, scan.size = stored.digest, counted.count
-    scan.diff_id = counted.digest or stored.digest
+    scan.digest, scan.diff_id, scan.size = stored.digest, counted.digest, counted.count
     return scan
 
 
@@ -121,6 +125,11 @@ def _record(tar: tarfile.TarFile, member: tarfile.TarInfo, scan: LayerScan, limi
             return
         if member.size == 0:
             head: bytes | None = b""
+        elif member.size <= limits.package_file_bytes and packages.is_evidence(path):
+            whole = _read(tar, member, member.size)
+            if whole is not None:
+                scan.package_files[path] = whole
+            head = None if whole is None else whole[: limits.content_read_bytes]
         else:
             head = _head(tar, member, limits) if member.size <= limits.content_file_bytes else None
         secret = secrets.classify(path, head) if head is not None else secrets.path_kind(path)
@@ -146,10 +155,14 @@ def _record(tar: tarfile.TarFile, member: tarfile.TarInfo, scan: LayerScan, limi
 
 
 def _head(tar: tarfile.TarFile, member: tarfile.TarInfo, limits: Limits) -> bytes | None:
+    return _read(tar, member, limits.content_read_bytes)
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo, size: int) -> bytes | None:
     handle = tar.extractfile(member)
     if handle is None:
         return None
     try:
-        return handle.read(limits.content_read_bytes)
+        return handle.read(size)
     except tarfile.StreamError:  # a sparse map that needs seeking back: the content is not readable in one pass
         return None

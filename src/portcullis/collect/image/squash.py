@@ -11,7 +11,8 @@ import posixpath
 
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import DIR, FILE, HARDLINK, SYMLINK, Entry, LayerScan
-from portcullis.model.facts import ImageContentFacts, LayerRef, PathEvidence
+from portcullis.model.facts import ImageContentFacts, PathEvidence
+from portcullis.model.layers import LayerRef
 
 MAX_SYMLINK_HOPS = 40
 NOTABLE_BINARIES = {"sshd": "ssh server", "dropbear": "ssh server", "sudo": "sudo", "doas": "doas"}

@@ -41,7 +41,7 @@ class HashingReader(io.RawIOBase):
     def __init__(self, inner: IO[bytes], limit: int | None = None, what: str = "stream", hashing: bool = True) -> None:
         self._inner = inner
         self._hash = hashlib.sha256() if hashing else None
-        self._limit = limit
+        self.limit = limit  # public: set once the stream turns out to be the uncompressed tar
         self._what = what
         self.count = 0
 
@@ -66,8 +66,8 @@ class HashingReader(io.RawIOBase):
         data = self._inner.read(size if size is not None and size >= 0 else CHUNK)
         if data:
             self.count += len(data)
-            if self._limit is not None and self.count > self._limit:
-                raise ImageError(f"{self._what} expands beyond the limit of {self._limit} bytes (decompression bomb?)")
+            if self.limit is not None and self.count > self.limit:
+                raise ImageError(f"{self._what} expands beyond the limit of {self.limit} bytes (decompression bomb?)")
             if self._hash is not None:
                 self._hash.update(data)
         return data

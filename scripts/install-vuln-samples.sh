@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Real inventory samples for the vulnerability tests (tests/vuln/test_vuln_inventory_more.py), from Debian packages:
+#   golang-go               a Go toolchain: the tests build a tiny dependency-free binary with embedded build info
+#   libcommons-lang3-java   jars with META-INF/MANIFEST.MF and META-INF/maven/**/pom.properties in /usr/share/java
+#   ruby-rack               a gem with its gemspec under /usr/share/rubygems-integration/all/specifications
+#   rpm                     rpmbuild + rpm: the tests build a tiny package and install it into a real sqlite rpmdb
+# Idempotent; does nothing when everything is present. Needs root (apt-get); tests skip with a reason when absent.
+set -euo pipefail
+
+wanted=(golang-go libcommons-lang3-java ruby-rack rpm)
+missing=()
+for pkg in "${wanted[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-vuln-samples: not root; the tests needing ${missing[*]} will be skipped" >&2
+    exit 0
+fi
+echo "install-vuln-samples: installing ${missing[*]}" >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""`portcullis harden seccomp` and `portcullis harden apparmor` (added to the `harden` group of cli/harden.py)."""
