@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup engine test-images audit test bench lint docs clean
+.PHONY: setup engine test-images harden-tools vuln-samples audit test bench lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ test-images: engine
 audit: setup engine
 	$(BIN)/portcullis audit
 
+## harden-tools: strace, apparmor_parser, Docker's default seccomp profile and kernel headers (harden seccomp/apparmor)
+harden-tools:
+	@bash scripts/install-harden-tools.sh
+
+## vuln-samples: Go, Java, Ruby and rpm samples (Debian packages) and spdx-tools for the vulnerability tests
+vuln-samples:
+	@bash scripts/install-vuln-samples.sh
+
 ## test: set up everything and run the whole test suite
-test: setup engine test-images
+test: setup engine test-images harden-tools vuln-samples
 	$(BIN)/python -m pytest -q
 
 ## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)

@@ -4,8 +4,19 @@
 #   libcommons-lang3-java   jars with META-INF/MANIFEST.MF and META-INF/maven/**/pom.properties in /usr/share/java
 #   ruby-rack               a gem with its gemspec under /usr/share/rubygems-integration/all/specifications
 #   rpm                     rpmbuild + rpm: the tests build a tiny package and install it into a real sqlite rpmdb
+# and, from PyPI into a scratch venv outside the project (the SPDX test validates with it; not a project dependency):
+#   spdx-tools              pyspdxtools, the SPDX project's own validator, in ${PORTCULLIS_SPDX_VENV}
 # Idempotent; does nothing when everything is present. Needs root (apt-get); tests skip with a reason when absent.
 set -euo pipefail
+
+SPDX_VENV="${PORTCULLIS_SPDX_VENV:-/tmp/portcullis-spdx-tools}"
+if [ ! -x "$SPDX_VENV/bin/pyspdxtools" ]; then
+    if python3 -m venv "$SPDX_VENV" && "$SPDX_VENV/bin/pip" install -q spdx-tools >/dev/null 2>&1; then
+        echo "install-vuln-samples: spdx-tools installed in $SPDX_VENV" >&2
+    else
+        echo "install-vuln-samples: spdx-tools not installable; the SPDX validator test will be skipped" >&2
+    fi
+fi
 
 wanted=(golang-go libcommons-lang3-java ruby-rack rpm)
 missing=()

@@ -87,7 +87,8 @@ class SecondDaemon:
     @property
     def namespace(self) -> str:
         assert self.root is not None, "the daemon was not started"
-        return f"portcullis-{self.root.name}"
+        # containerd namespaces allow [A-Za-z0-9] runs joined by . _ -; mkdtemp names may end in "_".
+        return "portcullis-" + "".join(ch for ch in self.root.name if ch.isalnum())
 
     def argv(self) -> list[str]:
         assert self.root is not None, "the daemon was not started"

@@ -348,11 +348,10 @@ def _container_text(document: dict[str, Any]) -> str:
             f"section 5 on the original → on the verified copy: {verification['section5_failed_before']} failed → "
             f"{verification['section5_failed_after']} failed",
         ]
-        lines += [
-            f"  {r['rule_id']:<9} {r['before']:<15} → {r['after']}"
-            for r in verification["rules"]
-            if r["before"] != r["after"]
-        ]
+        for r in verification["rules"]:
+            if r["before"] != r["after"] or r["after"] == "fail":
+                why = r["after_message"] if r["after"] == "fail" else ""
+                lines.append(f"  {r['rule_id']:<9} {r['before']:<15} → {r['after']:<8} {why}".rstrip())
     if document.get("compose_override"):
         lines += ["", "compose override:", document["compose_override"].rstrip("\n")]
     if document.get("applied"):

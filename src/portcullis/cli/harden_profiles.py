@@ -1,1 +1,245 @@
 """`portcullis harden seccomp` and `portcullis harden apparmor` (added to the `harden` group of cli/harden.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from portcullis.cli.common import EXIT_TOOL_ERROR, die, stderr
+from portcullis.cli.harden import HostOption, LabelOption, _labels, _say, _write, app
+from portcullis.harden import HardenError
+
+ContainerOption = Annotated[
+    str | None, typer.Option("--container", help="record a labelled copy of this container (never the container)")
+]
+ImageOption = Annotated[str | None, typer.Option("--image", help="record this image (command after `--`)")]
+CommandArgument = Annotated[list[str] | None, typer.Argument(help="command for --image, after `--`")]
+DurationOption = Annotated[
+    float, typer.Option("--duration", min=1, max=60, help="seconds each run may last (a service is stopped then)")
+]
+SmokeOption = Annotated[
+    str | None, typer.Option("--smoke", help="command run inside the copy (docker exec) that must exit 0")
+]
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="write the profile here (default stdout)")]
+ProbeOption = Annotated[
+    str | None,
+    typer.Option("--host-probe", help="command run on the host, {ip} = the copy's address, that must exit 0"),
+]
+
+
+def _workload(api: Any, container: str | None, image: str | None, command: list[str] | None, duration: float) -> Any:
+    from portcullis.harden.syscall_record import workload_from_container, workload_from_image
+
+    if (container is None) == (image is None):
+        die("give exactly one of --container NAME or --image IMAGE")
+    if container is not None and command:
+        die("a command after `--` goes with --image, not --container")
+    workload = workload_from_container(api, container) if container else workload_from_image(api, str(image), command)
+    workload.duration = duration
+    return workload
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        die(f"{what} needs root on the engine's host (strace attach and the kernel's audit records)")
+
+
+@app.command()
+def seccomp(
+    command: CommandArgument = None,
+    container: ContainerOption = None,
+    image: ImageOption = None,
+    duration: DurationOption = 10.0,
+    smoke: SmokeOption = None,
+    host_probe: ProbeOption = None,
+    output: OutputOption = None,
+    routes: Annotated[
+        str,
+        typer.Option("--routes", help="comma list of strace, audit, runc-baseline: sources of the first list"),
+    ] = "strace,audit,runc-baseline",
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, max=8, help="verify/repair rounds")] = 3,
+    allow_host_tuning: Annotated[
+        bool,
+        typer.Option(
+            "--allow-host-tuning",
+            help="if only /dev/kmsg is readable, set kernel.printk_ratelimit=0 during LOG runs (restored after)",
+        ),
+    ] = False,
+    host: HostOption = None,
+    label: LabelOption = None,
+) -> None:
+    """Record a workload's syscalls and emit an allow-list seccomp profile, shipped only if the workload runs under it.
+
+    Examples: `portcullis harden seccomp --image busybox -- httpd -f -p 8080 --host-probe "wget -qO- http://{ip}:8080/"`,
+    `portcullis harden seccomp --container web --smoke "wget -qO- http://127.0.0.1/" -o web-seccomp.json`.
+    """
+    from portcullis.collect import CollectionError
+    from portcullis.collect.engine import connect
+    from portcullis.harden.seccomp import docker_default_profile, generate
+    from portcullis.runtime.sandbox import SandboxError, sandbox
+
+    labels = _labels(label)
+    chosen = frozenset(r.strip() for r in routes.split(",") if r.strip())
+    _need_root("harden seccomp")
+    try:
+        conn = connect(host)
+    except CollectionError as exc:
+        die(str(exc))
+    if not conn.local:
+        die("harden seccomp observes the workload's processes from the host: run it on the engine's own host")
+    try:
+        workload = _workload(conn.api, container, image, command, duration)
+        workload.smoke = shlex.split(smoke) if smoke else None
+        workload.host_probe = host_probe
+        workload.labels = labels
+        with sandbox(conn, "harden-seccomp") as box:
+            result = generate(
+                box, workload, routes=chosen, max_attempts=max_attempts, allow_host_tuning=allow_host_tuning, log=_say
+            )
+    except (HardenError, SandboxError) as exc:
+        die(str(exc))
+    finally:
+        conn.close()
+    sizes = result.sizes(docker_default_profile())
+    _say(_size_text(sizes))
+    for note in result.notes:
+        _say(f"note: {note}")
+    if not result.verified:
+        denied = sorted({name for attempt in result.attempts for name in attempt.denied})
+        stderr.print(
+            f"portcullis: error: no profile shipped: {result.workload} still fails under it after "
+            f"{len(result.attempts)} attempt(s) ({result.attempts[-1].result})"
+            + (f"; syscalls it needed: {', '.join(denied)}" if denied else ""),
+            markup=False,
+        )
+        raise typer.Exit(EXIT_TOOL_ERROR)
+    text = json.dumps(result.profile, indent=2) + "\n"
+    if output is None:
+        _write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        die(f"cannot write {output}: {exc.strerror}")
+    _say(f"verified profile written to {output}; use it with --security-opt seccomp={output}")
+
+
+def _size_text(sizes: dict[str, Any]) -> str:
+    ours = sizes["profile"]
+    text = f"profile: {ours['names']} syscalls allowed, {ours['compact_bytes']} bytes (compact JSON)"
+    default = sizes.get("docker_default")
+    if default is None:
+        return text + "; Docker's default profile is not installed (golang-github-docker-docker-dev), no comparison"
+    text += (
+        f"; Docker's default: {default['names']} names ({default['unconditional']} unconditional), "
+        f"{default['compact_bytes']} bytes; {sizes['denied_that_docker_allows']} syscalls Docker allows are denied"
+    )
+    if sizes["allowed_that_docker_denies"]:
+        text += f"; allowed although Docker denies them: {', '.join(sizes['allowed_that_docker_denies'])}"
+    return text
+
+
+@app.command()
+def apparmor(
+    command: CommandArgument = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="declarative policy (.toml or .yaml): paths, exec, caps, network")
+    ] = None,
+    container: ContainerOption = None,
+    image: ImageOption = None,
+    duration: DurationOption = 10.0,
+    smoke: SmokeOption = None,
+    host_probe: ProbeOption = None,
+    name: Annotated[str | None, typer.Option("--name", help="profile name (default: the policy's)")] = None,
+    output: OutputOption = None,
+    host: HostOption = None,
+    label: LabelOption = None,
+) -> None:
+    """Generate an AppArmor profile from a policy and/or observed use, checked with apparmor_parser (no kernel load).
+
+    Examples: `portcullis harden apparmor --policy web.toml -o web.apparmor`,
+    `portcullis harden apparmor --policy web.toml --image busybox -- httpd -f -p 8080`.
+    """
+    from portcullis.harden.apparmor import (
+        Policy,
+        kernel_enforces_apparmor,
+        load_policy,
+        policy_from_dict,
+        render_profile,
+        validate_profile,
+    )
+
+    labels = _labels(label)
+    if policy is None and container is None and image is None:
+        die("give a --policy, a workload to observe (--container or --image), or both")
+    try:
+        chosen = load_policy(policy) if policy is not None else Policy()
+        if name is not None:
+            chosen.name = policy_from_dict({"name": name}, "--name").name
+        observed = None
+        if container is not None or image is not None:
+            observed = _observe_with_strace(container, image, command, duration, smoke, host_probe, labels, host)
+        text = render_profile(chosen, observed)
+        check = validate_profile(text)
+    except HardenError as exc:
+        die(str(exc))
+    if not check.ok:
+        die(f"apparmor_parser rejected the generated profile (a Portcullis bug, please report): {check.message}")
+    if output is None:
+        _write(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            die(f"cannot write {output}: {exc.strerror}")
+        _say(f"profile {chosen.name} written to {output}")
+    _say("apparmor_parser --skip-kernel-load: the profile compiles")
+    if not kernel_enforces_apparmor():
+        _say(
+            "AppArmor is not enabled in this kernel: the profile could not be loaded or enforced here, so it is "
+            "checked but not verified against the workload; load it on an AppArmor host and run the workload there"
+        )
+
+
+def _observe_with_strace(
+    container: str | None,
+    image: str | None,
+    command: list[str] | None,
+    duration: float,
+    smoke: str | None,
+    host_probe: str | None,
+    labels: dict[str, str],
+    host: str | None,
+) -> Any:
+    from portcullis.collect import CollectionError
+    from portcullis.collect.engine import connect
+    from portcullis.harden.syscall_record import run_workload
+    from portcullis.runtime.sandbox import SandboxError, sandbox
+
+    _need_root("observing a workload")
+    try:
+        conn = connect(host)
+    except CollectionError as exc:
+        raise HardenError(str(exc)) from None
+    try:
+        if not conn.local:
+            raise HardenError("observing a workload needs the engine's own host (strace attach)")
+        workload = _workload(conn.api, container, image, command, duration)
+        workload.smoke = shlex.split(smoke) if smoke else None
+        workload.host_probe = host_probe
+        workload.labels = labels
+        with sandbox(conn, "harden-apparmor") as box:
+            outcome = run_workload(box, workload, None, trace=True, log=_say)
+    except SandboxError as exc:
+        raise HardenError(str(exc)) from None
+    finally:
+        conn.close()
+    if not outcome.started:
+        raise HardenError(f"the workload did not start: {outcome.start_error}")
+    _say(f"observed {workload.description}: {outcome.summary}")
+    return outcome.strace

@@ -121,6 +121,48 @@ def _credentials(username: str | None, password_stdin: bool) -> tuple[str, str] 
     return (username, password) if username else None
 
 
+def load_image(
+    reference: str,
+    platform: str | None,
+    insecure_registry: list[str] | None,
+    username: str | None,
+    password_stdin: bool,
+    host: str | None,
+    max_bytes: int | None = None,
+    max_files: int | None = None,
+) -> ImageFacts:
+    """Read an image from any source once (shared by `image` and `sbom`); bad input ends in one line, exit 1."""
+    from dataclasses import replace
+
+    from portcullis.collect.image import Credentials, ImageError, ImageOptions, Limits, Platform, analyse_image
+
+    try:
+        limits = Limits()
+        if max_bytes is not None:
+            limits = replace(limits, max_total_bytes=max_bytes)
+        if max_files is not None:
+            limits = replace(limits, max_entries=max_files)
+        creds = _credentials(username, password_stdin)
+        options = ImageOptions(
+            platform=Platform.parse(platform) if platform else None,
+            insecure_registries=insecure_registry or [],
+            credentials=Credentials(*creds) if creds else None,
+            engine_host=host,
+            limits=limits,
+        )
+        facts = analyse_image(reference, options)
+    except (ImageError, CollectionError) as exc:
+        die(str(exc))
+    content = facts.content
+    if content is not None:
+        stderr.print(
+            f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, "
+            f"{len(content.packages)} packages, {facts.size} bytes",
+            markup=False,
+        )
+    return facts
+
+
 def image(
     reference: Annotated[
         str,
@@ -170,33 +212,7 @@ def image(
     `portcullis image oci:./layout --platform linux/arm64`,
     `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`.
     """
-    from dataclasses import replace
-
-    from portcullis.collect.image import Credentials, ImageError, ImageOptions, Limits, Platform, analyse_image
-
-    try:
-        limits = Limits()
-        if max_bytes is not None:
-            limits = replace(limits, max_total_bytes=max_bytes)
-        if max_files is not None:
-            limits = replace(limits, max_entries=max_files)
-        creds = _credentials(username, password_stdin)
-        options = ImageOptions(
-            platform=Platform.parse(platform) if platform else None,
-            insecure_registries=insecure_registry or [],
-            credentials=Credentials(*creds) if creds else None,
-            engine_host=host,
-            limits=limits,
-        )
-        facts = analyse_image(reference, options)
-    except (ImageError, CollectionError) as exc:
-        die(str(exc))
-    content = facts.content
-    if content is not None:
-        stderr.print(
-            f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, {facts.size} bytes",
-            markup=False,
-        )
+    facts = load_image(reference, platform, insecure_registry, username, password_stdin, host, max_bytes, max_files)
     vulns = VulnOptions(
         enabled=not no_vulns,
         db_path=db,

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.cli import audit, inside, lint, overhead, prove, rules
+from portcullis.cli import audit, harden, inside, lint, overhead, prove, rules, sbom
 from portcullis.cli import db as vulndb_cmd
-from portcullis.cli import harden
 from portcullis.cli import image as image_cmd
 from portcullis.cli.common import EXIT_TOOL_ERROR, stderr
 
@@ -28,6 +27,7 @@ app.command()(inside.inside)
 app.command()(prove.prove)
 app.command()(overhead.overhead)
 app.command()(image_cmd.image)
+app.command()(sbom.sbom)
 app.command()(lint.lint)
 app.add_typer(vulndb_cmd.app, name="db")
 app.add_typer(harden.app, name="harden")

@@ -19,14 +19,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import platformdirs
 
 from portcullis.model.vuln import Ecosystem
 from portcullis.vuln.versions import VersionError, compare
+from portcullis.vuln.versions import parse as parse_version
 
-SCHEMA_VERSION = "2"  # 2: decoded match columns on `affected`; a version 1 file is migrated
+SCHEMA_VERSION = "3"  # 2: decoded match columns; 3: `affected` clustered by lookup key. Older files are migrated
 DB_FILENAME = "vuln.db"
 
 _SCHEMA = """
@@ -52,11 +53,13 @@ CREATE TABLE advisories(
     modified TEXT NOT NULL,
     UNIQUE(source, id)
 );
+-- Stored in lookup-key order (WITHOUT ROWID), so all rows of one package sit together on the same pages.
 CREATE TABLE affected(
-    advisory INTEGER NOT NULL REFERENCES advisories(rowid),
     ecosystem TEXT NOT NULL,    -- portcullis Ecosystem value
-    release TEXT NOT NULL,      -- bookworm, 12, v3.19; '' for language ecosystems
     package TEXT NOT NULL,      -- source package for OS ecosystems, normalised name otherwise
+    release TEXT NOT NULL,      -- bookworm, 12, v3.19; '' for language ecosystems
+    advisory INTEGER NOT NULL REFERENCES advisories(rowid),
+    seq INTEGER NOT NULL,       -- tells apart several rows of one advisory for the same package and release
     kind TEXT NOT NULL,         -- tracker, osv, secdb
     status TEXT NOT NULL,       -- tracker: resolved / open / undetermined; '' otherwise
     fixed TEXT NOT NULL,        -- tracker fixed_version, secdb fixed version; '' when none
@@ -65,9 +68,9 @@ CREATE TABLE affected(
     nodsa_reason TEXT NOT NULL,
     events TEXT NOT NULL,       -- OSV ranges, events sorted by version (`encode_events`); '!' = not sortable
     versions TEXT NOT NULL,     -- OSV explicit versions, each one preceded and followed by a newline
-    data TEXT NOT NULL          -- JSON: the whole row as the feed parser produced it
-);
-CREATE INDEX affected_lookup ON affected(ecosystem, package, release);
+    data TEXT NOT NULL,         -- JSON: the whole row as the feed parser produced it
+    PRIMARY KEY (ecosystem, package, release, advisory, seq)
+) WITHOUT ROWID;
 CREATE INDEX advisories_source ON advisories(source);
 """
 
@@ -149,7 +152,11 @@ def encode_events(ecosystem: str, data: dict[str, Any]) -> str:
         row_ecosystem = Ecosystem(ecosystem)
         for rng in data.get("ranges", []):
             range_type = str(rng.get("type", ""))
-            events = sort_osv_events(range_ecosystem(row_ecosystem, range_type), rng.get("events", []))
+            ordering = range_ecosystem(row_ecosystem, range_type)
+            events = sort_osv_events(ordering, rng.get("events", []))
+            for kind, version in events:  # sorting may not have compared every version; all must parse
+                if not (kind == "introduced" and version == "0"):
+                    parse_version(ordering, version)
             if any(kind not in _EVENT_CODES or _RANGE_SEP in v or _EVENT_SEP in v for kind, v in events):
                 return UNSORTED_EVENTS
             encoded.append(_EVENT_SEP.join([range_type, *(_EVENT_CODES[kind] + v for kind, v in events)]))
@@ -199,49 +206,43 @@ def _json_list(text: str) -> list[str]:
 _CANDIDATE_COLUMNS = (
     "v.id, v.source, v.aliases, v.summary, v.severity, v.cvss,"
     " a.release, a.package, a.kind, a.status, a.fixed, a.urgency, a.nodsa, a.nodsa_reason, a.events, a.versions,"
-    " a.rowid"
+    f" CASE WHEN a.events = '{UNSORTED_EVENTS}' THEN a.data ELSE '' END"
 )
 
 
-class CandidateRow:
-    """An affected row joined with its advisory, as matching sees it; JSON columns are decoded on first use
-    because most candidate rows are rejected on version before their details matter."""
+class CandidateRow(NamedTuple):
+    """An affected row joined with its advisory, as matching sees it: a plain tuple straight from SQLite (thousands
+    are read per scan); the JSON columns are decoded only for the rows that become matches."""
 
-    def __init__(self, conn: sqlite3.Connection, *columns: Any) -> None:
-        (
-            self.advisory_id,
-            self.source,
-            self._aliases,
-            self.summary,
-            self.severity,
-            self._cvss,
-            self.release,
-            self.package,
-            self.kind,
-            self.status,
-            self.fixed,
-            self.urgency,
-            self.nodsa,
-            self.nodsa_reason,
-            self.events,
-            self.versions,
-            self.rowid,
-        ) = columns
-        self._conn = conn
+    advisory_id: str
+    source: str
+    aliases_json: str
+    summary: str
+    severity: str
+    cvss_json: str
+    release: str
+    package: str
+    kind: str
+    status: str
+    fixed: str
+    urgency: str
+    nodsa: str
+    nodsa_reason: str
+    events: str
+    versions: str
+    data_json: str  # the row's full JSON, read only when its events could not be pre-sorted
 
-    @functools.cached_property
+    @property
     def aliases(self) -> list[str]:
-        return _json_list(self._aliases)
+        return _json_list(self.aliases_json)
 
-    @functools.cached_property
+    @property
     def cvss(self) -> list[str]:
-        return _json_list(self._cvss)
+        return _json_list(self.cvss_json)
 
-    @functools.cached_property
+    @property
     def data(self) -> dict[str, Any]:
-        """The full row JSON; only read for OSV rows whose events could not be pre-sorted."""
-        row = self._conn.execute("SELECT data FROM affected WHERE rowid = ?", (self.rowid,)).fetchone()
-        return dict(json.loads(row[0]))
+        return dict(json.loads(self.data_json)) if self.data_json else {}
 
 
 def default_path() -> Path:
@@ -269,6 +270,7 @@ class VulnDB:
             raise DatabaseError(f"no vulnerability database at {path}; run `portcullis db update` or `db import`")
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            conn.execute("PRAGMA mmap_size = 1073741824")  # read pages in place instead of copying them in
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(f"{path} is not a portcullis vulnerability database: {exc}") from None
@@ -319,9 +321,9 @@ class VulnDB:
                 f" WHERE a.ecosystem = ? AND a.package IN ({marks}) AND a.release IN ({release_marks})",
                 (ecosystem, *chunk, *releases),
             )
+            make = CandidateRow._make
             for row in rows:
-                candidate = CandidateRow(conn, *row)
-                found.setdefault(candidate.package, []).append(candidate)
+                found.setdefault(row[7], []).append(make(row))
         return found
 
     # --- writing (only on the working copy inside `rebuild`) -------------------------------------------------
@@ -345,7 +347,7 @@ class VulnDB:
             else:
                 known.affected.extend(adv.affected)
                 known.aliases.extend(a for a in adv.aliases if a not in known.aliases)
-        n_aff = 0
+        rows: list[tuple[Any, ...]] = []
         for adv in merged.values():
             cur = conn.execute(
                 "INSERT INTO advisories(id, source, aliases, summary, severity, cvss, modified)"
@@ -360,22 +362,21 @@ class VulnDB:
                     adv.modified,
                 ),
             )
-            conn.executemany(
-                f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})",
-                [
-                    (
-                        cur.lastrowid,
-                        a.ecosystem,
-                        a.release,
-                        a.package,
-                        *match_columns(a),
-                        json.dumps(a.data, separators=(",", ":")),
-                    )
-                    for a in adv.affected
-                ],
+            rows.extend(
+                (
+                    a.ecosystem,
+                    a.package,
+                    a.release,
+                    cur.lastrowid,
+                    seq,
+                    *match_columns(a),
+                    json.dumps(a.data, separators=(",", ":")),
+                )
+                for seq, a in enumerate(adv.affected)
             )
-            n_aff += len(adv.affected)
-        n_adv = len(merged)
+        rows.sort(key=lambda row: row[:5])  # appending in key order keeps the clustered table's pages full
+        conn.executemany(f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})", rows)
+        n_adv, n_aff = len(merged), len(rows)
         info.advisories, info.affected = n_adv, n_aff
         conn.execute(
             "UPDATE sources SET etag = ?, last_modified = ?, sha256 = ?, size = ?, advisories = ?, affected = ?"
@@ -390,9 +391,13 @@ class VulnDB:
 
 
 _AFFECTED_COLUMNS = (
-    "advisory, ecosystem, release, package, kind, status, fixed, urgency, nodsa, nodsa_reason, events, versions, data"
+    "ecosystem, package, release, advisory, seq,"
+    " kind, status, fixed, urgency, nodsa, nodsa_reason, events, versions, data"
 )
 _AFFECTED_MARKS = ",".join("?" * len(_AFFECTED_COLUMNS.split(",")))
+
+
+_MIGRATABLE = {"1", "2"}
 
 
 def _schema_version(path: Path) -> str | None:
@@ -407,8 +412,9 @@ def _schema_version(path: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _migrate_v1(old: Path, conn: sqlite3.Connection) -> None:
-    """Carry a version 1 database into a fresh one: the match columns are derived from each row's JSON."""
+def _migrate(old: Path, conn: sqlite3.Connection) -> None:
+    """Carry an older database (schema 1 or 2) into a fresh one: every later column is derived from the row's JSON,
+    which all versions keep."""
     conn.execute("ATTACH DATABASE ? AS old", (f"file:{old}?mode=ro",))
     try:
         conn.execute("INSERT INTO sources SELECT * FROM old.sources")
@@ -416,12 +422,15 @@ def _migrate_v1(old: Path, conn: sqlite3.Connection) -> None:
             "INSERT INTO advisories(rowid, id, source, aliases, summary, severity, cvss, modified)"
             " SELECT rowid, id, source, aliases, summary, severity, cvss, modified FROM old.advisories"
         )
-        rows = conn.execute("SELECT advisory, ecosystem, release, package, data FROM old.affected").fetchall()
+        rows = conn.execute(
+            "SELECT ecosystem, package, release, advisory, rowid, data FROM old.affected"
+            " ORDER BY ecosystem, package, release, advisory, rowid"
+        ).fetchall()
         conn.executemany(
             f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})",
             [
-                (advisory, eco, rel, pkg, *match_columns(AffectedRow(eco, rel, pkg, json.loads(data))), data)
-                for advisory, eco, rel, pkg, data in rows
+                (eco, pkg, rel, advisory, seq, *match_columns(AffectedRow(eco, rel, pkg, json.loads(data))), data)
+                for eco, pkg, rel, advisory, seq, data in rows
             ],
         )
         conn.commit()
@@ -447,9 +456,9 @@ def rebuild(path: Path, fresh: bool = False) -> Iterator[VulnDB]:
     work = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     work.unlink(missing_ok=True)
     try:
-        if path.exists() and not fresh and _schema_version(path) == "1":
+        if path.exists() and not fresh and _schema_version(path) in _MIGRATABLE:
             conn = _create(work)
-            _migrate_v1(path, conn)
+            _migrate(path, conn)
         elif path.exists() and not fresh:
             with VulnDB.open(path) as old:
                 conn = sqlite3.connect(work)

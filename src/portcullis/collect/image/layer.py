@@ -15,6 +15,7 @@ from typing import IO
 from portcullis.collect.image import packages, secrets
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.streams import READ_ERRORS, HashingReader, buffered, decompressed
+from portcullis.vuln.inventory import Inventory
 
 FILE, DIR, SYMLINK, HARDLINK, OTHER = "file", "dir", "symlink", "hardlink", "other"
 WHITEOUT_PREFIX = ".wh."
@@ -45,6 +46,7 @@ class LayerScan:
     compression: str = "none"
     size: int = 0  # uncompressed bytes
     package_files: dict[str, bytes] = field(default_factory=dict)  # package evidence, read whole (see packages)
+    binary_inventories: dict[str, Inventory] = field(default_factory=dict)  # packages proved by binaries, archives
 
 
 def normalise(name: str) -> str | None:
@@ -130,6 +132,12 @@ def _record(tar: tarfile.TarFile, member: tarfile.TarInfo, scan: LayerScan, limi
             if whole is not None:
                 scan.package_files[path] = whole
             head = None if whole is None else whole[: limits.content_read_bytes]
+        elif member.size <= limits.package_file_bytes and packages.wants_binary(path, mode):
+            whole = _read(tar, member, member.size)
+            found = None if whole is None else packages.binary_inventory(path, whole)
+            if found is not None:
+                scan.binary_inventories[path] = found
+            head = whole[: limits.content_read_bytes] if whole and member.size <= limits.content_file_bytes else None
         else:
             head = _head(tar, member, limits) if member.size <= limits.content_file_bytes else None
         secret = secrets.classify(path, head) if head is not None else secrets.path_kind(path)

@@ -1,9 +1,11 @@
 """Package evidence across layers: which files prove installed packages, and every version of each.
 
-The layer reader keeps the whole content of evidence files (dpkg status, apk installed, Python
-metadata, npm lockfiles, os-release) as it streams each layer once; this module turns those
-per-layer versions into the image's inventory, each package attributed to the layer where its
-name+version first appeared (not to the layer that last rewrote the database file).
+The layer reader keeps the whole content of database-like evidence files (dpkg status, apk
+installed, rpmdb.sqlite, Python metadata, npm lockfiles, gemspecs, os-release) as it streams each
+layer once; this module turns those per-layer versions into the image's inventory, each package
+attributed to the layer where its name+version first appeared (not to the layer that last rewrote
+the database file). Binaries and Java archives are parsed as they stream past instead (Go build
+info, cargo-auditable, jar manifests and pom.properties), so only their packages are kept.
 """
 
 from __future__ import annotations
@@ -13,17 +15,55 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from portcullis.model.layers import LayerRef
-from portcullis.model.vuln import OsRelease
-from portcullis.vuln.inventory import Inventory, inventory_from_layers, parse_os_release, parser_for
+from portcullis.model.vuln import OsRelease, Package
+from portcullis.vuln.inventory import Inventory, Parser, attribute_layers, parse_os_release, parser_for
+from portcullis.vuln.inventory_go import parse_go_binary
+from portcullis.vuln.inventory_java import parse_jar
+from portcullis.vuln.inventory_rpm import parse_rpmdb_sqlite
+from portcullis.vuln.inventory_ruby import is_gemspec_path, parse_gemspec
+from portcullis.vuln.inventory_rust import parse_rust_binary
 
 if TYPE_CHECKING:  # the layer reader imports this module to decide what to keep
     from portcullis.collect.image.layer import LayerScan
 
 OS_RELEASE_PATHS = ("etc/os-release", "usr/lib/os-release")
+RPMDB_PATHS = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+ARCHIVE_SUFFIXES = (".jar", ".war", ".ear")
+ELF_MAGIC = b"\x7fELF"
+
+History = dict[str, list[tuple[LayerRef, bytes | None]]]
+
+
+def text_parser(path: str, release: OsRelease | None) -> Parser | None:
+    if path in RPMDB_PATHS:
+        # attribute_layers hands parsers text; latin-1 carries the database's bytes through unchanged
+        return lambda text, location: parse_rpmdb_sqlite(text.encode("latin-1"), location, release)
+    if is_gemspec_path(path):
+        return parse_gemspec
+    return parser_for(path, release)
 
 
 def is_evidence(path: str) -> bool:
-    return path in OS_RELEASE_PATHS or parser_for(path) is not None
+    """Files kept whole, every version, to be parsed once all layers are known."""
+    return path in OS_RELEASE_PATHS or text_parser(path, None) is not None
+
+
+def wants_binary(path: str, mode: int) -> bool:
+    """Files parsed as they stream past: Java archives and executables (Go and Rust build information)."""
+    return path.endswith(ARCHIVE_SUFFIXES) or bool(mode & 0o111)
+
+
+def binary_inventory(path: str, data: bytes) -> Inventory | None:
+    """The packages a Java archive or an executable proves; None when it proves nothing."""
+    if path.endswith(ARCHIVE_SUFFIXES):
+        found = parse_jar(data, path)
+    elif data.startswith(ELF_MAGIC):
+        found = parse_go_binary(data, path)
+        rust = parse_rust_binary(data, path)
+        found = Inventory(found.packages + rust.packages, found.skipped + rust.skipped)
+    else:
+        return None
+    return found if found.packages or found.skipped else None
 
 
 def _deleted(path: str, scan: LayerScan) -> bool:
@@ -36,28 +76,66 @@ def _deleted(path: str, scan: LayerScan) -> bool:
     return any(path.startswith(directory + "/") for directory in scan.opaque_dirs)
 
 
-def file_history(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> dict[str, list[tuple[LayerRef, str | None]]]:
+def file_history(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> History:
     """path -> [(layer, content or None when deleted)], oldest first, for every evidence file."""
-    history: dict[str, list[tuple[LayerRef, str | None]]] = {}
+    history: History = {}
     for scan, ref in zip(scans, refs, strict=True):
         for path in list(history):
             if history[path][-1][1] is not None and _deleted(path, scan):
                 history[path].append((ref, None))
         for path, content in scan.package_files.items():
-            history.setdefault(path, []).append((ref, content.decode("utf-8", "replace")))
+            history.setdefault(path, []).append((ref, content))
     return history
 
 
-def os_release(history: dict[str, list[tuple[LayerRef, str | None]]]) -> OsRelease | None:
+def os_release(history: History) -> OsRelease | None:
     for path in OS_RELEASE_PATHS:
         versions = history.get(path)
         if versions and versions[-1][1] is not None:
-            return parse_os_release(versions[-1][1] or "")
+            return parse_os_release((versions[-1][1] or b"").decode("utf-8", "replace"))
     return None
+
+
+def _decode(path: str, content: bytes) -> str:
+    return content.decode("latin-1") if path in RPMDB_PATHS else content.decode("utf-8", "replace")
+
+
+def _binary_packages(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> Inventory:
+    """Packages from binaries and archives still present at the top: the last layer that wrote each path."""
+    latest: dict[str, tuple[LayerRef, Inventory]] = {}
+    for scan, ref in zip(scans, refs, strict=True):
+        for path in [p for p in latest if _deleted(p, scan) and p not in scan.binary_inventories]:
+            del latest[path]
+        for path, found in scan.binary_inventories.items():
+            latest[path] = (ref, found)
+    result = Inventory()
+    for ref, found in latest.values():
+        result.packages.extend(p.model_copy(update={"layer": ref}) for p in found.packages)
+        result.skipped.extend(found.skipped)
+    return result
 
 
 def inventory(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> tuple[Inventory, OsRelease | None]:
     history = file_history(scans, refs)
     release = os_release(history)
-    packages = {path: versions for path, versions in history.items() if posixpath.basename(path) != "os-release"}
-    return inventory_from_layers(packages, release), release
+    found = Inventory()
+    seen: set[str] = set()
+
+    def add(packages: Sequence[Package]) -> None:
+        for package in packages:
+            if package.purl not in seen:  # one package proved by two files is listed once
+                seen.add(package.purl)
+                found.packages.append(package)
+
+    for path in sorted(history):
+        parser = text_parser(path, release)
+        if parser is None or posixpath.basename(path) == "os-release":
+            continue
+        versions = [(ref, None if content is None else _decode(path, content)) for ref, content in history[path]]
+        result = attribute_layers(versions, parser, path)
+        add(result.packages)
+        found.skipped.extend(result.skipped)
+    binaries = _binary_packages(scans, refs)
+    add(binaries.packages)
+    found.skipped.extend(binaries.skipped)
+    return found, release
