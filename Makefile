@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup engine test-images harden-tools vuln-samples audit test bench lint docs clean
+.PHONY: setup engine test-images harden-tools vuln-samples podman audit test bench lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,17 @@ audit: setup engine
 harden-tools:
 	@bash scripts/install-harden-tools.sh
 
+## podman: Podman and rootless Docker prerequisites, whose engines the audit is tested against
+podman:
+	@bash scripts/install-podman.sh
+	@bash scripts/install-rootless.sh
+
 ## vuln-samples: Go, Java, Ruby and rpm samples (Debian packages) and spdx-tools for the vulnerability tests
 vuln-samples:
 	@bash scripts/install-vuln-samples.sh
 
 ## test: set up everything and run the whole test suite
-test: setup engine test-images harden-tools vuln-samples
+test: setup engine test-images harden-tools vuln-samples podman
 	$(BIN)/python -m pytest -q
 
 ## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)

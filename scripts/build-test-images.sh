@@ -53,3 +53,4 @@ for recipe in "$here"/tests/images/*/Dockerfile; do
   fi
 done
 bash "$(dirname "$0")/build-python-test-image.sh"
+bash "$(dirname "$0")/build-vulnlab-image.sh"

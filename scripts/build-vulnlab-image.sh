@@ -34,7 +34,7 @@ if ! have_image "$base"; then
   debootstrap --variant=minbase --include=openssl,curl,libxml2,python3,python3-pip,ca-certificates \
     bookworm "$root" "${mirror:-http://deb.debian.org/debian}" >/tmp/portcullis-debootstrap-vulnlab.log 2>&1
   python3 -m pip download -q --no-deps "${wheel_target[@]}" -d "$work/wheels" "${python_packages[@]}"
-  python3 -m pip install -q --no-deps --no-index --no-compile --find-links "$work/wheels" "${wheel_target[@]}" \
+  python3 -m pip install -q --root-user-action=ignore --no-deps --no-index --no-compile --find-links "$work/wheels" "${wheel_target[@]}" \
     --target "$root/usr/local/lib/python3.11/dist-packages" "${python_packages[@]}"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$base" >/dev/null
@@ -45,6 +45,7 @@ fi
 if ! have_image "$layered"; then
   context="$work/layered"
   mkdir -p "$context/app" "$context/debs"
+  chmod 777 "$context/debs"  # apt-get download fetches as the unprivileged _apt user
   (cd "$context/app" && printf '{"name": "vulnlab-app", "version": "1.0.0"}\n' >package.json &&
     npm install --ignore-scripts --no-audit --no-fund --loglevel=error lodash@4.17.15 minimist@1.2.5 >/dev/null)
   # The .debs must match the libraries already in the image (main suite, no security updates), not the host's

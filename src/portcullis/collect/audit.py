@@ -11,7 +11,7 @@ from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
 from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.host import collect_host
-from portcullis.collect.processes import attach_local_processes, processes_from_top
+from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
 from portcullis.model.facts import Facts, HostFacts
 from portcullis.model.findings import CollectionProblem
 
@@ -28,12 +28,13 @@ def collect_facts(conn: EngineConnection) -> Facts:
         host = HostFacts()
         problems.append(CollectionProblem(fact="host files", reason="the engine is remote; host not audited"))
 
+    namespaces = PidNamespaces()
     for container in snapshot.containers:
         if not container.state.running:
             continue
         attach_exec_sessions(conn.api, container)
         if conn.local:
-            attach_local_processes(container)
+            attach_local_processes(container, namespaces=namespaces)
         else:
             try:
                 container.processes = processes_from_top(api_top_processes(conn, container.id))

@@ -31,14 +31,57 @@ def _process_uid(pid: int) -> int | None:
     return None
 
 
-def _dockerd_sockets(argv: list[str]) -> list[str]:
+def _dockerd_sockets(pid: int, argv: list[str]) -> list[str]:
+    """The sockets a dockerd listens on: its -H flags, else its default (rootless: $XDG_RUNTIME_DIR/docker.sock)."""
     probe = DaemonConfig(dockerd_cmdline=argv)
     hosts = probe.flag_values("-H", "--host")
-    return hosts or ["unix:///var/run/docker.sock"]
+    if hosts:
+        return hosts
+    if _process_uid(pid) not in (0, None):
+        try:
+            environ = (PROC / str(pid) / "environ").read_bytes().split(b"\0")
+        except OSError:
+            environ = []
+        runtime_dir = next((v[len(b"XDG_RUNTIME_DIR=") :] for v in environ if v.startswith(b"XDG_RUNTIME_DIR=")), None)
+        if runtime_dir:
+            return [f"unix://{runtime_dir.decode(errors='replace')}/docker.sock"]
+    return ["unix:///var/run/docker.sock"]
+
+
+def _listening_inodes(socket_path: str) -> set[int] | None:
+    """Inodes of the unix sockets bound at `socket_path` (from /proc/net/unix); None when it cannot be read."""
+    text = read_text(PROC / "net" / "unix", limit=16 << 20)
+    if text is None:
+        return None
+    wanted = {socket_path, os.path.realpath(socket_path)}
+    inodes = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] in wanted:
+            inodes.add(int(fields[6]))
+    return inodes
+
+
+def _holds_socket(pid: int, inodes: set[int]) -> bool:
+    fd_dir = PROC / str(pid) / "fd"
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            link = os.readlink(fd_dir / name)
+        except OSError:
+            continue
+        if link.startswith("socket:[") and int(link[8:-1]) in inodes:
+            return True
+    return False
 
 
 def find_dockerd(endpoint: str) -> tuple[int, list[str]] | None:
-    """The dockerd process serving `endpoint`; with several daemons, the one listening there."""
+    """The dockerd process serving `endpoint`: the one holding the listening socket (exact, also for
+    systemd socket activation), else the one whose -H names it. None when no dockerd serves it (e.g.
+    a Podman socket), never another daemon's process."""
     candidates: list[tuple[int, list[str]]] = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
@@ -50,11 +93,15 @@ def find_dockerd(endpoint: str) -> tuple[int, list[str]] | None:
         if argv:
             candidates.append((int(entry.name), argv))
     wanted = endpoint.replace("unix://", "")
+    inodes = _listening_inodes(wanted)
+    if inodes:
+        for pid, argv in candidates:
+            if _holds_socket(pid, inodes):
+                return pid, argv
     for pid, argv in candidates:
-        if any(sock.replace("unix://", "").replace("fd://", "") == wanted for sock in _dockerd_sockets(argv)):
+        if any(sock.replace("unix://", "") == wanted for sock in _dockerd_sockets(pid, argv)):
             return pid, argv
-    # systemd socket activation (-H fd://) or a symlinked socket path: fall back to a lone daemon.
-    return candidates[0] if len(candidates) == 1 else None
+    return None
 
 
 def collect_daemon_config(endpoint: str, local: bool, problems: list[CollectionProblem]) -> DaemonConfig:

@@ -99,16 +99,48 @@ def read_process(pid: int, proc: Path = PROC) -> ProcessInfo | None:
     return ProcessInfo(pid=pid, comm=comm.strip(), cmdline=cmdline, uid=uid)
 
 
-def attach_local_processes(container: ContainerFacts, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) -> None:
-    """Fill `processes` of a running container from the host's /proc, or say why in `processes_error`."""
+class PidNamespaces:
+    """Host pids grouped by pid namespace, built once per audit and only when a container has no cgroup
+    of its own (rootless Docker on cgroup v1)."""
+
+    def __init__(self, proc: Path = PROC) -> None:
+        self.proc = proc
+        self._by_namespace: dict[str, list[int]] | None = None
+
+    def namespace_of(self, pid: int | str) -> str | None:
+        try:
+            return os.readlink(self.proc / str(pid) / "ns" / "pid")
+        except OSError:
+            return None
+
+    def pids(self, namespace: str) -> list[int]:
+        if self._by_namespace is None:
+            self._by_namespace = {}
+            for entry in self.proc.iterdir():
+                if entry.name.isdigit():
+                    found = self.namespace_of(entry.name)
+                    if found is not None:
+                        self._by_namespace.setdefault(found, []).append(int(entry.name))
+        return sorted(self._by_namespace.get(namespace, []))
+
+
+def attach_local_processes(
+    container: ContainerFacts,
+    proc: Path = PROC,
+    cgroup_root: Path = CGROUP_ROOT,
+    namespaces: PidNamespaces | None = None,
+) -> None:
+    """Fill `processes` of a running container from the host's /proc, or say why in `processes_error`.
+
+    Through the container's own cgroup; a container without one (rootless Docker on cgroup v1) is read
+    through its own pid namespace instead, unless it shares the host's, whose processes are not its own.
+    """
     if not container.state.running or container.state.pid <= 0:
         return
     init_pid = container.state.pid
     directory = find_cgroup_dir(init_pid, container.id, proc, cgroup_root)
     if directory is None:
-        container.processes_error = (
-            f"no cgroup named after the container was found for its init (pid {init_pid}) under {cgroup_root}"
-        )
+        _attach_by_namespace(container, init_pid, namespaces or PidNamespaces(proc), cgroup_root)
         return
     pids = cgroup_pids(directory)
     if pids is None:
@@ -135,3 +167,18 @@ def processes_from_top(top: dict[str, Any]) -> list[ProcessInfo]:
         comm = Path(argv[0]).name if argv else ""
         processes.append(ProcessInfo(pid=int(row[pid_col]), comm=comm, cmdline=argv))
     return processes
+
+
+def _attach_by_namespace(
+    container: ContainerFacts, init_pid: int, namespaces: PidNamespaces, cgroup_root: Path
+) -> None:
+    own = namespaces.namespace_of(init_pid)
+    if own is None or own == namespaces.namespace_of("self"):
+        container.processes_error = (
+            f"no cgroup named after the container was found for its init (pid {init_pid}) under {cgroup_root}, "
+            "and it has no pid namespace of its own"
+        )
+        return
+    pids = namespaces.pids(own)
+    container.processes = [p for p in (read_process(pid, namespaces.proc) for pid in pids) if p is not None]
+    container.processes_source = "pid-namespace"

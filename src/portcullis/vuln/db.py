@@ -68,7 +68,7 @@ CREATE TABLE affected(
     nodsa_reason TEXT NOT NULL,
     events TEXT NOT NULL,       -- OSV ranges, events sorted by version (`encode_events`); '!' = not sortable
     versions TEXT NOT NULL,     -- OSV explicit versions, each one preceded and followed by a newline
-    data TEXT NOT NULL,         -- JSON: the whole row as the feed parser produced it
+    data TEXT NOT NULL,         -- JSON: the row as the feed parser produced it, less `versions` (kept above)
     PRIMARY KEY (ecosystem, package, release, advisory, seq)
 ) WITHOUT ROWID;
 CREATE INDEX advisories_source ON advisories(source);
@@ -242,7 +242,12 @@ class CandidateRow(NamedTuple):
 
     @property
     def data(self) -> dict[str, Any]:
-        return dict(json.loads(self.data_json)) if self.data_json else {}
+        if not self.data_json:
+            return {}
+        data = dict(json.loads(self.data_json))
+        if self.kind == "osv":
+            data["versions"] = self.versions.strip("\n").split("\n") if self.versions else []
+        return data
 
 
 def default_path() -> Path:
@@ -308,7 +313,10 @@ class VulnDB:
     def candidates(
         self, ecosystem: str, packages: Sequence[str], releases: Sequence[str]
     ) -> dict[str, list[CandidateRow]]:
-        """Every affected row for these package names in one ecosystem and these releases, grouped by name."""
+        """Every affected row for these package names in one ecosystem and these releases, grouped by name.
+
+        Each name's rows come vendor feeds first (OSV copies last), then by advisory id: the order matching decides in.
+        """
         found: dict[str, list[CandidateRow]] = {}
         unique = sorted(set(packages))
         release_marks = ",".join("?" * len(releases))
@@ -318,7 +326,8 @@ class VulnDB:
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
                 f"SELECT {_CANDIDATE_COLUMNS} FROM affected a JOIN advisories v ON v.rowid = a.advisory"
-                f" WHERE a.ecosystem = ? AND a.package IN ({marks}) AND a.release IN ({release_marks})",
+                f" WHERE a.ecosystem = ? AND a.package IN ({marks}) AND a.release IN ({release_marks})"
+                " ORDER BY a.package, v.source LIKE 'osv:%', v.id",
                 (ecosystem, *chunk, *releases),
             )
             make = CandidateRow._make
@@ -370,7 +379,7 @@ class VulnDB:
                     cur.lastrowid,
                     seq,
                     *match_columns(a),
-                    json.dumps(a.data, separators=(",", ":")),
+                    _data_json(a.data),
                 )
                 for seq, a in enumerate(adv.affected)
             )
@@ -398,6 +407,11 @@ _AFFECTED_MARKS = ",".join("?" * len(_AFFECTED_COLUMNS.split(",")))
 
 
 _MIGRATABLE = {"1", "2"}
+
+
+def _data_json(data: dict[str, Any]) -> str:
+    """The row JSON without the explicit version list, which has its own column (PyPA lists run to kilobytes)."""
+    return json.dumps({k: v for k, v in data.items() if k != "versions"}, separators=(",", ":"))
 
 
 def _schema_version(path: Path) -> str | None:
@@ -429,8 +443,9 @@ def _migrate(old: Path, conn: sqlite3.Connection) -> None:
         conn.executemany(
             f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})",
             [
-                (eco, pkg, rel, advisory, seq, *match_columns(AffectedRow(eco, rel, pkg, json.loads(data))), data)
+                (eco, pkg, rel, advisory, seq, *match_columns(row), _data_json(row.data))
                 for eco, pkg, rel, advisory, seq, data in rows
+                for row in [AffectedRow(eco, rel, pkg, json.loads(data))]
             ],
         )
         conn.commit()

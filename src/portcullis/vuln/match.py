@@ -35,11 +35,6 @@ compare = lru_cache(maxsize=100_000)(ordering_compare)
 OS_ECOSYSTEMS = {Ecosystem.DEBIAN, Ecosystem.UBUNTU, Ecosystem.ALPINE, Ecosystem.RPM}
 
 
-def _priority(row: CandidateRow) -> tuple[int, str]:
-    """The vendor's own feed outranks OSV's copy of it when both carry the same advisory."""
-    return (1 if row.source.startswith("osv:") else 0, row.advisory_id)
-
-
 @dataclass
 class Verdict:
     state: FixState
@@ -197,23 +192,29 @@ def match_packages(packages: Sequence[Package], db: VulnDB, release: OsRelease |
         candidates = db.candidates(ecosystem.value, [_lookup_key(p) for p in group], sorted(releases))
         for package in group:
             rows = candidates.get(_lookup_key(package), [])
-            result.matches.extend(_match_one(package, rows, releases, result.problems))
+            result.matches.extend(_match_one(package, rows, result.problems))
     return result
 
 
-def _match_one(package: Package, rows: Iterable[CandidateRow], releases: set[str], problems: list[str]) -> list[Match]:
+@lru_cache(maxsize=4096)
+def _vendor_status(fields: tuple[tuple[str, str], ...]) -> VendorStatus:
+    """VendorStatus is frozen and a scan sees few distinct ones (osv + 'ecosystem range'...): share the instances."""
+    return VendorStatus(**dict(fields))
+
+
+def _match_one(package: Package, rows: Iterable[CandidateRow], problems: list[str]) -> list[Match]:
     # One advisory may hold several rows for a package (OSV: one affected[] entry per range); it applies when any
-    # row does. Rows of the vendor's own feed come first so its verdict wins over OSV's copy of the same CVE.
+    # row does. The database hands rows of the vendor's own feed first so its verdict wins over OSV's copy.
     groups: dict[str, list[CandidateRow]] = {}
-    for row in sorted(rows, key=_priority):
-        if row.release in releases:
-            groups.setdefault(row.advisory_id, []).append(row)
+    for row in rows:
+        groups.setdefault(row.advisory_id, []).append(row)
     matches: list[Match] = []
     seen: dict[str, Match] = {}  # every id and alias already reported for this package -> its match
     silenced: set[str] = set()  # ids a vendor feed declared not affected; OSV's copy must not revive them
     installed = package.match_version if package.ecosystem in OS_ECOSYSTEMS else package.version
     for adv_id, group in groups.items():
-        if adv_id in silenced or (silenced and silenced.intersection(group[0].aliases)):
+        first = group[0]
+        if adv_id in silenced or (silenced and silenced.intersection(first.aliases)):
             continue
         hit: tuple[CandidateRow, Verdict] | None = None
         for row in group:
@@ -226,10 +227,11 @@ def _match_one(package: Package, rows: Iterable[CandidateRow], releases: set[str
                 hit = (row, verdict)
                 break
         if hit is None:
-            if not group[0].source.startswith("osv:"):  # only a vendor's "not affected" silences other feeds
-                silenced.update((adv_id, *group[0].aliases))
+            if not first.source.startswith("osv:"):  # only a vendor's "not affected" silences other feeds
+                silenced.update((adv_id, *first.aliases))
             continue
-        names = {adv_id, *group[0].aliases}
+        aliases = first.aliases  # decoded only for advisories that apply
+        names = {adv_id, *aliases}
         earlier = next((seen[n] for n in names if n in seen), None)
         if earlier is not None:  # the same vulnerability from a second feed: keep the first, merge the names
             earlier.aliases.extend(sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases))
@@ -237,12 +239,12 @@ def _match_one(package: Package, rows: Iterable[CandidateRow], releases: set[str
         row, verdict = hit
         match = Match(
             advisory_id=adv_id,
-            aliases=sorted(a for a in row.aliases if a != adv_id),
+            aliases=sorted(a for a in (aliases if row is first else row.aliases) if a != adv_id),
             summary=row.summary,
             package=package,
             fix_state=verdict.state,
             fixed_version=verdict.fixed_version,
-            vendor=VendorStatus(**verdict.vendor),
+            vendor=_vendor_status(tuple(verdict.vendor.items())),
             vendor_severity=row.severity or row.urgency,
             cvss=row.cvss,
         )

@@ -166,7 +166,7 @@ class ModeRule:
             "mode": format(mode, "04o"),
             "allowed": format(self.limit, "04o"),
         }
-        excess = mode & ~self.limit & 0o7777
+        excess = mode & ~self.limit & 0o6777  # the sticky bit grants nothing on a file or socket
         if excess:
             evidence["excess_bits"] = format(excess, "04o")
             return failed(
