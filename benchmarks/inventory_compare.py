@@ -49,6 +49,7 @@ class Entry:
     location: str = ""  # the file the tool names as its evidence
     source: str = ""  # dpkg source package (binary name when the same)
     supporting_layers: list[int] = field(default_factory=list)  # syft: layers of the package's other files
+    purl: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -69,7 +70,9 @@ def run(argv: list[str], **env: str) -> tuple[str, float]:
 
 
 def in_image(image: str, script: str) -> str:
-    out, _ = run(["docker", "run", "--rm", "--label", "portcullis.test=1", "--network", "none", image, "sh", "-c", script])
+    out, _ = run(
+        ["docker", "run", "--rm", "--label", "portcullis.test=1", "--network", "none", image, "sh", "-c", script]
+    )
     return out
 
 
@@ -98,13 +101,14 @@ def portcullis_inventory(tar: Path, out: Path) -> tuple[list[Entry], float]:
                 None if layer is None else int(layer),
                 "/" + props.get("portcullis:package:location", ""),
                 props.get("portcullis:package:source_name") or component["name"],
+                purl=component["purl"],
             )
         )
     return entries, seconds
 
 
-def syft_inventory(tar: Path, out: Path, layers: list[str]) -> tuple[list[Entry], float]:
-    argv = [str(PEERS / "syft"), f"docker-archive:{tar}", "-q", "-o", f"syft-json={out}"]
+def syft_inventory(tar: Path, out: Path, layers: list[str], scope: str = "squashed") -> tuple[list[Entry], float]:
+    argv = [str(PEERS / "syft"), f"docker-archive:{tar}", "--scope", scope, "-q", "-o", f"syft-json={out}"]
     _, seconds = run(argv, SYFT_CHECK_FOR_APP_UPDATE="false")
     entries = []
     for artifact in json.loads(out.read_text())["artifacts"]:
@@ -121,6 +125,7 @@ def syft_inventory(tar: Path, out: Path, layers: list[str]) -> tuple[list[Entry]
                 where["path"],
                 (artifact.get("metadata") or {}).get("source") or artifact["name"],
                 sorted(others),
+                artifact["purl"],
             )
         )
     return entries, seconds
@@ -145,6 +150,7 @@ def trivy_inventory(tar: Path, out: Path, layers: list[str]) -> tuple[list[Entry
                 layers.index(diff_id) if diff_id else None,
                 "/" + props["aquasecurity:trivy:FilePath"] if "aquasecurity:trivy:FilePath" in props else DPKG_STATUS,
                 props.get("aquasecurity:trivy:SrcName") or component["name"],
+                purl=component["purl"],
             )
         )
     return entries, seconds
@@ -195,8 +201,10 @@ EXPLANATIONS = {
         "Debian package (`dpkg -S` in the image names it). Trivy drops language packages whose files an OS package "
         "owns, so it reports them once, as the .deb; portcullis and syft report them twice (the .deb and the PyPI "
         "distribution). The PyPI copy carries Debian's patched code under the upstream version, so PyPI advisories "
-        "matched against it can be false positives; the Debian tracker entry for the source package is the one that "
-        "knows Debian's fixes. Portcullis's behaviour here is a known gap, not a parsing error."
+        "matched against it can be false positives (with the full PyPI database portcullis reports PYSEC-2023-228 "
+        "against this pip 23.0.1); the Debian tracker entry for the source package is the one that knows Debian's "
+        "fixes. Here Trivy is right and portcullis (like syft) over-reports: not a parsing error, a missing "
+        "ownership filter."
     ),
     "syft-status-layer": (
         "syft takes the layer of its primary evidence, /var/lib/dpkg/status, for every dpkg package. `dpkg -i` in "
@@ -229,7 +237,9 @@ def compare(results: dict[str, list[Entry]], truth: dict[str, Any]) -> dict[str,
         if (
             ecosystem == "npm"
             and "portcullis" not in present
-            and all("/node_modules/" not in e.location and e.location.endswith("/package.json") for e in entries.values())
+            and all(
+                "/node_modules/" not in e.location and e.location.endswith("/package.json") for e in entries.values()
+            )
         ):
             difference["explanation"] = "project-root-manifest"
         elif ecosystem == "pypi" and present == ["portcullis", "syft"]:
@@ -317,10 +327,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{agreement['disagree']} differ"
             )
         for peer, agreement in result["source_agreement"].items():
-            lines.append(
-                f"- dpkg source package names, portcullis vs {peer}: {agreement['compared'] - len(agreement['mismatched'])}"
-                f" of {agreement['compared']} agree"
-            )
+            same = agreement["compared"] - len(agreement["mismatched"])
+            lines.append(f"- dpkg source package names, portcullis vs {peer}: {same} of {agreement['compared']} agree")
         versus = result["portcullis_vs_dpkg_query"]
         lines.append(
             f"- portcullis vs `dpkg-query -W`: {len(versus['missing'])} missing, {len(versus['extra'])} extra"
@@ -333,7 +341,9 @@ def markdown(report: dict[str, Any]) -> str:
         if not groups:
             lines += ["None: the three inventories are identical, layers included.", ""]
         for name, members in groups.items():
-            shown = ", ".join(_short(d) for d in members[:12]) + (f", … ({len(members)} in all)" if len(members) > 12 else "")
+            shown = ", ".join(_short(d) for d in members[:12]) + (
+                f", … ({len(members)} in all)" if len(members) > 12 else ""
+            )
             text = EXPLANATIONS.get(name, "**Unexplained: one of the tools is wrong here; see the JSON for detail.**")
             lines += [f"**{name}** ({len(members)}): {shown}", "", text, ""]
     lines += ["## Notes that apply to every image", ""] + [f"- {note}" for note in report["notes"]] + [""]
@@ -343,7 +353,8 @@ def markdown(report: dict[str, Any]) -> str:
 def _short(difference: dict[str, Any]) -> str:
     ecosystem, name, version = difference["package"]
     if difference["kind"] == "layer":
-        return f"{name} {version} (portcullis {difference['portcullis_layer']}, {difference['tool']} {difference['peer_layer']})"
+        theirs = f"{difference['tool']} {difference['peer_layer']}"
+        return f"{name} {version} (portcullis {difference['portcullis_layer']}, {theirs})"
     if difference["kind"] == "presence":
         owner = f", dpkg: {difference['dpkg_owner']}" if "dpkg_owner" in difference else ""
         return f"{ecosystem}:{name} {version} (in {'+'.join(difference['present_in'])}{owner})"
@@ -351,27 +362,39 @@ def _short(difference: dict[str, Any]) -> str:
 
 
 def notes(images: list[dict[str, Any]]) -> list[str]:
-    """Observations beside the differences, each backed by the data of this run."""
+    """Observations beside the differences, each taken from the data of this run."""
+    last = images[-1]
+    epoch_purls = {
+        tool: next((e["purl"] for e in last["packages"][tool] if e["ecosystem"] == "deb" and ":" in e["version"]), "")
+        for tool in TOOLS
+    }
     deb_files = sorted({f for image in images for f in image["ground_truth"]["deb_files"]})
+    all_layers = last["syft_all_layers"]
     return [
         "Binary vs source names: all three tools list dpkg *binary* packages (e.g. `libc6`, `zlib1g`) and carry the "
         "source package beside it (portcullis: purl `upstream=` qualifier and `portcullis:package:source_name`; syft: "
-        "`metadata.source`; Trivy: `aquasecurity:trivy:SrcName`). Advisory matching uses the source name.",
-        "Purls differ in form, not in substance: syft and portcullis write the epoch inside the version "
-        "(`zlib1g@1:1.2.13.dfsg-1`), Trivy moves it to an `epoch=1` qualifier; Trivy's `distro=` qualifier carries the "
-        "point release (`debian-12.15`), syft and portcullis the major (`debian-12`).",
+        "`metadata.source`; Trivy: `aquasecurity:trivy:SrcName`); the source names agree for every package (above). "
+        "Advisory matching uses the source name.",
+        "Purls differ in form, not in substance (a package with an epoch): "
+        + "; ".join(f"{tool} `{purl}`" for tool, purl in epoch_purls.items())
+        + ". Trivy moves the epoch to an `epoch=` qualifier and puts the point release in `distro=`; syft appends the "
+        "source version to `upstream=` when it differs from the binary's. The (ecosystem, name, version) triples, "
+        "epoch included, are identical.",
         "npm evidence files: portcullis proves lodash/minimist from npm's hidden lockfile "
         "`/opt/app/node_modules/.package-lock.json` (the first evidence file in path order; the top-level "
         "`package-lock.json` and each `node_modules/*/package.json` prove the same purls and are listed once); syft "
         "and Trivy cite `node_modules/<name>/package.json`. Same packages, same layer.",
         "Python evidence files: all three read `*.dist-info/METADATA` or `*.egg-info/PKG-INFO`; syft adds RECORD and "
         "top_level.txt as supporting evidence.",
-        "Whiteout-removed .debs: the layered image copies expat and sqlite3 .debs into /tmp/debs (layer 2) and deletes "
-        "them in layer 3. No tool reports them as installed packages: they are not in the final filesystem "
-        f"(`.deb` files left in the images: {deb_files or 'none'}), and none of the three catalogues .deb archives "
-        "by default. Their contents appear once, as the dpkg packages `expat` and `sqlite3` that `dpkg -i` installed.",
-        "syft with `--scope all-layers` does not change its dpkg attribution: it then lists both copies of "
-        "/var/lib/dpkg/status as locations of each carried package, and still none of the deleted .debs.",
+        "Whiteout-removed .debs: the layered image copies expat and sqlite3 .debs into /tmp/debs (layer 2) and "
+        f"deletes them in layer 3; `.deb` files left in the final filesystem: {deb_files or 'none'}. portcullis "
+        "applies the whiteouts and does not catalogue .deb archives; the squashed views of syft and Trivy cannot see "
+        f"the deleted files. syft with `--scope all-layers` (which does see them) reports {all_layers['packages']} "
+        f"packages, {all_layers['deb_archives']} of them from a .deb file: the deleted archives never become packages. "
+        "Their contents appear once, as the dpkg packages `expat` and `sqlite3` that `dpkg -i` installed.",
+        f"syft `--scope all-layers` does not fix its dpkg attribution: layer agreement with portcullis is "
+        f"{all_layers['agree']} of {all_layers['compared']} (its primary evidence is still the top layer's "
+        "/var/lib/dpkg/status; both copies of the file are listed as locations).",
     ]
 
 
@@ -383,6 +406,10 @@ def image_layers(image: str) -> tuple[str, list[str], list[str]]:
     created = [s["CreatedBy"] for s in steps if s["Size"] not in ("0B", "0")]  # the steps that made a layer
     layers = inspect["RootFS"]["Layers"]
     return inspect["Id"], layers, created if len(created) == len(layers) else [""] * len(layers)
+
+
+def _find(entries: list[Entry], key: tuple[str, str, str]) -> Entry | None:
+    return next((e for e in entries if e.key == key), None)
 
 
 def tool_versions() -> dict[str, str]:
@@ -421,6 +448,15 @@ def main() -> int:
         results["syft"], seconds["syft"] = syft_inventory(tar, args.work / f"{slug}.syft.json", layers)
         results["trivy"], seconds["trivy"] = trivy_inventory(tar, args.work / f"{slug}.trivy.json", layers)
         truth = ground_truth(image)
+        wide, _ = syft_inventory(tar, args.work / f"{slug}.syft-all-layers.json", layers, scope="all-layers")
+        tar.unlink()  # ~240 MB each; `docker save` makes it again on the next run
+        agree = [e for e in wide if (found := _find(results["portcullis"], e.key)) and found.layer == e.layer]
+        syft_all_layers = {
+            "packages": len(wide),
+            "deb_archives": sum(e.location.endswith(".deb") for e in wide),
+            "compared": sum(_find(results["portcullis"], e.key) is not None for e in wide),
+            "agree": len(agree),
+        }
         images.append(
             {
                 "image": image,
@@ -430,6 +466,7 @@ def main() -> int:
                 "seconds": {tool: round(s, 2) for tool, s in seconds.items()},
                 "ground_truth": truth,
                 "comparison": compare(results, truth),
+                "syft_all_layers": syft_all_layers,
                 "packages": {tool: [asdict(e) for e in entries] for tool, entries in results.items()},
             }
         )
@@ -443,9 +480,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "inventory-compare.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "inventory-compare.md").write_text(markdown(report))
-    unexplained = sum(
-        1 for image in images for d in image["comparison"]["differences"] if "explanation" not in d
-    )
+    unexplained = sum(1 for image in images for d in image["comparison"]["differences"] if "explanation" not in d)
     print(f"inventory-compare: wrote {args.out}/inventory-compare.{{json,md}}; unexplained differences: {unexplained}")
     return 0
 

@@ -4,6 +4,7 @@
 #   libcommons-lang3-java   jars with META-INF/MANIFEST.MF and META-INF/maven/**/pom.properties in /usr/share/java
 #   ruby-rack               a gem with its gemspec under /usr/share/rubygems-integration/all/specifications
 #   rpm                     rpmbuild + rpm: the tests build a tiny package and install it into a real sqlite rpmdb
+#   db5.3-util              db5.3_load: writes a real Berkeley DB hash file (the pre-4.16 rpmdb container) from them
 # and, from PyPI into a scratch venv outside the project (the SPDX test validates with it; not a project dependency):
 #   spdx-tools              pyspdxtools, the SPDX project's own validator, in ${PORTCULLIS_SPDX_VENV}
 # Idempotent; does nothing when everything is present. Needs root (apt-get); tests skip with a reason when absent.
@@ -18,7 +19,7 @@ if [ ! -x "$SPDX_VENV/bin/pyspdxtools" ]; then
     fi
 fi
 
-wanted=(golang-go libcommons-lang3-java ruby-rack rpm)
+wanted=(golang-go libcommons-lang3-java ruby-rack rpm db5.3-util)
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then

@@ -219,7 +219,11 @@ def test_cli_risky_fails_every_own_rule_with_layers(risky_save: Path) -> None:
     result = _cli(str(risky_save), "--select", "DKR-IMG", "-f", "json", "--fail-on", "high")
     assert result.returncode == 2, result.stderr
     findings = {f["rule_id"]: f for f in json.loads(result.stdout)["findings"]}
-    assert {rule: f["status"] for rule, f in findings.items()} == {f"DKR-IMG-00{n}": "fail" for n in range(1, 9)}
+    # Debian 12 still gets (LTS) security fixes, so only the OS-support rule passes
+    assert {rule: f["status"] for rule, f in findings.items()} == {
+        **{f"DKR-IMG-00{n}": "fail" for n in range(1, 9)},
+        "DKR-IMG-009": "pass",
+    }
     secret = findings["DKR-IMG-001"]["evidence"]["paths"][0]
     assert secret["path"] == "/root/.ssh/id_ed25519"
     assert (
@@ -235,7 +239,8 @@ def test_cli_hardened_passes_every_own_rule() -> None:
     result = _cli(f"engine:{HARDENED}", "--select", "DKR-IMG", "-f", "json", "--fail-on", "low")
     assert result.returncode == 0, result.stdout
     statuses = {f["rule_id"]: f["status"] for f in json.loads(result.stdout)["findings"]}
-    assert statuses == {f"DKR-IMG-00{n}": "pass" for n in range(1, 9)}
+    # busybox has no /etc/os-release: its OS support cannot be judged
+    assert statuses == {**{f"DKR-IMG-00{n}": "pass" for n in range(1, 9)}, "DKR-IMG-009": "skip"}
 
 
 def test_cli_bad_references_are_one_line_errors(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
 """rpm, Go, Java, Ruby and Rust inventory parsers.
 
 Real samples are produced here where the machine can make them (scripts/install-vuln-samples.sh installs the Debian
-packages): an rpm built with rpmbuild and installed into a sqlite rpmdb by rpm itself, Go binaries built by Debian's
-Go toolchain, the jars of libcommons-lang3-java and the gemspec of ruby-rack. cargo-auditable binaries cannot be made
-here (no Rust toolchain): those tests write an ELF file with a `.dep-v0` section in the exact on-disk format.
+packages): rpms built with rpmbuild and recorded in a sqlite rpmdb by rpm itself, the same header blobs in a Berkeley
+DB hash file written by Berkeley DB's own db5.3_load (Debian's rpm cannot write its old BDB backend), Go binaries
+built by Debian's Go toolchain and the third-party Go binaries on this machine, the jars of libcommons-lang3-java
+and every installed gemspec. cargo-auditable binaries cannot be made here (no Rust toolchain): those tests write
+an ELF file with a `.dep-v0` section in the exact on-disk format. No ndb (SUSE) sample can be made: not read.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pytest
 from portcullis.model.vuln import Ecosystem, OsRelease
 from portcullis.vuln.inventory_go import parse_go_binary, parse_modinfo, read_build_info
 from portcullis.vuln.inventory_java import MAX_DEPTH, parse_jar
-from portcullis.vuln.inventory_rpm import parse_header, parse_rpmdb_sqlite
+from portcullis.vuln.inventory_rpm import bdb_hash_values, parse_header, parse_rpmdb_bdb, parse_rpmdb_sqlite
 from portcullis.vuln.inventory_ruby import is_gemspec_path, parse_gemspec
 from portcullis.vuln.inventory_rust import elf_section, parse_rust_binary
 
@@ -100,6 +102,67 @@ def test_rpmdb_that_is_not_sqlite() -> None:
     inventory = parse_rpmdb_sqlite(b"\x00\x06\x15\x61" + b"\x00" * 4000)  # a BerkeleyDB-like start
     assert inventory.packages == []
     assert "not a readable sqlite rpmdb" in inventory.skipped[0]
+
+
+def _bdb_from(sqlite_rpmdb: bytes, tmp: Path, page_size: int) -> bytes:
+    """The same headers in a Berkeley DB hash file written by Berkeley DB itself (db5.3_load), keyed like rpm's
+    pre-4.16 `Packages`: 4-byte instance numbers, record 0 holding the next-instance counter."""
+    _need("db5.3_load")
+    source = tmp / "rpmdb.sqlite"
+    source.write_bytes(sqlite_rpmdb)
+    conn = sqlite3.connect(source)
+    rows = conn.execute("SELECT hnum, blob FROM Packages").fetchall()
+    conn.close()
+
+    def escaped(data: bytes) -> str:  # db_load -T text: every byte as a backslash and two hex digits
+        return "".join(f"\\{byte:02x}" for byte in data)
+
+    lines = [escaped(struct.pack("<I", 0)), escaped(struct.pack("<I", len(rows) + 1))]
+    for hnum, blob in rows:
+        lines += [escaped(struct.pack("<I", hnum)), escaped(blob)]
+    out = tmp / f"Packages-{page_size}"
+    subprocess.run(
+        ["db5.3_load", "-T", "-t", "hash", "-c", f"db_pagesize={page_size}", str(out)],
+        input="\n".join(lines) + "\n",
+        text=True,
+        check=True,
+    )
+    return out.read_bytes()
+
+
+def test_rpmdb_berkeley_db_written_by_berkeley_db(tmp_path: Path) -> None:
+    wanted = [(f"portcullis-{n}", f"1.{n}", f"{n}.el8", str(n) if n % 2 else None) for n in range(6)]
+    sqlite_db = _build_rpmdb(tmp_path, wanted)
+    expected = sorted((p.name, p.version, p.purl) for p in parse_rpmdb_sqlite(sqlite_db, release=ROCKY).packages)
+    assert len(expected) == 6
+    for page_size in (4096, 512):  # 512: every header spans a chain of overflow pages
+        data = _bdb_from(sqlite_db, tmp_path, page_size)
+        inventory = parse_rpmdb_bdb(data, release=ROCKY)
+        assert inventory.skipped == []
+        assert sorted((p.name, p.version, p.purl) for p in inventory.packages) == expected
+        assert {p.location for p in inventory.packages} == {"var/lib/rpm/Packages"}
+
+
+def test_berkeley_db_damage(tmp_path: Path) -> None:
+    sqlite_db = _build_rpmdb(tmp_path, [("portcullis-a", "1.0", "1", None), ("portcullis-b", "2.0", "1", None)])
+    data = _bdb_from(sqlite_db, tmp_path, 512)
+    assert "magic" in parse_rpmdb_bdb(b"\x00" * 4096).skipped[0]
+    # break one header's overflow chain: point its first overflow page at a page number past the end of the file
+    records, problems = bdb_hash_values(data)
+    assert problems == [] and len(records) == 3
+    page_size = 512
+    chain_starts = [
+        page
+        for page in range(1, len(data) // page_size)
+        if data[page * page_size + 25] == 7 and struct.unpack_from("<I", data, page * page_size + 12)[0] == 0
+    ]
+    assert len(chain_starts) == 2  # one chain per header (first pages have no previous page)
+    victim = chain_starts[0] * page_size
+    broken = data[: victim + 16] + struct.pack("<I", 10_000) + data[victim + 20 :]  # its next-page pointer
+    inventory = parse_rpmdb_bdb(broken)
+    assert len(inventory.packages) == 1  # the other package is still listed
+    [problem] = inventory.skipped
+    assert "overflow chain breaks at page 10000" in problem and problem.endswith("that package is not listed")
 
 
 def test_rpm_header_format_by_hand() -> None:
@@ -187,6 +250,44 @@ def test_read_build_info_sees_the_real_section(tmp_path: Path) -> None:
     assert info is not None and info.path == "example.com/portcullis/app"
 
 
+def _go_listing(binary: str) -> tuple[str, list[tuple[str, str]]]:
+    """The Go version and dependencies as the toolchain's own `go version -m` reports them, with replacements
+    applied the way the parser documents (a local directory keeps the required module's name)."""
+    lines = subprocess.run(["go", "version", "-m", binary], capture_output=True, text=True, check=True).stdout
+    go_version = lines.splitlines()[0].rsplit(" ", 1)[1]
+    deps: list[tuple[str, str]] = []
+    for line in lines.splitlines()[1:]:
+        fields = line.strip("\t").split("\t")
+        if fields[0] == "dep":
+            deps.append((fields[1], fields[2]))
+        elif fields[0] == "=>":
+            name = deps[-1][0] if fields[1].startswith((".", "/")) else fields[1]
+            deps[-1] = (name, fields[2])
+    return go_version, deps
+
+
+def test_go_binaries_on_this_machine_agree_with_go_version_m() -> None:
+    """Real third-party Go binaries (the Docker engine here; kubectl and friends where installed, with 80-150
+    dependencies and replacements) read exactly as the Go toolchain reads them."""
+    _need("go")
+    candidates = [
+        "/usr/sbin/dockerd",
+        "/usr/bin/containerd",
+        *(shutil.which(t) for t in ("kubectl", "kpt", "anthoscli")),
+    ]
+    binaries = [b for b in candidates if b and Path(b).is_file()]
+    if not binaries:
+        pytest.skip("no Go binaries on this machine")
+    for binary in binaries:
+        go_version, deps = _go_listing(binary)
+        inventory = parse_go_binary(Path(binary).read_bytes(), binary)
+        assert inventory.skipped == [], binary
+        found = [(p.name, p.version) for p in inventory.packages]
+        assert found[0] == ("stdlib", "v" + go_version.removeprefix("go")), binary
+        info = read_build_info(Path(binary).read_bytes())
+        assert info is not None and [(d.path, d.version) for d in info.deps] == deps, binary
+
+
 # --- Java ---------------------------------------------------------------------------------------------------
 
 
@@ -241,6 +342,21 @@ def test_jar_nesting_is_bounded_and_damage_reported() -> None:
     assert "not a readable zip archive" in parse_jar(b"PK\x03\x04 broken", "bad.jar").skipped[0]
 
 
+def test_every_debian_jar_on_this_machine() -> None:
+    """Each real jar gives its coordinates or a reason; a jar with a pom.properties always gives its coordinates."""
+    jars = [j for j in Path("/usr/share/java").glob("*.jar") if not j.is_symlink()]
+    if not jars:
+        pytest.skip(f"no jars in /usr/share/java; run {SAMPLES}")
+    for jar in jars:
+        data = jar.read_bytes()
+        inventory = parse_jar(data, str(jar))
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            poms = [n for n in archive.namelist() if n.startswith("META-INF/maven/") and n.endswith("pom.properties")]
+        assert bool(inventory.packages) or inventory.skipped, jar
+        assert len(inventory.packages) >= (1 if poms else 0), jar
+        assert all(p.purl.startswith("pkg:maven/") and ":" in p.name for p in inventory.packages), jar
+
+
 def test_manifest_only_jar() -> None:
     with_group = _zip(
         {
@@ -269,6 +385,20 @@ def test_real_debian_gemspec() -> None:
         "2.2.22",
         "pkg:gem/rack@2.2.22",
     )
+
+
+def test_every_installed_gemspec_on_this_machine() -> None:
+    """Ruby's bundled default gems and Debian's ruby-* gems: RubyGems names each file <name>-<version>.gemspec."""
+    specs = [
+        *Path("/usr/lib/ruby/gems").glob("*/specifications/**/*.gemspec"),
+        *Path("/usr/share/rubygems-integration").glob("*/specifications/*.gemspec"),
+    ]
+    if not specs:
+        pytest.skip(f"no installed gems; run {SAMPLES}")
+    for spec in specs:
+        assert is_gemspec_path(str(spec)), spec
+        [package] = parse_gemspec(spec.read_text(), str(spec)).packages
+        assert spec.name == f"{package.name}-{package.version}.gemspec"
 
 
 def test_gemspec_without_literals() -> None:

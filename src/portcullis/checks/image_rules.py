@@ -7,12 +7,14 @@ was not read (an audit lists engine images without reading their layers) the con
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from portcullis.checks.registry import CheckResult, failed, not_applicable, passed, rule, skipped
 from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence
 from portcullis.model.findings import Severity, Status, TargetKind
 from portcullis.model.layers import LayerRef
+from portcullis.vuln.eol import eol_status
 
 CONTENT_STATUSES = (Status.PASS, Status.FAIL, Status.SKIP)
 NOT_READ = "the image's layers were not read (run `portcullis image` on it)"
@@ -48,6 +50,7 @@ def _content_rule(content: ImageContentFacts | None, items: list[PathEvidence], 
     severity=Severity.HIGH,
     scope=TargetKind.IMAGE,
     statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
     rationale="""
 Deleting a file in a later layer only hides it: the layer that added it is still part of the image and
 anyone who can pull the image can extract the key or credential from it.
@@ -72,6 +75,7 @@ def no_deleted_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
     severity=Severity.MEDIUM,
     scope=TargetKind.IMAGE,
     statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
     rationale="""
 A container should run one process. An SSH server adds a remotely reachable login and keys to manage;
 sudo gives any process running as a normal user a path back to root.
@@ -94,6 +98,7 @@ def no_sshd_or_sudo(image: ImageFacts, facts: Facts) -> CheckResult:
     severity=Severity.MEDIUM,
     scope=TargetKind.IMAGE,
     statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
     rationale="""
 Any user in the container can create, replace or delete files in a world-writable directory without the
 sticky bit, including files other users' processes trust.
@@ -168,6 +173,7 @@ def _layer_of(line: str, content: ImageContentFacts | None) -> LayerRef | None:
     severity=Severity.MEDIUM,
     scope=TargetKind.IMAGE,
     statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
     rationale="""
 `curl … | sh` runs whatever the server sends at build time, unverified: a compromised or spoofed download
 becomes code in the image, and the build cannot be reproduced.
@@ -196,6 +202,7 @@ def no_pipe_to_shell(image: ImageFacts, facts: Facts) -> CheckResult:
     severity=Severity.LOW,
     scope=TargetKind.IMAGE,
     statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
     rationale="""
 Downloaded packages and package indexes left behind enlarge the image and its attack surface, and stale
 indexes make a later install pull outdated packages.
@@ -242,6 +249,7 @@ def no_privileged_ports(image: ImageFacts, facts: Facts) -> CheckResult:
     severity=Severity.MEDIUM,
     scope=TargetKind.IMAGE,
     statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
     rationale="""
 Layer members with absolute or '..' names, links that leave the image, device nodes or absurd sizes do not
 belong in an image: they are how crafted archives attack the tools and hosts that unpack them.
@@ -257,3 +265,37 @@ def no_unsafe_entries(image: ImageFacts, facts: Facts) -> CheckResult:
         "unsafe archive entr(ies) skipped",
         "every layer member was safe to apply",
     )
+
+
+@rule(
+    id="DKR-IMG-009",
+    title="The image's OS release still gets security updates",
+    severity=Severity.HIGH,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
+    rationale="""
+Once a distribution release reaches its end of life, new vulnerabilities in its packages are no longer fixed:
+scanners then report fewer problems, not because there are fewer but because nobody publishes them.
+""",
+    remediation="Rebuild the image on a supported release of its distribution (e.g. a current Debian stable base).",
+)
+def supported_os_release(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    if content is None:
+        return skipped(NOT_READ)
+    if content.os_release is None:
+        return skipped("the image has no /etc/os-release, so its distribution release is unknown")
+    if not facts.collected_at:
+        return skipped("the facts carry no collection date to judge support against")
+    today = datetime.fromisoformat(facts.collected_at).date()
+    is_eol, end, note = eol_status(content.os_release, today)
+    evidence: dict[str, Any] = {
+        "os_release": content.os_release.model_dump(),
+        "support_ends": end.isoformat() if end else None,
+    }
+    if is_eol is None:
+        return skipped(note, **evidence)
+    if is_eol:
+        return failed(note, **evidence)
+    return passed(note, **evidence)

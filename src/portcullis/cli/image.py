@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,7 @@ def image_report(
     reference: str, image: ImageFacts, select: list[str], skip: list[str], vulns: VulnOptions | None = None
 ) -> Report:
     facts = Facts(
+        collected_at=datetime.now(UTC).isoformat(timespec="seconds"),
         engine=EngineFacts(endpoint=reference, local=False, info=EngineInfo(), version=EngineVersion()),
         images=[image],
     )
@@ -178,7 +180,7 @@ def image(
         FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
     ] = None,
     platform: Annotated[
-        str | None, typer.Option("--platform", help="os/arch[/variant] in a multi-platform index (default: host)")
+        str | None, typer.Option("--platform", help="os/arch or os/arch/variant in a multi-platform index (default: host)")
     ] = None,
     insecure_registry: Annotated[
         list[str] | None,

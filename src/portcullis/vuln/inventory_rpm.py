@@ -1,8 +1,13 @@
-"""rpm inventory: the sqlite rpmdb (`var/lib/rpm/rpmdb.sqlite`, rpm >= 4.16: Fedora 33+, RHEL 9, Rocky/Alma 9).
+"""rpm inventory: the package database in either container rpm has used for images.
 
-Each row of its `Packages` table is one package header blob in rpm's header format: a big-endian index count and
-data length, then 16-byte index entries (tag, type, offset, count) and the data store they point into. The older
-BerkeleyDB `Packages` and the ndb `Packages.db` databases are not read (reported as skipped by the caller).
+- sqlite `var/lib/rpm/rpmdb.sqlite` (rpm >= 4.16: RHEL 9, Fedora 33+, Rocky/Alma 9, Amazon Linux 2023): each row of
+  its `Packages` table is one header blob.
+- Berkeley DB hash `var/lib/rpm/Packages` (RHEL/CentOS 7 and 8, UBI 8, Amazon Linux 2): each record's value is one
+  header blob, usually on a chain of overflow pages. Read directly from the file's pages, no Berkeley DB library.
+The ndb `Packages.db` (SUSE) is not read.
+
+A header blob in rpm's header format: a big-endian index count and data length, then 16-byte index entries (tag,
+type, offset, count) and the data store they point into.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from portcullis.model.vuln import Ecosystem, OsRelease, Package
 from portcullis.vuln.inventory import Inventory
 
 RPMDB_SQLITE = "var/lib/rpm/rpmdb.sqlite"
+RPMDB_BDB = "var/lib/rpm/Packages"
 
 # Header tags (rpmtag.h) and value types (rpm's header format) that inventory needs.
 TAG_NAME, TAG_VERSION, TAG_RELEASE, TAG_EPOCH = 1000, 1001, 1002, 1003
@@ -133,6 +139,19 @@ def _package(header: RpmHeader, location: str, release: OsRelease | None) -> Pac
     )
 
 
+def _inventory(blobs: list[tuple[int, bytes]], location: str, release: OsRelease | None) -> Inventory:
+    inventory = Inventory()
+    for number, blob in blobs:
+        try:
+            header = read_header(blob)
+        except RpmHeaderError as exc:
+            inventory.skipped.append(f"{location}: header {number}: {exc}")
+            continue
+        if header.name not in _NOT_PACKAGES:
+            inventory.packages.append(_package(header, location, release))
+    return inventory
+
+
 def parse_rpmdb_sqlite(data: bytes, location: str = RPMDB_SQLITE, release: OsRelease | None = None) -> Inventory:
     """Every package in a sqlite rpmdb given as bytes (opened in memory; nothing is written anywhere)."""
     inventory = Inventory()
@@ -149,15 +168,103 @@ def parse_rpmdb_sqlite(data: bytes, location: str = RPMDB_SQLITE, release: OsRel
         return Inventory(skipped=[f"{location}: not a readable sqlite rpmdb: {exc}"])
     finally:
         conn.close()
+    blobs = []
     for hnum, blob in rows:
-        if not isinstance(blob, bytes):
+        if isinstance(blob, bytes):
+            blobs.append((int(hnum), blob))
+        else:
             inventory.skipped.append(f"{location}: header {hnum}: not a blob")
+    found = _inventory(blobs, location, release)
+    found.skipped[:0] = inventory.skipped
+    return found
+
+
+# --- Berkeley DB hash ---------------------------------------------------------------------------------------
+
+_BDB_HASH_MAGIC = 0x061561
+_PAGE_HEADER = 26  # lsn 8, pgno 4, prev 4, next 4, entries 2, hf_offset 2, level 1, type 1
+_P_HASH_UNSORTED, _P_OVERFLOW, _P_HASH = 2, 7, 13
+_H_KEYDATA, _H_OFFPAGE = 1, 3
+
+
+class BdbError(ValueError):
+    """A Berkeley DB file whose pages do not hold together."""
+
+
+def _overflow(data: bytes, order: str, page_size: int, first: int, total: int) -> bytes:
+    """The value stored on a chain of overflow pages starting at `first`, `total` bytes long."""
+    chunks: list[bytes] = []
+    got, page, visited = 0, first, set()
+    while page and got < total:
+        if page in visited or (page + 1) * page_size > len(data):
+            raise BdbError(f"overflow chain breaks at page {page}")
+        visited.add(page)
+        base = page * page_size
+        next_page, _, length, _, kind = struct.unpack_from(order + "IHHBB", data, base + 16)
+        if kind != _P_OVERFLOW or _PAGE_HEADER + length > page_size:
+            raise BdbError(f"page {page} is not an overflow page")
+        chunks.append(data[base + _PAGE_HEADER : base + _PAGE_HEADER + length])
+        got += length
+        page = next_page
+    if got != total:
+        raise BdbError(f"overflow chain from page {first} holds {got} of {total} bytes")
+    return b"".join(chunks)
+
+
+def bdb_hash_values(data: bytes) -> tuple[list[tuple[bytes, bytes]], list[str]]:
+    """Every (key, value) record of a Berkeley DB hash file, in page order, and the records that could not be read
+    (a broken overflow chain loses one value, not the file). Raises BdbError when the file itself is not one."""
+    if len(data) < 512:
+        raise BdbError("shorter than one page")
+    for order in ("<", ">"):
+        if struct.unpack_from(order + "I", data, 12)[0] == _BDB_HASH_MAGIC:
+            break
+    else:
+        raise BdbError("not a Berkeley DB hash file (magic)")
+    page_size = struct.unpack_from(order + "I", data, 20)[0]
+    if page_size < 512 or page_size > 65536 or page_size & (page_size - 1):
+        raise BdbError(f"page size {page_size} is not a Berkeley DB page size")
+    records: list[tuple[bytes, bytes]] = []
+    problems: list[str] = []
+    for page in range(1, len(data) // page_size):
+        base = page * page_size
+        entries, _, _, kind = struct.unpack_from(order + "HHBB", data, base + 20)
+        if kind not in (_P_HASH, _P_HASH_UNSORTED) or entries == 0:
             continue
-        try:
-            header = read_header(blob)
-        except RpmHeaderError as exc:
-            inventory.skipped.append(f"{location}: header {hnum}: {exc}")
-            continue
-        if header.name not in _NOT_PACKAGES:
-            inventory.packages.append(_package(header, location, release))
-    return inventory
+        if _PAGE_HEADER + 2 * entries > page_size:
+            raise BdbError(f"page {page} claims {entries} entries")
+        offsets = struct.unpack_from(f"{order}{entries}H", data, base + _PAGE_HEADER)
+        items: list[bytes | None] = []
+        for index, offset in enumerate(offsets):
+            end = page_size if index == 0 else offsets[index - 1]  # items are laid out from the page end down
+            if not _PAGE_HEADER <= offset < end <= page_size:
+                raise BdbError(f"page {page} item {index} lies outside the page")
+            item = data[base + offset : base + end]
+            if item[0] == _H_KEYDATA:
+                items.append(item[1:])
+            elif item[0] == _H_OFFPAGE and len(item) >= 12:
+                first, total = struct.unpack_from(order + "II", item, 4)
+                try:
+                    items.append(_overflow(data, order, page_size, first, total))
+                except BdbError as exc:
+                    problems.append(f"page {page} item {index}: {exc}")
+                    items.append(None)
+            else:
+                raise BdbError(f"page {page} item {index} has type {item[0]} (duplicates are not used by rpm)")
+        records.extend(
+            (k, v) for k, v in zip(items[0::2], items[1::2], strict=False) if k is not None and v is not None
+        )
+    return records, problems
+
+
+def parse_rpmdb_bdb(data: bytes, location: str = RPMDB_BDB, release: OsRelease | None = None) -> Inventory:
+    """Every package in a Berkeley DB `Packages` file given as bytes."""
+    try:
+        records, problems = bdb_hash_values(data)
+    except (BdbError, struct.error) as exc:
+        return Inventory(skipped=[f"{location}: not a readable Berkeley DB rpmdb: {exc}"])
+    # keys are 4-byte instance numbers in the machine's byte order; record 0 holds rpm's counter, not a header
+    blobs = [(int.from_bytes(key, "little"), value) for key, value in records if key != b"\0\0\0\0"]
+    found = _inventory(blobs, location, release)
+    found.skipped[:0] = [f"{location}: {problem}; that package is not listed" for problem in problems]
+    return found

@@ -17,7 +17,7 @@ from portcullis.vuln.inventory import Inventory
 _ASSIGNMENT = r"""^\s*\w+\.{field}\s*=\s*(?:Gem::Version\.new\(\s*)?(["'])(?P<value>[^"']+)\1"""
 _NAME = re.compile(_ASSIGNMENT.format(field="name"), re.MULTILINE)
 _VERSION = re.compile(_ASSIGNMENT.format(field="version"), re.MULTILINE)
-_SPEC_PATH = re.compile(r"(^|/)specifications/[^/]+\.gemspec$")
+_SPEC_PATH = re.compile(r"(^|/)specifications/(default/)?[^/]+\.gemspec$")  # default/: gems bundled with Ruby
 
 
 def is_gemspec_path(path: str) -> bool:

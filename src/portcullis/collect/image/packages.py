@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from portcullis.model.layers import LayerRef
-from portcullis.model.vuln import OsRelease, Package
+from portcullis.model.vuln import Ecosystem, OsRelease, Package
 from portcullis.vuln.inventory import Inventory, Parser, attribute_layers, parse_os_release, parser_for
 from portcullis.vuln.inventory_go import parse_go_binary
 from portcullis.vuln.inventory_java import parse_jar
-from portcullis.vuln.inventory_rpm import parse_rpmdb_sqlite
+from portcullis.vuln.inventory_rpm import parse_rpmdb_bdb, parse_rpmdb_sqlite
 from portcullis.vuln.inventory_ruby import is_gemspec_path, parse_gemspec
 from portcullis.vuln.inventory_rust import parse_rust_binary
 
@@ -27,25 +27,35 @@ if TYPE_CHECKING:  # the layer reader imports this module to decide what to keep
     from portcullis.collect.image.layer import LayerScan
 
 OS_RELEASE_PATHS = ("etc/os-release", "usr/lib/os-release")
-RPMDB_PATHS = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+RPMDB_SQLITE_PATHS = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+RPMDB_BDB_PATHS = ("var/lib/rpm/Packages",)
+RPMDB_PATHS = RPMDB_SQLITE_PATHS + RPMDB_BDB_PATHS
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear")
+DPKG_INFO = "var/lib/dpkg/info/"
 ELF_MAGIC = b"\x7fELF"
 
+OS_ECOSYSTEMS = {Ecosystem.DEBIAN, Ecosystem.UBUNTU, Ecosystem.ALPINE, Ecosystem.RPM}
 History = dict[str, list[tuple[LayerRef, bytes | None]]]
 
 
 def text_parser(path: str, release: OsRelease | None) -> Parser | None:
-    if path in RPMDB_PATHS:
-        # attribute_layers hands parsers text; latin-1 carries the database's bytes through unchanged
+    # attribute_layers hands parsers text; latin-1 carries the databases' bytes through unchanged
+    if path in RPMDB_SQLITE_PATHS:
         return lambda text, location: parse_rpmdb_sqlite(text.encode("latin-1"), location, release)
+    if path in RPMDB_BDB_PATHS:
+        return lambda text, location: parse_rpmdb_bdb(text.encode("latin-1"), location, release)
     if is_gemspec_path(path):
         return parse_gemspec
     return parser_for(path, release)
 
 
+def is_dpkg_file_list(path: str) -> bool:
+    return path.startswith(DPKG_INFO) and path.endswith(".list") and "/" not in path[len(DPKG_INFO) :]
+
+
 def is_evidence(path: str) -> bool:
     """Files kept whole, every version, to be parsed once all layers are known."""
-    return path in OS_RELEASE_PATHS or text_parser(path, None) is not None
+    return path in OS_RELEASE_PATHS or is_dpkg_file_list(path) or text_parser(path, None) is not None
 
 
 def wants_binary(path: str, mode: int) -> bool:
@@ -115,21 +125,36 @@ def _binary_packages(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> In
     return result
 
 
+def dpkg_owned_paths(history: History) -> set[str]:
+    """Every path the installed dpkg packages own (their info/*.list files, as the top layer has them)."""
+    owned: set[str] = set()
+    for path, versions in history.items():
+        content = versions[-1][1]
+        if is_dpkg_file_list(path) and content is not None:
+            owned.update(line.strip().lstrip("/") for line in content.decode("utf-8", "replace").splitlines())
+    return owned
+
+
 def inventory(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> tuple[Inventory, OsRelease | None]:
     history = file_history(scans, refs)
     release = os_release(history)
+    owned = dpkg_owned_paths(history)
     found = Inventory()
     seen: set[str] = set()
 
     def add(packages: Sequence[Package]) -> None:
         for package in packages:
+            # A Python or npm package that a Debian package installed is that OS package (matched, and fixed,
+            # through its dpkg name); listing it again under its language would duplicate or misjudge it.
+            if package.ecosystem not in OS_ECOSYSTEMS and package.location in owned:
+                continue
             if package.purl not in seen:  # one package proved by two files is listed once
                 seen.add(package.purl)
                 found.packages.append(package)
 
     for path in sorted(history):
         parser = text_parser(path, release)
-        if parser is None or posixpath.basename(path) == "os-release":
+        if parser is None or posixpath.basename(path) == "os-release" or is_dpkg_file_list(path):
             continue
         versions = [(ref, None if content is None else _decode(path, content)) for ref, content in history[path]]
         result = attribute_layers(versions, parser, path)
