@@ -41,8 +41,11 @@ podman:
 vuln-samples:
 	@bash scripts/install-vuln-samples.sh
 
-## test: set up everything and run the whole test suite
+## test: set up everything, check lint and types, and run the whole test suite
 test: setup engine test-images harden-tools vuln-samples podman
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 ## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)

@@ -199,12 +199,11 @@ EXPLANATIONS = {
     "os-owned-python": (
         "These Python distributions live in /usr/lib/python3/dist-packages and their metadata directory belongs to a "
         "Debian package (`dpkg -S` in the image names it). Trivy drops language packages whose files an OS package "
-        "owns, so it reports them once, as the .deb; portcullis and syft report them twice (the .deb and the PyPI "
-        "distribution). The PyPI copy carries Debian's patched code under the upstream version, so PyPI advisories "
-        "matched against it can be false positives (with the full PyPI database portcullis reports PYSEC-2023-228 "
-        "against this pip 23.0.1); the Debian tracker entry for the source package is the one that knows Debian's "
-        "fixes. Here Trivy is right and portcullis (like syft) over-reports: not a parsing error, a missing "
-        "ownership filter."
+        "owns, and so does portcullis (it reads the `var/lib/dpkg/info/*.list` files of the top layer), so both "
+        "report them once, as the .deb; syft reports them twice (the .deb and the PyPI distribution). The PyPI "
+        "copy carries Debian's patched code under the upstream version, so PyPI advisories matched against it "
+        "would be false positives (PYSEC-2023-228 against this pip 23.0.1); the Debian tracker entry for the source "
+        "package is the one that knows Debian's fixes."
     ),
     "syft-status-layer": (
         "syft takes the layer of its primary evidence, /var/lib/dpkg/status, for every dpkg package. `dpkg -i` in "
@@ -242,8 +241,8 @@ def compare(results: dict[str, list[Entry]], truth: dict[str, Any]) -> dict[str,
             )
         ):
             difference["explanation"] = "project-root-manifest"
-        elif ecosystem == "pypi" and present == ["portcullis", "syft"]:
-            directory = Path(entries["portcullis"].location).parent.name
+        elif ecosystem == "pypi" and present == ["syft"]:
+            directory = Path(entries["syft"].location).parent.name
             if directory in owned:
                 difference["explanation"] = "os-owned-python"
                 difference["dpkg_owner"] = owned[directory]

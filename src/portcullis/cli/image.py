@@ -180,7 +180,8 @@ def image(
         FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
     ] = None,
     platform: Annotated[
-        str | None, typer.Option("--platform", help="os/arch or os/arch/variant in a multi-platform index (default: host)")
+        str | None,
+        typer.Option("--platform", help="os/arch or os/arch/variant in a multi-platform index (default: this host)"),
     ] = None,
     insecure_registry: Annotated[
         list[str] | None,
