@@ -17,7 +17,6 @@ from typing import Any
 
 from portcullis.model.vuln import Ecosystem, FixState, Match, OsRelease, Package, VendorStatus
 from portcullis.vuln.db import (
-    EVENT_KINDS,
     UNSORTED_EVENTS,
     CandidateRow,
     VulnDB,
@@ -146,11 +145,29 @@ def _releases(package: Package, release: OsRelease | None) -> set[str]:
     return {n for n in names if n}
 
 
+def _encoded_range_hit(ecosystem: Ecosystem, installed: str, events: list[str]) -> tuple[bool, str | None]:
+    """`sorted_range_hit` over the database's encoded events ('i0', 'f1.2', 'l1.1'): the hot loop of a scan."""
+    affected = False
+    for event in events:
+        kind, value = event[0], event[1:]
+        if kind == "i":
+            if value == "0" or compare(ecosystem, installed, value) >= 0:
+                affected = True
+        elif kind == "f":
+            if compare(ecosystem, installed, value) >= 0:
+                affected = False
+            elif affected:
+                return True, value
+        elif compare(ecosystem, installed, value) > 0:  # last_affected
+            affected = False
+        elif affected:
+            return True, None
+    return affected, None
+
+
 def _precompiled_osv_verdict(ecosystem: Ecosystem, installed: str, row: CandidateRow) -> Verdict | None:
     for range_type, events in decode_events(row.events):
-        in_range, fixed = sorted_range_hit(
-            range_ecosystem(ecosystem, range_type), installed, ((EVENT_KINDS[e[0]], e[1:]) for e in events)
-        )
+        in_range, fixed = _encoded_range_hit(range_ecosystem(ecosystem, range_type), installed, events)
         if in_range:
             vendor = {"source": "osv", "release": row.release, "status": f"{range_type.lower()} range"}
             return Verdict(FixState.FIXED if fixed else FixState.NOT_FIXED, fixed, vendor)
