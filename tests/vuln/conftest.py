@@ -1,34 +1,13 @@
-"""Shared fixtures for the vulnerability tests: the real advisory data in ../shared/vulndata and databases built
-from it."""
+"""Fixtures for the vulnerability tests: databases built from the real advisory data in ../shared/vulndata."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from vulndata import NPM_DIR, PYPI_DIR, SECDB_DIR, TRACKER_JSON, build_db
 
-from portcullis.model.vuln import OsRelease
-from portcullis.vuln.db import SourceInfo, VulnDB, now_iso, rebuild
-from portcullis.vuln.sources import load_path
-
-HERE = Path(__file__).parent
-DATA = HERE / "data"
-SHARED = HERE.parents[2] / "shared" / "vulndata"
-if not SHARED.is_dir():  # the work tree may sit elsewhere; the shared data has one home on this machine
-    SHARED = Path("/work/shared/vulndata")
-TRACKER_JSON = DATA / "debian-tracker-converted.json"
-PYPI_DIR = SHARED / "pypi" / "pypa-advisory-database" / "vulns"
-SECDB_DIR = SHARED / "alpine" / "alpine-secdb"
-NPM_DIR = DATA / "osv-npm"
-BOOKWORM = OsRelease(id="debian", version_id="12", codename="bookworm")
-
-
-def build_db(path: Path, *inputs: Path) -> Path:
-    with rebuild(path) as db:
-        for source in inputs:
-            for feed in load_path(source):
-                db.replace_source(SourceInfo(feed.name, str(source), now_iso()), feed.advisories)
-    return path
+from portcullis.vuln.db import VulnDB
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import BOOKWORM
+from vulndata import BOOKWORM
 
 from portcullis.model.findings import Status
 from portcullis.vuln import scan
@@ -147,7 +147,7 @@ def test_case_verdict(
 
 def test_the_whole_bookworm_image_reports_exactly_the_expected_advisories(full_db: VulnDB) -> None:
     """All 13 records against the layered image's real package list (binary -> source, one status file)."""
-    from conftest import SHARED
+    from vulndata import SHARED
 
     rows = (SHARED / "image-inventory" / "vulnlab-debian-bookworm-layered.dpkg.tsv").read_text().splitlines()[1:]
     text = "\n".join(

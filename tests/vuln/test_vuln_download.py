@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NPM_DIR, PYPI_DIR, SECDB_DIR, TRACKER_JSON
 from vuln_feed_server import FeedServer, osv_zip, start, yaml_records
+from vulndata import NPM_DIR, PYPI_DIR, SECDB_DIR, TRACKER_JSON
 
 from portcullis.vuln.db import VulnDB
 from portcullis.vuln.download import FeedSpec, update

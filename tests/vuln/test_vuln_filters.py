@@ -6,8 +6,8 @@ import json
 from datetime import date
 
 import pytest
-from conftest import BOOKWORM, SHARED
 from test_vuln_cases import status_file
+from vulndata import BOOKWORM, SHARED
 
 from portcullis.model.findings import Finding, Severity, Summary
 from portcullis.vuln import scan

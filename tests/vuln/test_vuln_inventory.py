@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import BOOKWORM, SHARED
 from test_vuln_cases import status_file
+from vulndata import BOOKWORM, SHARED
 
 from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import Ecosystem

@@ -7,9 +7,9 @@ import json
 import sqlite3
 from pathlib import Path
 
-from conftest import BOOKWORM, TRACKER_JSON, build_db
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vulndata import BOOKWORM, TRACKER_JSON, build_db
 
 from portcullis.model.vuln import Ecosystem, Package
 from portcullis.vuln import scan

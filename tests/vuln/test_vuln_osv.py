@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED
+from vulndata import SHARED
 
 from portcullis.model.vuln import Ecosystem, OsRelease, Package
 from portcullis.vuln import scan

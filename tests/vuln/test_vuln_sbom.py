@@ -16,9 +16,9 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from conftest import BOOKWORM
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from vulndata import BOOKWORM
 
 from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import Package

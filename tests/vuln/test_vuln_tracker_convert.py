@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import SHARED, TRACKER_JSON
 from vuln_tracker_convert import carried_from_dpkg_tsv, convert, load_records
+from vulndata import SHARED, TRACKER_JSON
 
 RECORDS = SHARED / "debian" / "vuln-list-debian" / "tracker"
 TSV = SHARED / "image-inventory" / "vulnlab-debian-bookworm-layered.dpkg.tsv"

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHARED
 from debian.debian_support import version_compare
+from vulndata import SHARED
 
 pytestmark = pytest.mark.engine
 

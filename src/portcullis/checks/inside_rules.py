@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portcullis.checks.registry import CheckResult, Outcome, rule
-from portcullis.model.findings import Severity, Status, TargetKind
+from portcullis.checks.registry import CheckResult, Outcome, register_table
+from portcullis.model.findings import Severity, Status
 from portcullis.runtime.inside import INSIDE_RULES, analyse
 
 # Every inside rule can be undecidable from one vantage point (host or inside), hence skip.
@@ -31,14 +31,9 @@ def _check_for(rule_id: str) -> Callable[[dict[str, Any]], CheckResult]:
     return check
 
 
-for _rule_id, (_title, _severity, _rationale, _remediation) in INSIDE_RULES.items():
-    rule(
-        id=_rule_id,
-        title=_title,
-        severity=Severity(_severity),
-        scope=TargetKind.CONTAINER,
-        rationale=_rationale,
-        remediation=_remediation,
-        statuses=_STATUSES.get(_rule_id, (Status.PASS, Status.FAIL, Status.SKIP)),
-        commands=("inside",),
-    )(_check_for(_rule_id))
+register_table(
+    INSIDE_RULES,
+    _check_for,
+    lambda rule_id: _STATUSES.get(rule_id, (Status.PASS, Status.FAIL, Status.SKIP)),
+    "inside",
+)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portcullis.checks.registry import CheckResult, Outcome, rule
-from portcullis.model.findings import Severity, Status, TargetKind
+from portcullis.checks.registry import CheckResult, Outcome, register_table
+from portcullis.model.findings import Status
 from portcullis.runtime.prove import PROVE_RULES, judge
 
 
@@ -22,18 +22,7 @@ def _check_for(rule_id: str) -> Callable[[dict[str, Any]], CheckResult]:
     return check
 
 
-_STATUSES = {
-    "DKR-PRV-003": (Status.PASS, Status.FAIL, Status.NOT_APPLICABLE, Status.SKIP),
-}
+# Every proof can hold, break, lack its setting, or fail to run.
+_STATUSES = (Status.PASS, Status.FAIL, Status.NOT_APPLICABLE, Status.SKIP)
 
-for _rule_id, (_title, _severity, _rationale, _remediation) in PROVE_RULES.items():
-    rule(
-        id=_rule_id,
-        title=_title,
-        severity=Severity(_severity),
-        scope=TargetKind.CONTAINER,
-        rationale=_rationale,
-        remediation=_remediation,
-        statuses=_STATUSES.get(_rule_id, (Status.PASS, Status.FAIL, Status.NOT_APPLICABLE, Status.SKIP)),
-        commands=("prove",),
-    )(_check_for(_rule_id))
+register_table(PROVE_RULES, _check_for, lambda rule_id: _STATUSES, "prove")

@@ -157,6 +157,28 @@ def rule(
     return register
 
 
+def register_table(
+    table: dict[str, tuple[str, str, str, str]],
+    check_for: Callable[[str], Callable[..., CheckResult]],
+    statuses: Callable[[str], tuple[Status, ...]],
+    command: str,
+) -> None:
+    """Register rules whose metadata lives in a plain table (id -> title, severity, rationale, remediation),
+    kept by modules that must stay importable without pydantic (the `inside` zipapp) or that judge recorded
+    measurements (`prove`)."""
+    for rule_id, (title, severity, rationale, remediation) in table.items():
+        rule(
+            id=rule_id,
+            title=title,
+            severity=Severity(severity),
+            scope=TargetKind.CONTAINER,
+            rationale=rationale,
+            remediation=remediation,
+            statuses=statuses(rule_id),
+            commands=(command,),
+        )(check_for(rule_id))
+
+
 def _control_key(rule_id: str) -> tuple[object, ...]:
     head, _, tail = rule_id.partition("-")
     parts: list[object] = [head]

@@ -116,9 +116,8 @@ class SourceInfo:
 
 
 _RANGE_SEP, _EVENT_SEP = "\x1e", "\x1f"
-_EVENT_CODES = {"introduced": "i", "fixed": "f", "last_affected": "l"}
+EVENT_CODES = {"introduced": "i", "fixed": "f", "last_affected": "l"}
 UNSORTED_EVENTS = "!"  # a version did not parse at build time: matching evaluates the row's JSON and reports why
-EVENT_KINDS = {code: kind for kind, code in _EVENT_CODES.items()}
 
 
 def sort_osv_events(ecosystem: Ecosystem, events: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -157,9 +156,9 @@ def encode_events(ecosystem: str, data: dict[str, Any]) -> str:
             for kind, version in events:  # sorting may not have compared every version; all must parse
                 if not (kind == "introduced" and version == "0"):
                     parse_version(ordering, version)
-            if any(kind not in _EVENT_CODES or _RANGE_SEP in v or _EVENT_SEP in v for kind, v in events):
+            if any(kind not in EVENT_CODES or _RANGE_SEP in v or _EVENT_SEP in v for kind, v in events):
                 return UNSORTED_EVENTS
-            encoded.append(_EVENT_SEP.join([range_type, *(_EVENT_CODES[kind] + v for kind, v in events)]))
+            encoded.append(_EVENT_SEP.join([range_type, *(EVENT_CODES[kind] + v for kind, v in events)]))
     except (VersionError, ValueError, AttributeError):
         return UNSORTED_EVENTS
     return _RANGE_SEP.join(encoded)

@@ -17,6 +17,7 @@ from typing import Any
 
 from portcullis.model.vuln import Ecosystem, FixState, Match, OsRelease, Package, VendorStatus
 from portcullis.vuln.db import (
+    EVENT_CODES,
     UNSORTED_EVENTS,
     CandidateRow,
     VulnDB,
@@ -83,29 +84,8 @@ def secdb_verdict(ecosystem: Ecosystem, installed: str, release: str, fixed: str
 
 def osv_range_hit(ecosystem: Ecosystem, installed: str, events: list[dict[str, str]]) -> tuple[bool, str | None]:
     """OSV range evaluation: (affected, the fixed version closing the interval that holds `installed`)."""
-    return sorted_range_hit(ecosystem, installed, sort_osv_events(ecosystem, events))
-
-
-def sorted_range_hit(
-    ecosystem: Ecosystem, installed: str, events: Iterable[tuple[str, str]]
-) -> tuple[bool, str | None]:
-    """`osv_range_hit` over events already in version order."""
-    affected = False
-    for kind, value in events:
-        if kind == "introduced":
-            if value == "0" or compare(ecosystem, installed, value) >= 0:
-                affected = True
-        elif kind == "fixed":
-            if compare(ecosystem, installed, value) >= 0:
-                affected = False
-            elif affected:
-                return True, value
-        elif kind == "last_affected":
-            if compare(ecosystem, installed, value) > 0:
-                affected = False
-            elif affected:
-                return True, None
-    return affected, None
+    ordered = sort_osv_events(ecosystem, events)
+    return encoded_range_hit(ecosystem, installed, [EVENT_CODES[kind] + value for kind, value in ordered])
 
 
 def osv_verdict(ecosystem: Ecosystem, installed: str, release: str, data: dict[str, Any]) -> Verdict:
@@ -145,8 +125,9 @@ def _releases(package: Package, release: OsRelease | None) -> set[str]:
     return {n for n in names if n}
 
 
-def _encoded_range_hit(ecosystem: Ecosystem, installed: str, events: list[str]) -> tuple[bool, str | None]:
-    """`sorted_range_hit` over the database's encoded events ('i0', 'f1.2', 'l1.1'): the hot loop of a scan."""
+def encoded_range_hit(ecosystem: Ecosystem, installed: str, events: list[str]) -> tuple[bool, str | None]:
+    """Whether `installed` lies in an OSV range given as version-ordered encoded events ('i0', 'f1.2', 'l1.1',
+    as the database stores them: the hot loop of a scan), and the fixed version closing that interval."""
     affected = False
     for event in events:
         kind, value = event[0], event[1:]
@@ -167,7 +148,7 @@ def _encoded_range_hit(ecosystem: Ecosystem, installed: str, events: list[str]) 
 
 def _precompiled_osv_verdict(ecosystem: Ecosystem, installed: str, row: CandidateRow) -> Verdict | None:
     for range_type, events in decode_events(row.events):
-        in_range, fixed = _encoded_range_hit(range_ecosystem(ecosystem, range_type), installed, events)
+        in_range, fixed = encoded_range_hit(range_ecosystem(ecosystem, range_type), installed, events)
         if in_range:
             vendor = {"source": "osv", "release": row.release, "status": f"{range_type.lower()} range"}
             return Verdict(FixState.FIXED if fixed else FixState.NOT_FIXED, fixed, vendor)
