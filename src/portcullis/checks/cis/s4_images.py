@@ -427,7 +427,9 @@ def _redacted(value: str) -> str:
     scope=TargetKind.IMAGE,
     rationale="""
 ENV values, build arguments and the command lines of build steps are stored in the image config and
-history; anyone who can pull the image can read them with `docker history` or `docker inspect`.
+history; anyone who can pull the image can read them with `docker history` or `docker inspect`. Files in
+the layers (private keys, cloud credentials, tokens, .env files) are just as readable, even when a later
+layer deletes them: the earlier layer still carries them.
 """,
     remediation="Pass secrets at run time (Docker secrets, mounted files) or use BuildKit `RUN --mount=type=secret`; "
     "never put them in ENV, ARG or RUN lines, and rotate any secret already published.",
@@ -448,10 +450,21 @@ def no_baked_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
             hits.append(
                 {"where": f"history step {step.index}", "name": "URL with user:password", "value": "<redacted>"}
             )
+    for found in image.content.secrets if image.content else []:
+        hits.append(
+            {
+                "where": found.path,
+                "name": found.detail,
+                "layer": found.layer.model_dump(),
+                "removed_in": found.removed_in.model_dump() if found.removed_in else None,
+            }
+        )
     if hits:
         names = sorted({str(h["name"]) for h in hits})
-        return failed(f"secret-looking values are stored in the image: {', '.join(names)}", secrets=hits)
+        return failed(f"secrets are stored in the image: {', '.join(names)}", secrets=hits)
     checked = "config and history" if image.history is not None else "config (history not collected)"
+    if image.content is not None:
+        checked += " and layer files"
     return passed(f"no secret-looking values in the image {checked}", secrets=[])
 
 
