@@ -11,10 +11,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portcullis.model.findings import Status
-from portcullis.runtime.sandbox import RunResult, Sandbox, SandboxError
+
+if TYPE_CHECKING:  # the docker SDK loads only when experiments run, not when the rules are listed
+    from portcullis.runtime.sandbox import RunResult, Sandbox
 
 # Capabilities whose absence a proof can demonstrate with a busybox one-liner.
 CAPABILITY_PROBES = {
@@ -309,6 +311,8 @@ class ProofImages:
 
 
 def _attempt(experiment: Callable[[], Measurement]) -> Measurement:
+    from portcullis.runtime.sandbox import SandboxError
+
     try:
         return experiment()
     except SandboxError as exc:
