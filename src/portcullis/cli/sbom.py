@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -40,14 +39,14 @@ def sbom(
     Examples: `portcullis sbom app:1 -o app.cdx.json`, `portcullis sbom docker-archive:app.tar -f spdx`.
     """
     from portcullis.report.cyclonedx import render_cyclonedx
-    from portcullis.report.spdx import spdx_document
+    from portcullis.report.spdx import render_spdx
 
     image = load_image(reference, platform, insecure_registry, username, password_stdin, host)
     content = image.content
     if content is None:
         die(f"{reference}: the image content could not be read")
     if output_format is SbomFormat.spdx:
-        text = json.dumps(spdx_document(content.packages, subject=reference, os_release=content.os_release), indent=2)
+        text = render_spdx(content.packages, subject=reference, os_release=content.os_release).rstrip("\n")
     else:
         problems: list[CollectionProblem] = []
         findings = vulnerability_findings(image, VulnOptions(db_path=db), problems) if vulns else []

@@ -19,7 +19,6 @@ from ruamel.yaml.tag import Tag
 from portcullis.harden import HardenError
 from portcullis.harden.run_flags import MIB, TMPFS_OPTIONS, RunProposal
 
-PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"

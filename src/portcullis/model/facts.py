@@ -169,10 +169,6 @@ class FileStat(BaseModel):
     mtime: float | None = None
     error: str | None = None
 
-    @property
-    def mode_octal(self) -> str:
-        return "" if self.mode is None else format(self.mode, "o")
-
 
 class MountEntry(BaseModel):
     source: str

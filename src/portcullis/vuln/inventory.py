@@ -318,7 +318,9 @@ def attribute_layers(history: Sequence[tuple[LayerRef, str | None]], parser: Par
 
 
 def inventory_from_layers(
-    files: Mapping[str, Sequence[tuple[LayerRef, str | None]]], release: OsRelease | None
+    files: Mapping[str, Sequence[tuple[LayerRef, str | None]]],
+    release: OsRelease | None,
+    parser_lookup: Callable[[str, OsRelease | None], Parser | None] = parser_for,
 ) -> Inventory:
     """The image's whole inventory from every version of every package-evidence file (see `parser_for`).
 
@@ -328,7 +330,7 @@ def inventory_from_layers(
     inventory = Inventory()
     seen: set[str] = set()
     for path in sorted(files):
-        parser = parser_for(path, release)
+        parser = parser_lookup(path, release)
         if parser is None:
             continue
         found = attribute_layers(files[path], parser, path)

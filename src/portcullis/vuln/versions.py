@@ -56,7 +56,3 @@ def compare(ecosystem: Ecosystem, a: str, b: str) -> int:
     if va < vb:
         return -1
     return 1 if va > vb else 0
-
-
-def less_than(ecosystem: Ecosystem, a: str, b: str) -> bool:
-    return compare(ecosystem, a, b) < 0

@@ -10,13 +10,12 @@ info, cargo-auditable, jar manifests and pom.properties), so only their packages
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from portcullis.model.layers import LayerRef
-from portcullis.model.vuln import Ecosystem, OsRelease, Package
-from portcullis.vuln.inventory import Inventory, Parser, attribute_layers, parse_os_release, parser_for
+from portcullis.model.vuln import Ecosystem, OsRelease
+from portcullis.vuln.inventory import Inventory, Parser, inventory_from_layers, parse_os_release, parser_for
 from portcullis.vuln.inventory_go import parse_go_binary
 from portcullis.vuln.inventory_java import parse_jar
 from portcullis.vuln.inventory_rpm import parse_rpmdb_bdb, parse_rpmdb_sqlite
@@ -139,28 +138,17 @@ def inventory(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> tuple[Inv
     history = file_history(scans, refs)
     release = os_release(history)
     owned = dpkg_owned_paths(history)
-    found = Inventory()
-    seen: set[str] = set()
-
-    def add(packages: Sequence[Package]) -> None:
-        for package in packages:
-            # A Python or npm package that a Debian package installed is that OS package (matched, and fixed,
-            # through its dpkg name); listing it again under its language would duplicate or misjudge it.
-            if package.ecosystem not in OS_ECOSYSTEMS and package.location in owned:
-                continue
-            if package.purl not in seen:  # one package proved by two files is listed once
-                seen.add(package.purl)
-                found.packages.append(package)
-
-    for path in sorted(history):
-        parser = text_parser(path, release)
-        if parser is None or posixpath.basename(path) == "os-release" or is_dpkg_file_list(path):
-            continue
-        versions = [(ref, None if content is None else _decode(path, content)) for ref, content in history[path]]
-        result = attribute_layers(versions, parser, path)
-        add(result.packages)
-        found.skipped.extend(result.skipped)
+    texts = {
+        path: [(ref, None if content is None else _decode(path, content)) for ref, content in versions]
+        for path, versions in history.items()
+        if path not in OS_RELEASE_PATHS and not is_dpkg_file_list(path)
+    }
+    found = inventory_from_layers(texts, release, text_parser)
     binaries = _binary_packages(scans, refs)
-    add(binaries.packages)
-    found.skipped.extend(binaries.skipped)
+    seen = {package.purl for package in found.packages}
+    found.packages += [p for p in binaries.packages if p.purl not in seen]
+    found.skipped += binaries.skipped
+    # A Python, npm, Ruby or Java package that a Debian package installed is that OS package (matched, and fixed,
+    # through its dpkg name); listing it again under its language would duplicate or misjudge it.
+    found.packages = [p for p in found.packages if p.ecosystem in OS_ECOSYSTEMS or p.location not in owned]
     return found, release

@@ -87,31 +87,6 @@ class HashingReader(io.RawIOBase):
         return "sha256:" + self._hash.hexdigest() if self._hash is not None else ""
 
 
-class PrefixedReader(io.RawIOBase):
-    """A stream whose first bytes were already consumed to sniff the format."""
-
-    def __init__(self, prefix: bytes, inner: IO[bytes]) -> None:
-        self._prefix = prefix
-        self._inner = inner
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        if self._prefix:
-            if size is None or size < 0 or size >= len(self._prefix):
-                data, self._prefix = self._prefix, b""
-                return data
-            data, self._prefix = self._prefix[:size], self._prefix[size:]
-            return data
-        return bytes(self._inner.read(size if size is not None and size >= 0 else CHUNK))
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 class IteratorReader(io.RawIOBase):
     """A file-like view of an iterator of byte chunks (the Engine API's image export)."""
 
