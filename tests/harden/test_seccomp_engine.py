@@ -151,7 +151,10 @@ def test_strace_alone_misses_runc_and_the_verify_loop_repairs_it(engine_ready: N
     # The container does not even start: runc's post-filter calls were not in the list (slim issue #308).
     assert not first.verified and "did not start" in first.result
     assert {"fstatfs", "fcntl", "capset"} <= set(first.denied)
-    assert result.verified and len(result.attempts) == 2
+    # Repaired within the bounded loop; a timing-dependent call (sched_yield under load) can take one more round.
+    assert result.verified and 2 <= len(result.attempts) <= 3
+    for failed_attempt, next_attempt in zip(result.attempts, result.attempts[1:], strict=False):
+        assert next_attempt.allowed > failed_attempt.allowed  # each round adds what the last one was denied
     assert result.sources["fstatfs"] == ["diagnosis"]
 
 
