@@ -1,6 +1,6 @@
 """How `portcullis audit` scales with the number of containers: wall time and Engine API calls.
 
-By default the containers live on a private second dockerd (tests/support/daemon.py), so the counts
+By default the containers live on a private second dockerd (portcullis.harden.trial_daemon), so the counts
 are exact and the user's engine is left alone; `--host` benchmarks an existing engine instead (the
 containers are labelled `portcullis.test=1` and removed afterwards). For each size the CLI runs
 `--runs` times (median wall time, Python start-up included, as a user sees it) and one extra audit
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from portcullis.collect.audit import collect_facts  # noqa: E402
 from portcullis.collect.engine import connect  # noqa: E402
+from portcullis.harden.trial_daemon import TrialDaemon, copy_image  # noqa: E402
 from support.containers import BUSYBOX, ContainerFactory  # noqa: E402
-from support.daemon import SecondDaemon  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 # The issue's bar, and docker-bench-security 1.6.0 measured on this VM for reference.
@@ -172,19 +172,19 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted(set(args.sizes))
 
-    daemon: SecondDaemon | None = None
+    daemon: TrialDaemon | None = None
     if args.host:
         host = args.host
     else:
         # A /21: the 500-container size needs more addresses than a /24 holds.
-        daemon = SecondDaemon(config={}, bridge="pc-br1", bridge_address="172.30.88.1/21")
+        daemon = TrialDaemon(config={}, bridge_address="172.30.88.1/21")
         daemon.start()
         host = daemon.host
     try:
         with closing(docker.DockerClient(base_url=host, timeout=300)) as client:
             if daemon is not None:
                 with closing(docker.from_env()) as main_engine:
-                    daemon.load_image(BUSYBOX, main_engine)
+                    copy_image(BUSYBOX, main_engine.api, client)
             rows = measure(host, client, sizes, args.runs)
             engine_version = client.version()["Version"]
     finally:

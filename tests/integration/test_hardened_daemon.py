@@ -18,10 +18,10 @@ from typing import Any
 import docker
 import pytest
 
+from portcullis.harden.trial_daemon import TrialDaemon, copy_image, missing_requirement
 from portcullis.model.facts import Facts
 from portcullis.model.findings import Report, Status
 from support.containers import BUSYBOX, TEST_LABEL
-from support.daemon import DaemonUnavailable, SecondDaemon
 
 pytestmark = pytest.mark.engine
 
@@ -36,7 +36,7 @@ HARDENED_CONFIG: dict[str, Any] = {
 
 
 class HardenedAudit:
-    def __init__(self, daemon: SecondDaemon, report: Report, facts: Facts, container: str) -> None:
+    def __init__(self, daemon: TrialDaemon, report: Report, facts: Facts, container: str) -> None:
         self.daemon = daemon
         self.report = report
         self.facts = facts
@@ -55,13 +55,15 @@ class HardenedAudit:
 
 @pytest.fixture(scope="module")
 def hardened(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HardenedAudit]:
-    daemon = SecondDaemon(config=HARDENED_CONFIG)
+    missing = missing_requirement()
+    if missing:
+        pytest.skip(missing)
+    daemon = TrialDaemon(config=HARDENED_CONFIG)
+    daemon.start()
+    bridge = daemon.bridge
     try:
-        daemon.start()
-    except DaemonUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        daemon.load_image(BUSYBOX, engine)
+        with closing(daemon.client()) as target:
+            copy_image(BUSYBOX, engine.api, target)
         with closing(daemon.client()) as client:
             client.containers.run(BUSYBOX, "sleep 600", name="plain", labels={TEST_LABEL: "1"}, detach=True)
         out = tmp_path_factory.mktemp("hardened")
@@ -89,7 +91,7 @@ def hardened(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFacto
         yield HardenedAudit(daemon, report, facts, "plain")
     finally:
         daemon.stop()
-        assert not Path(f"/sys/class/net/{daemon.bridge}").exists(), "the bridge of the second daemon survived"
+        assert not Path(f"/sys/class/net/{bridge}").exists(), "the bridge of the second daemon survived"
         assert daemon.root is not None and not daemon.root.exists(), "the second daemon's directories survived"
 
 
@@ -99,7 +101,7 @@ def test_the_second_dockerd_command_line_is_found(hardened: HardenedAudit) -> No
     found = hardened.facts.daemon
     assert found.dockerd_pid == daemon.pid
     assert found.dockerd_cmdline == hardened.daemon.argv()
-    assert found.daemon_json_path == str(hardened.daemon.root / "daemon.json")  # type: ignore[operator]
+    assert found.daemon_json_path == str(hardened.daemon.root / "daemon.json")
     assert found.daemon_json == HARDENED_CONFIG
     assert hardened.report.subject == hardened.daemon.host
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from support.daemon import DaemonUnavailable, SecondDaemon
+from portcullis.harden.trial_daemon import TrialDaemon, copy_image, missing_requirement
 
 pytestmark = pytest.mark.engine
 
@@ -44,14 +44,14 @@ def _user_exists(name: str) -> bool:
 def remapped() -> Iterator[RemappedContainer]:
     saved = {path: path.read_bytes() if path.exists() else None for path in ID_FILES}
     had_user = _user_exists("dockremap")
-    daemon = SecondDaemon(config={"userns-remap": "default"}, bridge="pc-br2", bridge_address="172.30.77.1/24")
+    missing = missing_requirement()
+    if missing:
+        pytest.skip(missing)
+    daemon = TrialDaemon(config={"userns-remap": "default"})
     try:
-        try:
-            daemon.start()
-        except DaemonUnavailable as exc:
-            pytest.skip(str(exc))
-        with closing(docker.from_env()) as engine:
-            daemon.load_image(BUSYBOX, engine)
+        daemon.start()
+        with closing(docker.from_env()) as engine, closing(daemon.client()) as target:
+            copy_image(BUSYBOX, engine.api, target)
         with closing(daemon.client()) as client:
             client.containers.run(BUSYBOX, "sleep 600", name="pc-userns", detach=True, labels={"portcullis.test": "1"})
         yield RemappedContainer(daemon.host, "pc-userns")

@@ -1,4 +1,6 @@
-"""Try a daemon.json on a private second dockerd, audit it, and take everything down again.
+"""A private second dockerd: try a daemon.json on it, audit it, and take everything down again.
+
+The tests and the audit benchmark use the same daemon for their second engine.
 
 The trial daemon never shares state with the main engine: its own socket, data root, exec root, pid file,
 containerd namespaces and its own bridge. Two rules keep a shared host safe: never `--bridge none` (dockerd
@@ -52,9 +54,21 @@ def _mounts_below(path: Path) -> list[str]:
     return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True)
 
 
+def missing_requirement() -> str | None:
+    """Why a second dockerd cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "a second dockerd needs root"
+    for tool in ("dockerd", "ip"):
+        if shutil.which(tool) is None:
+            return f"a second dockerd needs `{tool}`, which is not installed"
+    return None
+
+
 @dataclass
 class TrialDaemon:
     config: dict[str, Any]
+    # The bridge's address; by default a free /24 from BRIDGE_ADDRESS. Many containers need a wider one.
+    bridge_address: str = ""
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pc-harden-", dir="/tmp")))
     process: subprocess.Popen[bytes] | None = None
     bridge: str = ""
@@ -68,7 +82,8 @@ class TrialDaemon:
         return self.root / "dockerd.log"
 
     def argv(self) -> list[str]:
-        namespace = f"portcullis-{self.root.name}"
+        # containerd namespaces allow [A-Za-z0-9] runs joined by . _ -; mkdtemp names may end in "_".
+        namespace = "portcullis-" + "".join(ch for ch in self.root.name if ch.isalnum())
         return [
             "dockerd",
             "-H",
@@ -86,11 +101,9 @@ class TrialDaemon:
         ]
 
     def start(self) -> None:
-        if os.geteuid() != 0:
-            raise HardenError("verifying a daemon.json starts a second dockerd, which needs root")
-        for tool in ("dockerd", "ip"):
-            if shutil.which(tool) is None:
-                raise HardenError(f"verifying a daemon.json needs `{tool}`, which is not installed")
+        missing = missing_requirement()
+        if missing:
+            raise HardenError(missing)
         # With userns-remap the remapped root must be able to traverse down to its own data directory.
         self.root.chmod(0o711)
         (self.root / "daemon.json").write_text(json.dumps(self.config, indent=1), encoding="utf-8")
@@ -125,7 +138,8 @@ class TrialDaemon:
             raise HardenError("no free name for the trial bridge")
         _ip("link", "add", name, "type", "bridge")
         self.bridge = name
-        _ip("addr", "add", BRIDGE_ADDRESS.format(n=(os.getpid() + attempt) % 250 + 1), "dev", name)
+        address = self.bridge_address or BRIDGE_ADDRESS.format(n=(os.getpid() + attempt) % 250 + 1)
+        _ip("addr", "add", address, "dev", name)
         _ip("link", "set", name, "up")
 
     def log_tail(self, lines: int = 6) -> str:
