@@ -274,6 +274,10 @@ def parse_package_json(text: str, location: str) -> Inventory:
 # --- dispatch and layers ------------------------------------------------------------------------------------
 
 
+_PYTHON_METADATA = re.compile(r"[^/]+\.dist-info/METADATA$|[^/]+\.egg-info/PKG-INFO$")
+_NODE_PACKAGE_JSON = re.compile(r"(^|/)node_modules/(@[^/]+/)?[^/@.][^/]*/package\.json$")
+
+
 def parser_for(path: str, release: OsRelease | None = None) -> Parser | None:
     """The parser for a path inside an image (no leading slash needed), or None if it is not package evidence."""
     p = path.lstrip("/")
@@ -283,13 +287,13 @@ def parser_for(path: str, release: OsRelease | None = None) -> Parser | None:
         return lambda text, loc: parse_dpkg_status_d(text, loc, release)
     if p == "lib/apk/db/installed":
         return lambda text, loc: parse_apk_installed(text, loc, release)
-    if re.search(r"[^/]+\.dist-info/METADATA$|[^/]+\.egg-info/PKG-INFO$", p):
+    if p.endswith(("/METADATA", "/PKG-INFO")) and _PYTHON_METADATA.search(p):
         return parse_python_metadata
     if p.endswith("package-lock.json") and (
         "/node_modules/" not in f"/{p}" or p.endswith("node_modules/.package-lock.json")
     ):
         return parse_npm_lock
-    if re.search(r"(^|/)node_modules/(@[^/]+/)?[^/@.][^/]*/package\.json$", p):
+    if p.endswith("/package.json") and _NODE_PACKAGE_JSON.search(p):
         return parse_package_json
     return None
 

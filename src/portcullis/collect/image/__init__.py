@@ -10,13 +10,16 @@ from __future__ import annotations
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portcullis.collect import CollectionError
-from portcullis.collect.image.assemble import ImageMeta, rootfs_facts
-from portcullis.collect.image.errors import ImageError, Limits
+from portcullis.collect.image.errors import Credentials, ImageError, Limits
 from portcullis.collect.image.platforms import Platform
-from portcullis.collect.image.registry import Credentials
-from portcullis.model.facts import ImageFacts
+
+if TYPE_CHECKING:
+    from portcullis.model.facts import ImageFacts
+
+# Each source's reader is imported when used: a scan should not pay for the HTTP stack or the Docker SDK it never uses.
 
 __all__ = ["TRANSPORTS", "Credentials", "ImageError", "ImageOptions", "Limits", "Platform", "analyse_image"]
 
@@ -93,6 +96,8 @@ def _engine_then_registry(name: str, options: ImageOptions) -> ImageFacts:
 
 
 def _read(transport: str, rest: str, options: ImageOptions) -> ImageFacts:
+    from portcullis.collect.image.assemble import ImageMeta, rootfs_facts
+
     limits = options.limits
     if transport == "engine":
         from portcullis.collect.image.engine_source import read_engine_image

@@ -8,16 +8,15 @@ with '..' or is simply absent from the archive is an error, never a path on the 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import posixpath
 import tarfile
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import LayerScan, normalise, scan_layer
-from portcullis.collect.image.streams import READ_ERRORS, HashingReader, buffered
+from portcullis.collect.image.streams import CHUNK, READ_ERRORS, HashingReader, MemberReader, buffered
 from portcullis.model.facts import ImageFacts
 
 _METADATA_NAMES = ("manifest.json", "repositories", "oci-layout", "index.json")
@@ -44,11 +43,13 @@ class _ArchiveContent:
 def read_docker_archive(stream: IO[bytes], meta: ImageMeta, limits: Limits) -> ImageFacts:
     content = _ArchiveContent()
     try:
-        # A file can seek; the Engine API's export stream is made to look seekable, forward only.
-        source = stream if stream.seekable() else buffered(HashingReader(stream, hashing=False))
+        # A file can seek, and its layers are read by offset; the Engine API's export stream is made to look
+        # seekable, forward only, and its layers are read as they pass.
+        seekable = stream.seekable()
+        source = stream if seekable else buffered(HashingReader(stream, hashing=False), 2 * CHUNK)
         with tarfile.open(fileobj=source, mode="r:") as outer:
             while (member := outer.next()) is not None:
-                _take(outer, member, content, limits)
+                _take(outer, member, content, limits, stream.fileno() if seekable else source)
                 outer.members.clear()  # type: ignore[attr-defined]
     except ImageError:
         raise
@@ -59,7 +60,9 @@ def read_docker_archive(stream: IO[bytes], meta: ImageMeta, limits: Limits) -> I
     return _assemble(content, meta, limits)
 
 
-def _take(outer: tarfile.TarFile, member: tarfile.TarInfo, content: _ArchiveContent, limits: Limits) -> None:
+def _take(
+    outer: tarfile.TarFile, member: tarfile.TarInfo, content: _ArchiveContent, limits: Limits, data: IO[bytes] | int
+) -> None:
     name = normalise(member.name)
     if not name:
         return  # hostile names are never looked up, so they are never used
@@ -69,19 +72,15 @@ def _take(outer: tarfile.TarFile, member: tarfile.TarInfo, content: _ArchiveCont
         if target:
             content.aliases[name] = target
         return
-    if not member.isreg():
+    if not member.isreg() or member.sparse is not None:
         return
-    handle = outer.extractfile(member)
-    if handle is None:
-        return
+    handle = buffered(MemberReader(data, member.offset_data, member.size), CHUNK + 1)  # > the hasher's reads
     if _is_metadata(name):
         if member.size > limits.max_json_bytes:
             raise ImageError(f"{name} is {member.size} bytes, over the {limits.max_json_bytes}-byte metadata limit")
         content.documents[name] = handle.read()
         return
-    if (
-        cast(io.BufferedReader, handle).peek(1)[:1] == b"{" and member.size <= limits.max_json_bytes
-    ):  # OCI-style saves keep configs in blobs/
+    if handle.peek(1)[:1] == b"{" and member.size <= limits.max_json_bytes:  # OCI-style saves keep configs in blobs/
         content.documents[name] = handle.read()
         return
     scan = scan_layer(handle, limits, limits.max_total_bytes - content.used, f"layer {name}")

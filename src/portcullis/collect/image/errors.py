@@ -1,4 +1,4 @@
-"""Errors and limits of the image reader."""
+"""Errors, limits and credentials: the small types every image source shares."""
 
 from __future__ import annotations
 
@@ -26,3 +26,11 @@ class Limits:
     content_file_bytes: int = 1 * MIB  # larger files are not read for secrets
     content_read_bytes: int = 64 * KIB  # bytes read from the start of a file for secrets
     package_file_bytes: int = 64 * MIB  # package databases (dpkg status, lockfiles) are read whole up to this
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Basic-auth credentials for a registry (also exchanged for a bearer token when the registry asks)."""
+
+    username: str
+    password: str

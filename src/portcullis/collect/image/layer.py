@@ -8,13 +8,13 @@ skipped and recorded as an unsafe entry, so the rules can report it.
 from __future__ import annotations
 
 import posixpath
-import tarfile
 from dataclasses import dataclass, field
 from typing import IO
 
-from portcullis.collect.image import packages, secrets
+from portcullis.collect.image import packages, secrets, tarwalk
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.streams import READ_ERRORS, HashingReader, buffered, decompressed
+from portcullis.collect.image.tarwalk import Member, TarFormatError, TarWalker
 from portcullis.vuln.inventory import Inventory
 
 FILE, DIR, SYMLINK, HARDLINK, OTHER = "file", "dir", "symlink", "hardlink", "other"
@@ -79,6 +79,7 @@ def escapes_root(parent: str, target: str) -> bool:
 def scan_layer(raw: IO[bytes], limits: Limits, byte_budget: int, what: str) -> LayerScan:
     """Walk one layer blob (gzip, zstd or plain tar) once; digests cover every byte read."""
     stored = HashingReader(raw, what=what)
+    compression = "none"
     try:
         head = buffered(stored)
         plain, compression = decompressed(head)
@@ -88,32 +89,33 @@ def scan_layer(raw: IO[bytes], limits: Limits, byte_budget: int, what: str) -> L
             counted = HashingReader(plain, limit=byte_budget, what=what)
             source = buffered(counted)
         scan = LayerScan(compression=compression)
-        with tarfile.open(fileobj=source, mode="r:") as tar:
-            while (member := tar.next()) is not None:
-                _record(tar, member, scan, limits)
-                tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header; we keep compact entries
-                if len(scan.entries) > limits.max_entries:
-                    raise ImageError(f"{what} holds more than {limits.max_entries} entries")
+        walker = TarWalker(source)
+        for member in walker:
+            _record(walker, member, scan, limits)
+            if len(scan.entries) > limits.max_entries:
+                raise ImageError(f"{what} holds more than {limits.max_entries} entries")
+        if not scan.entries and not walker.ended_cleanly and counted.count == 0:
+            raise ImageError(f"{what} is not a readable tar archive (empty)")
         counted.drain()
         stored.drain()
     except ImageError:
         raise
-    except tarfile.ReadError as exc:
-        raise ImageError(f"{what} is not a readable tar archive ({exc or 'empty or truncated'})") from None
+    except TarFormatError as exc:
+        raise ImageError(f"{what} is not a readable tar archive ({exc})") from None
     except READ_ERRORS as exc:
         raise ImageError(f"{what} is truncated or corrupt ({compression}: {exc})") from None
     scan.digest, scan.diff_id, scan.size = stored.digest, counted.digest, counted.count
     return scan
 
 
-def _record(tar: tarfile.TarFile, member: tarfile.TarInfo, scan: LayerScan, limits: Limits) -> None:
+def _record(walker: TarWalker, member: Member, scan: LayerScan, limits: Limits) -> None:
     path = normalise(member.name)
     if path is None:
         scan.unsafe.append((member.name, "absolute or '..' member name"))
         return
     if not path:
         return  # the root directory itself
-    parent, base = posixpath.split(path)
+    parent, _, base = path.rpartition("/")
     if base.startswith(WHITEOUT_PREFIX):
         if base == OPAQUE_MARKER:
             scan.opaque_dirs.append(parent)
@@ -121,56 +123,46 @@ def _record(tar: tarfile.TarFile, member: tarfile.TarInfo, scan: LayerScan, limi
             scan.whiteouts.append(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
         return
     mode = member.mode & 0o7777
-    if member.isreg():
-        if member.size > limits.max_file_bytes:
-            scan.unsafe.append(("/" + path, f"declares {member.size} bytes, over the per-file limit"))
+    kind = member.type
+    if member.is_regular():
+        size = member.size
+        if size > limits.max_file_bytes:
+            scan.unsafe.append(("/" + path, f"declares {size} bytes, over the per-file limit"))
             return
-        if member.size == 0:
-            head: bytes | None = b""
-        elif member.size <= limits.package_file_bytes and packages.is_evidence(path):
-            whole = _read(tar, member, member.size)
-            if whole is not None:
-                scan.package_files[path] = whole
-            head = None if whole is None else whole[: limits.content_read_bytes]
-        elif member.size <= limits.package_file_bytes and packages.wants_binary(path, mode):
-            whole = _read(tar, member, member.size)
-            found = None if whole is None else packages.binary_inventory(path, whole)
+        head: bytes | None
+        if member.sparse:
+            head = None  # holes and data need a map to put together: the content is not readable in one pass
+        elif size == 0:
+            head = b""
+        elif size <= limits.package_file_bytes and packages.is_evidence(path):
+            whole = walker.read(size)
+            scan.package_files[path] = whole
+            head = whole[: limits.content_read_bytes]
+        elif size <= limits.package_file_bytes and packages.wants_binary(path, mode):
+            whole = walker.read(size)
+            found = packages.binary_inventory(path, whole)
             if found is not None:
                 scan.binary_inventories[path] = found
-            head = whole[: limits.content_read_bytes] if whole and member.size <= limits.content_file_bytes else None
+            head = whole[: limits.content_read_bytes] if size <= limits.content_file_bytes else None
         else:
-            head = _head(tar, member, limits) if member.size <= limits.content_file_bytes else None
+            head = walker.read(limits.content_read_bytes) if size <= limits.content_file_bytes else None
         secret = secrets.classify(path, head) if head is not None else secrets.path_kind(path)
-        scan.entries.append(Entry(path, FILE, mode, member.size, secret=secret))
-    elif member.isdir():
+        scan.entries.append(Entry(path, FILE, mode, size, secret=secret))
+    elif kind == tarwalk.DIRECTORY:
         scan.entries.append(Entry(path, DIR, mode))
-    elif member.issym():
+    elif kind == tarwalk.SYMLINK:
         if escapes_root(parent, member.linkname):
             scan.unsafe.append(
                 ("/" + path, f"symlink to {member.linkname!r} climbs above the root (kept, resolved inside)")
             )
         scan.entries.append(Entry(path, SYMLINK, mode, link=member.linkname))
-    elif member.islnk():
+    elif kind == tarwalk.HARDLINK:
         target = normalise(member.linkname)
         if not target:
             scan.unsafe.append(("/" + path, f"hardlink to {member.linkname!r} leaves the image"))
             return
         scan.entries.append(Entry(path, HARDLINK, mode, link=target))
-    elif member.ischr() or member.isblk():
+    elif kind in (tarwalk.CHAR_DEVICE, tarwalk.BLOCK_DEVICE):
         scan.unsafe.append(("/" + path, f"device node {member.devmajor}:{member.devminor}"))
     else:
         scan.entries.append(Entry(path, OTHER, mode))
-
-
-def _head(tar: tarfile.TarFile, member: tarfile.TarInfo, limits: Limits) -> bytes | None:
-    return _read(tar, member, limits.content_read_bytes)
-
-
-def _read(tar: tarfile.TarFile, member: tarfile.TarInfo, size: int) -> bytes | None:
-    handle = tar.extractfile(member)
-    if handle is None:
-        return None
-    try:
-        return handle.read(size)
-    except tarfile.StreamError:  # a sparse map that needs seeking back: the content is not readable in one pass
-        return None

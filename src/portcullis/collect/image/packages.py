@@ -52,8 +52,26 @@ def is_dpkg_file_list(path: str) -> bool:
     return path.startswith(DPKG_INFO) and path.endswith(".list") and "/" not in path[len(DPKG_INFO) :]
 
 
+# Every evidence path ends with one of these or lies under dpkg's status.d (checked first: most files are not evidence)
+_EVIDENCE_ENDINGS = (
+    "os-release",
+    ".list",
+    "/status",
+    "/installed",
+    "/METADATA",
+    "/PKG-INFO",
+    "package-lock.json",
+    "/package.json",
+    ".gemspec",
+    "/rpmdb.sqlite",
+    "/Packages",
+)
+
+
 def is_evidence(path: str) -> bool:
     """Files kept whole, every version, to be parsed once all layers are known."""
+    if not path.endswith(_EVIDENCE_ENDINGS) and not path.startswith("var/lib/dpkg/status.d/"):
+        return False
     return path in OS_RELEASE_PATHS or is_dpkg_file_list(path) or text_parser(path, None) is not None
 
 

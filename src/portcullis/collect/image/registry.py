@@ -9,7 +9,7 @@ from typing import IO, Any, cast
 import requests
 
 from portcullis.collect.image.assemble import ImageMeta, parse_json
-from portcullis.collect.image.errors import ImageError, Limits
+from portcullis.collect.image.errors import Credentials, ImageError, Limits
 from portcullis.collect.image.oci import check_digest, read_image, resolve_manifest, verified_bytes
 from portcullis.collect.image.platforms import Platform
 from portcullis.model.facts import ImageFacts
@@ -64,12 +64,6 @@ class ImageReference:
 
     def __str__(self) -> str:
         return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -18,6 +18,8 @@ _CONTENT_RULES = (
     ((b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"), _GITHUB_TOKEN, "github-token"),
     ((b"xox",), _SLACK_TOKEN, "slack-token"),
 )
+# Every anchor above in one pass: most text files hold none, and one scan is cheaper than nine.
+_ANY_ANCHOR = re.compile(rb"PRIVATE KEY|AKIA|ASIA|gh[pousr]_|xox")
 _ENV_EXAMPLES = (".example", ".sample", ".template", ".dist")
 
 
@@ -39,9 +41,10 @@ def content_kind(path: str, head: bytes) -> str | None:
     """The kind of secret found in the first bytes of a file, or None."""
     if not head or b"\0" in head:  # binary files (ELF, archives, images): keys and tokens left behind are text
         return None
-    for anchors, pattern, kind in _CONTENT_RULES:
-        if any(anchor in head for anchor in anchors) and pattern.search(head):
-            return kind
+    if _ANY_ANCHOR.search(head):
+        for anchors, pattern, kind in _CONTENT_RULES:
+            if any(anchor in head for anchor in anchors) and pattern.search(head):
+                return kind
     if path.endswith(".json") and b"service_account" in head and b"private_key" in head:
         return "gcp-service-account-key"
     if path.endswith(".docker/config.json") and b"auths" in head and _docker_config_has_auth(head):

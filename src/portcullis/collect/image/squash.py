@@ -7,8 +7,6 @@ the symlink points, resolved inside the image tree only (absolute targets restar
 
 from __future__ import annotations
 
-import posixpath
-
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import DIR, FILE, HARDLINK, SYMLINK, Entry, LayerScan
 from portcullis.model.facts import ImageContentFacts, PathEvidence
@@ -37,6 +35,9 @@ class SquashedView:
         self.paths: dict[str, Entry] = {}
         self.removed_secrets: list[tuple[Entry, int]] = []  # the entry, the layer that removed it
         self.unsafe: list[tuple[int, str, str]] = []  # layer, member, why
+        # Where each parent directory resolves, valid until a symlink on the way changes: most members share parents.
+        self._parents: dict[str, str | None] = {}
+        self._consulted: set[str] = set()  # every path those answers looked up
 
     def apply(self, index: int, scan: LayerScan) -> None:
         self.unsafe.extend((index, name, why) for name, why in scan.unsafe)
@@ -51,6 +52,8 @@ class SquashedView:
             if entry.kind == HARDLINK and not self._link(index, entry):
                 continue
             old = self.paths.get(placed)
+            if (entry.kind == SYMLINK or (old is not None and old.kind == SYMLINK)) and placed in self._consulted:
+                self._forget_parents()
             if old is not None:
                 if old.kind == DIR and entry.kind != DIR:
                     self._drop_tree(placed, index, keep_root=True)
@@ -61,10 +64,13 @@ class SquashedView:
 
     def place(self, path: str) -> str | None:
         """Where a path written by a layer ends up once its parent directories' symlinks are followed."""
-        parent, base = posixpath.split(path)
+        parent, _, base = path.rpartition("/")
         if not parent:
             return path
-        resolved = self.resolve(parent)
+        if parent in self._parents:
+            resolved = self._parents[parent]
+        else:
+            resolved = self._parents[parent] = self.resolve(parent)
         if resolved is None:
             return None
         return f"{resolved}/{base}" if resolved else base
@@ -83,6 +89,7 @@ class SquashedView:
                     done.pop()
                 continue
             candidate = "/".join([*done, part])
+            self._consulted.add(candidate)
             entry = self.paths.get(candidate)
             if entry is not None and entry.kind == SYMLINK:
                 hops += 1
@@ -106,7 +113,12 @@ class SquashedView:
         entry.size, entry.secret = target.size, entry.secret or target.secret
         return True
 
+    def _forget_parents(self) -> None:
+        self._parents.clear()
+        self._consulted.clear()
+
     def _delete(self, index: int, scan: LayerScan) -> None:
+        self._forget_parents()
         doomed = {p for p in (self.place(w) for w in scan.whiteouts) if p}
         hidden = {p for p in (self.place(d) for d in scan.opaque_dirs) if p is not None}
         for path in list(self.paths):
@@ -114,6 +126,7 @@ class SquashedView:
                 self._forget(self.paths.pop(path), index)
 
     def _drop_tree(self, root: str, index: int, keep_root: bool) -> None:
+        self._forget_parents()
         prefix = root + "/"
         for path in [p for p in self.paths if p.startswith(prefix) or (p == root and not keep_root)]:
             self._forget(self.paths.pop(path), index)
@@ -137,8 +150,11 @@ def _has_ancestor(path: str, dirs: set[str]) -> bool:
     return False
 
 
+_CACHE_PREFIXES = tuple(prefix for prefix, _ in CACHE_DIRS)
+
+
 def _cache_root(path: str) -> str | None:
-    if path.startswith(CACHE_IGNORED):
+    if not path.startswith(_CACHE_PREFIXES) or path.startswith(CACHE_IGNORED):
         return None
     for prefix, suffix in CACHE_DIRS:
         if path.startswith(prefix) and path.endswith(suffix):
@@ -164,8 +180,8 @@ def content_facts(view: SquashedView, layers: list[LayerRef], source: str, refer
                 )
             if entry.secret:
                 facts.secrets.append(PathEvidence(path=where, layer=layer, mode=entry.mode, detail=entry.secret))
-            name = posixpath.basename(entry.path)
-            if name in NOTABLE_BINARIES and posixpath.dirname(entry.path) in BIN_DIRS:
+            directory, _, name = entry.path.rpartition("/")
+            if name in NOTABLE_BINARIES and directory in BIN_DIRS:
                 facts.notable_binaries.append(
                     PathEvidence(path=where, layer=layer, mode=entry.mode, detail=NOTABLE_BINARIES[name])
                 )

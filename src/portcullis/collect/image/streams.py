@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, cast
 
 from portcullis.collect.image.errors import ImageError
@@ -14,6 +17,11 @@ from portcullis.collect.image.errors import ImageError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1024 * 1024
+MAX_PENDING_CHUNKS = 8  # chunks queued for hashing: bounds the memory the hashing thread may hold back
+
+# sha256 releases the GIL on large buffers, so hashing on one background thread overlaps with the tar walk on
+# the main one. One worker keeps every hash's updates in order.
+_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portcullis-sha256")
 
 try:  # ISA-L's gzip is several times faster than zlib's on the hot path
     from isal import igzip as _gzip_module
@@ -34,8 +42,7 @@ class HashingReader(io.RawIOBase):
     """Pass bytes through while hashing and counting them, stopping at an optional byte limit.
 
     It also lets tarfile treat the stream as seekable: seeks go forward by reading (so every byte is
-    hashed) and never back. tarfile's own stream mode copies its buffer on each header read; this
-    keeps a layer walk at the speed of the underlying reads.
+    hashed) and never back. Hashing happens on a background thread, at most MAX_PENDING_CHUNKS behind.
     """
 
     def __init__(self, inner: IO[bytes], limit: int | None = None, what: str = "stream", hashing: bool = True) -> None:
@@ -43,6 +50,7 @@ class HashingReader(io.RawIOBase):
         self._hash = hashlib.sha256() if hashing else None
         self.limit = limit  # public: set once the stream turns out to be the uncompressed tar
         self._what = what
+        self._pending: deque[Future[None]] = deque()
         self.count = 0
 
     def readable(self) -> bool:
@@ -69,7 +77,9 @@ class HashingReader(io.RawIOBase):
             if self.limit is not None and self.count > self.limit:
                 raise ImageError(f"{self._what} expands beyond the limit of {self.limit} bytes (decompression bomb?)")
             if self._hash is not None:
-                self._hash.update(data)
+                self._pending.append(_HASHING.submit(self._hash.update, data))
+                if len(self._pending) > MAX_PENDING_CHUNKS:
+                    self._pending.popleft().result()
         return data
 
     def readinto(self, buffer: Any) -> int:
@@ -84,7 +94,44 @@ class HashingReader(io.RawIOBase):
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest() if self._hash is not None else ""
+        if self._hash is None:
+            return ""
+        while self._pending:
+            self._pending.popleft().result()
+        return "sha256:" + self._hash.hexdigest()
+
+
+class MemberReader(io.RawIOBase):
+    """The data of one member of an outer tar, read straight from the archive rather than through tarfile.
+
+    With a file descriptor it reads by offset (pread: no shared file position, no intermediate buffers);
+    otherwise it reads the stream forward from where tarfile left it, just past the member's header.
+    """
+
+    def __init__(self, source: IO[bytes] | int, offset: int, size: int) -> None:
+        self._source = source
+        self._offset = offset
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = min(size if size is not None and size >= 0 else CHUNK, self._left)
+        if want <= 0:
+            return b""
+        if isinstance(self._source, int):
+            data = os.pread(self._source, want, self._offset)
+            self._offset += len(data)
+        else:
+            data = self._source.read(want)
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class IteratorReader(io.RawIOBase):
@@ -125,9 +172,12 @@ def read_exactly(stream: IO[bytes], size: int) -> bytes:
     return b"".join(parts)
 
 
-def buffered(raw: io.RawIOBase) -> io.BufferedReader:
-    """Our raw readers as the binary file objects tarfile and the decompressors expect."""
-    return io.BufferedReader(raw, buffer_size=CHUNK)
+def buffered(raw: io.RawIOBase, size: int = CHUNK) -> io.BufferedReader:
+    """Our raw readers as the binary file objects tarfile and the decompressors expect.
+
+    BufferedReader is slow at reads as large as its buffer or larger; readers feeding another one get a bigger buffer.
+    """
+    return io.BufferedReader(raw, buffer_size=size)
 
 
 def decompressed(raw: io.BufferedReader) -> tuple[IO[bytes], str]:
