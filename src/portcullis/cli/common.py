@@ -96,13 +96,12 @@ def emit(
     Only unsuppressed `fail` findings at or above --fail-on trip the gate; it then returns `exit_code`.
     With a gate in force, any `error` finding (a check that raised) makes the exit code 1.
     """
-    from portcullis.report import renderers
+    from portcullis.report import RENDERER_MODULES, renderer
 
-    available = renderers()
-    if fmt.value not in available:
+    if fmt.value not in RENDERER_MODULES:
         die(f"format {fmt.value!r} is not available for this command")
     report = apply_ignore_file(report, ignore_file)
-    rendered = available[fmt.value](report)
+    rendered = renderer(fmt.value)(report)
     if output is None:
         sys.stdout.write(rendered)
         sys.stdout.flush()

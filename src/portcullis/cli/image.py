@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.checks.registry import all_rules, select_rules
+from portcullis.checks.registry import IMAGE_RULE_MODULES, all_rules, select_rules
 from portcullis.checks.runner import image_target, run_rules
 from portcullis.cli.common import FailOn, OutputFormat, die, emit, stderr
 from portcullis.collect import CollectionError
@@ -43,7 +43,7 @@ def image_report(
         engine=EngineFacts(endpoint=reference, local=False, info=EngineInfo(), version=EngineVersion()),
         images=[image],
     )
-    rules = [r for r in select_rules(all_rules(), select, skip) if r.scope is TargetKind.IMAGE]
+    rules = [r for r in select_rules(all_rules(IMAGE_RULE_MODULES), select, skip) if r.scope is TargetKind.IMAGE]
     findings = run_rules(rules, facts)
     problems: list[CollectionProblem] = []
     if vulns is not None and vulns.enabled:

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.cli import audit, harden, inside, lint, overhead, prove, rules, sbom
-from portcullis.cli import db as vulndb_cmd
-from portcullis.cli import image as image_cmd
 from portcullis.cli.common import EXIT_TOOL_ERROR, stderr
+
+# Command -> the module defining it. Only the invoked command's module is imported (an image scan should not pay
+# for the audit's Docker SDK or the HTML renderer); help and unknown names load them all.
+COMMANDS = {
+    "audit": "portcullis.cli.audit",
+    "rules": "portcullis.cli.rules",
+    "inside": "portcullis.cli.inside",
+    "prove": "portcullis.cli.prove",
+    "overhead": "portcullis.cli.overhead",
+    "image": "portcullis.cli.image",
+    "sbom": "portcullis.cli.sbom",
+    "lint": "portcullis.cli.lint",
+    "schema": "portcullis.cli.main",
+}
+GROUPS = {"db": "portcullis.cli.db", "harden": "portcullis.cli.harden"}  # each module's `app` is a typer group
 
 app = typer.Typer(
     name="portcullis",
@@ -21,16 +35,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command()(audit.audit)
-app.command()(rules.rules)
-app.command()(inside.inside)
-app.command()(prove.prove)
-app.command()(overhead.overhead)
-app.command()(image_cmd.image)
-app.command()(sbom.sbom)
-app.command()(lint.lint)
-app.add_typer(vulndb_cmd.app, name="db")
-app.add_typer(harden.app, name="harden")
 
 
 def _version(value: bool) -> None:
@@ -48,7 +52,6 @@ def main(
     """Measure and prove the security of Docker hosts, images and containers."""
 
 
-@app.command()
 def schema() -> None:
     """Print the JSON Schema of the JSON report."""
     from portcullis.report.json_report import schema_text
@@ -56,8 +59,25 @@ def schema() -> None:
     typer.echo(schema_text(), nl=False)
 
 
+def register(names: Iterable[str]) -> None:
+    for name in names:
+        if name in COMMANDS:
+            app.command(name=name)(getattr(importlib.import_module(COMMANDS[name]), name))
+        elif name in GROUPS:
+            app.add_typer(importlib.import_module(GROUPS[name]).app, name=name)
+
+
+def invoked_command(argv: list[str]) -> str | None:
+    """The command named on the command line, when it is one of ours (the first word; options come after it)."""
+    if argv and argv[0] in (*COMMANDS, *GROUPS):
+        return argv[0]
+    return None
+
+
 def run() -> None:
     """Entry point: usage errors exit 1 with one line; an unexpected fault never prints a traceback."""
+    named = invoked_command(sys.argv[1:])
+    register([named] if named else [*COMMANDS, *GROUPS])
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from portcullis.model.findings import Report
@@ -13,13 +14,16 @@ PROJECT_URL = "https://github.com/portcullis/portcullis"
 RULE_DOCS_URL = PROJECT_URL + "/blob/main/docs/rules/{rule_id}.md"
 
 
-def renderers() -> dict[str, Renderer]:
-    from portcullis.report import html, json_report, junit, sarif, text
+# Format -> the module whose `render` writes it; imported on use (HTML pulls in jinja2, a JSON run should not).
+RENDERER_MODULES = {
+    "text": "portcullis.report.text",
+    "json": "portcullis.report.json_report",
+    "sarif": "portcullis.report.sarif",
+    "junit": "portcullis.report.junit",
+    "html": "portcullis.report.html",
+}
 
-    return {
-        "text": text.render,
-        "json": json_report.render,
-        "sarif": sarif.render,
-        "junit": junit.render,
-        "html": html.render,
-    }
+
+def renderer(fmt: str) -> Renderer:
+    render: Renderer = importlib.import_module(RENDERER_MODULES[fmt]).render
+    return render

@@ -59,7 +59,8 @@ def parse_table(document: dict[str, Any]) -> dict[str, dict[str, ReleaseSupport]
 @cache
 def default_table() -> dict[str, dict[str, ReleaseSupport]]:
     text = resources.files("portcullis").joinpath("data/os_eol.yaml").read_text(encoding="utf-8")
-    return parse_table(yaml.safe_load(text))
+    # libyaml's loader parses the table several times faster than the pure-Python one; same safe subset
+    return parse_table(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
 
 def _numbers(release: str) -> tuple[int, ...]:
