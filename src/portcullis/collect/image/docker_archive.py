@@ -8,14 +8,18 @@ with '..' or is simply absent from the archive is an error, never a path on the 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import posixpath
 import tarfile
+from functools import partial
 from typing import IO, Any
 
 from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import LayerScan, normalise, scan_layer
+from portcullis.collect.image.layer_pool import LayerJob, scan_layers
 from portcullis.collect.image.streams import CHUNK, READ_ERRORS, HashingReader, MemberReader, buffered
 from portcullis.model.facts import ImageFacts
 
@@ -43,14 +47,20 @@ class _ArchiveContent:
 def read_docker_archive(stream: IO[bytes], meta: ImageMeta, limits: Limits) -> ImageFacts:
     content = _ArchiveContent()
     try:
-        # A file can seek, and its layers are read by offset; the Engine API's export stream is made to look
-        # seekable, forward only, and its layers are read as they pass.
+        # A file can seek: its layers are listed first, then read by offset, two at a time where there are CPUs
+        # for it. The Engine API's export stream is made to look seekable, forward only; its layers are read as
+        # they pass.
         seekable = stream.seekable()
         source = stream if seekable else buffered(HashingReader(stream, hashing=False), 2 * CHUNK)
+        later: list[tuple[str, LayerJob]] | None = [] if seekable else None
         with tarfile.open(fileobj=source, mode="r:") as outer:
             while (member := outer.next()) is not None:
-                _take(outer, member, content, limits, stream.fileno() if seekable else source)
+                _take(member, content, limits, stream.fileno() if seekable else source, later)
                 outer.members.clear()  # type: ignore[attr-defined]
+        if later:
+            for (name, _), scan in zip(later, scan_layers([job for _, job in later], limits), strict=True):
+                _check_blob_name(name, scan.digest)
+                content.layers[name] = scan
     except ImageError:
         raise
     except tarfile.ReadError as exc:
@@ -61,8 +71,13 @@ def read_docker_archive(stream: IO[bytes], meta: ImageMeta, limits: Limits) -> I
 
 
 def _take(
-    outer: tarfile.TarFile, member: tarfile.TarInfo, content: _ArchiveContent, limits: Limits, data: IO[bytes] | int
+    member: tarfile.TarInfo,
+    content: _ArchiveContent,
+    limits: Limits,
+    data: IO[bytes] | int,
+    later: list[tuple[str, LayerJob]] | None,
 ) -> None:
+    """Keep a metadata document, scan a layer now (a stream), or list it for `scan_layers` (a file: `later`)."""
     name = normalise(member.name)
     if not name:
         return  # hostile names are never looked up, so they are never used
@@ -74,19 +89,27 @@ def _take(
         return
     if not member.isreg() or member.sparse is not None:
         return
-    handle = buffered(MemberReader(data, member.offset_data, member.size), CHUNK + 1)  # > the hasher's reads
+    handle = _member_reader(data, member)
     if _is_metadata(name):
         if member.size > limits.max_json_bytes:
             raise ImageError(f"{name} is {member.size} bytes, over the {limits.max_json_bytes}-byte metadata limit")
         content.documents[name] = handle.read()
         return
-    if handle.peek(1)[:1] == b"{" and member.size <= limits.max_json_bytes:  # OCI-style saves keep configs in blobs/
+    first = os.pread(data, 1, member.offset_data) if isinstance(data, int) else handle.peek(1)[:1]
+    if first == b"{" and member.size <= limits.max_json_bytes:  # OCI-style saves keep configs in blobs/
         content.documents[name] = handle.read()
+        return
+    if later is not None:
+        later.append((name, LayerJob(partial(_member_reader, data, member), member.size, f"layer {name}")))
         return
     scan = scan_layer(handle, limits, limits.max_total_bytes - content.used, f"layer {name}")
     _check_blob_name(name, scan.digest)
     content.used += scan.size
     content.layers[name] = scan
+
+
+def _member_reader(data: IO[bytes] | int, member: tarfile.TarInfo) -> io.BufferedReader:
+    return buffered(MemberReader(data, member.offset_data, member.size), CHUNK + 1)  # > the hasher's reads
 
 
 def _check_blob_name(name: str, digest: str) -> None:

@@ -10,14 +10,16 @@ import hashlib
 import os
 import re
 import tarfile
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import normalise, scan_layer
+from portcullis.collect.image.layer_pool import LayerJob, scan_layers
 from portcullis.collect.image.platforms import Platform, select_manifest
-from portcullis.collect.image.streams import read_exactly
+from portcullis.collect.image.streams import CHUNK, MemberReader, buffered, read_exactly
 from portcullis.model.facts import ImageFacts
 
 DIGEST = re.compile(r"^(sha256):([a-f0-9]{64})$")
@@ -28,6 +30,10 @@ MAX_INDEX_DEPTH = 4
 
 
 class BlobStore(Protocol):
+    # Whether open_blob works the same from a forked child (files opened by path or read by offset), so layers
+    # may be scanned two at a time; a network stream may not.
+    forkable: bool
+
     def open_blob(self, digest: str) -> IO[bytes]: ...
 
 
@@ -84,20 +90,34 @@ def read_image(store: BlobStore, manifest: dict[str, Any], meta: ImageMeta, limi
         raise ImageError("the image manifest has no config or no layers list")
     config_digest = str(config_desc.get("digest"))
     config, _ = read_document(store, config_digest, limits, "config")
-    scans = []
-    used = 0
-    for index, descriptor in enumerate(layers):
+    digests = []
+    for descriptor in layers:
         digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
         check_digest(digest)
-        assert isinstance(digest, str)
-        with store.open_blob(digest) as handle:
-            scan = scan_layer(handle, limits, limits.max_total_bytes - used, f"layer {index} ({digest[:19]})")
+        digests.append(str(digest))
+    if store.forkable:
+        jobs = [
+            LayerJob(partial(store.open_blob, digest), _declared_size(descriptor), f"layer {index} ({digest[:19]})")
+            for index, (digest, descriptor) in enumerate(zip(digests, layers, strict=True))
+        ]
+        scans = scan_layers(jobs, limits)
+    else:
+        scans, used = [], 0
+        for index, digest in enumerate(digests):
+            with store.open_blob(digest) as handle:
+                scan = scan_layer(handle, limits, limits.max_total_bytes - used, f"layer {index} ({digest[:19]})")
+            used += scan.size
+            scans.append(scan)
+    for index, (digest, scan) in enumerate(zip(digests, scans, strict=True)):
         if scan.digest != digest:
             raise ImageError(f"layer {index}: blob digest {scan.digest} does not match the manifest's {digest}")
-        used += scan.size
-        scans.append(scan)
     meta.image_id = meta.image_id or str(config_digest)
     return image_facts(meta, config, str(config_digest), scans, limits)
+
+
+def _declared_size(descriptor: Any) -> int:
+    size = descriptor.get("size") if isinstance(descriptor, dict) else None
+    return size if isinstance(size, int) and size >= 0 else 0  # only balances the work; never trusted as a bound
 
 
 # --- OCI image layouts --------------------------------------------------------------------------------
@@ -105,6 +125,8 @@ def read_image(store: BlobStore, manifest: dict[str, Any], meta: ImageMeta, limi
 
 class LayoutDirectory:
     """blobs/<alg>/<hex> under a directory; a blob path that resolves outside it is refused."""
+
+    forkable = True
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -137,21 +159,29 @@ class LayoutDirectory:
 
 
 class LayoutArchive:
-    """An OCI layout inside a tar: members looked up by name, regular files only."""
+    """An OCI layout inside a tar: members looked up by name, regular files only, read by offset."""
+
+    forkable = True
 
     def __init__(self, path: Path) -> None:
         try:
-            self.tar = tarfile.open(path, mode="r:")  # noqa: SIM115 - kept open for blob reads, closed by close()
+            self.file = path.open("rb")  # kept open for blob reads, closed by close()
+        except OSError as exc:
+            raise ImageError(f"cannot open {path}: {exc.strerror}") from None
+        try:
+            with tarfile.open(fileobj=self.file, mode="r:") as tar:
+                members = tar.getmembers()
         except (OSError, tarfile.TarError) as exc:
+            self.file.close()
             raise ImageError(f"{path} is not a readable tar archive ({exc})") from None
         self.members: dict[str, tarfile.TarInfo] = {}
-        for member in self.tar.getmembers():
+        for member in members:
             name = normalise(member.name)
             if name and member.isreg():
                 self.members[name] = member
 
     def close(self) -> None:
-        self.tar.close()
+        self.file.close()
 
     def read_file(self, name: str, limits: Limits) -> bytes:
         member = self.members.get(name)
@@ -169,10 +199,9 @@ class LayoutArchive:
         return self._open(member)
 
     def _open(self, member: tarfile.TarInfo) -> IO[bytes]:
-        handle = self.tar.extractfile(member)
-        if handle is None:
-            raise ImageError(f"{member.name} in the OCI archive is not a file")
-        return handle
+        if member.sparse is not None:
+            raise ImageError(f"{member.name} in the OCI archive is a sparse file")
+        return buffered(MemberReader(self.file.fileno(), member.offset_data, member.size), CHUNK + 1)
 
 
 def read_layout(

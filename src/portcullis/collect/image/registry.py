@@ -73,6 +73,8 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 class RegistryClient:
+    forkable = False  # blobs arrive over one HTTP session
+
     def __init__(self, ref: ImageReference, insecure_hosts: list[str], credentials: Credentials | None) -> None:
         self.ref = ref
         scheme = "http" if ref.host in insecure_hosts or ref.api_host in insecure_hosts else "https"

@@ -20,8 +20,18 @@ CHUNK = 1024 * 1024
 MAX_PENDING_CHUNKS = 8  # chunks queued for hashing: bounds the memory the hashing thread may hold back
 
 # sha256 releases the GIL on large buffers, so hashing on one background thread overlaps with the tar walk on
-# the main one. One worker keeps every hash's updates in order.
-_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portcullis-sha256")
+# the main one. One worker keeps every hash's updates in order. Keyed by process: a forked child (layer_pool)
+# inherits the executor but not its thread, so it starts its own.
+_HASHING: dict[int, ThreadPoolExecutor] = {}
+
+
+def _hashing_thread() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    executor = _HASHING.get(pid)
+    if executor is None:
+        executor = _HASHING[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portcullis-sha256")
+    return executor
+
 
 try:  # ISA-L's gzip is several times faster than zlib's on the hot path
     from isal import igzip as _gzip_module
@@ -77,7 +87,7 @@ class HashingReader(io.RawIOBase):
             if self.limit is not None and self.count > self.limit:
                 raise ImageError(f"{self._what} expands beyond the limit of {self.limit} bytes (decompression bomb?)")
             if self._hash is not None:
-                self._pending.append(_HASHING.submit(self._hash.update, data))
+                self._pending.append(_hashing_thread().submit(self._hash.update, data))
                 if len(self._pending) > MAX_PENDING_CHUNKS:
                     self._pending.popleft().result()
         return data
