@@ -124,7 +124,10 @@ def main() -> None:
         "TRIVY_CACHE_DIR": str(WORK / "trivy-cache"),
     }
     portcullis = str(ROOT / ".venv" / "bin" / "portcullis")
-    walk = f"import tarfile\nt=tarfile.open('{archive}')\nfor m in t.getmembers():\n    pass\n"
+    walk = (  # every member of the archive and of each layer inside it, as the reference figure does
+        f"import tarfile\nt = tarfile.open('{archive}')\nfor m in t.getmembers():\n"
+        "    if m.name.endswith('layer.tar'):\n        tarfile.open(fileobj=t.extractfile(m)).getmembers()\n"
+    )
     results = {
         "archive": {"bytes": archive.stat().st_size, "layer_entries": files, "layers": len(layer_members)},
         "tools": {

@@ -60,19 +60,7 @@ def image_report(
 
 def vulnerability_findings(image: ImageFacts, options: VulnOptions, problems: list[CollectionProblem]) -> list[Finding]:
     """DKR-VULN findings for the image's packages; without a database, a note instead (never a silent pass)."""
-    from datetime import date
-
-    from portcullis.vuln import scan
     from portcullis.vuln.db import DatabaseError, VulnDB, default_path
-    from portcullis.vuln.filters import (
-        FilterInputError,
-        apply_ignores,
-        apply_vex,
-        load_ignore_rules,
-        load_vex,
-        only_fixed,
-        with_severity,
-    )
 
     content = image.content
     if content is None:
@@ -88,6 +76,19 @@ def vulnerability_findings(image: ImageFacts, options: VulnOptions, problems: li
             )
         )
         return []
+    from datetime import date
+
+    from portcullis.vuln import scan
+    from portcullis.vuln.filters import (
+        FilterInputError,
+        apply_ignores,
+        apply_vex,
+        load_ignore_rules,
+        load_vex,
+        only_fixed,
+        with_severity,
+    )
+
     try:
         db = VulnDB.open(path)
         try:
