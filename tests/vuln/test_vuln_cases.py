@@ -179,6 +179,6 @@ def test_undetermined_is_reported_as_such() -> None:
     from portcullis.model.vuln import FixState
     from portcullis.vuln.match import tracker_verdict
 
-    verdict = tracker_verdict("1.0-1", "bookworm", {"status": "undetermined", "urgency": "not yet assigned"})
-    assert verdict.state is FixState.UNDETERMINED
-    assert verdict.vendor["status"] == "undetermined"
+    verdict = tracker_verdict("1.0-1", "bookworm", "undetermined", "", "not yet assigned", "", "")
+    assert verdict is not None and verdict.state is FixState.UNDETERMINED
+    assert verdict.vendor.status == "undetermined" and verdict.fixed_version is None

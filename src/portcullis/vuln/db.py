@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import platformdirs
 
 from portcullis.model.vuln import Ecosystem
-from portcullis.vuln.versions import VersionError, compare
-from portcullis.vuln.versions import parse as parse_version
+from portcullis.vuln.versions import VersionError, compare, sort_key
 
 SCHEMA_VERSION = "3"  # 2: decoded match columns; 3: `affected` clustered by lookup key. Older files are migrated
 DB_FILENAME = "vuln.db"
@@ -155,7 +156,7 @@ def encode_events(ecosystem: str, data: dict[str, Any]) -> str:
             events = sort_osv_events(ordering, rng.get("events", []))
             for kind, version in events:  # sorting may not have compared every version; all must parse
                 if not (kind == "introduced" and version == "0"):
-                    parse_version(ordering, version)
+                    sort_key(ordering, version)
             if any(kind not in EVENT_CODES or _RANGE_SEP in v or _EVENT_SEP in v for kind, v in events):
                 return UNSORTED_EVENTS
             encoded.append(_EVENT_SEP.join([range_type, *(EVENT_CODES[kind] + v for kind, v in events)]))
@@ -167,11 +168,10 @@ def encode_events(ecosystem: str, data: dict[str, Any]) -> str:
 def decode_events(text: str) -> list[tuple[str, list[str]]]:
     """The inverse of `encode_events`: [(range type, ['i0', 'f1.2', ...])]."""
     ranges: list[tuple[str, list[str]]] = []
-    if not text:
-        return ranges
-    for chunk in text.split(_RANGE_SEP):
-        range_type, *events = chunk.split(_EVENT_SEP)
-        ranges.append((range_type, events))
+    if text:
+        for chunk in text.split(_RANGE_SEP):
+            parts = chunk.split(_EVENT_SEP)
+            ranges.append((parts[0], parts[1:]))
     return ranges
 
 
@@ -199,7 +199,15 @@ def match_columns(row: AffectedRow) -> tuple[str, str, str, str, str, str, str, 
 
 
 def _json_list(text: str) -> list[str]:
-    return [] if text == "[]" else list(json.loads(text))  # most advisories carry no aliases or CVSS vectors
+    """A JSON list of strings as `json.dumps` wrote it; plain ones ('["a", "b"]', nothing escaped) are split
+    without the JSON parser: every item then holds no quote, so the quote count proves the split."""
+    if text == "[]":  # most advisories carry no aliases or CVSS vectors
+        return []
+    if text.startswith('["') and text.endswith('"]') and "\\" not in text:
+        items = text[2:-2].split('", "')
+        if text.count('"') == 2 * len(items):
+            return items
+    return list(json.loads(text))
 
 
 _CANDIDATE_COLUMNS = (
@@ -247,6 +255,11 @@ class CandidateRow(NamedTuple):
         if self.kind == "osv":
             data["versions"] = self.versions.strip("\n").split("\n") if self.versions else []
         return data
+
+
+_PACKAGE_COLUMN = itemgetter(CandidateRow._fields.index("package"))
+# CandidateRow._make without its Python-level length check: the SELECT above has exactly CandidateRow's columns
+_as_candidate: Callable[[tuple[Any, ...]], CandidateRow] = functools.partial(tuple.__new__, CandidateRow)
 
 
 def default_path() -> Path:
@@ -329,9 +342,8 @@ class VulnDB:
                 " ORDER BY a.package, v.source LIKE 'osv:%', v.id",
                 (ecosystem, *chunk, *releases),
             )
-            make = CandidateRow._make
-            for row in rows:
-                found.setdefault(row[7], []).append(make(row))
+            for package, group in itertools.groupby(rows, _PACKAGE_COLUMN):  # rows come ordered by package
+                found[package] = list(map(_as_candidate, group))
         return found
 
     # --- writing (only on the working copy inside `rebuild`) -------------------------------------------------

@@ -7,11 +7,12 @@ ignore rules and VEX work on advisory ids and aliases.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from portcullis.model.findings import Finding, Location, Status, Target, TargetKind
-from portcullis.model.vuln import FixState, Match
-from portcullis.vuln.severity import rate
+from portcullis.model.vuln import FixState, Match, VendorStatus
+from portcullis.vuln.severity import Rating, rate
 
 RULE_ID = "DKR-VULN"
 RULE_ID_UNDECIDED = "DKR-VULN-UNDECIDED"  # could not be matched: version does not parse, release unknown
@@ -30,9 +31,22 @@ def _vendor_words(match: Match) -> str:
     return f"{v.source}: {', '.join(words)}" if words else v.source
 
 
+@lru_cache(maxsize=4096)
+def _rating(vendor_severity: str, cvss: tuple[str, ...]) -> Rating:
+    """A rating depends only on these two, scoring CVSS vectors is slow, and a scan sees few distinct pairs."""
+    return rate(vendor_severity, list(cvss))
+
+
+@lru_cache(maxsize=4096)
+def _vendor_fields(vendor: VendorStatus) -> dict[str, str]:
+    return vendor.model_dump()  # VendorStatus is frozen and matching shares its instances
+
+
 def to_finding(match: Match, target: Target) -> Finding:
     pkg = match.package
-    rating = rate(match.vendor_severity, match.cvss)
+    rating = _rating(match.vendor_severity, tuple(match.cvss))
+    severity = rating.evidence()
+    severity["cvss"] = [dict(scored) for scored in rating.cvss]  # the cached rating is shared: copy what it holds
     state = _STATE_WORDS[match.fix_state].format(fixed=match.fixed_version)
     evidence: dict[str, Any] = {
         "advisory_id": match.advisory_id,
@@ -47,8 +61,8 @@ def to_finding(match: Match, target: Target) -> Finding:
         },
         "fixed_version": match.fixed_version,
         "fix_state": match.fix_state.value,
-        "vendor": match.vendor.model_dump(),
-        "severity": rating.evidence(),
+        "vendor": dict(_vendor_fields(match.vendor)),
+        "severity": severity,
         "layer": pkg.layer.model_dump() if pkg.layer else None,
     }
     if match.fix_state is FixState.FIXED:
