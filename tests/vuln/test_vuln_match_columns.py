@@ -1,15 +1,18 @@
-"""The decoded match columns of database schema 2: OSV events pre-sorted at build time must give exactly the verdicts
-the JSON evaluation gives, unsortable rows must still be reported, and a schema 1 file must be migrated in place."""
+"""The decoded match fields the database stores: OSV events pre-sorted at build time must give exactly the verdicts
+the JSON evaluation gives, unsortable rows must still be reported, packed rows must unpack to what was packed and
+come back in matching order, and files of older schemas (1, 3) must be migrated in place."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vulndata import BOOKWORM, TRACKER_JSON, build_db
+from vulndata import BOOKWORM
 
 from portcullis.model.vuln import Ecosystem, Package
 from portcullis.vuln import scan
@@ -25,7 +28,9 @@ from portcullis.vuln.db import (
     encode_events,
     match_columns,
     now_iso,
+    pack,
     rebuild,
+    unpack,
 )
 from portcullis.vuln.match import _verdict, match_packages, osv_verdict
 from portcullis.vuln.versions import sort_keys
@@ -45,7 +50,7 @@ RANGE = st.builds(
 
 def _candidate(ecosystem: str, data: dict[str, object]) -> CandidateRow:
     columns = match_columns(AffectedRow(ecosystem, "", "pkg", data))
-    return CandidateRow("ADV-1", "osv:x", "[]", "", "", "[]", "", "pkg", *columns, json.dumps(data))
+    return CandidateRow("ADV-1", "osv:x", "[]", "", "[]", "", *columns, "1", json.dumps(data))
 
 
 @settings(max_examples=300, deadline=None)
@@ -69,7 +74,7 @@ def test_presorted_events_agree_with_json_evaluation(
 def test_candidate_lists_decode_as_json(items: list[str], separators: tuple[str, str] | None) -> None:
     """Aliases and CVSS vectors skip the JSON parser when nothing is escaped; the result must be json.loads'."""
     text = json.dumps(items, separators=separators)
-    row = CandidateRow("ADV-1", "osv:x", text, "", "", text, "", "pkg", *[""] * 9)
+    row = CandidateRow("ADV-1", "osv:x", text, "", text, *[""] * 11)
     assert row.aliases == json.loads(text) and row.cvss == json.loads(text)
 
 
@@ -84,29 +89,80 @@ def test_event_encoding_round_trip() -> None:
 
 def test_unsortable_row_is_still_evaluated_and_reported(tmp_path: Path) -> None:
     """A feed version that does not parse cannot be pre-sorted; matching falls back to the JSON and says why."""
-    bad = {"k": "osv", "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0-?-x"}]}]}
+    bad_data = {"k": "osv", "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0-?-x"}]}]}
     good = {"k": "osv", "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0"}]}]}
     path = tmp_path / "vuln.db"
     with rebuild(path) as db:
         db.replace_source(
             SourceInfo("osv:PyPI", "test", now_iso()),
             [
-                Advisory("PYSEC-BAD", affected=[AffectedRow("pypi", "", "demo", bad)]),
+                Advisory("PYSEC-BAD", affected=[AffectedRow("pypi", "", "demo", bad_data)]),
                 Advisory("PYSEC-GOOD", affected=[AffectedRow("pypi", "", "demo", good)]),
             ],
         )
     demo = Package(ecosystem=Ecosystem.PYPI, name="demo", version="2.0", purl="pkg:pypi/demo@2.0")
     with VulnDB.open(path) as db:
-        stored = dict(
-            db.conn.execute("SELECT v.id, a.events FROM affected a JOIN advisories v ON v.rowid = a.advisory")
-        )
-        assert stored["PYSEC-BAD"] == UNSORTED_EVENTS
-        rows = db.candidates("pypi", ["demo"], [""])["demo"]
-        assert [len(row) for row in rows] == [len(CandidateRow._fields)] * 2  # the SELECT fills every field
+        bad_row, good_row = db.candidates("pypi", ["demo"], [""])["demo"]
+        assert (bad_row.advisory_id, bad_row.events) == ("PYSEC-BAD", UNSORTED_EVENTS)
+        assert good_row.advisory_id == "PYSEC-GOOD" and good_row.data_json == ""  # JSON read for unsortable rows only
+        assert bad_row.data["ranges"] == bad_data["ranges"]
         result = match_packages([demo], db, None)
     assert [(m.advisory_id, m.fixed_version) for m in result.matches] == [("PYSEC-GOOD", "3.0")]
     [problem] = result.problems
     assert problem.startswith("demo 2.0 vs PYSEC-BAD:") and "does not parse" in problem
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.text(max_size=6), min_size=1, max_size=4), min_size=1, max_size=4))
+def test_pack_round_trip(rows: list[list[str]]) -> None:
+    """Any text, separators and escape character included, comes back unchanged."""
+    assert unpack(pack(rows)) == rows
+
+
+def test_rows_of_several_feeds_and_releases_come_in_matching_order(tmp_path: Path) -> None:
+    """Vendor feeds first, then by advisory id, across every packed row of a package."""
+
+    def feed(ids: list[str], release: str) -> list[Advisory]:
+        return [Advisory(i, affected=[AffectedRow("debian", release, "zlib", {"k": "osv", "ranges": []})]) for i in ids]
+
+    path = tmp_path / "vuln.db"
+    with rebuild(path) as db:
+        db.replace_source(SourceInfo("osv:Debian", "test", now_iso()), feed(["DSA-2", "CVE-1", "DLA-9"], "12"))
+        db.replace_source(SourceInfo("debian-tracker", "test", now_iso()), feed(["CVE-3", "CVE-1"], "bookworm"))
+        db.replace_source(SourceInfo("alpine-secdb:x", "test", now_iso()), feed(["CVE-2"], "12"))
+    with VulnDB.open(path) as db:
+        rows = db.candidates("debian", ["zlib"], ["12", "bookworm"])["zlib"]
+    assert [(r.source, r.advisory_id, r.release) for r in rows] == [
+        ("debian-tracker", "CVE-1", "bookworm"),
+        ("alpine-secdb:x", "CVE-2", "12"),
+        ("debian-tracker", "CVE-3", "bookworm"),
+        ("osv:Debian", "CVE-1", "12"),
+        ("osv:Debian", "DLA-9", "12"),
+        ("osv:Debian", "DSA-2", "12"),
+    ]
+
+
+def _stored_rows(path: Path) -> list[tuple[str, ...]]:
+    """Every affected row a current-schema file holds: key, feed, CandidateRow fields and JSON."""
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(
+            (eco, pkg, rel, source, *fields[:-1], data)
+            for eco, pkg, rel, source, rows, datas in conn.execute(
+                "SELECT ecosystem, package, release, source, rows, data FROM affected"
+            )
+            for fields, (data,) in zip(unpack(rows), unpack(datas), strict=True)
+        )
+    finally:
+        conn.close()
+
+
+def _full_json(row: CandidateRow, data: str) -> str:
+    """The row JSON as schema 1 kept it: with the explicit versions."""
+    full = json.loads(data)
+    if row.kind == "osv":
+        full["versions"] = row.versions.strip("\n").split("\n") if row.versions else []
+    return json.dumps(full)
 
 
 _V1_SCHEMA = """
@@ -123,37 +179,63 @@ CREATE INDEX advisories_source ON advisories(source);
 """
 
 
-def _downgrade_to_v1(current: Path, old: Path) -> None:
-    """Write a schema 1 file (the layout part 1 shipped) holding the same rows as `current`."""
+# schema 3: one row per affected row, its match fields decoded into columns
+_V3_AFFECTED = """
+CREATE TABLE affected(ecosystem TEXT NOT NULL, package TEXT NOT NULL, release TEXT NOT NULL,
+    advisory INTEGER NOT NULL REFERENCES advisories(rowid), seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    status TEXT NOT NULL, fixed TEXT NOT NULL, urgency TEXT NOT NULL, nodsa TEXT NOT NULL, nodsa_reason TEXT NOT NULL,
+    events TEXT NOT NULL, versions TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (ecosystem, package, release, advisory, seq)) WITHOUT ROWID;
+"""
+
+
+def _downgrade(current: Path, old: Path, version: str) -> None:
+    """Write a schema 1 or 3 file holding the same sources, advisories and affected rows as `current`."""
     conn = sqlite3.connect(old)
-    conn.executescript(_V1_SCHEMA)
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    schema = _V1_SCHEMA if version == "1" else _V1_SCHEMA.split("CREATE TABLE affected")[0] + _V3_AFFECTED
+    conn.executescript(schema)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
     conn.execute("ATTACH DATABASE ? AS new", (str(current),))
     conn.execute("INSERT INTO sources SELECT * FROM new.sources")
     conn.execute(
         "INSERT INTO advisories(rowid, id, source, aliases, summary, severity, cvss, modified)"
         " SELECT rowid, id, source, aliases, summary, severity, cvss, modified FROM new.advisories"
     )
-    conn.execute("INSERT INTO affected SELECT advisory, ecosystem, release, package, data FROM new.affected")
     conn.commit()
     conn.execute("DETACH DATABASE new")
+    seq: dict[tuple[str, ...], int] = {}
+    for eco, pkg, rel, _source, *fields, data in _stored_rows(current):
+        row = CandidateRow._make([*fields, ""])
+        if version == "1":
+            conn.execute(
+                "INSERT INTO affected VALUES (?, ?, ?, ?, ?)", (int(row.advisory), eco, rel, pkg, _full_json(row, data))
+            )
+        else:
+            n = seq[(eco, pkg, rel, row.advisory)] = seq.get((eco, pkg, rel, row.advisory), -1) + 1
+            conn.execute(
+                "INSERT INTO affected VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (eco, pkg, rel, int(row.advisory), n, *row[6:14], data),
+            )
+    conn.commit()
     conn.close()
 
 
-def test_schema_1_database_is_migrated_by_the_next_update(tmp_path: Path) -> None:
-    current = build_db(tmp_path / "current.db", TRACKER_JSON)
+@pytest.mark.parametrize("version", ["1", "3"])
+def test_older_database_is_migrated_by_the_next_update(full_db_path: Path, tmp_path: Path, version: str) -> None:
+    current = tmp_path / "current.db"
+    shutil.copy(full_db_path, current)
     old = tmp_path / "old.db"
-    _downgrade_to_v1(current, old)
+    _downgrade(current, old, version)
     curl = Package(ecosystem=Ecosystem.DEBIAN, name="curl", version="7.88.1-10+deb12u5", purl="pkg:deb/debian/curl")
+    requests = Package(ecosystem=Ecosystem.PYPI, name="requests", version="2.25.1", purl="pkg:pypi/requests@2.25.1")
     with VulnDB.open(current) as db:
-        expected = [(f.title, f.evidence["fixed_version"]) for f in scan([curl], db, BOOKWORM)]
-    assert ("CVE-2024-2398 in curl 7.88.1-10+deb12u5", "7.88.1-10+deb12u6") in expected
+        expected = [f.model_dump() for f in scan([curl], db, BOOKWORM) + scan([requests], db, None)]
+    assert len(expected) > 3
     with rebuild(old):  # what `db update` / `db import` do first; nothing else changes in this block
         pass
     with VulnDB.open(old) as db:
         assert db.meta("schema_version") == SCHEMA_VERSION
-        assert [(f.title, f.evidence["fixed_version"]) for f in scan([curl], db, BOOKWORM)] == expected
-        counts = db.conn.execute("SELECT count(*), count(DISTINCT kind) FROM affected").fetchone()
-    with VulnDB.open(current) as db:
-        assert counts == db.conn.execute("SELECT count(*), count(DISTINCT kind) FROM affected").fetchone()
-    assert json.loads(sqlite3.connect(old).execute("SELECT data FROM affected LIMIT 1").fetchone()[0])["k"] == "tracker"
+        assert [f.model_dump() for f in scan([curl], db, BOOKWORM) + scan([requests], db, None)] == expected
+    migrated = _stored_rows(old)
+    assert migrated == _stored_rows(current) and len(migrated) > 10_000
+    assert {row[4 + CandidateRow._fields.index("kind")] for row in migrated} == {"tracker", "osv", "secdb"}

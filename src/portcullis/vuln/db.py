@@ -3,9 +3,11 @@
 A database is only ever changed through `rebuild()`: the live file is copied, the copy is changed, checked and
 then renamed over the live one, so a failed update or import leaves the old database working.
 
-Matching reads only plain columns: what decides affectedness (tracker status and fixed version, secdb fix, OSV
+Matching reads decoded fields only: what decides affectedness (tracker status and fixed version, secdb fix, OSV
 events pre-sorted at build time, OSV explicit versions) is stored decoded, so no JSON is parsed while matching.
-The `data` column keeps the row's full JSON for export and for rows whose versions did not parse at build time.
+All of one feed's rows for one package and release are packed into a single `affected` row (`pack`), so a scan
+reads one row per package and feed rather than one per advisory: per-row work dominates SQLite's cost here.
+The rows' full JSON is kept beside them for export and for rows whose versions did not parse at build time.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import functools
 import itertools
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,7 +30,9 @@ import platformdirs
 from portcullis.model.vuln import Ecosystem
 from portcullis.vuln.versions import VersionError, compare, sort_key
 
-SCHEMA_VERSION = "3"  # 2: decoded match columns; 3: `affected` clustered by lookup key. Older files are migrated
+# 2: decoded match columns; 3: `affected` clustered by lookup key; 4: one packed `affected` row per key and feed.
+# Older files are migrated.
+SCHEMA_VERSION = "4"
 DB_FILENAME = "vuln.db"
 
 _SCHEMA = """
@@ -54,24 +58,19 @@ CREATE TABLE advisories(
     modified TEXT NOT NULL,
     UNIQUE(source, id)
 );
--- Stored in lookup-key order (WITHOUT ROWID), so all rows of one package sit together on the same pages.
+-- One row per lookup key and feed. `rows` packs the CandidateRow fields of each of the feed's affected rows (less
+-- `data_json`) in advisory-id order, `data` their JSON in the same order. A rowid table: packed rows run to
+-- kilobytes, which an index-ordered (WITHOUT ROWID) table would spill to mostly empty overflow pages.
 CREATE TABLE affected(
     ecosystem TEXT NOT NULL,    -- portcullis Ecosystem value
     package TEXT NOT NULL,      -- source package for OS ecosystems, normalised name otherwise
     release TEXT NOT NULL,      -- bookworm, 12, v3.19; '' for language ecosystems
-    advisory INTEGER NOT NULL REFERENCES advisories(rowid),
-    seq INTEGER NOT NULL,       -- tells apart several rows of one advisory for the same package and release
-    kind TEXT NOT NULL,         -- tracker, osv, secdb
-    status TEXT NOT NULL,       -- tracker: resolved / open / undetermined; '' otherwise
-    fixed TEXT NOT NULL,        -- tracker fixed_version, secdb fixed version; '' when none
-    urgency TEXT NOT NULL,      -- tracker urgency, OSV ecosystem_specific severity
-    nodsa TEXT NOT NULL,
-    nodsa_reason TEXT NOT NULL,
-    events TEXT NOT NULL,       -- OSV ranges, events sorted by version (`encode_events`); '!' = not sortable
-    versions TEXT NOT NULL,     -- OSV explicit versions, each one preceded and followed by a newline
-    data TEXT NOT NULL,         -- JSON: the row as the feed parser produced it, less `versions` (kept above)
-    PRIMARY KEY (ecosystem, package, release, advisory, seq)
-) WITHOUT ROWID;
+    source TEXT NOT NULL REFERENCES sources(name),
+    rows TEXT NOT NULL,
+    data TEXT NOT NULL,         -- JSON per row: as the feed parser produced it, less `versions` (kept in `rows`)
+    UNIQUE (ecosystem, package, release, source)
+);
+CREATE INDEX affected_source ON affected(source);
 CREATE INDEX advisories_source ON advisories(source);
 """
 
@@ -210,25 +209,17 @@ def _json_list(text: str) -> list[str]:
     return list(json.loads(text))
 
 
-_CANDIDATE_COLUMNS = (
-    "v.id, v.source, v.aliases, v.summary, v.severity, v.cvss,"
-    " a.release, a.package, a.kind, a.status, a.fixed, a.urgency, a.nodsa, a.nodsa_reason, a.events, a.versions,"
-    f" CASE WHEN a.events = '{UNSORTED_EVENTS}' THEN a.data ELSE '' END"
-)
-
-
 class CandidateRow(NamedTuple):
-    """An affected row joined with its advisory, as matching sees it: a plain tuple straight from SQLite (thousands
-    are read per scan); the JSON columns are decoded only for the rows that become matches."""
+    """One affected row with its advisory's matching fields, as matching sees it: thousands are read per scan, so
+    they are plain tuples split out of the packed `affected` rows; JSON fields are decoded only for rows that become
+    matches. The advisory's summary, needed only then, is read separately (`VulnDB.summaries`)."""
 
     advisory_id: str
     source: str
     aliases_json: str
-    summary: str
     severity: str
     cvss_json: str
     release: str
-    package: str
     kind: str
     status: str
     fixed: str
@@ -237,7 +228,8 @@ class CandidateRow(NamedTuple):
     nodsa_reason: str
     events: str
     versions: str
-    data_json: str  # the row's full JSON, read only when its events could not be pre-sorted
+    advisory: str  # the advisory's rowid, in decimal
+    data_json: str  # the row's full JSON, filled in only when its events could not be pre-sorted
 
     @property
     def aliases(self) -> list[str]:
@@ -257,9 +249,42 @@ class CandidateRow(NamedTuple):
         return data
 
 
-_PACKAGE_COLUMN = itemgetter(CandidateRow._fields.index("package"))
-# CandidateRow._make without its Python-level length check: the SELECT above has exactly CandidateRow's columns
-_as_candidate: Callable[[tuple[Any, ...]], CandidateRow] = functools.partial(tuple.__new__, CandidateRow)
+# CandidateRow._make without its Python-level length check: `pack` wrote exactly CandidateRow's fields
+_as_candidate: Callable[[list[str]], CandidateRow] = functools.partial(tuple.__new__, CandidateRow)
+
+# Packing: fields joined by FS, rows by RS. A field holding ESC, FS or RS has them written as ESC + e / f / r, so
+# text without ESC (nearly all of it) unpacks with two plain splits.
+_ESC, _FS, _RS = "\x1b", "\x1d", "\x1c"
+_ESCAPES = {_ESC: _ESC + "e", _FS: _ESC + "f", _RS: _ESC + "r"}
+_UNESCAPES = {code[1]: char for char, code in _ESCAPES.items()}
+_ESCAPED = re.compile(f"{_ESC}(.)", re.DOTALL)
+
+
+def _escape(field: str) -> str:
+    return "".join(_ESCAPES.get(c, c) for c in field)
+
+
+def pack(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of text fields as one text; at least one row (an empty text would unpack to one empty field)."""
+    if not rows:
+        raise ValueError("nothing to pack")
+    text = _RS.join(_FS.join(row) for row in rows)
+    if _ESC not in text and text.count(_RS) == len(rows) - 1 and text.count(_FS) == sum(len(r) - 1 for r in rows):
+        return text  # the only separators are the ones joining: nothing to escape
+    return _RS.join(_FS.join(map(_escape, row)) for row in rows)
+
+
+def unpack(text: str) -> list[list[str]]:
+    """The inverse of `pack`."""
+    rows = [row.split(_FS) for row in text.split(_RS)]
+    if _ESC in text:
+        rows = [[_ESCAPED.sub(lambda m: _UNESCAPES[m.group(1)], field) for field in row] for row in rows]
+    return rows
+
+
+def _match_order(row: CandidateRow) -> tuple[bool, str]:
+    """Vendor feeds first (OSV copies last), then by advisory id: the order matching decides in."""
+    return row.source.startswith("osv:"), row.advisory_id
 
 
 def default_path() -> Path:
@@ -328,22 +353,58 @@ class VulnDB:
         """Every affected row for these package names in one ecosystem and these releases, grouped by name.
 
         Each name's rows come vendor feeds first (OSV copies last), then by advisory id: the order matching decides in.
+        Rows with equal id keep the order of (release, feed name, row within the feed).
         """
         found: dict[str, list[CandidateRow]] = {}
+        merged: set[str] = set()  # names whose rows came from more than one packed row
         unique = sorted(set(packages))
         release_marks = ",".join("?" * len(releases))
         conn = self.conn
         for start in range(0, len(unique), 500):  # stay far below SQLite's bound-parameter limit
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                f"SELECT {_CANDIDATE_COLUMNS} FROM affected a JOIN advisories v ON v.rowid = a.advisory"
-                f" WHERE a.ecosystem = ? AND a.package IN ({marks}) AND a.release IN ({release_marks})"
-                " ORDER BY a.package, v.source LIKE 'osv:%', v.id",
+            for package, release, source, packed in conn.execute(
+                "SELECT package, release, source, rows FROM affected"
+                f" WHERE ecosystem = ? AND package IN ({marks}) AND release IN ({release_marks})"
+                " ORDER BY package, release, source",
                 (ecosystem, *chunk, *releases),
+            ):
+                rows = list(map(_as_candidate, unpack(packed)))
+                if f"{_FS}{UNSORTED_EVENTS}{_FS}" in packed:  # a cheap test; their JSON is read only then
+                    rows = self._with_data(ecosystem, package, release, source, rows)
+                known = found.get(package)
+                if known is None:
+                    found[package] = rows
+                else:
+                    known.extend(rows)
+                    merged.add(package)
+        for package in merged:
+            found[package].sort(key=_match_order)  # stable: keeps the query's order among equal keys
+        return found
+
+    def _with_data(
+        self, ecosystem: str, package: str, release: str, source: str, rows: list[CandidateRow]
+    ) -> list[CandidateRow]:
+        """The rows with `data_json` filled in where their events could not be pre-sorted."""
+        (packed,) = self.conn.execute(
+            "SELECT data FROM affected WHERE ecosystem = ? AND package = ? AND release = ? AND source = ?",
+            (ecosystem, package, release, source),
+        ).fetchone()
+        return [
+            row._replace(data_json=data) if row.events == UNSORTED_EVENTS else row
+            for row, (data,) in zip(rows, unpack(packed), strict=True)
+        ]
+
+    def summaries(self, advisories: Iterable[str]) -> dict[str, str]:
+        """CandidateRow.advisory -> the advisory's summary."""
+        found: dict[str, str] = {}
+        wanted = sorted({int(a) for a in advisories})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.conn.execute(
+                f"SELECT rowid, summary FROM advisories WHERE rowid IN ({','.join('?' * len(chunk))})", chunk
             )
-            for package, group in itertools.groupby(rows, _PACKAGE_COLUMN):  # rows come ordered by package
-                found[package] = list(map(_as_candidate, group))
+            found.update((str(rowid), summary) for rowid, summary in rows)
         return found
 
     # --- writing (only on the working copy inside `rebuild`) -------------------------------------------------
@@ -351,9 +412,7 @@ class VulnDB:
     def replace_source(self, info: SourceInfo, advisories: Iterable[Advisory]) -> SourceInfo:
         """Drop everything the source held and insert its new content; returns the info with the counts."""
         conn = self.conn
-        conn.execute(
-            "DELETE FROM affected WHERE advisory IN (SELECT rowid FROM advisories WHERE source = ?)", (info.name,)
-        )
+        conn.execute("DELETE FROM affected WHERE source = ?", (info.name,))
         conn.execute("DELETE FROM advisories WHERE source = ?", (info.name,))
         conn.execute("DELETE FROM sources WHERE name = ?", (info.name,))
         conn.execute(
@@ -367,36 +426,20 @@ class VulnDB:
             else:
                 known.affected.extend(adv.affected)
                 known.aliases.extend(a for a in adv.aliases if a not in known.aliases)
-        rows: list[tuple[Any, ...]] = []
+        entries: list[_Entry] = []
         for adv in merged.values():
+            aliases, cvss = json.dumps(adv.aliases), json.dumps(adv.cvss)
             cur = conn.execute(
                 "INSERT INTO advisories(id, source, aliases, summary, severity, cvss, modified)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    adv.id,
-                    info.name,
-                    json.dumps(adv.aliases),
-                    adv.summary,
-                    adv.severity,
-                    json.dumps(adv.cvss),
-                    adv.modified,
-                ),
+                (adv.id, info.name, aliases, adv.summary, adv.severity, cvss, adv.modified),
             )
-            rows.extend(
-                (
-                    a.ecosystem,
-                    a.package,
-                    a.release,
-                    cur.lastrowid,
-                    seq,
-                    *match_columns(a),
-                    _data_json(a.data),
-                )
+            entries.extend(
+                _entry(a, seq, adv.id, info.name, aliases, adv.severity, cvss, cur.lastrowid)
                 for seq, a in enumerate(adv.affected)
             )
-        rows.sort(key=lambda row: row[:5])  # appending in key order keeps the clustered table's pages full
-        conn.executemany(f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})", rows)
-        n_adv, n_aff = len(merged), len(rows)
+        _write_affected(conn, info.name, entries)
+        n_adv, n_aff = len(merged), len(entries)
         info.advisories, info.affected = n_adv, n_aff
         conn.execute(
             "UPDATE sources SET etag = ?, last_modified = ?, sha256 = ?, size = ?, advisories = ?, affected = ?"
@@ -410,18 +453,43 @@ class VulnDB:
         self.conn.execute("UPDATE sources SET fetched_at = ? WHERE name = ?", (fetched_at, name))
 
 
-_AFFECTED_COLUMNS = (
-    "ecosystem, package, release, advisory, seq,"
-    " kind, status, fixed, urgency, nodsa, nodsa_reason, events, versions, data"
-)
-_AFFECTED_MARKS = ",".join("?" * len(_AFFECTED_COLUMNS.split(",")))
+class _Entry(NamedTuple):
+    """One affected row on its way into the packed table."""
+
+    key: tuple[str, str, str]  # ecosystem, package, release
+    order: tuple[str, int]  # advisory id, then the row's place among that advisory's rows
+    fields: tuple[str, ...]  # CandidateRow, less data_json
+    data: str
 
 
-_MIGRATABLE = {"1", "2"}
+def _entry(
+    row: AffectedRow, seq: int, advisory_id: str, source: str, aliases: str, severity: str, cvss: str, rowid: int | None
+) -> _Entry:
+    return _Entry(
+        (row.ecosystem, row.package, row.release),
+        (advisory_id, seq),
+        (advisory_id, source, aliases, severity, cvss, row.release, *match_columns(row), str(rowid)),
+        _data_json(row.data),
+    )
+
+
+def _write_affected(conn: sqlite3.Connection, source: str, entries: list[_Entry]) -> None:
+    """Insert one feed's affected rows, one packed row per lookup key, each key's rows in advisory-id order."""
+    entries.sort(key=lambda e: (e.key, e.order))
+    conn.executemany(
+        "INSERT INTO affected(ecosystem, package, release, source, rows, data) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            (*key, source, pack([(*e.fields, "") for e in group]), pack([(e.data,) for e in group]))
+            for key, group in ((k, list(g)) for k, g in itertools.groupby(entries, key=lambda e: e.key))
+        ),
+    )
+
+
+_MIGRATABLE = {"1", "2", "3"}
 
 
 def _data_json(data: dict[str, Any]) -> str:
-    """The row JSON without the explicit version list, which has its own column (PyPA lists run to kilobytes)."""
+    """The row JSON without the explicit version list, which has its own field (PyPA lists run to kilobytes)."""
     return json.dumps({k: v for k, v in data.items() if k != "versions"}, separators=(",", ":"))
 
 
@@ -437,9 +505,9 @@ def _schema_version(path: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _migrate(old: Path, conn: sqlite3.Connection) -> None:
-    """Carry an older database (schema 1 or 2) into a fresh one: every later column is derived from the row's JSON,
-    which all versions keep."""
+def _migrate(old: Path, conn: sqlite3.Connection, version: str) -> None:
+    """Carry an older database (schema 1 to 3) into a fresh one: every later field is derived again from the rows'
+    JSON, which all versions keep (schema 3 keeps OSV's explicit versions in a column of their own)."""
     conn.execute("ATTACH DATABASE ? AS old", (f"file:{old}?mode=ro",))
     try:
         conn.execute("INSERT INTO sources SELECT * FROM old.sources")
@@ -447,18 +515,21 @@ def _migrate(old: Path, conn: sqlite3.Connection) -> None:
             "INSERT INTO advisories(rowid, id, source, aliases, summary, severity, cvss, modified)"
             " SELECT rowid, id, source, aliases, summary, severity, cvss, modified FROM old.advisories"
         )
+        order, listed = ("a.seq", "a.versions") if version == "3" else ("a.rowid", "''")
         rows = conn.execute(
-            "SELECT ecosystem, package, release, advisory, rowid, data FROM old.affected"
-            " ORDER BY ecosystem, package, release, advisory, rowid"
-        ).fetchall()
-        conn.executemany(
-            f"INSERT INTO affected({_AFFECTED_COLUMNS}) VALUES ({_AFFECTED_MARKS})",
-            [
-                (eco, pkg, rel, advisory, seq, *match_columns(row), _data_json(row.data))
-                for eco, pkg, rel, advisory, seq, data in rows
-                for row in [AffectedRow(eco, rel, pkg, json.loads(data))]
-            ],
+            f"SELECT a.ecosystem, a.package, a.release, {order}, a.data, {listed},"
+            " v.rowid, v.id, v.source, v.aliases, v.severity, v.cvss"
+            " FROM old.affected a JOIN old.advisories v ON v.rowid = a.advisory"
         )
+        by_source: dict[str, list[_Entry]] = {}
+        for eco, pkg, rel, seq, data, versions, rowid, adv_id, source, aliases, severity, cvss in rows:
+            row = AffectedRow(eco, rel, pkg, json.loads(data))
+            if versions:
+                row.data["versions"] = versions.strip("\n").split("\n")
+            entry = _entry(row, seq, adv_id, source, aliases, severity, cvss, rowid)
+            by_source.setdefault(source, []).append(entry)
+        for source, entries in by_source.items():
+            _write_affected(conn, source, entries)
         conn.commit()
     finally:
         conn.execute("DETACH DATABASE old")
@@ -482,9 +553,10 @@ def rebuild(path: Path, fresh: bool = False) -> Iterator[VulnDB]:
     work = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     work.unlink(missing_ok=True)
     try:
-        if path.exists() and not fresh and _schema_version(path) in _MIGRATABLE:
+        version = _schema_version(path) if path.exists() and not fresh else None
+        if version in _MIGRATABLE:
             conn = _create(work)
-            _migrate(path, conn)
+            _migrate(path, conn, str(version))
         elif path.exists() and not fresh:
             with VulnDB.open(path) as old:
                 conn = sqlite3.connect(work)

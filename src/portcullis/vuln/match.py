@@ -5,7 +5,7 @@ their normalised name. Version comparisons always use the package ecosystem's ow
 
 Speed: the database hands over decoded columns (OSV events already sorted), and versions are compared through
 cached sort keys, so a candidate row is decided with a few dictionary lookups and tuple comparisons. Vendor records
-and report objects are only built for rows that apply.
+and report objects are only built for rows that apply, and only their advisories' summaries are read.
 """
 
 from __future__ import annotations
@@ -193,10 +193,16 @@ def match_packages(packages: Sequence[Package], db: VulnDB, release: OsRelease |
     for ecosystem, group in by_ecosystem.items():
         names = [_lookup_key(p) for p in group]
         candidates = db.candidates(ecosystem.value, names, sorted(_releases(group[0], release)))
+        found: list[Match] = []
+        advisories: list[str] = []  # CandidateRow.advisory of each match found, in the same order
         for package, name in zip(group, names, strict=True):
             rows = candidates.get(name)
             if rows:
-                result.matches.extend(_match_one(package, rows, result.problems))
+                found.extend(_match_one(package, rows, result.problems, advisories))
+        summaries = db.summaries(advisories)  # read at once, for the advisories that apply only
+        for match, advisory in zip(found, advisories, strict=True):
+            match.summary = summaries[advisory]
+        result.matches.extend(found)
     return result
 
 
@@ -205,7 +211,8 @@ def _merge_names(earlier: Match, names: set[str]) -> None:
     earlier.aliases.extend(sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases))
 
 
-def _match_one(package: Package, rows: list[CandidateRow], problems: list[str]) -> list[Match]:
+def _match_one(package: Package, rows: list[CandidateRow], problems: list[str], advisories: list[str]) -> list[Match]:
+    """The advisories that apply; their summaries are left empty, their CandidateRow.advisory added to `advisories`."""
     # One advisory may hold several rows for a package (OSV: one affected[] entry per range); it applies when any
     # row does. The database hands rows of the vendor's own feed first so its verdict wins over OSV's copy.
     groups: dict[str, list[CandidateRow]] = {}
@@ -253,7 +260,7 @@ def _match_one(package: Package, rows: list[CandidateRow], problems: list[str]) 
             {
                 "advisory_id": adv_id,
                 "aliases": own_aliases,
-                "summary": row.summary,
+                "summary": "",
                 "package": package,
                 "fix_state": verdict.state,
                 "fixed_version": verdict.fixed_version,
@@ -263,6 +270,7 @@ def _match_one(package: Package, rows: list[CandidateRow], problems: list[str]) 
             }
         )
         matches.append(match)
+        advisories.append(row.advisory)
         seen[adv_id] = match
         for name in aliases:
             seen[name] = match
