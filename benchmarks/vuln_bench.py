@@ -4,8 +4,8 @@
    build time and size.
 2. Build a synthetic full-size database (~50,000 advisories; benchmark only, never shipped or used by tests):
    Debian tracker blocks, PyPI and npm OSV ranges over 12,000 package names.
-3. Time matching 1,000 installed packages against it (bar: <= 50 ms), cold (first run, empty version cache)
-   and warm (median of repeated runs).
+3. Time matching 1,000 installed packages against it (bar: <= 50 ms): cold (the first scan after the version key
+   caches are emptied) and warm (15 repeated runs: median and best; the VM is shared, so the load is recorded).
 Writes benchmarks/results/vuln.json.
 """
 
