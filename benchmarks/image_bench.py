@@ -154,6 +154,8 @@ def main() -> None:
                 ],
                 peer_env,
             ),
+            # the CLI's fixed cost: interpreter, typer/rich/pydantic and the image command's imports, no image read
+            "portcullis_startup_only": timed([portcullis, "image", "--help"]),
             "gnu_tar_list": timed(["tar", "-tf", str(archive)]),
             "python_tarfile_walk": timed([sys.executable, "-c", walk]),
         },

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from portcullis.model.findings import Finding, Target
-from portcullis.model.vuln import OsRelease, Package
-from portcullis.vuln.db import VulnDB
+if TYPE_CHECKING:  # the package is imported for its inventory parsers too; the database is not needed for those
+    from portcullis.model.findings import Finding, Target
+    from portcullis.model.vuln import OsRelease, Package
+    from portcullis.vuln.db import VulnDB
 
 
 def scan(

@@ -20,7 +20,6 @@ from typing import Any
 from debian.debian_support import Version as DpkgVersion
 from packaging.version import InvalidVersion as PepInvalidVersion
 from packaging.version import Version as PepVersion
-from univers import versions as univers_versions
 
 from portcullis.model.vuln import Ecosystem
 
@@ -94,17 +93,33 @@ def _semver_fields_key(major: int, minor: int, patch: int, prerelease: tuple[str
     return major, minor, patch, tuple((0, int(p)) if p.isdigit() else (1, p) for p in prerelease)
 
 
-def _semver_key(text: str, cls: type[univers_versions.SemverVersion] = univers_versions.SemverVersion) -> Any:
+def _univers(class_name: str) -> Callable[[str], Any]:
+    """A univers version class, imported on first use: univers and its dependencies cost ~50 ms to import, which
+    an image scan without a vulnerability database (or without such packages) should not pay."""
+
+    def make(text: str) -> Any:
+        from univers import versions
+
+        return getattr(versions, class_name)(text)
+
+    return make
+
+
+_SEMVER = _univers("SemverVersion")
+_GOLANG = _univers("GolangVersion")
+
+
+def _semver_key(text: str, library: Callable[[str], Any] = _SEMVER) -> Any:
     m = _PLAIN_SEMVER.fullmatch(text)
     if m is not None:
         major, minor, patch = m.groups("0")
         return int(major), int(minor), int(patch), _RELEASE
-    v = cls(text).value
+    v = library(text).value
     return _semver_fields_key(v.major, v.minor, v.patch, v.prerelease)
 
 
 def _go_key(text: str) -> Any:
-    return _semver_key(text if text.startswith("v") else f"v{text}", univers_versions.GolangVersion)
+    return _semver_key(text if text.startswith("v") else f"v{text}", _GOLANG)
 
 
 _KEY_MAKERS: dict[Ecosystem, Callable[[str], Any]] = {
@@ -114,10 +129,10 @@ _KEY_MAKERS: dict[Ecosystem, Callable[[str], Any]] = {
     Ecosystem.NPM: _semver_key,
     Ecosystem.CARGO: _semver_key,
     Ecosystem.GO: _go_key,
-    Ecosystem.ALPINE: univers_versions.AlpineLinuxVersion,
-    Ecosystem.RPM: univers_versions.RpmVersion,
-    Ecosystem.MAVEN: univers_versions.MavenVersion,
-    Ecosystem.RUBYGEMS: univers_versions.RubygemsVersion,
+    Ecosystem.ALPINE: _univers("AlpineLinuxVersion"),
+    Ecosystem.RPM: _univers("RpmVersion"),
+    Ecosystem.MAVEN: _univers("MavenVersion"),
+    Ecosystem.RUBYGEMS: _univers("RubygemsVersion"),
 }
 
 _CACHE_LIMIT = 200_000  # per ecosystem; a full scan of a large image stays far below it
