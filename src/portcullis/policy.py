@@ -17,8 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from portcullis.checks.registry import id_matches
 from portcullis.model.findings import Finding, Report, Summary
 
-DEFAULT_IGNORE_FILE = ".portcullisignore.yaml"
-
 
 class PolicyError(Exception):
     """The ignore file cannot be used; the message is one line for the user."""

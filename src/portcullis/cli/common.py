@@ -20,6 +20,9 @@ EXIT_FINDINGS = 2
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+DEFAULT_IGNORE_FILE = ".portcullisignore.yaml"  # read from the working directory when --ignore-file is not given
+
+
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
@@ -59,13 +62,13 @@ ExitCodeOption = Annotated[
 
 def apply_ignore_file(report: Report, ignore_file: Path | None) -> Report:
     """Mark the findings the ignore file accepts; with no --ignore-file, ./.portcullisignore.yaml if present."""
-    from portcullis.policy import DEFAULT_IGNORE_FILE, PolicyError, load_policy
-
     path = ignore_file
     if path is None:
         path = Path(DEFAULT_IGNORE_FILE)
         if not path.is_file():
-            return report
+            return report  # the common case: the policy module (pydantic models, YAML) is not even loaded
+    from portcullis.policy import PolicyError, load_policy
+
     try:
         policy = load_policy(path, date.today())
     except PolicyError as exc:
