@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from portcullis.vuln.db import DB_FILENAME, DatabaseError, SourceInfo, VulnDB, now_iso, rebuild
+from portcullis.vuln.db import DB_FILENAME, DatabaseError, SourceInfo, VulnDB, now_iso, rebuild, upgrade
 from portcullis.vuln.sources import Feed, FeedError, load_path
 
 BUNDLE_FORMAT = "portcullis-vulndb-bundle/1"
@@ -96,8 +96,9 @@ def import_bundle(bundle: Path, db_path: Path) -> dict[str, Any]:
         if size != expected.get("size") or digest != expected.get("sha256"):
             raise BundleError(f"{bundle}: {DB_FILENAME} does not match the manifest checksum (tampered or corrupt)")
         try:
+            upgrade(work)  # a bundle exported by an earlier release: carried to the current schema
             VulnDB.open(work).close()
-        except DatabaseError as exc:
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
             raise BundleError(f"{bundle}: {exc}") from None
         os.replace(work, db_path)
         return dict(manifest)

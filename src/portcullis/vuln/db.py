@@ -535,6 +535,35 @@ def _migrate(old: Path, conn: sqlite3.Connection, version: str) -> None:
         conn.execute("DETACH DATABASE old")
 
 
+def upgrade(path: Path) -> bool:
+    """Carry a database file of an older schema (1 to 3) to the current one in place, keeping when it was last
+    updated (a bundle built elsewhere says how old its data is); False when there was nothing to do."""
+    version = _schema_version(path)
+    if version not in _MIGRATABLE:
+        return False
+    work = path.with_name(f".{path.name}.{os.getpid()}.upgrade")
+    work.unlink(missing_ok=True)
+    try:
+        conn = _create(work)
+        try:
+            _migrate(path, conn, str(version))
+            old = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                updated = old.execute("SELECT value FROM meta WHERE key = 'updated_at'").fetchone()
+            finally:
+                old.close()
+            if updated is not None:
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", updated)
+            conn.commit()
+            conn.execute("VACUUM")
+        finally:
+            conn.close()
+        os.replace(work, path)
+    finally:
+        work.unlink(missing_ok=True)
+    return True
+
+
 def _create(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
     conn.executescript(_SCHEMA)
