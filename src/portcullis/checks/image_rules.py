@@ -14,6 +14,7 @@ from portcullis.checks.registry import CheckResult, failed, not_applicable, pass
 from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence
 from portcullis.model.findings import Severity, Status, TargetKind
 from portcullis.model.layers import LayerRef
+from portcullis.redaction import redact_line
 from portcullis.vuln.eol import eol_status
 
 CONTENT_STATUSES = (Status.PASS, Status.FAIL, Status.SKIP)
@@ -164,7 +165,8 @@ def pinned_by_digest(image: ImageFacts, facts: Facts) -> CheckResult:
 def _layer_of(line: str, content: ImageContentFacts | None) -> LayerRef | None:
     if content is None:
         return None
-    return next((layer for layer in content.layers if layer.created_by == line), None)
+    masked = redact_line(line)  # the reader masks secrets in the lines layers carry
+    return next((layer for layer in content.layers if layer.created_by in (line, masked)), None)
 
 
 @rule(
@@ -188,7 +190,7 @@ def no_pipe_to_shell(image: ImageFacts, facts: Facts) -> CheckResult:
     for entry in reversed(image.history):  # oldest first, like the layers
         if PIPE_TO_SHELL.search(entry.created_by):
             layer = _layer_of(entry.created_by, image.content)
-            hits.append({"created_by": entry.created_by, "layer": layer.model_dump() if layer else None})
+            hits.append({"created_by": redact_line(entry.created_by), "layer": layer.model_dump() if layer else None})
             places.append(f"layer {layer.index}" if layer else "layer unknown")
     if hits:
         where = ", ".join(places)

@@ -14,6 +14,7 @@ from typing import Any
 from portcullis.checks.registry import CheckResult, failed, manual, passed, rule, skipped
 from portcullis.model.facts import Facts, HistoryEntry, ImageFacts
 from portcullis.model.findings import Severity, Status, TargetKind
+from portcullis.redaction import ASSIGNMENT, URL_CREDENTIALS, is_secret_assignment, redact_line
 
 COMMAND_PREVIEW = 240  # history lines can be huge; evidence keeps the start
 
@@ -55,7 +56,7 @@ class Step:
         return text[marker.end() :] if marker else text
 
     def preview(self) -> str:
-        text = self.created_by.strip()
+        text = redact_line(self.created_by.strip())
         return text if len(text) <= COMMAND_PREVIEW else text[:COMMAND_PREVIEW] + "…"
 
 
@@ -396,23 +397,6 @@ def copy_not_add(image: ImageFacts, facts: Facts) -> CheckResult:
 
 # --- 4.10 ----------------------------------------------------------------------------------------
 
-SECRET_NAME = re.compile(
-    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH_?KEY|"
-    r"SIGNING_?KEY|ENCRYPTION_?KEY|(?:^|_)PASS$|(?:^|_)PWD$",
-    re.IGNORECASE,
-)
-# Names that hold a pointer to a secret (Docker secrets' *_FILE convention) or public material.
-NOT_SECRET_NAME = re.compile(r"(?:_FILE|_PATH|_DIR)$|^PWD$|^OLDPWD$|GPG|PGP|PUBLIC", re.IGNORECASE)
-ASSIGNMENT = re.compile(r"(?<![\w$])([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|\S+)")
-URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
-
-
-def _secret_value(name: str, value: str) -> bool:
-    value = value.strip("\"'")
-    if not value or value.startswith("$"):
-        return False  # empty, or a reference to another variable rather than a literal
-    return bool(SECRET_NAME.search(name)) and not NOT_SECRET_NAME.search(name)
-
 
 def _redacted(value: str) -> str:
     return f"<redacted, {len(value.strip(chr(34) + chr(39)))} characters>"
@@ -438,12 +422,12 @@ def no_baked_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
     hits: list[dict[str, Any]] = []
     for entry in image.config.env or []:
         name, _, value = entry.partition("=")
-        if _secret_value(name, value):
+        if is_secret_assignment(name, value):
             hits.append({"where": "Config.Env", "name": name, "value": _redacted(value)})
     for step in _steps(image.history or []):
         seen: set[str] = set()
         for name, value in ASSIGNMENT.findall(step.created_by):
-            if name not in seen and _secret_value(name, value):
+            if name not in seen and is_secret_assignment(name, value):
                 seen.add(name)
                 hits.append({"where": f"history step {step.index}", "name": name, "value": _redacted(value)})
         if URL_CREDENTIALS.search(step.created_by):

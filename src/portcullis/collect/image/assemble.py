@@ -13,6 +13,7 @@ from portcullis.collect.image.layer import LayerScan
 from portcullis.collect.image.squash import SquashedView, content_facts
 from portcullis.model.facts import HistoryEntry, ImageConfig, ImageContentFacts, ImageFacts
 from portcullis.model.layers import LayerRef
+from portcullis.redaction import redact_line
 
 
 @dataclass
@@ -48,7 +49,10 @@ def _epoch(created: Any) -> int:
 
 
 def layer_refs(config: dict[str, Any], diff_ids: list[str]) -> list[LayerRef]:
-    """Map history lines that made a layer (empty_layer false) onto the layers, in order."""
+    """Map history lines that made a layer (empty_layer false) onto the layers, in order.
+
+    The line is masked (secret assignments, URL passwords): it is quoted beside every finding about the layer.
+    """
     history = config.get("history")
     lines = [
         str(h.get("created_by", ""))
@@ -56,7 +60,7 @@ def layer_refs(config: dict[str, Any], diff_ids: list[str]) -> list[LayerRef]:
         if isinstance(h, dict) and not h.get("empty_layer", False)
     ]
     return [
-        LayerRef(index=i, diff_id=diff_id, created_by=lines[i] if i < len(lines) else "")
+        LayerRef(index=i, diff_id=diff_id, created_by=redact_line(lines[i]) if i < len(lines) else "")
         for i, diff_id in enumerate(diff_ids)
     ]
 
