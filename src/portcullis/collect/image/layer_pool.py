@@ -31,23 +31,30 @@ class LayerJob:
 
 
 def scan_layers(
-    jobs: Sequence[LayerJob], limits: Limits, min_parallel_bytes: int = PARALLEL_MIN_BYTES
+    jobs: Sequence[LayerJob], limits: Limits, parallel: bool = True, min_parallel_bytes: int = PARALLEL_MIN_BYTES
 ) -> list[LayerScan]:
-    """Every job's LayerScan, in job order; a failing layer's ImageError is raised."""
+    """Every job's LayerScan, in job order; a failing layer's ImageError is raised.
+
+    `parallel=False` is for sources a forked child cannot reopen (a network stream): one layer after another.
+    """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if len(jobs) < 2 or cpus < 2 or not hasattr(os, "fork") or sum(j.size for j in jobs) < min_parallel_bytes:
-        scans = [_scan(job, limits) for job in jobs]
-    else:
+    big_enough = sum(j.size for j in jobs) >= min_parallel_bytes
+    if parallel and len(jobs) >= 2 and cpus >= 2 and hasattr(os, "fork") and big_enough:
         scans = _scan_in_two(jobs, limits)
+    else:
+        scans, used = [], 0
+        for job in jobs:  # one by one, each layer may only use what the earlier ones left of the budget
+            scans.append(_scan(job, limits, limits.max_total_bytes - used))
+            used += scans[-1].size
     total = sum(scan.size for scan in scans)
     if total > limits.max_total_bytes:
         raise ImageError(f"the image expands beyond the limit of {limits.max_total_bytes} bytes (decompression bomb?)")
     return scans
 
 
-def _scan(job: LayerJob, limits: Limits) -> LayerScan:
+def _scan(job: LayerJob, limits: Limits, budget: int) -> LayerScan:
     with job.open() as handle:
-        return scan_layer(handle, limits, limits.max_total_bytes, job.what)
+        return scan_layer(handle, limits, budget, job.what)
 
 
 def split_shares(jobs: Sequence[LayerJob]) -> tuple[list[int], list[int]]:
@@ -73,7 +80,7 @@ def _scan_in_two(jobs: Sequence[LayerJob], limits: Limits) -> list[LayerScan]:
     finished = False
     try:
         for index in ours:
-            results[index] = _scan(jobs[index], limits)
+            results[index] = _scan(jobs[index], limits, limits.max_total_bytes)
         with os.fdopen(read_end, "rb") as incoming:
             read_end = -1
             outcome, payload = pickle.loads(incoming.read())  # our own child's objects, never image bytes
@@ -92,7 +99,10 @@ def _child(jobs: Sequence[LayerJob], share: list[int], limits: Limits, write_end
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once; the parent reports it
     try:
         try:
-            message: tuple[str, object] = ("ok", [_scan(jobs[index], limits) for index in share])
+            message: tuple[str, object] = (
+                "ok",
+                [_scan(jobs[index], limits, limits.max_total_bytes) for index in share],
+            )
         except ImageError as exc:
             message = ("error", str(exc))
         except Exception as exc:  # reported by the parent as one line, like any other reader failure

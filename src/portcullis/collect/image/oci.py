@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol
 
 from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
 from portcullis.collect.image.errors import ImageError, Limits
-from portcullis.collect.image.layer import normalise, scan_layer
+from portcullis.collect.image.layer import normalise
 from portcullis.collect.image.layer_pool import LayerJob, scan_layers
 from portcullis.collect.image.platforms import Platform, select_manifest
 from portcullis.collect.image.streams import CHUNK, MemberReader, buffered, read_exactly
@@ -95,19 +95,11 @@ def read_image(store: BlobStore, manifest: dict[str, Any], meta: ImageMeta, limi
         digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
         check_digest(digest)
         digests.append(str(digest))
-    if store.forkable:
-        jobs = [
-            LayerJob(partial(store.open_blob, digest), _declared_size(descriptor), f"layer {index} ({digest[:19]})")
-            for index, (digest, descriptor) in enumerate(zip(digests, layers, strict=True))
-        ]
-        scans = scan_layers(jobs, limits)
-    else:
-        scans, used = [], 0
-        for index, digest in enumerate(digests):
-            with store.open_blob(digest) as handle:
-                scan = scan_layer(handle, limits, limits.max_total_bytes - used, f"layer {index} ({digest[:19]})")
-            used += scan.size
-            scans.append(scan)
+    jobs = [
+        LayerJob(partial(store.open_blob, digest), _declared_size(descriptor), f"layer {index} ({digest[:19]})")
+        for index, (digest, descriptor) in enumerate(zip(digests, layers, strict=True))
+    ]
+    scans = scan_layers(jobs, limits, parallel=store.forkable)
     for index, (digest, scan) in enumerate(zip(digests, scans, strict=True)):
         if scan.digest != digest:
             raise ImageError(f"layer {index}: blob digest {scan.digest} does not match the manifest's {digest}")

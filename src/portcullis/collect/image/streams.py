@@ -48,7 +48,19 @@ def gzip_implementation() -> str:
     return _gzip_module.__name__
 
 
-class HashingReader(io.RawIOBase):
+class _ReadBased(io.RawIOBase):
+    """A raw reader defined by `read`: readinto (what BufferedReader and the decompressors call) goes through it."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class HashingReader(_ReadBased):
     """Pass bytes through while hashing and counting them, stopping at an optional byte limit.
 
     It also lets tarfile treat the stream as seekable: seeks go forward by reading (so every byte is
@@ -62,9 +74,6 @@ class HashingReader(io.RawIOBase):
         self._what = what
         self._pending: deque[Future[None]] = deque()
         self.count = 0
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -92,11 +101,6 @@ class HashingReader(io.RawIOBase):
                     self._pending.popleft().result()
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def drain(self) -> None:
         """Read to the end so the digest covers every byte (tar padding included)."""
         while self.read(CHUNK):
@@ -111,7 +115,7 @@ class HashingReader(io.RawIOBase):
         return "sha256:" + self._hash.hexdigest()
 
 
-class MemberReader(io.RawIOBase):
+class MemberReader(_ReadBased):
     """The data of one member of an outer tar, read straight from the archive rather than through tarfile.
 
     With a file descriptor it reads by offset (pread: no shared file position, no intermediate buffers);
@@ -122,9 +126,6 @@ class MemberReader(io.RawIOBase):
         self._source = source
         self._offset = offset
         self._left = size
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         want = min(size if size is not None and size >= 0 else CHUNK, self._left)
@@ -138,21 +139,13 @@ class MemberReader(io.RawIOBase):
         self._left -= len(data)
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
-
-class IteratorReader(io.RawIOBase):
+class IteratorReader(_ReadBased):
     """A file-like view of an iterator of byte chunks (the Engine API's image export)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._pending = b""
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         want = size if size is not None and size >= 0 else CHUNK
@@ -163,11 +156,6 @@ class IteratorReader(io.RawIOBase):
                 return b""
         data, self._pending = self._pending[:want], self._pending[want:]
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def read_exactly(stream: IO[bytes], size: int) -> bytes:

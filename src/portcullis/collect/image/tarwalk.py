@@ -68,7 +68,10 @@ def _number(field: bytes) -> int:
 
 
 def _checksum_ok(block: bytes) -> bool:
-    stored = _number(block[148:156])
+    try:
+        stored = _number(block[148:156])
+    except TarFormatError:
+        return False  # not even a number where the checksum belongs: not a tar header
     if stored == sum(block) - sum(block[148:156]) + 256:  # the checksum field counts as eight spaces
         return True
     signed: int = sum(_SIGNED_HEADER.unpack(block))  # some old tars summed signed bytes
