@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from portcullis.checks.cis.s4_images import names_uid_zero
 from portcullis.checks.registry import CheckResult, Outcome, failed, passed, rule
 from portcullis.model.findings import Location, Severity, TargetKind
 from portcullis.model.lint import ComposeFacts, SourceRef
@@ -525,8 +526,7 @@ Without `user:` the image's USER applies: lint its Dockerfile (DKR-DF-001) for t
 def user_not_root(facts: ComposeFacts) -> CheckResult:
     failures = []
     for name, service in _services(facts):
-        user = str(service.get("user", "")).split(":", 1)[0].strip()
-        if user == "root" or (user.isdigit() and int(user) == 0):
+        if names_uid_zero(str(service.get("user", ""))):
             failures.append(
                 failed(
                     f"service {name} runs as {service['user']}",

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from portcullis.checks.cis.s4_images import names_uid_zero
 from portcullis.checks.registry import CheckResult, Outcome, failed, manual, passed, rule
 from portcullis.model.findings import Location, Severity, Status, TargetKind
 from portcullis.model.lint import DockerfileFacts, Instruction, Stage, substitute_args
@@ -122,11 +123,6 @@ def _variables(df: DockerfileFacts, stage: Stage, before_line: int) -> dict[str,
 # --- DKR-DF-001 USER ----------------------------------------------------------------------------
 
 
-def _is_root(user: str) -> bool:
-    name = user.split(":", 1)[0].strip()
-    return name == "root" or (name.isdigit() and int(name) == 0)
-
-
 @rule(
     id="DKR-DF-001",
     title="The final stage sets a non-root USER",
@@ -150,7 +146,7 @@ def final_user_not_root(df: DockerfileFacts) -> CheckResult:
         value = substitute_args(raw, _variables(df, stage, last.start_line))
         if "$" in value:
             return manual(f"USER {raw} depends on a build argument without a default", user=raw, line=last.start_line)
-        if _is_root(value):
+        if names_uid_zero(value):
             return failed(f"the final stage runs as root (USER {raw})", location=_at(df, last.start_line), user=value)
         return passed(f"the final stage runs as {value}", user=value, line=last.start_line)
     final = df.final_stage

@@ -19,12 +19,15 @@ from portcullis.redaction import ASSIGNMENT, URL_CREDENTIALS, is_secret_assignme
 COMMAND_PREVIEW = 240  # history lines can be huge; evidence keeps the start
 
 
+def names_uid_zero(user: str) -> bool:
+    """True when a `user[:group]` value names uid 0: `root`, `0`, `00`, `0:0`, `root:root` (never an empty one)."""
+    name = user.split(":", 1)[0].strip()
+    return name == "root" or (name.isdigit() and int(name) == 0)
+
+
 def is_root_user(user: str) -> bool:
-    """True when a Docker `User` value runs as uid 0: empty (inherits root), `root`, `0`, `0:0`, `root:root`."""
-    name = user.strip().split(":", 1)[0].strip()
-    if name in ("", "root"):
-        return True
-    return name.isdigit() and int(name) == 0
+    """True when a Docker `User` value runs as uid 0: empty (inherits root) or naming uid 0."""
+    return not user.strip() or names_uid_zero(user)
 
 
 # --- history helpers ----------------------------------------------------------------------------
