@@ -84,12 +84,12 @@ def version(cmd: list[str]) -> str:
 
 
 def _decompress_seconds(blob: Path) -> float:
-    from portcullis.collect.image.streams import HashingReader, buffered, decompressed, gzip_implementation
+    from portcullis.collect.image.streams import ForwardReader, HashingReader, decompressed, gzip_implementation
 
     assert gzip_implementation().startswith("isal"), gzip_implementation()
     start = time.perf_counter()
     with blob.open("rb") as handle:
-        stream, kind = decompressed(buffered(HashingReader(handle, hashing=False)))
+        stream, kind = decompressed(ForwardReader(HashingReader(handle, hashing=False)))
         assert kind == "gzip"
         while stream.read(1 << 20):
             pass

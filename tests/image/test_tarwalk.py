@@ -171,3 +171,31 @@ def test_malformed_pax_record_is_refused() -> None:
     data = out.getvalue().replace(record, b"99 comment=x\n")
     with pytest.raises(TarFormatError, match="pax"):
         walk(data)
+
+
+def _with_checksum(header: bytes, value: int) -> bytes:
+    return header[:148] + b"%06o\0 " % value + header[156:]
+
+
+def test_checksum_is_the_exact_byte_sum_even_past_adlers_modulus() -> None:
+    # 0xFF bytes in the name, link target, user and group push the header's sum past the 65521 modulus that the
+    # fast byte sum works around.
+    header = build(tarfile.USTAR_FORMAT, [(info("a", tarfile.SYMTYPE, link="b"), b"")])[:512]
+    high = b"\xff" * 99
+    header = high + header[99:157] + high + header[256:265] + b"\xff" * 64 + header[329:]
+    exact = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    assert exact > 65521
+    [member] = TarWalker(io.BytesIO(_with_checksum(header, exact)))
+    assert member.name == member.linkname == "\udcff" * 99
+    for wrong in (exact + 65521, exact - 65521, exact + 1):
+        with pytest.raises(TarFormatError, match="checksum"):
+            list(TarWalker(io.BytesIO(_with_checksum(header, wrong))))
+
+
+@pytest.mark.parametrize("size_field", [b"-0000000001\0", b"0_000000001\0", b"0o000000001\0", b"00000000009\0"])
+def test_size_fields_take_octal_digits_only(size_field: bytes) -> None:
+    header = build(tarfile.USTAR_FORMAT, [(info("a"), b"")])[:512]
+    header = header[:124] + size_field + header[136:]
+    damaged = _with_checksum(header, sum(header[:148]) + 8 * 32 + sum(header[156:]))
+    with pytest.raises(TarFormatError, match="invalid number"):
+        list(TarWalker(io.BytesIO(damaged)))

@@ -1,4 +1,4 @@
-"""End-of-life flag from os-release ID/VERSION_ID and the shipped table (portcullis/data/os_eol.yaml)."""
+"""End-of-life flag from os-release ID/VERSION_ID and the shipped table (portcullis/data/os_eol.toml)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ from portcullis.model.vuln import Ecosystem, Package
 from portcullis.vuln import scan
 from portcullis.vuln.bundle import BUNDLE_FORMAT, MANIFEST, import_bundle
 from portcullis.vuln.db import (
-    DB_FILENAME,
     SCHEMA_VERSION,
     UNSORTED_EVENTS,
     Advisory,
@@ -38,6 +37,7 @@ from portcullis.vuln.db import (
     rebuild,
     unpack,
 )
+from portcullis.vuln.location import DB_FILENAME
 from portcullis.vuln.match import _verdict, match_packages, osv_verdict
 from portcullis.vuln.versions import sort_keys
 

@@ -18,7 +18,7 @@ from portcullis.cli.common import (
     OutputFormat,
     die,
     emit,
-    stderr,
+    say,
 )
 from portcullis.collect import CollectionError
 from portcullis.model.facts import Facts
@@ -73,15 +73,12 @@ def audit(
             facts = load_facts(str(facts_in))
         else:
             conn = connect(host)
-            stderr.print(f"collecting facts from {conn.endpoint}…", markup=False)
+            say(f"collecting facts from {conn.endpoint}…")
             try:
                 facts = collect_facts(conn)
             finally:
                 conn.close()
-            stderr.print(
-                f"collected {len(facts.containers)} containers, {len(facts.images)} images in {conn.calls} API calls",
-                markup=False,
-            )
+            say(f"collected {len(facts.containers)} containers, {len(facts.images)} images in {conn.calls} API calls")
     except CollectionError as exc:
         die(str(exc))
     if facts_out is not None:

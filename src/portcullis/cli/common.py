@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
 from portcullis.model.findings import Report, Severity, Status
 
@@ -17,7 +16,11 @@ EXIT_OK = 0
 EXIT_TOOL_ERROR = 1
 EXIT_FINDINGS = 2
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def say(message: str) -> None:
+    """One line for people on stderr, as written: diagnostics only; reports go to stdout or --output."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 DEFAULT_IGNORE_FILE = ".portcullisignore.yaml"  # read from the working directory when --ignore-file is not given
@@ -42,7 +45,7 @@ class FailOn(StrEnum):
 
 def die(message: str) -> NoReturn:
     """One clear line on stderr, exit code 1."""
-    stderr.print(f"portcullis: error: {message}", markup=False)
+    say(f"portcullis: error: {message}")
     raise typer.Exit(EXIT_TOOL_ERROR)
 
 
@@ -74,14 +77,13 @@ def apply_ignore_file(report: Report, ignore_file: Path | None) -> Report:
     except PolicyError as exc:
         die(str(exc))
     for item in policy.expired:
-        stderr.print(
+        say(
             f"portcullis: warning: {policy.source}#{item.number} ({item.entry.id}) expired on "
-            f"{item.entry.expires}; it no longer applies",
-            markup=False,
+            f"{item.entry.expires}; it no longer applies"
         )
     report = policy.apply(report)
     if report.summary.suppressed:
-        stderr.print(f"{report.summary.suppressed} finding(s) suppressed by {policy.source}", markup=False)
+        say(f"{report.summary.suppressed} finding(s) suppressed by {policy.source}")
     return report
 
 
@@ -113,19 +115,16 @@ def emit(
             output.write_text(rendered, encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {output}: {exc.strerror}")
-        stderr.print(f"report written to {output}", markup=False)
+        say(f"report written to {output}")
     if fail_on is None or fail_on is FailOn.none:
         return EXIT_OK
     # A check that raised cannot vouch for its target: with a gate in force that is a tool error, not a pass.
     broken = [f for f in report.findings if f.status is Status.ERROR]
     if broken:
-        stderr.print(
-            f"{len(broken)} check(s) raised an error (first: {broken[0].rule_id}); the gate cannot be trusted",
-            markup=False,
-        )
+        say(f"{len(broken)} check(s) raised an error (first: {broken[0].rule_id}); the gate cannot be trusted")
         return EXIT_TOOL_ERROR
     gate = report.failures_at_or_above(Severity(fail_on.value))
     if gate:
-        stderr.print(f"{len(gate)} failure(s) at or above {fail_on.value}", markup=False)
+        say(f"{len(gate)} failure(s) at or above {fail_on.value}")
         return exit_code
     return EXIT_OK

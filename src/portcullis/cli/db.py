@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import die, stderr
+from portcullis.cli.common import die, say
 
 app = typer.Typer(name="db", help="Build, inspect and move the local vulnerability database.", no_args_is_help=True)
 
@@ -20,18 +21,18 @@ STALE_DAYS = 3.0
 
 
 def _db_path(db: Path | None) -> Path:
-    from portcullis.vuln.db import default_path
+    from portcullis.vuln.location import default_path
 
     return db if db is not None else default_path()
 
 
 def _progress(label: str, received: int, total: int | None) -> None:
     """Byte progress on stderr, one line rewritten in place on a terminal and quiet otherwise."""
-    if not stderr.is_terminal:
+    if not sys.stderr.isatty():
         return
     size = f"{received / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "") + " MB"
-    stderr.file.write(f"\r{label[-60:]}: {size}   ")
-    stderr.file.flush()
+    sys.stderr.write(f"\r{label[-60:]}: {size}   ")
+    sys.stderr.flush()
 
 
 @app.command()
@@ -68,14 +69,14 @@ def update(
     try:
         result = run_update(path, selected, _progress)
     except (FeedError, DatabaseError) as exc:
-        if stderr.is_terminal:
-            stderr.file.write("\n")
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
         die(f"update failed, the existing database is unchanged: {exc}")
     for info in result.updated:
-        stderr.print(f"updated {info.name}: {info.advisories} advisories, {info.affected} package rows", markup=False)
+        say(f"updated {info.name}: {info.advisories} advisories, {info.affected} package rows")
     for name in result.not_modified:
-        stderr.print(f"{name}: not modified upstream", markup=False)
-    stderr.print(f"database: {path}", markup=False)
+        say(f"{name}: not modified upstream")
+    say(f"database: {path}")
 
 
 @app.command()
@@ -108,12 +109,11 @@ def status(
             f"  {source.origin}"
         )
     if not sources:
-        stderr.print("warning: the database holds no sources", markup=False)
+        say("warning: the database holds no sources")
     if stale:
-        stderr.print(
+        say(
             f"warning: {len(stale)} source(s) older than {max_age:g} days: {', '.join(stale)};"
-            " run `portcullis db update`",
-            markup=False,
+            " run `portcullis db update`"
         )
 
 
@@ -131,19 +131,16 @@ def import_(
     try:
         if is_bundle(path):
             manifest = import_bundle(path, target)
-            stderr.print(
+            say(
                 f"imported bundle created {manifest.get('created_at')} with {len(manifest.get('sources', []))} "
-                f"source(s) into {target}",
-                markup=False,
+                f"source(s) into {target}"
             )
             return
         for info in import_feeds(path, target):
-            stderr.print(
-                f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows", markup=False
-            )
+            say(f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows")
     except (BundleError, FeedError, DatabaseError, UnicodeDecodeError) as exc:
         die(f"import failed, the existing database is unchanged: {exc}")
-    stderr.print(f"database: {target}", markup=False)
+    say(f"database: {target}")
 
 
 @app.command()
@@ -161,4 +158,4 @@ def export(
         die(str(exc))
     except OSError as exc:
         die(f"cannot write {path}: {exc.strerror or exc}")
-    stderr.print(f"exported {len(manifest['sources'])} source(s) to {path}", markup=False)
+    say(f"exported {len(manifest['sources'])} source(s) to {path}")

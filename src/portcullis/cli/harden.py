@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from portcullis.cli.common import EXIT_FINDINGS, EXIT_OK, die, stderr
+from portcullis.cli.common import EXIT_FINDINGS, EXIT_OK, die, say
 from portcullis.harden import HardenError
 
 app = typer.Typer(
@@ -49,7 +49,7 @@ def _labels(values: list[str] | None) -> dict[str, str]:
 
 
 def _say(message: str) -> None:
-    stderr.print(message, markup=False)
+    say(message)
 
 
 def _write(text: str) -> None:

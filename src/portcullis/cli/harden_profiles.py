@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from portcullis.cli.common import EXIT_TOOL_ERROR, die, stderr
+from portcullis.cli.common import EXIT_TOOL_ERROR, die, say
 from portcullis.cli.harden import HostOption, LabelOption, _labels, _say, _write, app
 from portcullis.harden import HardenError
 
@@ -111,11 +111,10 @@ def seccomp(
         _say(f"note: {note}")
     if not result.verified:
         denied = sorted({name for attempt in result.attempts for name in attempt.denied})
-        stderr.print(
+        say(
             f"portcullis: error: no profile shipped: {result.workload} still fails under it after "
             f"{len(result.attempts)} attempt(s) ({result.attempts[-1].result})"
-            + (f"; syscalls it needed: {', '.join(denied)}" if denied else ""),
-            markup=False,
+            + (f"; syscalls it needed: {', '.join(denied)}" if denied else "")
         )
         raise typer.Exit(EXIT_TOOL_ERROR)
     text = json.dumps(result.profile, indent=2) + "\n"

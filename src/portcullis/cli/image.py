@@ -14,7 +14,7 @@ import typer
 from portcullis import CIS_BENCHMARK_VERSION, __version__
 from portcullis.checks.registry import IMAGE_RULE_MODULES, all_rules, select_rules
 from portcullis.checks.runner import image_target, run_rules
-from portcullis.cli.common import FailOn, OutputFormat, die, emit, stderr
+from portcullis.cli.common import FailOn, OutputFormat, die, emit, say
 from portcullis.collect import CollectionError
 from portcullis.model.facts import EngineFacts, EngineInfo, EngineVersion, Facts, ImageFacts
 from portcullis.model.findings import CollectionProblem, Finding, Report, Severity, Summary, TargetKind, ToolInfo
@@ -60,7 +60,7 @@ def image_report(
 
 def vulnerability_findings(image: ImageFacts, options: VulnOptions, problems: list[CollectionProblem]) -> list[Finding]:
     """DKR-VULN findings for the image's packages; without a database, a note instead (never a silent pass)."""
-    from portcullis.vuln.db import DatabaseError, VulnDB, default_path
+    from portcullis.vuln.location import default_path
 
     content = image.content
     if content is None:
@@ -79,6 +79,7 @@ def vulnerability_findings(image: ImageFacts, options: VulnOptions, problems: li
     from datetime import date
 
     from portcullis.vuln import scan
+    from portcullis.vuln.db import DatabaseError, VulnDB
     from portcullis.vuln.filters import (
         FilterInputError,
         apply_ignores,
@@ -158,10 +159,9 @@ def load_image(
         die(str(exc))
     content = facts.content
     if content is not None:
-        stderr.print(
+        say(
             f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, "
-            f"{len(content.packages)} packages, {facts.size} bytes",
-            markup=False,
+            f"{len(content.packages)} packages, {facts.size} bytes"
         )
     return facts
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.cli.common import EXIT_TOOL_ERROR, stderr
+from portcullis.cli.common import EXIT_TOOL_ERROR, say
 
 # Command -> the module defining it. Only the invoked command's module is imported (an image scan should not pay
 # for the audit's Docker SDK or the HTML renderer); help and unknown names load them all.
@@ -87,15 +87,15 @@ def run() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        stderr.print("portcullis: interrupted", markup=False)
+        say("portcullis: interrupted")
         sys.exit(130)
     except KeyboardInterrupt:
-        stderr.print("portcullis: interrupted", markup=False)
+        say("portcullis: interrupted")
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: bad option, bad value
-        stderr.print(f"portcullis: error: {exc.format_message()}", markup=False)
+        say(f"portcullis: error: {exc.format_message()}")
         sys.exit(EXIT_TOOL_ERROR)
     except Exception as exc:  # the last line of defence: one line, exit 1, no traceback
-        stderr.print(f"portcullis: internal error: {type(exc).__name__}: {exc}", markup=False)
+        say(f"portcullis: internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_TOOL_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import die, stderr
+from portcullis.cli.common import die, say
 from portcullis.collect import CollectionError
 
 
@@ -23,7 +23,7 @@ def _write(path: Path, text: str, what: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         die(f"cannot write {what} {path}: {exc.strerror}")
-    stderr.print(f"{what} written to {path}", markup=False)
+    say(f"{what} written to {path}")
 
 
 def overhead(
@@ -88,10 +88,10 @@ def overhead(
         report = measure_overhead(
             conn, plan, image=image, native_python=native_python,
             native_dir=str(native_dir) if native_dir else None,
-            progress=lambda message: stderr.print(message, markup=False),
+            progress=lambda message: say(message),
         )  # fmt: skip
     except KeyboardInterrupt:
-        stderr.print("portcullis: interrupted; every experiment container was removed", markup=False)
+        say("portcullis: interrupted; every experiment container was removed")
         raise typer.Exit(130) from None
     except (OverheadError, SandboxError) as exc:
         die(str(exc))

@@ -11,7 +11,7 @@ import typer
 from portcullis import __version__
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
-from portcullis.cli.common import FailOn, OutputFormat, die, emit, stderr
+from portcullis.cli.common import FailOn, OutputFormat, die, emit, say
 from portcullis.collect import CollectionError
 from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
 
@@ -92,13 +92,13 @@ def prove(
                 userns_remap=any("name=userns" in o for o in security_options),
             )
             target = Target(kind=TargetKind.CONTAINER, name="explicit policy")
-        stderr.print(f"proving the limits of {policy.source} in labelled throw-away containers…", markup=False)
+        say(f"proving the limits of {policy.source} in labelled throw-away containers…")
         with sandbox(conn, "prove") as box:
             measurements = run_proofs(
                 box, policy, ProofImages(busybox_image, python_image), os.cpu_count() or 1, _host_uid
             )
     except KeyboardInterrupt:
-        stderr.print("portcullis: interrupted; every experiment container was removed", markup=False)
+        say("portcullis: interrupted; every experiment container was removed")
         raise typer.Exit(130) from None
     finally:
         conn.close()

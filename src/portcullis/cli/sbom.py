@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import die, stderr
+from portcullis.cli.common import die, say
 from portcullis.cli.image import VulnOptions, load_image, vulnerability_findings
 from portcullis.model.findings import CollectionProblem
 
@@ -51,7 +51,7 @@ def sbom(
         problems: list[CollectionProblem] = []
         findings = vulnerability_findings(image, VulnOptions(db_path=db), problems) if vulns else []
         for problem in problems:
-            stderr.print(f"note: {problem.fact}: {problem.reason}", markup=False)
+            say(f"note: {problem.fact}: {problem.reason}")
         text = render_cyclonedx(content.packages, findings, subject=reference, os_release=content.os_release)
     if output is None:
         typer.echo(text)
@@ -60,4 +60,4 @@ def sbom(
         output.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         die(f"cannot write {output}: {exc.strerror}")
-    stderr.print(f"SBOM written to {output}", markup=False)
+    say(f"SBOM written to {output}")

@@ -14,7 +14,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from portcullis.vuln.db import DB_FILENAME, DatabaseError, SourceInfo, VulnDB, now_iso, rebuild, upgrade
+from portcullis.vuln.db import DatabaseError, SourceInfo, VulnDB, now_iso, rebuild, upgrade
+from portcullis.vuln.location import DB_FILENAME
 from portcullis.vuln.sources import Feed, FeedError, load_path
 
 BUNDLE_FORMAT = "portcullis-vulndb-bundle/1"

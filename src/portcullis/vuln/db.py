@@ -25,15 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import platformdirs
-
 from portcullis.model.vuln import Ecosystem
 from portcullis.vuln.versions import VersionError, compare, sort_key
 
 # 2: decoded match columns; 3: `affected` clustered by lookup key; 4: one packed `affected` row per key and feed.
 # Older files are migrated.
 SCHEMA_VERSION = "4"
-DB_FILENAME = "vuln.db"
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -285,14 +282,6 @@ def unpack(text: str) -> list[list[str]]:
 def _match_order(row: CandidateRow) -> tuple[bool, str]:
     """Vendor feeds first (OSV copies last), then by advisory id: the order matching decides in."""
     return row.source.startswith("osv:"), row.advisory_id
-
-
-def default_path() -> Path:
-    """The database in the user cache dir (platformdirs); PORTCULLIS_DB overrides it."""
-    override = os.environ.get("PORTCULLIS_DB")
-    if override:
-        return Path(override)
-    return Path(platformdirs.user_cache_dir("portcullis")) / DB_FILENAME
 
 
 def now_iso() -> str:

@@ -1,5 +1,5 @@
 """Is the image's distribution release still getting security fixes? From os-release ID and VERSION_ID and the table
-in `portcullis/data/os_eol.yaml` (Debian, Ubuntu, Alpine, RHEL and its rebuilds, Amazon Linux, Fedora).
+in `portcullis/data/os_eol.toml` (Debian, Ubuntu, Alpine, RHEL and its rebuilds, Amazon Linux, Fedora).
 
 An end-of-life release matters beyond its own advisories: the feeds stop recording new vulnerabilities for it, so a
 clean scan of an end-of-life image proves little.
@@ -8,13 +8,12 @@ clean scan of an end-of-life image proves little.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
-
-import yaml
 
 from portcullis.model.vuln import OsRelease
 
@@ -58,9 +57,8 @@ def parse_table(document: dict[str, Any]) -> dict[str, dict[str, ReleaseSupport]
 
 @cache
 def default_table() -> dict[str, dict[str, ReleaseSupport]]:
-    text = resources.files("portcullis").joinpath("data/os_eol.yaml").read_text(encoding="utf-8")
-    # libyaml's loader parses the table several times faster than the pure-Python one; same safe subset
-    return parse_table(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    text = resources.files("portcullis").joinpath("data/os_eol.toml").read_text(encoding="utf-8")
+    return parse_table(tomllib.loads(text))
 
 
 def _numbers(release: str) -> tuple[int, ...]:

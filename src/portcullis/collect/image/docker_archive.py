@@ -100,7 +100,8 @@ def _take(
         content.documents[name] = handle.read()
         return
     if later is not None:
-        later.append((name, LayerJob(partial(_member_reader, data, member), member.size, f"layer {name}")))
+        job = LayerJob(partial(MemberReader, data, member.offset_data, member.size), member.size, f"layer {name}")
+        later.append((name, job))
         return
     scan = scan_layer(handle, limits, limits.max_total_bytes - content.used, f"layer {name}")
     _check_blob_name(name, scan.digest)

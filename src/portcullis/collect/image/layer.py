@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from typing import IO
 
 from portcullis.collect.image import packages, secrets, tarwalk
 from portcullis.collect.image.errors import ImageError, Limits
-from portcullis.collect.image.streams import READ_ERRORS, HashingReader, buffered, decompressed
+from portcullis.collect.image.streams import READ_ERRORS, ForwardReader, HashingReader, Readable, decompressed
 from portcullis.collect.image.tarwalk import Member, TarFormatError, TarWalker
 from portcullis.vuln.inventory import Inventory
 
@@ -53,6 +52,9 @@ def normalise(name: str) -> str | None:
     """The member path relative to the root, '' for the root itself, None when it is absolute or escapes."""
     if name.startswith("/"):
         return None
+    trimmed = name[:-1] if name.endswith("/") else name  # layer tars write directories with a trailing slash
+    if trimmed and not trimmed.endswith("/") and "//" not in trimmed and "/." not in "/" + trimmed:
+        return trimmed  # no empty, '.' or '..' component: already normal (most names; normpath is slower)
     clean = posixpath.normpath(name)
     if clean == ".":
         return ""
@@ -76,18 +78,18 @@ def escapes_root(parent: str, target: str) -> bool:
     return False
 
 
-def scan_layer(raw: IO[bytes], limits: Limits, byte_budget: int, what: str) -> LayerScan:
+def scan_layer(raw: Readable, limits: Limits, byte_budget: int, what: str) -> LayerScan:
     """Walk one layer blob (gzip, zstd or plain tar) once; digests cover every byte read."""
     stored = HashingReader(raw, what=what)
     compression = "none"
     try:
-        head = buffered(stored)
+        head = ForwardReader(stored)
         plain, compression = decompressed(head)
         if compression == "none":  # the blob is the tar: one reader hashes (digest = diff_id) and counts
             stored.limit, counted, source = byte_budget, stored, head
         else:
             counted = HashingReader(plain, limit=byte_budget, what=what)
-            source = buffered(counted)
+            source = ForwardReader(counted)
         scan = LayerScan(compression=compression)
         walker = TarWalker(source)
         for member in walker:

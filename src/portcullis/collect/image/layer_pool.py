@@ -19,13 +19,14 @@ from typing import IO
 
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import LayerScan, scan_layer
+from portcullis.collect.image.streams import MemberReader
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024  # below this the fork and the pickling cost more than they save
 
 
 @dataclass(frozen=True)
 class LayerJob:
-    open: Callable[[], IO[bytes]]  # opens the layer blob; called in whichever process scans it
+    open: Callable[[], IO[bytes] | MemberReader]  # opens the layer blob; called in whichever process scans it
     size: int  # stored bytes, to split the work evenly
     what: str  # how errors name the layer
 

@@ -12,14 +12,14 @@ import re
 import tarfile
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import normalise
 from portcullis.collect.image.layer_pool import LayerJob, scan_layers
 from portcullis.collect.image.platforms import Platform, select_manifest
-from portcullis.collect.image.streams import CHUNK, MemberReader, buffered, read_exactly
+from portcullis.collect.image.streams import MemberReader, read_exactly
 from portcullis.model.facts import ImageFacts
 
 DIGEST = re.compile(r"^(sha256):([a-f0-9]{64})$")
@@ -193,7 +193,7 @@ class LayoutArchive:
     def _open(self, member: tarfile.TarInfo) -> IO[bytes]:
         if member.sparse is not None:
             raise ImageError(f"{member.name} in the OCI archive is a sparse file")
-        return buffered(MemberReader(self.file.fileno(), member.offset_data, member.size), CHUNK + 1)
+        return cast(IO[bytes], MemberReader(self.file.fileno(), member.offset_data, member.size))
 
 
 def read_layout(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 
 _PEM_PRIVATE = re.compile(rb"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----")
@@ -11,21 +10,20 @@ _AWS_KEY_ID = re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
 _GITHUB_TOKEN = re.compile(rb"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,}")
 _SLACK_TOKEN = re.compile(rb"(?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9-]{10,}")
 
-# Content checks: (anchors, one of which must appear; pattern; kind). `in` on bytes is far cheaper than a regex.
+# Content checks: (gate, pattern, kind). A gate starts with literal text, which the regex engine finds by a fast
+# scan; one alternation of all of them would be tried at every byte and costs about three times as much.
 _CONTENT_RULES = (
-    ((b"PRIVATE KEY",), _PEM_PRIVATE, "private-key"),
-    ((b"AKIA", b"ASIA"), _AWS_KEY_ID, "aws-access-key-id"),
-    ((b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"), _GITHUB_TOKEN, "github-token"),
-    ((b"xox",), _SLACK_TOKEN, "slack-token"),
+    (re.compile(rb"PRIVATE KEY"), _PEM_PRIVATE, "private-key"),
+    (re.compile(rb"A[KS]IA"), _AWS_KEY_ID, "aws-access-key-id"),
+    (re.compile(rb"gh[pousr]_"), _GITHUB_TOKEN, "github-token"),
+    (re.compile(rb"xox"), _SLACK_TOKEN, "slack-token"),
 )
-# Every anchor above in one pass: most text files hold none, and one scan is cheaper than nine.
-_ANY_ANCHOR = re.compile(rb"PRIVATE KEY|AKIA|ASIA|gh[pousr]_|xox")
 _ENV_EXAMPLES = (".example", ".sample", ".template", ".dist")
 
 
 def path_kind(path: str) -> str | None:
     """A secret recognised by its path alone (any content), or None."""
-    name = posixpath.basename(path)
+    name = path.rpartition("/")[2]
     if name == ".env" or (name.startswith(".env.") and not name.endswith(_ENV_EXAMPLES)):
         return "dotenv-file"
     if name in (".netrc", "_netrc"):
@@ -41,10 +39,9 @@ def content_kind(path: str, head: bytes) -> str | None:
     """The kind of secret found in the first bytes of a file, or None."""
     if not head or b"\0" in head:  # binary files (ELF, archives, images): keys and tokens left behind are text
         return None
-    if _ANY_ANCHOR.search(head):
-        for anchors, pattern, kind in _CONTENT_RULES:
-            if any(anchor in head for anchor in anchors) and pattern.search(head):
-                return kind
+    for gate, pattern, kind in _CONTENT_RULES:
+        if gate.search(head) and pattern.search(head):
+            return kind
     if path.endswith(".json") and b"service_account" in head and b"private_key" in head:
         return "gcp-service-account-key"
     if path.endswith(".docker/config.json") and b"auths" in head and _docker_config_has_auth(head):

@@ -10,7 +10,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 from portcullis.collect.image.errors import ImageError
 
@@ -48,6 +48,12 @@ def gzip_implementation() -> str:
     return _gzip_module.__name__
 
 
+class Readable(Protocol):
+    """What the layer readers need from a source: sized reads returning new bytes objects (b"" at the end)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _ReadBased(io.RawIOBase):
     """A raw reader defined by `read`: readinto (what BufferedReader and the decompressors call) goes through it."""
 
@@ -67,7 +73,7 @@ class HashingReader(_ReadBased):
     hashed) and never back. Hashing happens on a background thread, at most MAX_PENDING_CHUNKS behind.
     """
 
-    def __init__(self, inner: IO[bytes], limit: int | None = None, what: str = "stream", hashing: bool = True) -> None:
+    def __init__(self, inner: Readable, limit: int | None = None, what: str = "stream", hashing: bool = True) -> None:
         self._inner = inner
         self._hash = hashlib.sha256() if hashing else None
         self.limit = limit  # public: set once the stream turns out to be the uncompressed tar
@@ -120,6 +126,7 @@ class MemberReader(_ReadBased):
 
     With a file descriptor it reads by offset (pread: no shared file position, no intermediate buffers);
     otherwise it reads the stream forward from where tarfile left it, just past the member's header.
+    `read()` without a size returns all that is left: callers bound the member's size first.
     """
 
     def __init__(self, source: IO[bytes] | int, offset: int, size: int) -> None:
@@ -128,7 +135,7 @@ class MemberReader(_ReadBased):
         self._left = size
 
     def read(self, size: int = -1) -> bytes:
-        want = min(size if size is not None and size >= 0 else CHUNK, self._left)
+        want = self._left if size is None or size < 0 else min(size, self._left)
         if want <= 0:
             return b""
         if isinstance(self._source, int):
@@ -138,6 +145,98 @@ class MemberReader(_ReadBased):
             data = self._source.read(want)
         self._left -= len(data)
         return data
+
+    def readinto(self, buffer: Any) -> int:
+        if not isinstance(self._source, int):
+            return super().readinto(buffer)
+        view = memoryview(buffer).cast("B")[: self._left]
+        got = os.preadv(self._source, [view], self._offset) if len(view) else 0
+        self._offset += got
+        self._left -= got
+        return got
+
+
+class ForwardReader:
+    """Forward-only reads over the chunks another reader returns: a read slices the current chunk, a skip copies
+    nothing at all.
+
+    The layer walk reads headers and the first bytes of files and skips everything else, so most bytes are never
+    looked at after hashing; a BufferedReader would copy each of them into its buffer and out again first. The
+    inner reader's `read` must return a new bytes object each time: chunks are kept as they are.
+    """
+
+    def __init__(self, inner: Readable, chunk_size: int = CHUNK) -> None:
+        self._inner = inner
+        self._chunk_size = chunk_size
+        self._chunk = b""
+        self._pos = 0
+
+    def _next_chunk(self, at_least: int) -> bytes:
+        return self._inner.read(max(at_least, self._chunk_size)) or b""
+
+    def peek(self, size: int) -> bytes:
+        """Up to `size` bytes ahead, not consumed (only ever asked for a few magic bytes)."""
+        while len(self._chunk) - self._pos < size:
+            more = self._next_chunk(size)
+            if not more:
+                break
+            self._chunk, self._pos = self._chunk[self._pos :] + more, 0
+        return self._chunk[self._pos : self._pos + size]
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            parts = [self._chunk[self._pos :]]
+            while more := self._next_chunk(0):
+                parts.append(more)
+            self._chunk, self._pos = b"", 0
+            return b"".join(parts)
+        end = self._pos + size
+        if end <= len(self._chunk):  # the common case: inside the current chunk
+            data = self._chunk[self._pos : end]
+            self._pos = end
+            return data
+        views = [memoryview(self._chunk)[self._pos :]]
+        want = size - len(views[0])
+        self._chunk, self._pos = b"", 0
+        while want > 0:
+            more = self._next_chunk(want)
+            if not more:
+                break
+            if len(more) > want:
+                self._chunk, self._pos = more, want
+                views.append(memoryview(more)[:want])
+                break
+            views.append(memoryview(more))
+            want -= len(more)
+        return b"".join(views)
+
+    def readinto(self, buffer: Any) -> int:
+        """What is left of the current chunk, or of the next one, up to the buffer's size (the decompressors' way)."""
+        if self._pos >= len(self._chunk):
+            self._chunk, self._pos = self._next_chunk(0), 0
+        view = memoryview(buffer).cast("B")
+        count = min(len(view), len(self._chunk) - self._pos)
+        view[:count] = memoryview(self._chunk)[self._pos : self._pos + count]
+        self._pos += count
+        return count
+
+    def skip(self, size: int) -> int:
+        """Move `size` bytes forward; returns how many there were (fewer at the end of the stream)."""
+        left = len(self._chunk) - self._pos
+        if size <= left:
+            self._pos += size
+            return size
+        skipped = left
+        self._chunk, self._pos = b"", 0
+        while skipped < size:
+            more = self._next_chunk(0)
+            if not more:
+                break
+            if len(more) > size - skipped:
+                self._chunk, self._pos = more, size - skipped
+                return size
+            skipped += len(more)
+        return skipped
 
 
 class IteratorReader(_ReadBased):
@@ -178,9 +277,9 @@ def buffered(raw: io.RawIOBase, size: int = CHUNK) -> io.BufferedReader:
     return io.BufferedReader(raw, buffer_size=size)
 
 
-def decompressed(raw: io.BufferedReader) -> tuple[IO[bytes], str]:
+def decompressed(raw: ForwardReader) -> tuple[IO[bytes] | ForwardReader, str]:
     """The uncompressed view of `raw` and the compression found by its magic bytes (gzip, zstd, none)."""
-    head = raw.peek(4)[:4]
+    head = raw.peek(4)
     if head.startswith(GZIP_MAGIC):
         return cast(IO[bytes], _gzip_module.GzipFile(fileobj=raw, mode="rb")), "gzip"  # type: ignore[no-untyped-call]
     if head.startswith(ZSTD_MAGIC):

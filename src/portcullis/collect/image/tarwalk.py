@@ -13,10 +13,12 @@ files) and treats everything it does not understand as an error rather than a gu
 
 from __future__ import annotations
 
-import io
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from portcullis.collect.image.streams import ForwardReader, Readable
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
@@ -24,10 +26,11 @@ REGULAR, HARDLINK, SYMLINK, CHAR_DEVICE, BLOCK_DEVICE, DIRECTORY, FIFO = b"0", b
 OLD_REGULAR, CONTIGUOUS = b"\0", b"7"
 PAX_LOCAL, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK, GNU_SPARSE = b"x", b"g", b"L", b"K", b"S"
 HEADER_ONLY = frozenset((HARDLINK, SYMLINK, CHAR_DEVICE, BLOCK_DEVICE, DIRECTORY, FIFO))
+REGULAR_TYPES = frozenset((REGULAR, OLD_REGULAR, CONTIGUOUS))
+EXTENSIONS = frozenset((PAX_LOCAL, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK))
 POSIX_MAGIC = b"ustar\x0000"
 MAX_EXTENSION_BYTES = 1024 * 1024  # a pax record set, long name or sparse map larger than this is hostile
-MAX_SPARSE_BLOCKS = 2048
-SKIP_CHUNK = 1024 * 1024  # GNU extended sparse headers after one member
+MAX_SPARSE_BLOCKS = 2048  # GNU extended sparse headers after one member
 _SIGNED_HEADER = struct.Struct("148b8x356b")
 
 
@@ -47,7 +50,7 @@ class Member:
     sparse: bool = False  # content is a map of holes and data: not readable in one forward pass
 
     def is_regular(self) -> bool:
-        return self.type in (REGULAR, OLD_REGULAR, CONTIGUOUS) or self.sparse
+        return self.type in REGULAR_TYPES or self.sparse
 
 
 def _text(field: bytes) -> str:
@@ -55,16 +58,25 @@ def _text(field: bytes) -> str:
 
 
 def _number(field: bytes) -> int:
-    """An octal field (NUL or space terminated) or a GNU base-256 one (high bit set; negatives refused)."""
-    if field[0] == 0x80:
-        return int.from_bytes(field[1:], "big")
+    """An octal field (NUL or space terminated) or a GNU base-256 one (high bit set; negatives refused).
+
+    Only digits are accepted: int() alone would also take a sign, underscores or a '0o' prefix.
+    """
     if field[0] & 0x80:
+        if field[0] == 0x80:
+            return int.from_bytes(field[1:], "big")
         raise TarFormatError("negative or invalid base-256 number in a header")
-    digits = field.split(b"\0", 1)[0].strip()
+    digits = field.rstrip(b"\0")  # the common case: octal digits padded with NULs ('0000644\0')
+    if not digits.isdigit():
+        digits = field.split(b"\0", 1)[0].strip()
+        if not digits:
+            return 0
     try:
-        return int(digits, 8) if digits else 0
+        if digits.isdigit():
+            return int(digits, 8)
     except ValueError:
-        raise TarFormatError(f"invalid number {digits[:20]!r} in a header") from None
+        pass  # an 8 or a 9
+    raise TarFormatError(f"invalid number {digits[:20]!r} in a header")
 
 
 def _checksum_ok(block: bytes) -> bool:
@@ -72,7 +84,10 @@ def _checksum_ok(block: bytes) -> bool:
         stored = _number(block[148:156])
     except TarFormatError:
         return False  # not even a number where the checksum belongs: not a tar header
-    if stored == sum(block) - sum(block[148:156]) + 256:  # the checksum field counts as eight spaces
+    # The byte sum, in C: Adler-32's low half is 1 + the sum of the bytes modulo 65521, and the sum of 256 bytes
+    # (at most 65280) never wraps, so two halves give the exact sum of the block.
+    total = (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
+    if stored == total - sum(block[148:156]) + 256:  # the checksum field counts as eight spaces
         return True
     signed: int = sum(_SIGNED_HEADER.unpack(block))  # some old tars summed signed bytes
     return stored == signed + 256
@@ -102,12 +117,11 @@ def parse_pax(data: bytes) -> dict[str, str]:
 class TarWalker:
     """Iterate the members of a tar stream; while a member is current, `read` returns its first bytes.
 
-    The source needs `read` and `readinto` (member data is skipped by reading it into a scratch buffer).
+    Any binary stream will do; it is read through a ForwardReader, so skipped member data is never copied.
     """
 
-    def __init__(self, source: io.BufferedIOBase) -> None:
-        self._source = source
-        self._scratch = memoryview(bytearray(SKIP_CHUNK))
+    def __init__(self, source: ForwardReader | Readable) -> None:
+        self._source = source if isinstance(source, ForwardReader) else ForwardReader(source)
         self._left = 0  # data bytes of the current member not consumed yet
         self._padding = 0
         self._readable = False  # whether the current member's data is its plain content
@@ -145,7 +159,7 @@ class TarWalker:
             size = _number(block[124:136])
             if kind in HEADER_ONLY:
                 size = 0
-            if kind in (PAX_LOCAL, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
+            if kind in EXTENSIONS:
                 data = self._extension(size, kind)
                 if kind == PAX_LOCAL:
                     pax.update(parse_pax(data))
@@ -165,8 +179,8 @@ class TarWalker:
             yield member
 
     def _member(self, block: bytes, kind: bytes, size: int, pax: dict[str, str]) -> Member:
-        name = _text(block[0:100])
-        if block[257:265] == POSIX_MAGIC and block[345] != 0:
+        name = block[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        if block[345] and block[257:265] == POSIX_MAGIC:
             name = _text(block[345:500]) + "/" + name
         if kind == OLD_REGULAR and name.endswith("/"):
             kind = DIRECTORY  # pre-POSIX archives mark directories by the trailing slash only
@@ -175,7 +189,7 @@ class TarWalker:
             type=kind,
             mode=_number(block[100:108]),
             size=size,
-            linkname=_text(block[157:257]),
+            linkname=_text(block[157:257]) if block[157] else "",
             devmajor=_number(block[329:337]) if kind in (CHAR_DEVICE, BLOCK_DEVICE) else 0,
             devminor=_number(block[337:345]) if kind in (CHAR_DEVICE, BLOCK_DEVICE) else 0,
         )
@@ -206,7 +220,7 @@ class TarWalker:
                         member.size = _pax_int(pax, key)
                         break
         self._left, self._padding = stored, -stored % BLOCK
-        self._readable = member.is_regular() and not member.sparse
+        self._readable = member.type in REGULAR_TYPES and not member.sparse
         return member
 
     def _extension(self, size: int, kind: bytes) -> bytes:
@@ -215,18 +229,15 @@ class TarWalker:
         data = self._source.read(size)
         if len(data) < size:
             raise TarFormatError("archive ends inside an extension header")
-        self._source.read(-size % BLOCK)
+        self._source.skip(-size % BLOCK)
         return data
 
     def _skip_rest(self) -> None:
         count = self._left + self._padding
         self._left = self._padding = 0
         self._readable = False
-        while count:  # read rather than seek: a short read is how a truncated archive shows, whatever the source
-            got = self._source.readinto(self._scratch[: min(count, SKIP_CHUNK)])
-            if not got:
-                raise TarFormatError("archive ends inside a member's data")
-            count -= got
+        if count and self._source.skip(count) < count:  # every byte is still read (and hashed) from the source
+            raise TarFormatError("archive ends inside a member's data")
 
 
 def _pax_int(pax: dict[str, str], key: str) -> int:
