@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import tarfile
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import IO, Any, Protocol, cast
 
 from portcullis.collect.image.errors import ImageError
@@ -17,7 +19,8 @@ from portcullis.collect.image.errors import ImageError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1024 * 1024
-MAX_PENDING_CHUNKS = 8  # chunks queued for hashing: bounds the memory the hashing thread may hold back
+MAX_PENDING_CHUNKS = 6  # chunks queued for hashing: bounds the memory the hashing thread may hold back
+RING_SIZE = MAX_PENDING_CHUNKS + 2  # reused chunk buffers: the pending ones, the reader's current one and the next
 
 # sha256 releases the GIL on large buffers, so hashing on one background thread overlaps with the tar walk on
 # the main one. One worker keeps every hash's updates in order. Keyed by process: a forked child (layer_pool)
@@ -79,6 +82,8 @@ class HashingReader(_ReadBased):
         self.limit = limit  # public: set once the stream turns out to be the uncompressed tar
         self._what = what
         self._pending: deque[Future[None]] = deque()
+        self._ring: list[memoryview] = []
+        self._chunks = 0
         self.count = 0
 
     def seekable(self) -> bool:
@@ -97,19 +102,44 @@ class HashingReader(_ReadBased):
 
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(size if size is not None and size >= 0 else CHUNK)
-        if data:
-            self.count += len(data)
-            if self.limit is not None and self.count > self.limit:
-                raise ImageError(f"{self._what} expands beyond the limit of {self.limit} bytes (decompression bomb?)")
-            if self._hash is not None:
-                self._pending.append(_hashing_thread().submit(self._hash.update, data))
-                if len(self._pending) > MAX_PENDING_CHUNKS:
-                    self._pending.popleft().result()
+        self._passed(data)
         return data
+
+    def next_chunk(self) -> bytes | memoryview:
+        """The next chunk of up to CHUNK bytes; b"" at the end.
+
+        When the inner stream can fill a buffer, the chunk is a view of one of RING_SIZE reused buffers rather than a
+        new bytes object: a fresh megabyte per chunk costs the kernel a page fault per page. The view stays valid
+        until two more chunks are read, so a caller keeps only the latest and copies what it needs from it.
+        """
+        readinto = getattr(self._inner, "readinto", None)
+        if readinto is None or self._hash is None:
+            return self.read(CHUNK)
+        if not self._ring:
+            self._ring = [memoryview(bytearray(CHUNK)) for _ in range(RING_SIZE)]
+        # This buffer last held the chunk RING_SIZE back; at most MAX_PENDING_CHUNKS hashes are pending and they
+        # run in order, so that chunk's hash has finished.
+        buffer = self._ring[self._chunks % RING_SIZE]
+        self._chunks += 1
+        got = readinto(buffer) or 0
+        data = buffer[:got]
+        self._passed(data)
+        return data
+
+    def _passed(self, data: bytes | memoryview) -> None:
+        if not data:
+            return
+        self.count += len(data)
+        if self.limit is not None and self.count > self.limit:
+            raise ImageError(f"{self._what} expands beyond the limit of {self.limit} bytes (decompression bomb?)")
+        if self._hash is not None:
+            self._pending.append(_hashing_thread().submit(self._hash.update, data))
+            if len(self._pending) > MAX_PENDING_CHUNKS:
+                self._pending.popleft().result()
 
     def drain(self) -> None:
         """Read to the end so the digest covers every byte (tar padding included)."""
-        while self.read(CHUNK):
+        while self.next_chunk():
             pass
 
     @property
@@ -157,66 +187,61 @@ class MemberReader(_ReadBased):
 
 
 class ForwardReader:
-    """Forward-only reads over the chunks another reader returns: a read slices the current chunk, a skip copies
+    """Forward-only reads over the chunks another reader returns: a read copies just what it returns, a skip copies
     nothing at all.
 
     The layer walk reads headers and the first bytes of files and skips everything else, so most bytes are never
-    looked at after hashing; a BufferedReader would copy each of them into its buffer and out again first. The
-    inner reader's `read` must return a new bytes object each time: chunks are kept as they are.
+    looked at after hashing; a BufferedReader would copy each of them into its buffer and out again first. Chunks
+    come from the inner reader's `next_chunk` (a HashingReader: views of reused buffers, valid while they are the
+    latest) or else its `read` (new bytes objects); either way only the current chunk is kept.
     """
 
     def __init__(self, inner: Readable, chunk_size: int = CHUNK) -> None:
         self._inner = inner
-        self._chunk_size = chunk_size
-        self._chunk = b""
+        self._next_chunk: Callable[[], bytes | memoryview] = getattr(inner, "next_chunk", None) or partial(
+            inner.read, chunk_size
+        )
+        self._chunk: bytes | memoryview = b""
         self._pos = 0
-
-    def _next_chunk(self, at_least: int) -> bytes:
-        return self._inner.read(max(at_least, self._chunk_size)) or b""
 
     def peek(self, size: int) -> bytes:
         """Up to `size` bytes ahead, not consumed (only ever asked for a few magic bytes)."""
         while len(self._chunk) - self._pos < size:
-            more = self._next_chunk(size)
+            more = self._next_chunk()
             if not more:
                 break
-            self._chunk, self._pos = self._chunk[self._pos :] + more, 0
-        return self._chunk[self._pos : self._pos + size]
+            self._chunk, self._pos = bytes(self._chunk[self._pos :]) + bytes(more), 0
+        return bytes(self._chunk[self._pos : self._pos + size])
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            parts = [self._chunk[self._pos :]]
-            while more := self._next_chunk(0):
-                parts.append(more)
-            self._chunk, self._pos = b"", 0
-            return b"".join(parts)
+            size = sys.maxsize
         end = self._pos + size
         if end <= len(self._chunk):  # the common case: inside the current chunk
-            data = self._chunk[self._pos : end]
+            data = bytes(self._chunk[self._pos : end])
             self._pos = end
             return data
-        views = [memoryview(self._chunk)[self._pos :]]
-        want = size - len(views[0])
+        out = bytearray(self._chunk[self._pos :])  # copied now: an earlier chunk's buffer is reused later
         self._chunk, self._pos = b"", 0
-        while want > 0:
-            more = self._next_chunk(want)
+        while len(out) < size:
+            more = self._next_chunk()
             if not more:
                 break
+            want = size - len(out)
             if len(more) > want:
+                out += more[:want]
                 self._chunk, self._pos = more, want
-                views.append(memoryview(more)[:want])
                 break
-            views.append(memoryview(more))
-            want -= len(more)
-        return b"".join(views)
+            out += more
+        return bytes(out)
 
     def readinto(self, buffer: Any) -> int:
         """What is left of the current chunk, or of the next one, up to the buffer's size (the decompressors' way)."""
         if self._pos >= len(self._chunk):
-            self._chunk, self._pos = self._next_chunk(0), 0
+            self._chunk, self._pos = self._next_chunk(), 0
         view = memoryview(buffer).cast("B")
         count = min(len(view), len(self._chunk) - self._pos)
-        view[:count] = memoryview(self._chunk)[self._pos : self._pos + count]
+        view[:count] = self._chunk[self._pos : self._pos + count]
         self._pos += count
         return count
 
@@ -229,7 +254,7 @@ class ForwardReader:
         skipped = left
         self._chunk, self._pos = b"", 0
         while skipped < size:
-            more = self._next_chunk(0)
+            more = self._next_chunk()
             if not more:
                 break
             if len(more) > size - skipped:
