@@ -109,8 +109,8 @@ class HashingReader(_ReadBased):
         """The next chunk of up to CHUNK bytes; b"" at the end.
 
         When the inner stream can fill a buffer, the chunk is a view of one of RING_SIZE reused buffers rather than a
-        new bytes object: a fresh megabyte per chunk costs the kernel a page fault per page. The view stays valid
-        until two more chunks are read, so a caller keeps only the latest and copies what it needs from it.
+        new bytes object: a fresh megabyte per chunk costs the kernel a page fault per page. The buffer is filled
+        again RING_SIZE chunks later, so a caller keeps only the latest chunk and copies what it needs from it.
         """
         readinto = getattr(self._inner, "readinto", None)
         if readinto is None or self._hash is None:

@@ -71,11 +71,11 @@ def _number(field: bytes) -> int:
         digits = field.split(b"\0", 1)[0].strip()
         if not digits:
             return 0
-    try:
-        if digits.isdigit():
+    if digits.isdigit():
+        try:
             return int(digits, 8)
-    except ValueError:
-        pass  # an 8 or a 9
+        except ValueError:  # an 8 or a 9
+            pass
     raise TarFormatError(f"invalid number {digits[:20]!r} in a header")
 
 
