@@ -118,3 +118,12 @@ def test_unwritable_output(recorded: Recorded, tmp_path: Path) -> None:
     run = run_cli("audit", "--facts-in", str(recorded.facts), "-o", str(tmp_path / "missing-dir" / "out.json"))
     assert run.code == 1
     assert "cannot write" in run.one_error_line()
+
+
+def test_error_lines_are_written_verbatim(tmp_path: Path) -> None:
+    # A name is user input: nothing in it is markup or an emoji code to be rendered.
+    odd = tmp_path / "app:thumbs_up:[bold]x.tar"
+    odd.write_bytes(b"not a tar archive at all, just some bytes" * 20)
+    run = run_cli("image", f"docker-archive:{odd}")
+    assert run.code == 1
+    assert str(odd) in run.one_error_line()
