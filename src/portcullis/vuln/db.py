@@ -530,9 +530,7 @@ def upgrade(path: Path) -> bool:
     version = _schema_version(path)
     if version not in _MIGRATABLE:
         return False
-    work = path.with_name(f".{path.name}.{os.getpid()}.upgrade")
-    work.unlink(missing_ok=True)
-    try:
+    with _swapped_in(path, "upgrade") as work:
         conn = _create(work)
         try:
             _migrate(path, conn, str(version))
@@ -541,16 +539,31 @@ def upgrade(path: Path) -> bool:
                 updated = old.execute("SELECT value FROM meta WHERE key = 'updated_at'").fetchone()
             finally:
                 old.close()
-            if updated is not None:
-                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", updated)
-            conn.commit()
-            conn.execute("VACUUM")
+            _seal(conn, updated[0] if updated is not None else None)
         finally:
             conn.close()
+    return True
+
+
+@contextlib.contextmanager
+def _swapped_in(path: Path, suffix: str) -> Iterator[Path]:
+    """A work file beside `path` that atomically replaces it when the block succeeds; removed in every case."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = path.with_name(f".{path.name}.{os.getpid()}.{suffix}")
+    work.unlink(missing_ok=True)
+    try:
+        yield work
         os.replace(work, path)
     finally:
         work.unlink(missing_ok=True)
-    return True
+
+
+def _seal(conn: sqlite3.Connection, updated_at: str | None) -> None:
+    """Record when the data was last updated (when known), commit and compact: the file is ready to swap in."""
+    if updated_at is not None:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", (updated_at,))
+    conn.commit()
+    conn.execute("VACUUM")
 
 
 def _create(path: Path) -> sqlite3.Connection:
@@ -567,10 +580,7 @@ def rebuild(path: Path, fresh: bool = False) -> Iterator[VulnDB]:
 
     The old file stays in place, untouched, if anything in the block raises.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    work = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    work.unlink(missing_ok=True)
-    try:
+    with _swapped_in(path, "tmp") as work:
         version = _schema_version(path) if path.exists() and not fresh else None
         if version in _MIGRATABLE:
             conn = _create(work)
@@ -585,11 +595,6 @@ def rebuild(path: Path, fresh: bool = False) -> Iterator[VulnDB]:
         try:
             with conn:
                 yield db
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", (now_iso(),))
-            conn.commit()
-            conn.execute("VACUUM")
+            _seal(conn, now_iso())
         finally:
             conn.close()
-        os.replace(work, path)
-    finally:
-        work.unlink(missing_ok=True)
