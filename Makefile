@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup engine test-images harden-tools vuln-samples podman audit test bench lint docs clean
+.PHONY: programs bench-programs setup engine test-images audit test bench lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ setup: $(BIN)/portcullis
 engine:
 	@bash scripts/ensure-engine.sh
 
+## programs: every external program the tests call (scripts/programs.tsv), installed where missing (Debian, root)
+programs:
+	@bash scripts/install-programs.sh test
+
+## bench-programs: the same for the benchmarks too (the peers Trivy, syft and hadolint, GNU time)
+bench-programs:
+	@bash scripts/install-programs.sh test bench
+
 ## test-images: build the offline test images the integration tests use
 test-images: engine
 	@bash scripts/build-test-images.sh
@@ -28,28 +36,15 @@ test-images: engine
 audit: setup engine
 	$(BIN)/portcullis audit
 
-## harden-tools: strace, apparmor_parser, Docker's default seccomp profile and kernel headers (harden seccomp/apparmor)
-harden-tools:
-	@bash scripts/install-harden-tools.sh
-
-## podman: Podman and rootless Docker prerequisites, whose engines the audit is tested against
-podman:
-	@bash scripts/install-podman.sh
-	@bash scripts/install-rootless.sh
-
-## vuln-samples: Go, Java, Ruby and rpm samples (Debian packages) and spdx-tools for the vulnerability tests
-vuln-samples:
-	@bash scripts/install-vuln-samples.sh
-
 ## test: set up everything, check lint and types, and run the whole test suite
-test: setup engine test-images harden-tools vuln-samples podman
+test: programs setup engine test-images
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 ## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)
-bench: setup engine test-images
+bench: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/audit_bench.py
 
 ## lint: ruff and mypy

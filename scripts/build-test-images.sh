@@ -1,20 +1,12 @@
 #!/usr/bin/env bash
 # Build the test images offline (no registry is reachable): a static busybox root imported with
 # `docker import`, and a minimal Debian root from debootstrap. Images already present are kept.
+# busybox and debootstrap come from scripts/install-programs.sh (make programs).
 set -euo pipefail
-
-need_pkg() {
-  local cmd=$1 pkg=$2
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/bin/$cmd" ]; then
-    echo "test-images: installing $pkg" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
-  fi
-}
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
 if ! have_image portcullis-test/busybox:1; then
-  need_pkg busybox busybox-static
   root=$(mktemp -d)
   chmod 755 "$root"  # mktemp makes it 0700, which would lock non-root users out of /
   mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/proc" "$root/sys" "$root/dev"
@@ -31,7 +23,6 @@ if ! have_image portcullis-test/busybox:1; then
 fi
 
 if ! have_image portcullis-test/debian:bookworm; then
-  need_pkg debootstrap debootstrap
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   mirror=${mirror:-http://deb.debian.org/debian}
   root=$(mktemp -d)

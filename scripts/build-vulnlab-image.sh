@@ -27,7 +27,6 @@ wheel_target=(--only-binary=:all: --python-version 3.11 --implementation cp --ab
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64)
 
 if ! have_image "$base"; then
-  command -v debootstrap >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   root="$work/root"
   mkdir -m 755 "$root"

@@ -116,7 +116,7 @@ def test_allow_list_profile_shape_and_clone3_fallback() -> None:
 def test_docker_default_profile_size_is_measured_from_the_installed_file() -> None:
     default = docker_default_profile()
     if default is None:
-        pytest.skip(f"{DOCKER_DEFAULT_PROFILE} is missing (scripts/install-harden-tools.sh)")
+        pytest.skip(f"{DOCKER_DEFAULT_PROFILE} is missing (`make programs` installs it)")
     size = profile_size(default)
     unconditional = [
         r for r in default["syscalls"] if not r.get("args") and not r.get("includes") and not r.get("excludes")

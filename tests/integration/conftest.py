@@ -47,7 +47,7 @@ def host_sshd() -> Iterator[subprocess.Popen[bytes]]:
     workdir = Path(tempfile.mkdtemp(prefix="pc-it-sshd-"))
     binary = workdir / "sshd"
     shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
-    process = subprocess.Popen([str(binary), "900"], stdin=subprocess.DEVNULL)
+    process = subprocess.Popen([str(binary), "900"], stdin=subprocess.DEVNULL)  # program-list: skip (sleep's copy)
     try:
         wait_until(lambda: Path(f"/proc/{process.pid}/comm").read_text().strip() == "sshd", 10, "the host sshd")
         yield process

@@ -1,6 +1,6 @@
 """SBOM writers: CycloneDX 1.6 (validated with cyclonedx-python-lib's own JSON schema validator) and SPDX 2.3
 (required fields checked here, and the SPDX project's validator `pyspdxtools` run when
-scripts/install-vuln-samples.sh could install it into its scratch venv).
+`make programs` installed it into the tools venv).
 
 The packages and findings are the real ones: the inventory of a dpkg status written for the curl case of
 ../shared/vulndata and the scan of it against the database built from the shared advisory data.
@@ -9,7 +9,6 @@ The packages and findings are the real ones: the inventory of a dpkg status writ
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +26,8 @@ from portcullis.report.spdx import render_spdx, spdx_document
 from portcullis.vuln import scan
 from portcullis.vuln.db import VulnDB
 from portcullis.vuln.inventory import parse_dpkg_status, parse_python_metadata
+from support.tools import tool
 
-SPDX_VENV = Path(os.environ.get("PORTCULLIS_SPDX_VENV", "/tmp/portcullis-spdx-tools"))
 LAYER = LayerRef(index=2, diff_id="sha256:" + "ab" * 32, created_by="RUN apt-get install -y curl")
 STATUS = """Package: curl
 Status: install ok installed
@@ -130,16 +129,16 @@ def test_spdx_required_fields_and_relationships(packages: list[Package]) -> None
 
 
 def test_spdx_passes_the_spdx_projects_validator(packages: list[Package], tmp_path: Path) -> None:
-    tool = SPDX_VENV / "bin" / "pyspdxtools"
-    if not tool.exists():
-        pytest.skip(f"pyspdxtools is absent; scripts/install-vuln-samples.sh installs it into {SPDX_VENV}")
+    validator = tool("pyspdxtools")
+    if not validator.exists():
+        pytest.skip(f"{validator} is absent; `make programs` installs it")
     out = tmp_path / "sbom.spdx.json"
     out.write_text(render_spdx(packages, subject="vulnlab/debian:bookworm", os_release=BOOKWORM))
-    result = subprocess.run([str(tool), "-i", str(out)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(validator), "-i", str(out)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "error" not in (result.stdout + result.stderr).lower()
     broken = json.loads(out.read_text())
     del broken["packages"][1]["downloadLocation"]  # a required field: the validator must notice
     out.write_text(json.dumps(broken))
-    result = subprocess.run([str(tool), "-i", str(out)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(validator), "-i", str(out)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
