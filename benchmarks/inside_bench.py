@@ -13,12 +13,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from portcullis.runtime.zipapp_build import build
+from portcullis.inside.build import build
 
 RUNS = 15
 TIMER = (
     "import sys, time, io, contextlib; sys.path.insert(0, '/pi.pyz');"
-    "from portcullis.runtime.inside_main import main;"
+    "from portcullis.inside.main import main;"
     "times = []\n"
     "for _ in range({runs}):\n"
     "    start = time.perf_counter()\n"

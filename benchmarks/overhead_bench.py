@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from portcullis.collect.engine import connect
-from portcullis.runtime.overhead import Plan, measure_overhead
-from portcullis.runtime.overhead_results import render_markdown, render_plot
+from portcullis.proofs.overhead import Plan, measure_overhead
+from portcullis.proofs.overhead_results import render_markdown, render_plot
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from portcullis.collect.engine import connect
+from portcullis.collect.sandbox import sandbox
 from portcullis.harden.seccomp import generate
 from portcullis.harden.syscall_record import workload_from_image
-from portcullis.runtime.sandbox import sandbox
 
 BUSYBOX = "portcullis-test/busybox:1"
 LABEL = "portcullis.test=1"

@@ -12,7 +12,7 @@ import pytest
 from image_builders import Image, M, docker_archive, layer_tar
 
 from portcullis.collect.image import analyse_image
-from portcullis.redaction import redact_line
+from portcullis.model.redaction import redact_line
 
 SECRET = "hunter2-do-not-print"
 

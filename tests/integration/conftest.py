@@ -19,9 +19,9 @@ import docker
 import docker.errors
 import pytest
 
-from portcullis.cli.audit import audit_report
 from portcullis.collect.audit import collect_facts
 from portcullis.collect.engine import connect
+from portcullis.pipelines.audit import audit_report
 from support.containers import BUSYBOX, SESSION_LABEL, ContainerFactory, wait_until
 from support.scenario import Audit, Scenario, build_scenario
 

@@ -12,7 +12,7 @@ import docker
 import docker.errors
 import pytest
 
-from portcullis.runtime.overhead_results import OverheadReport, Workload
+from portcullis.proofs.overhead_results import OverheadReport, Workload
 
 pytestmark = pytest.mark.engine
 PYTHON_IMAGE = "portcullis-test/python:bookworm"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portcullis.runtime.overhead import Agent, OverheadError, native_agent
+from portcullis.proofs.overhead import Agent, OverheadError, native_agent
 
 
 @pytest.fixture(scope="module")

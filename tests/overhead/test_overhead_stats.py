@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from portcullis.runtime.overhead_results import (
+from portcullis.proofs.overhead_results import (
     Environment,
     Measurement,
     OverheadReport,

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from portcullis.runtime.svgplot import Bar, BarGroup, bar_chart
+from portcullis.proofs.svgplot import Bar, BarGroup, bar_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 GROUPS = [

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from portcullis.cli.audit import audit_report
 from portcullis.model.facts import Facts
 from portcullis.model.findings import (
     CisRef,
@@ -23,6 +22,7 @@ from portcullis.model.findings import (
     TargetKind,
     ToolInfo,
 )
+from portcullis.pipelines.audit import audit_report
 
 RULES_DIR = Path(__file__).parents[1] / "rules"
 HOSTILE = "<script>alert('x')</script>"

@@ -8,7 +8,7 @@ import pytest
 from report_samples import WEB, finding, make_report, mixed_findings
 
 from portcullis.model.findings import Severity, Status
-from portcullis.policy import PolicyError, parse_policy
+from portcullis.pipelines.policy import PolicyError, parse_policy
 
 TODAY = date(2026, 6, 15)
 

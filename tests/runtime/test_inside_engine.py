@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.runtime.conftest import PYTHON, Containers, docker
 
-from portcullis.runtime.zipapp_build import build
+from portcullis.inside.build import build
 
 pytestmark = pytest.mark.engine
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from vulndata import BOOKWORM
 
+from portcullis.collect.inventory import parse_dpkg_status
 from portcullis.model.findings import Status
 from portcullis.vuln import scan
 from portcullis.vuln.db import VulnDB
-from portcullis.vuln.inventory import parse_dpkg_status
 
 
 def status_file(binary: str, source: str, version: str) -> str:

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
+from portcullis.collect.inventory import parse_os_release
+from portcullis.data.eol import default_table, eol_status
 from portcullis.model.vuln import OsRelease
-from portcullis.vuln.eol import default_table, eol_status
-from portcullis.vuln.inventory import parse_os_release
 
 TODAY = date(2026, 11, 23)
 

@@ -9,6 +9,7 @@ import pytest
 from test_vuln_cases import status_file
 from vulndata import BOOKWORM, SHARED
 
+from portcullis.collect.inventory import parse_dpkg_status, parse_npm_lock
 from portcullis.model.findings import Finding, Severity, Summary
 from portcullis.vuln import scan
 from portcullis.vuln.db import VulnDB
@@ -21,7 +22,6 @@ from portcullis.vuln.filters import (
     only_fixed,
     with_severity,
 )
-from portcullis.vuln.inventory import parse_dpkg_status, parse_npm_lock
 
 
 @pytest.fixture()

@@ -7,9 +7,7 @@ import json
 from test_vuln_cases import status_file
 from vulndata import BOOKWORM, SHARED
 
-from portcullis.model.layers import LayerRef
-from portcullis.model.vuln import Ecosystem
-from portcullis.vuln.inventory import (
+from portcullis.collect.inventory import (
     attribute_layers,
     inventory_from_layers,
     parse_apk_installed,
@@ -20,6 +18,8 @@ from portcullis.vuln.inventory import (
     parse_package_json,
     parser_for,
 )
+from portcullis.model.layers import LayerRef
+from portcullis.model.vuln import Ecosystem
 
 STATUS = """Package: libc6
 Status: install ok installed

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from portcullis.collect.inventory.go import parse_go_binary, parse_modinfo, read_build_info
+from portcullis.collect.inventory.java import MAX_DEPTH, parse_jar
+from portcullis.collect.inventory.rpm import bdb_hash_values, parse_header, parse_rpmdb_bdb, parse_rpmdb_sqlite
+from portcullis.collect.inventory.ruby import is_gemspec_path, parse_gemspec
+from portcullis.collect.inventory.rust import elf_section, parse_rust_binary
 from portcullis.model.vuln import Ecosystem, OsRelease
-from portcullis.vuln.inventory_go import parse_go_binary, parse_modinfo, read_build_info
-from portcullis.vuln.inventory_java import MAX_DEPTH, parse_jar
-from portcullis.vuln.inventory_rpm import bdb_hash_values, parse_header, parse_rpmdb_bdb, parse_rpmdb_sqlite
-from portcullis.vuln.inventory_ruby import is_gemspec_path, parse_gemspec
-from portcullis.vuln.inventory_rust import elf_section, parse_rust_binary
 
 COMMONS_LANG3 = Path("/usr/share/java/commons-lang3-3.12.0.jar")
 RACK_GEMSPEC = Path("/usr/share/rubygems-integration/all/specifications/rack-2.2.22.gemspec")

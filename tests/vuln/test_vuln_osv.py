@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from vulndata import SHARED
 
+from portcullis.collect.inventory import parse_apk_installed, parse_npm_lock, parse_python_metadata
 from portcullis.model.vuln import Ecosystem, OsRelease, Package
 from portcullis.vuln import scan
 from portcullis.vuln.db import VulnDB
-from portcullis.vuln.inventory import parse_apk_installed, parse_npm_lock, parse_python_metadata
 from portcullis.vuln.match import osv_range_hit
 
 # The image's pip packages (image-inventory/python-dist-info.txt) -> advisories in the 2024-10-10 PyPA database.

@@ -19,13 +19,13 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from vulndata import BOOKWORM
 
+from portcullis.collect.inventory import parse_dpkg_status, parse_python_metadata
 from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import Package
 from portcullis.report.cyclonedx import render_cyclonedx
 from portcullis.report.spdx import render_spdx, spdx_document
 from portcullis.vuln import scan
 from portcullis.vuln.db import VulnDB
-from portcullis.vuln.inventory import parse_dpkg_status, parse_python_metadata
 from support.tools import tool
 
 LAYER = LayerRef(index=2, diff_id="sha256:" + "ab" * 32, created_by="RUN apt-get install -y curl")

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from portcullis.checks.registry import CheckResult, failed, not_applicable, passed, rule, skipped
+from portcullis.data.eol import eol_status
 from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence
 from portcullis.model.findings import Severity, Status, TargetKind
 from portcullis.model.layers import LayerRef
-from portcullis.redaction import redact_line
-from portcullis.vuln.eol import eol_status
+from portcullis.model.redaction import redact_line
 
 CONTENT_STATUSES = (Status.PASS, Status.FAIL, Status.SKIP)
 NOT_READ = "the image's layers were not read (run `portcullis image` on it)"

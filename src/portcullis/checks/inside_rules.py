@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from portcullis.checks.registry import CheckResult, Outcome, register_table
+from portcullis.inside.analyse import INSIDE_RULES, analyse
 from portcullis.model.findings import Severity, Status
-from portcullis.runtime.inside import INSIDE_RULES, analyse
 
 # Every inside rule can be undecidable from one vantage point (host or inside), hence skip.
 _STATUSES = {

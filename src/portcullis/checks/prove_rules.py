@@ -10,7 +10,7 @@ from typing import Any
 
 from portcullis.checks.registry import CheckResult, Outcome, register_table
 from portcullis.model.findings import Status
-from portcullis.runtime.prove import PROVE_RULES, judge
+from portcullis.proofs.prove import PROVE_RULES, judge
 
 
 def _check_for(rule_id: str) -> Callable[[dict[str, Any]], CheckResult]:

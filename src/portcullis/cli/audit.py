@@ -7,9 +7,6 @@ from typing import Annotated
 
 import typer
 
-from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.checks.registry import all_rules, select_rules
-from portcullis.checks.runner import run_rules
 from portcullis.cli.common import (
     EXIT_FINDINGS,
     ExitCodeOption,
@@ -21,21 +18,7 @@ from portcullis.cli.common import (
     say,
 )
 from portcullis.collect import CollectionError
-from portcullis.model.facts import Facts
-from portcullis.model.findings import Report, Summary, ToolInfo
-
-
-def audit_report(facts: Facts, select: list[str], skip: list[str], level: int | None) -> Report:
-    rules = list(select_rules(all_rules(), select, skip, level, command="audit"))
-    findings = run_rules(rules, facts)
-    return Report(
-        command="audit",
-        tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
-        subject=facts.engine.endpoint,
-        findings=findings,
-        summary=Summary.of(findings),
-        problems=facts.problems,
-    )
+from portcullis.pipelines.audit import audit_report
 
 
 def audit(

@@ -70,7 +70,7 @@ def apply_ignore_file(report: Report, ignore_file: Path | None) -> Report:
         path = Path(DEFAULT_IGNORE_FILE)
         if not path.is_file():
             return report  # the common case: the policy module (pydantic models, YAML) is not even loaded
-    from portcullis.policy import PolicyError, load_policy
+    from portcullis.pipelines.policy import PolicyError, load_policy
 
     try:
         policy = load_policy(path, date.today())

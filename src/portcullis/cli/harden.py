@@ -88,12 +88,12 @@ def daemon(
     Each change names the CIS controls it fixes and its impact. Examples: `portcullis harden daemon`,
     `portcullis harden daemon --level 2 --verify`, `portcullis harden daemon --apply`.
     """
-    from portcullis.cli.audit import audit_report
     from portcullis.collect import CollectionError
     from portcullis.collect.audit import collect_facts, load_facts
     from portcullis.collect.engine import connect
     from portcullis.harden.daemon_json import propose_daemon_json, render
     from portcullis.harden.trial_daemon import ControlOutcome, verify_daemon_proposal
+    from portcullis.pipelines.audit import audit_report
 
     labels = _labels(label)
     if facts_in is not None and (verify or apply):
@@ -241,9 +241,9 @@ def container(
 
     from portcullis.collect import CollectionError
     from portcullis.collect.engine import connect
+    from portcullis.collect.sandbox import SandboxError, sandbox
     from portcullis.harden.compose_override import load_service, merge_override, override_fields, service_container
     from portcullis.harden.container_trial import Copies, recreate_with, search_proposal, verify_proposal
-    from portcullis.runtime.sandbox import SandboxError, sandbox
 
     labels = _labels(label)
     if (compose is None) != (service is None):

@@ -80,8 +80,8 @@ def seccomp(
     """
     from portcullis.collect import CollectionError
     from portcullis.collect.engine import connect
+    from portcullis.collect.sandbox import SandboxError, sandbox
     from portcullis.harden.seccomp import docker_default_profile, generate
-    from portcullis.runtime.sandbox import SandboxError, sandbox
 
     labels = _labels(label)
     chosen = frozenset(r.strip() for r in routes.split(",") if r.strip())
@@ -217,8 +217,8 @@ def _observe_with_strace(
 ) -> Any:
     from portcullis.collect import CollectionError
     from portcullis.collect.engine import connect
+    from portcullis.collect.sandbox import SandboxError, sandbox
     from portcullis.harden.syscall_record import run_workload
-    from portcullis.runtime.sandbox import SandboxError, sandbox
 
     _need_root("observing a workload")
     try:

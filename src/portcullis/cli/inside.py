@@ -47,7 +47,7 @@ def inside(
     import json
 
     from portcullis.collect.engine import connect, resolve_container
-    from portcullis.collect.inside import collect_from_host, collect_self
+    from portcullis.inside.signals import collect_from_host, collect_self
 
     try:
         if container:

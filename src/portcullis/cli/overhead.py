@@ -65,9 +65,9 @@ def overhead(
     import requests
 
     from portcullis.collect.engine import connect
-    from portcullis.runtime.overhead import OverheadError, Plan, engine_error, measure_overhead
-    from portcullis.runtime.overhead_results import render_markdown, render_plot, render_text
-    from portcullis.runtime.sandbox import SandboxError
+    from portcullis.collect.sandbox import SandboxError
+    from portcullis.proofs.overhead import OverheadError, Plan, engine_error, measure_overhead
+    from portcullis.proofs.overhead_results import render_markdown, render_plot, render_text
 
     if plot is not None and plot.suffix.lower() != ".svg":
         die(f"--plot {plot}: only SVG charts are drawn (name the file *.svg)")

@@ -59,8 +59,8 @@ def prove(
     Every container it starts is labelled portcullis.managed=true and removed, also on Ctrl-C and SIGTERM.
     """
     from portcullis.collect.engine import connect
-    from portcullis.runtime.prove import Policy, ProofImages, run_proofs
-    from portcullis.runtime.sandbox import sandbox
+    from portcullis.collect.sandbox import sandbox
+    from portcullis.proofs.prove import Policy, ProofImages, run_proofs
 
     try:
         conn = connect(host)

@@ -26,6 +26,7 @@ from typing import Any
 import docker.errors
 
 from portcullis.collect.engine import EngineConnection
+from portcullis.collect.sandbox import Sandbox
 from portcullis.harden import HardenError
 from portcullis.harden.run_flags import (
     DEFAULT_CAPABILITIES,
@@ -36,7 +37,6 @@ from portcullis.harden.run_flags import (
     runs_as_root,
     tmpfs_from_changes,
 )
-from portcullis.runtime.sandbox import Sandbox
 
 SERVICE = "service"
 BATCH = "batch"
@@ -395,8 +395,8 @@ class Verification:
 
 def verify_proposal(copies: Copies, conn: EngineConnection, proposal: RunProposal) -> Verification:
     """Start a copy with the proposal (restart policy included), judge it, and audit it against the original."""
-    from portcullis.cli.audit import audit_report
     from portcullis.collect.audit import collect_facts
+    from portcullis.pipelines.audit import audit_report
 
     trial = copies.run("verification", proposal, keep_restart=True)
     copy_name = str(copies.api.inspect_container(trial.container_id)["Name"]).lstrip("/")

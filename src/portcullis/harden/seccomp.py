@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portcullis.collect.sandbox import Sandbox
 from portcullis.harden import HardenError
 from portcullis.harden.syscall_record import RunOutcome, Workload, observed_syscalls, run_workload
 from portcullis.harden.syscalls import SECCOMP_ARCH, SECCOMP_SUBARCHES
-from portcullis.runtime.sandbox import Sandbox
 
 DOCKER_DEFAULT_PROFILE = Path("/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json")
 ENOSYS = 38

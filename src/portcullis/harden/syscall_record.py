@@ -32,9 +32,9 @@ from typing import Any
 
 import docker.errors
 
+from portcullis.collect.sandbox import Sandbox
 from portcullis.harden import HardenError
 from portcullis.harden.syscalls import SyscallTableError, syscall_name
-from portcullis.runtime.sandbox import Sandbox
 
 GATE = 'read _ ; exec "$@"'
 POLL = 0.2

@@ -255,10 +255,10 @@ def verify_daemon_proposal(
     daemon-wide defaults (ulimits, no-new-privileges, remapping) let a container start, and its own findings
     answer the container-scoped controls (5.26).
     """
-    from portcullis.cli.audit import audit_report
     from portcullis.collect import CollectionError
     from portcullis.collect.audit import collect_facts
     from portcullis.collect.engine import connect
+    from portcullis.pipelines.audit import audit_report
 
     config, unverifiable = proposal.trial_config()
     smoke_name = "portcullis-harden-smoke"

@@ -14,7 +14,7 @@ from typing import Any
 from portcullis.checks.registry import CheckResult, failed, manual, passed, rule, skipped
 from portcullis.model.facts import Facts, HistoryEntry, ImageFacts
 from portcullis.model.findings import Severity, Status, TargetKind
-from portcullis.redaction import ASSIGNMENT, URL_CREDENTIALS, is_secret_assignment, redact_line
+from portcullis.model.redaction import ASSIGNMENT, URL_CREDENTIALS, is_secret_assignment, redact_line
 
 COMMAND_PREVIEW = 240  # history lines can be huge; evidence keeps the start
 

@@ -13,7 +13,7 @@ from portcullis.collect.image.layer import LayerScan
 from portcullis.collect.image.squash import SquashedView, content_facts
 from portcullis.model.facts import HistoryEntry, ImageConfig, ImageContentFacts, ImageFacts
 from portcullis.model.layers import LayerRef
-from portcullis.redaction import redact_line
+from portcullis.model.redaction import redact_line
 
 
 @dataclass

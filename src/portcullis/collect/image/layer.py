@@ -14,7 +14,7 @@ from portcullis.collect.image import packages, secrets, tarwalk
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.streams import READ_ERRORS, ForwardReader, HashingReader, Readable, decompressed
 from portcullis.collect.image.tarwalk import Member, TarFormatError, TarWalker
-from portcullis.vuln.inventory import Inventory
+from portcullis.collect.inventory import Inventory
 
 FILE, DIR, SYMLINK, HARDLINK, OTHER = "file", "dir", "symlink", "hardlink", "other"
 WHITEOUT_PREFIX = ".wh."

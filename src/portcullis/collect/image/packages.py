@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from portcullis.collect.inventory import Inventory, Parser, inventory_from_layers, parse_os_release, parser_for
+from portcullis.collect.inventory.go import parse_go_binary
+from portcullis.collect.inventory.java import parse_jar
+from portcullis.collect.inventory.rpm import parse_rpmdb_bdb, parse_rpmdb_sqlite
+from portcullis.collect.inventory.ruby import is_gemspec_path, parse_gemspec
+from portcullis.collect.inventory.rust import parse_rust_binary
 from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import Ecosystem, OsRelease
-from portcullis.vuln.inventory import Inventory, Parser, inventory_from_layers, parse_os_release, parser_for
-from portcullis.vuln.inventory_go import parse_go_binary
-from portcullis.vuln.inventory_java import parse_jar
-from portcullis.vuln.inventory_rpm import parse_rpmdb_bdb, parse_rpmdb_sqlite
-from portcullis.vuln.inventory_ruby import is_gemspec_path, parse_gemspec
-from portcullis.vuln.inventory_rust import parse_rust_binary
 
 if TYPE_CHECKING:  # the layer reader imports this module to decide what to keep
     from portcullis.collect.image.layer import LayerScan

@@ -11,8 +11,8 @@ import re
 
 from packageurl import PackageURL
 
+from portcullis.collect.inventory import Inventory
 from portcullis.model.vuln import Ecosystem, Package
-from portcullis.vuln.inventory import Inventory
 
 _ASSIGNMENT = r"""^\s*\w+\.{field}\s*=\s*(?:Gem::Version\.new\(\s*)?(["'])(?P<value>[^"']+)\1"""
 _NAME = re.compile(_ASSIGNMENT.format(field="name"), re.MULTILINE)

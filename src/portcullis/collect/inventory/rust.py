@@ -15,8 +15,8 @@ from typing import Any
 
 from packageurl import PackageURL
 
+from portcullis.collect.inventory import Inventory
 from portcullis.model.vuln import Ecosystem, Package
-from portcullis.vuln.inventory import Inventory
 
 SECTION = ".dep-v0"
 ELF_MAGIC = b"\x7fELF"

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from portcullis import __version__
-from portcullis.collect.inside import collect_from_host, collect_self
-from portcullis.runtime.inside import analyse
+from portcullis.inside.analyse import analyse
+from portcullis.inside.signals import collect_from_host, collect_self
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 

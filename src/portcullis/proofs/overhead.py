@@ -40,8 +40,9 @@ import requests
 from portcullis import __version__
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection
+from portcullis.collect.sandbox import MANAGED_LABEL, Sandbox, SandboxError, sandbox
 from portcullis.model.findings import CollectionProblem
-from portcullis.runtime.overhead_results import (
+from portcullis.proofs.overhead_results import (
     Environment,
     Measurement,
     OverheadReport,
@@ -53,7 +54,6 @@ from portcullis.runtime.overhead_results import (
     environment_notes,
     measurement,
 )
-from portcullis.runtime.sandbox import MANAGED_LABEL, Sandbox, SandboxError, sandbox
 
 AGENT_PORT = 7000  # inside the bridge container
 CONTROL_TIMEOUT = 60.0  # seconds one agent command may take
@@ -143,7 +143,7 @@ class Agent:
 
 
 def probe_source() -> str:
-    return resources.files("portcullis.runtime").joinpath("overhead_probe.py").read_text(encoding="utf-8")
+    return resources.files("portcullis.proofs").joinpath("overhead_probe.py").read_text(encoding="utf-8")
 
 
 def free_port() -> int:

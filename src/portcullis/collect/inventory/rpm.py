@@ -19,8 +19,8 @@ from typing import Any
 
 from packageurl import PackageURL
 
+from portcullis.collect.inventory import Inventory
 from portcullis.model.vuln import Ecosystem, OsRelease, Package
-from portcullis.vuln.inventory import Inventory
 
 RPMDB_SQLITE = "var/lib/rpm/rpmdb.sqlite"
 RPMDB_BDB = "var/lib/rpm/Packages"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from packageurl import PackageURL
 
+from portcullis.collect.inventory import Inventory
 from portcullis.model.vuln import Ecosystem, Package
-from portcullis.vuln.inventory import Inventory
 
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".par", ".sar", ".jpi", ".hpi", ".kar")
 MAX_DEPTH = 3  # an application archive, its libraries, and archives shaded into those

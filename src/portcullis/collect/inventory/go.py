@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from packageurl import PackageURL
 
+from portcullis.collect.inventory import Inventory
 from portcullis.model.vuln import Ecosystem, Package
-from portcullis.vuln.inventory import Inventory
 
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
 _HEADER_SIZE = 32

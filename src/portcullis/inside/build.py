@@ -12,14 +12,9 @@ import zipapp
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-MEMBERS = (
-    "__init__.py",
-    "collect/__init__.py",
-    "collect/inside.py",
-    "runtime/__init__.py",
-    "runtime/inside.py",
-    "runtime/inside_main.py",
-)
+# The zipapp is the root package's __init__ (the version) and the whole `inside` package; a test checks
+# statically that none of these modules imports anything beyond the standard library and each other.
+MEMBERS = ("__init__.py", *sorted(f"inside/{p.name}" for p in (PACKAGE_ROOT / "inside").glob("*.py")))
 
 
 def build(target: Path) -> Path:
@@ -30,7 +25,7 @@ def build(target: Path) -> Path:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(PACKAGE_ROOT / member, destination)
         (base / "__main__.py").write_text(
-            "import sys\nfrom portcullis.runtime.inside_main import main\nsys.exit(main())\n", encoding="utf-8"
+            "import sys\nfrom portcullis.inside.main import main\nsys.exit(main())\n", encoding="utf-8"
         )
         zipapp.create_archive(base, target, interpreter="/usr/bin/env python3", compressed=True)
     return target

@@ -371,7 +371,7 @@ def slowdown_factor(item: Measurement, value: float, native: float) -> float:
 def render_plot(report: OverheadReport) -> str:
     """An SVG bar chart: per workload, each environment's median as a slowdown factor vs native, with the
     interquartile range of its runs as the error bar and the absolute median printed above."""
-    from portcullis.runtime.svgplot import Bar, BarGroup, bar_chart
+    from portcullis.proofs.svgplot import Bar, BarGroup, bar_chart
 
     baselines = {m.workload: m.summary.median for m in report.measurements if m.baseline}
     groups = []

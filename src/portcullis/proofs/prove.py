@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from portcullis.model.findings import Status
 
 if TYPE_CHECKING:  # the docker SDK loads only when experiments run, not when the rules are listed
-    from portcullis.runtime.sandbox import RunResult, Sandbox
+    from portcullis.collect.sandbox import RunResult, Sandbox
 
 # Capabilities whose absence a proof can demonstrate with a busybox one-liner.
 CAPABILITY_PROBES = {
@@ -311,7 +311,7 @@ class ProofImages:
 
 
 def _attempt(experiment: Callable[[], Measurement]) -> Measurement:
-    from portcullis.runtime.sandbox import SandboxError
+    from portcullis.collect.sandbox import SandboxError
 
     try:
         return experiment()

@@ -1,0 +1,1 @@
+"""Knowledge kept as data: benchmark catalogues, end-of-life dates, engine releases."""

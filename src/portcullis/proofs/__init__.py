@@ -1,0 +1,1 @@
+"""Measurements that prove a container's limits hold (`prove`) and what isolation costs (`overhead`)."""
