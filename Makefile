@@ -41,16 +41,18 @@ test: programs setup engine test-images
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 ## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)
 bench: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/audit_bench.py
 
-## lint: ruff and mypy
+## lint: ruff, mypy and the import contracts (.importlinter)
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## docs: regenerate docs/rules from the rule metadata
 docs: setup

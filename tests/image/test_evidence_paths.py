@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portcullis.collect.image.packages import OS_RELEASE_PATHS, is_dpkg_file_list, is_evidence, text_parser
+from portcullis.collect.image.evidence import OS_RELEASE_PATHS, is_dpkg_file_list, is_evidence, text_parser
 
 EVIDENCE = [
     "var/lib/dpkg/status",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from portcullis.collect.image import packages, secrets, tarwalk
+from portcullis.collect.image import evidence, secrets, tarwalk
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.streams import READ_ERRORS, ForwardReader, HashingReader, Readable, decompressed
 from portcullis.collect.image.tarwalk import Member, TarFormatError, TarWalker
@@ -141,13 +141,13 @@ def _record(walker: TarWalker, member: Member, scan: LayerScan, limits: Limits) 
             head = None  # holes and data need a map to put together: the content is not readable in one pass
         elif size == 0:
             head = b""
-        elif size <= limits.package_file_bytes and packages.is_evidence(path):
+        elif size <= limits.package_file_bytes and evidence.is_evidence(path):
             whole = walker.read(size)
             scan.package_files[path] = whole
             head = whole[: limits.content_read_bytes]
-        elif size <= limits.package_file_bytes and packages.wants_binary(path, mode):
+        elif size <= limits.package_file_bytes and evidence.wants_binary(path, mode):
             whole = walker.read(size)
-            found = packages.binary_inventory(path, whole)
+            found = evidence.binary_inventory(path, whole)
             if found is not None:
                 scan.binary_inventories[path] = found
             head = whole[: limits.content_read_bytes] if size <= limits.content_file_bytes else None

@@ -1,8 +1,8 @@
-"""Package evidence across layers: which files prove installed packages, and every version of each.
+"""Package evidence across layers: every version of each evidence file, and the image's inventory from them.
 
 The layer reader keeps the whole content of database-like evidence files (dpkg status, apk
-installed, rpmdb.sqlite, Python metadata, npm lockfiles, gemspecs, os-release) as it streams each
-layer once; this module turns those per-layer versions into the image's inventory, each package
+installed, rpmdb.sqlite, Python metadata, npm lockfiles, gemspecs, os-release; see `evidence`) as it
+streams each layer once; this module turns those per-layer versions into the image's inventory, each package
 attributed to the layer where its name+version first appeared (not to the layer that last rewrote
 the database file). Binaries and Java archives are parsed as they stream past instead (Go build
 info, cargo-auditable, jar manifests and pom.properties), so only their packages are kept.
@@ -11,86 +11,15 @@ info, cargo-auditable, jar manifests and pom.properties), so only their packages
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from portcullis.collect.inventory import Inventory, Parser, inventory_from_layers, parse_os_release, parser_for
-from portcullis.collect.inventory.go import parse_go_binary
-from portcullis.collect.inventory.java import parse_jar
-from portcullis.collect.inventory.rpm import parse_rpmdb_bdb, parse_rpmdb_sqlite
-from portcullis.collect.inventory.ruby import is_gemspec_path, parse_gemspec
-from portcullis.collect.inventory.rust import parse_rust_binary
+from portcullis.collect.image.evidence import OS_RELEASE_PATHS, RPMDB_PATHS, is_dpkg_file_list, text_parser
+from portcullis.collect.image.layer import LayerScan
+from portcullis.collect.inventory import Inventory, inventory_from_layers, parse_os_release
 from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import Ecosystem, OsRelease
 
-if TYPE_CHECKING:  # the layer reader imports this module to decide what to keep
-    from portcullis.collect.image.layer import LayerScan
-
-OS_RELEASE_PATHS = ("etc/os-release", "usr/lib/os-release")
-RPMDB_SQLITE_PATHS = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
-RPMDB_BDB_PATHS = ("var/lib/rpm/Packages",)
-RPMDB_PATHS = RPMDB_SQLITE_PATHS + RPMDB_BDB_PATHS
-ARCHIVE_SUFFIXES = (".jar", ".war", ".ear")
-DPKG_INFO = "var/lib/dpkg/info/"
-ELF_MAGIC = b"\x7fELF"
-
 OS_ECOSYSTEMS = {Ecosystem.DEBIAN, Ecosystem.UBUNTU, Ecosystem.ALPINE, Ecosystem.RPM}
 History = dict[str, list[tuple[LayerRef, bytes | None]]]
-
-
-def text_parser(path: str, release: OsRelease | None) -> Parser | None:
-    # attribute_layers hands parsers text; latin-1 carries the databases' bytes through unchanged
-    if path in RPMDB_SQLITE_PATHS:
-        return lambda text, location: parse_rpmdb_sqlite(text.encode("latin-1"), location, release)
-    if path in RPMDB_BDB_PATHS:
-        return lambda text, location: parse_rpmdb_bdb(text.encode("latin-1"), location, release)
-    if is_gemspec_path(path):
-        return parse_gemspec
-    return parser_for(path, release)
-
-
-def is_dpkg_file_list(path: str) -> bool:
-    return path.startswith(DPKG_INFO) and path.endswith(".list") and "/" not in path[len(DPKG_INFO) :]
-
-
-# Every evidence path ends with one of these or lies under dpkg's status.d (checked first: most files are not evidence)
-_EVIDENCE_ENDINGS = (
-    "os-release",
-    ".list",
-    "/status",
-    "/installed",
-    "/METADATA",
-    "/PKG-INFO",
-    "package-lock.json",
-    "/package.json",
-    ".gemspec",
-    "/rpmdb.sqlite",
-    "/Packages",
-)
-
-
-def is_evidence(path: str) -> bool:
-    """Files kept whole, every version, to be parsed once all layers are known."""
-    if not path.endswith(_EVIDENCE_ENDINGS) and not path.startswith("var/lib/dpkg/status.d/"):
-        return False
-    return path in OS_RELEASE_PATHS or is_dpkg_file_list(path) or text_parser(path, None) is not None
-
-
-def wants_binary(path: str, mode: int) -> bool:
-    """Files parsed as they stream past: Java archives and executables (Go and Rust build information)."""
-    return path.endswith(ARCHIVE_SUFFIXES) or bool(mode & 0o111)
-
-
-def binary_inventory(path: str, data: bytes) -> Inventory | None:
-    """The packages a Java archive or an executable proves; None when it proves nothing."""
-    if path.endswith(ARCHIVE_SUFFIXES):
-        found = parse_jar(data, path)
-    elif data.startswith(ELF_MAGIC):
-        found = parse_go_binary(data, path)
-        rust = parse_rust_binary(data, path)
-        found = Inventory(found.packages + rust.packages, found.skipped + rust.skipped)
-    else:
-        return None
-    return found if found.packages or found.skipped else None
 
 
 def _deleted(path: str, scan: LayerScan) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from portcullis.model.vuln import Ecosystem
 from portcullis.vuln.db import Advisory, AffectedRow
-from portcullis.vuln.sources import Feed, FeedError
+from portcullis.vuln.sources.feed import Feed, FeedError
 
 SOURCE_NAME = "debian-tracker"
 URL = "https://security-tracker.debian.org/tracker/data/json"

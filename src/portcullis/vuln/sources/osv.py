@@ -15,7 +15,7 @@ from typing import Any
 
 from portcullis.model.vuln import Ecosystem
 from portcullis.vuln.db import Advisory, AffectedRow
-from portcullis.vuln.sources import Feed, FeedError, load_document
+from portcullis.vuln.sources.feed import Feed, FeedError, load_document
 
 BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com/"
 ECOSYSTEMS = ("Debian", "Ubuntu", "Alpine", "PyPI", "npm", "Go", "Maven", "RubyGems", "crates.io")
