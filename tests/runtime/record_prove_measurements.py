@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from portcullis.checks.prove_judges import PROVE_RULES
 from portcullis.collect.engine import connect
 from portcullis.collect.sandbox import sandbox
-from portcullis.proofs.prove import PROVE_RULES, Policy, ProofImages, run_proofs
+from portcullis.proofs.prove import Policy, ProofImages, run_proofs
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 ENFORCED = Policy(source="recording", memory=64 << 20, pids_limit=40, cpus=0.5, read_only=True, cap_drop=["ALL"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from portcullis.checks.cis.s4_images import names_uid_zero
 from portcullis.checks.registry import CheckResult, Outcome, failed, passed, rule
+from portcullis.inside.host_paths import sensitive_root
 from portcullis.model.findings import Location, Severity, TargetKind
 from portcullis.model.lint import ComposeFacts, SourceRef
 
@@ -204,26 +205,6 @@ RUNTIME_SOCKETS = (
     "/var/run/crio/crio.sock",
     "/run/podman/podman.sock",
 )
-SENSITIVE_HOST_PATHS = (
-    "/etc",
-    "/proc",
-    "/sys",
-    "/dev",
-    "/boot",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/root",
-    "/home",
-    "/run",
-    "/var/run",
-    "/var/lib/docker",
-    "/var/lib/containerd",
-    "/var/lib/kubelet",
-)
 
 
 def _host_path(mount: Mount) -> str | None:
@@ -235,13 +216,6 @@ def _host_path(mount: Mount) -> str | None:
 
 def _is_runtime_socket(path: str) -> bool:
     return path in RUNTIME_SOCKETS or path.endswith(("/docker.sock", "/containerd.sock", "/podman.sock"))
-
-
-def sensitive_root(path: str) -> str | None:
-    """The sensitive host directory a path is, or lies under; None for ordinary paths."""
-    if path == "/":
-        return "/"
-    return next((root for root in SENSITIVE_HOST_PATHS if path == root or path.startswith(root + "/")), None)
 
 
 @rule(

@@ -1,6 +1,6 @@
-"""The `portcullis prove` rules, registered from `runtime.prove.PROVE_RULES` (their one declaration).
+"""The `portcullis prove` rules, registered from `checks.prove_judges.PROVE_RULES` (their one declaration).
 
-Each check judges one recorded measurement; the experiments that record them live in `runtime.prove`.
+Each check judges one recorded measurement; the experiments that record them live in `proofs.prove`.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from portcullis.checks.prove_judges import PROVE_RULES, judge
 from portcullis.checks.registry import CheckResult, Outcome, register_table
 from portcullis.model.findings import Status
-from portcullis.proofs.prove import PROVE_RULES, judge
 
 
 def _check_for(rule_id: str) -> Callable[[dict[str, Any]], CheckResult]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from portcullis.inside.host_paths import sensitive_root
+
 CAPABILITIES = (
     "CHOWN",
     "DAC_OVERRIDE",
@@ -70,21 +72,6 @@ DANGEROUS_CAPS = {
     "SYSLOG": ("medium", "read kernel addresses from the kernel log"),
     "LINUX_IMMUTABLE": ("low", "change immutable files"),
 }
-SENSITIVE_HOST_PATHS = (
-    "/",
-    "/etc",
-    "/root",
-    "/home",
-    "/boot",
-    "/dev",
-    "/proc",
-    "/sys",
-    "/usr",
-    "/lib",
-    "/var/lib/docker",
-    "/var/run",
-    "/run",
-)
 DANGEROUS_DEVICE_MAJORS = {
     1: "memory devices",
     8: "SCSI disk",
@@ -435,8 +422,7 @@ def check_host_mounts(signals: Signals) -> Finding:
         if not mount["source"].startswith("/dev/"):
             continue
         root = mount["root"]
-        hit = next((p for p in SENSITIVE_HOST_PATHS if root == p or (p != "/" and root.startswith(p + "/"))), None)
-        if hit is None:
+        if sensitive_root(root) is None:
             continue
         writable = "rw" in mount["options"]
         offending.append({"host_path": root, "mountpoint": mount["mountpoint"], "rw": writable})

@@ -12,6 +12,7 @@ from typing import Any
 
 from portcullis.checks.cis.s4_images import is_root_user
 from portcullis.checks.registry import CheckResult, failed, manual, not_applicable, passed, rule, skipped
+from portcullis.inside.host_paths import SENSITIVE_HOST_PATHS, sensitive_root
 from portcullis.model.facts import ContainerFacts, Facts, MountPoint
 from portcullis.model.findings import Severity, Status, TargetKind
 
@@ -254,23 +255,10 @@ def no_privileged(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 # --- 5.6 -----------------------------------------------------------------------------------------
 
-SENSITIVE_HOST_PATHS = ("/", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sys", "/usr")
-
 
 def _normalise(path: str) -> str:
     parts = [p for p in path.split("/") if p not in ("", ".")]
     return "/" + "/".join(parts)
-
-
-def sensitive_root(source: str) -> str | None:
-    """The sensitive host directory `source` is, or lies under; '/' counts only when mounted itself."""
-    path = _normalise(source)
-    if path == "/":
-        return "/"
-    for root in SENSITIVE_HOST_PATHS[1:]:
-        if path == root or path.startswith(root + "/"):
-            return root
-    return None
 
 
 @rule(
@@ -293,7 +281,9 @@ def sensitive_mounts(container: ContainerFacts, facts: Facts) -> CheckResult:
     for mount in container.mounts:
         if mount.type not in ("bind", ""):
             continue  # volumes and tmpfs live under Docker's own storage, not a host system directory
-        root = sensitive_root(mount.source)
+        source = _normalise(mount.source)
+        # A socket is not a directory: the engine's, under /run, is CIS-5.32's finding.
+        root = None if source.endswith(".sock") else sensitive_root(source)
         if root is not None:
             offending.append(
                 {"source": mount.source, "destination": mount.destination, "rw": mount.rw, "sensitive_root": root}
