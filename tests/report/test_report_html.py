@@ -77,8 +77,27 @@ def test_summary_counts_and_filters(mixed_report: Report) -> None:
         "pass": "1",
         "suppressed": "1",
     }
-    filters = [a["data-filter"] for t, a in parse(page).tags if t == "input"]
-    assert filters == ["fail", "error", "manual", "skip", "not_applicable", "pass", "suppressed"]
+    inputs = [
+        (a.get("id") or a.get("data-filter") or a.get("data-severity"), "checked" in a)
+        for t, a in parse(page).tags
+        if t == "input"
+    ]
+    assert inputs == [
+        ("search", False),
+        # The status filter shows what needs attention at first.
+        ("fail", True),
+        ("error", True),
+        ("manual", True),
+        ("skip", True),
+        ("not_applicable", False),
+        ("pass", False),
+        ("suppressed", False),
+        ("critical", True),
+        ("high", True),
+        ("medium", True),
+        ("low", True),
+        ("info", True),
+    ]
 
 
 def test_findings_are_grouped_by_section(mixed_report: Report) -> None:
