@@ -4,31 +4,28 @@
   "use strict";
   var search = document.getElementById("search");
   var shown = document.getElementById("shown");
-  var statusBoxes = Array.prototype.slice.call(document.querySelectorAll("input[data-filter]"));
-  var severityBoxes = Array.prototype.slice.call(document.querySelectorAll("input[data-severity]"));
+  var statusBoxes = Array.from(document.querySelectorAll("input[data-filter]"));
+  var severityBoxes = Array.from(document.querySelectorAll("input[data-severity]"));
   function values(boxes, attribute) {
     return boxes.map(function (box) { return box.getAttribute(attribute); });
   }
   // The filters list statuses most urgent first and severities worst first: the sort orders are theirs.
   var order = { status: values(statusBoxes, "data-filter"), severity: values(severityBoxes, "data-severity") };
 
-  var rows = [];
-  var tables = Array.prototype.map.call(document.querySelectorAll("section[data-section]"), function (section) {
-    var own = Array.prototype.map.call(section.querySelectorAll("tr[data-status]"), function (row) {
+  var total = document.querySelectorAll("tr[data-status]").length;
+  var tables = Array.from(document.querySelectorAll("section[data-section]"), function (section) {
+    var rows = Array.from(section.querySelectorAll("tr[data-status]"), function (row) {
       var result = row.cells[4];
-      var record = {
+      return {
         row: row,
-        index: rows.length,
         status: row.hasAttribute("data-suppressed") ? "suppressed" : row.getAttribute("data-status"),
         severity: row.cells[2].textContent.trim(),
         // What the search looks in: rule id, target, title and message, lower-cased once.
         text: [row.cells[1], row.cells[3], result.querySelector(".title"), result.querySelector(".message")]
           .map(function (cell) { return cell.textContent; }).join("\n").toLowerCase()
       };
-      rows.push(record);
-      return record;
     });
-    return { section: section, rows: own };
+    return { section: section, rows: rows };
   });
 
   function ticked(boxes, attribute) {
@@ -53,7 +50,7 @@
       });
       table.section.hidden = !any;
     });
-    shown.textContent = count + " of " + rows.length + " findings shown";
+    shown.textContent = count + " of " + total + " findings shown";
   }
 
   var sorted = { key: null, direction: 1 };
@@ -63,8 +60,9 @@
     sorted.key = key;
     var rank = order[key];
     tables.forEach(function (table) {
+      // Array sort is stable (ES2019): rows of equal rank keep the report's order.
       table.rows.slice().sort(function (a, b) {
-        return (rank.indexOf(a[key]) - rank.indexOf(b[key])) * sorted.direction || a.index - b.index;
+        return (rank.indexOf(a[key]) - rank.indexOf(b[key])) * sorted.direction;
       }).forEach(function (record) { record.row.parentNode.appendChild(record.row); });
     });
     document.querySelectorAll("th[data-sort]").forEach(function (th) {
