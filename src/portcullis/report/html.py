@@ -26,12 +26,78 @@ STATUS_LABELS = {
     Status.NOT_APPLICABLE: "n/a",
     Status.PASS: "pass",
 }
+# What the status filter shows at first: the findings someone has to act on or look at.
+ATTENTION = frozenset({Status.FAIL, Status.ERROR, Status.MANUAL, Status.SKIP})
+
+# The summary chart's geometry, in px: a label column, then bars scaled to the largest count.
+LABEL_END = 110
+BAR_START = 118
+BAR_MAX = 320
+ROW = 20
 
 
 @dataclass(frozen=True)
 class Section:
     title: str
     findings: list[Finding]
+
+
+@dataclass(frozen=True)
+class Bar:
+    key: str
+    label: str
+    count: int
+    y: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    y: int
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Horizontal bars drawn here, not in the browser: no script needed, and the numbers are the summary's."""
+
+    headings: list[Heading]
+    bars: list[Bar]
+    height: int
+    width: int = BAR_START + BAR_MAX + 60
+    label_end: int = LABEL_END
+    bar_start: int = BAR_START
+
+
+def _chart(report: Report) -> Chart:
+    summary = report.summary
+    groups = [
+        (
+            "Findings by status",
+            [(s.value, label, summary.by_status.get(s, 0)) for s, label in STATUS_LABELS.items()]
+            + [("suppressed", "suppressed", summary.suppressed)],
+        ),
+        (
+            "Failures by severity",
+            [(s.value, s.value, summary.failed_by_severity.get(s, 0)) for s in _severities()],
+        ),
+    ]
+    largest = max(1, *(count for _, rows in groups for _, _, count in rows))
+    headings: list[Heading] = []
+    bars: list[Bar] = []
+    y = 0
+    for title, rows in groups:
+        headings.append(Heading(title, y + 14))
+        y += ROW
+        for key, label, count in rows:
+            bars.append(Bar(key, label, count, y, round(BAR_MAX * count / largest)))
+            y += ROW
+        y += ROW // 2
+    return Chart(headings, bars, height=y)
+
+
+def _severities() -> list[Severity]:
+    return sorted(Severity, key=lambda s: -s.rank)
 
 
 @cache
@@ -64,7 +130,9 @@ def render(report: Report) -> str:
             report=report,
             sections=[Section(section_title(key), items) for key, items in sections.items()],
             statuses=list(STATUS_LABELS.items()),
-            severities=sorted(Severity, key=lambda s: -s.rank),
+            attention=ATTENTION,
+            severities=_severities(),
+            chart=_chart(report),
             script=script,
             script_hash=script_hash,
         )
