@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from portcullis import CIS_BENCHMARK_VERSION
+from portcullis.data.benchmark import Benchmark, Control, load_benchmark
 from portcullis.model.findings import CisRef, Location, Severity, Status, Target, TargetKind
 
 # Rules are imported explicitly, not discovered by side effect: this list is the catalogue.
@@ -66,6 +67,25 @@ CheckResult = Outcome | Iterable[Outcome]
 
 
 @dataclass(frozen=True)
+class ControlClaim:
+    """A benchmark control a rule implements: `control` (CIS-5.5) in `benchmark`, or in every benchmark that has a
+    control of that number when `benchmark` is None (a control that keeps its number and meaning across releases)."""
+
+    control: str
+    benchmark: str | None = None
+
+
+def control_claims(cis: str | Mapping[str, str] | None) -> tuple[ControlClaim, ...]:
+    """`cis="CIS-5.5"`, or, for a control renumbered or changed between releases, one entry per benchmark:
+    `cis={"cis-docker-1.8.0": "CIS-5.5", "cis-docker-1.9.0": "CIS-5.6"}`."""
+    if cis is None:
+        return ()
+    if isinstance(cis, str):
+        return (ControlClaim(cis),)
+    return tuple(ControlClaim(control, benchmark) for benchmark, control in cis.items())
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -74,7 +94,8 @@ class Rule:
     rationale: str
     remediation: str
     check: Callable[..., CheckResult]
-    cis: CisRef | None = None
+    claims: tuple[ControlClaim, ...] = ()
+    cis: CisRef | None = None  # the claimed control in the benchmark `all_rules` resolved against
     impact: str = ""
     references: tuple[str, ...] = ()
     statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL)
@@ -89,6 +110,14 @@ class Rule:
 
     def matches(self, pattern: str) -> bool:
         return id_matches(self.id, pattern)
+
+    def control_in(self, benchmark: Benchmark) -> Control | None:
+        """The control of `benchmark` this rule implements: a claim naming the benchmark wins over a general one."""
+        named = [c for c in self.claims if c.benchmark == benchmark.id]
+        for claim in named or [c for c in self.claims if c.benchmark is None]:
+            if (control := benchmark.control(claim.control)) is not None:
+                return control
+        return None
 
 
 def id_matches(rule_id: str, pattern: str) -> bool:
@@ -123,8 +152,7 @@ def rule(
     scope: TargetKind,
     rationale: str,
     remediation: str,
-    cis: str | None = None,
-    level: int = 1,
+    cis: str | Mapping[str, str] | None = None,
     impact: str = "",
     references: tuple[str, ...] = (),
     statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL),
@@ -134,7 +162,8 @@ def rule(
 
     Container- and image-scoped checks are called as ``check(target_facts, facts)`` once per
     target; every other scope is called as ``check(facts)``. `commands` names the commands that run
-    the rule; by default it follows from the scope (see `default_commands`).
+    the rule; by default it follows from the scope (see `default_commands`). `cis` names the benchmark control the
+    rule implements (see `control_claims`); its level and section come from the benchmark's data file.
     """
 
     def register(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
@@ -148,7 +177,7 @@ def rule(
             rationale=rationale.strip(),
             remediation=remediation.strip(),
             check=check,
-            cis=CisRef(version=CIS_BENCHMARK_VERSION, control=cis, level=level) if cis else None,
+            claims=control_claims(cis),
             impact=impact.strip(),
             references=references,
             statuses=statuses,
@@ -189,12 +218,23 @@ def _control_key(rule_id: str) -> tuple[object, ...]:
     return tuple(parts)
 
 
-def all_rules(modules: Iterable[str] = RULE_MODULES) -> list[Rule]:
-    """Every rule the given modules declare (all of them by default), in control order."""
+def _resolved(candidate: Rule, benchmark: Benchmark) -> Rule | None:
+    """The rule with its control in `benchmark`; None when it implements controls of other benchmarks only."""
+    if not candidate.claims:
+        return candidate
+    control = candidate.control_in(benchmark)
+    return dataclasses.replace(candidate, cis=benchmark.cis_ref(control)) if control else None
+
+
+def all_rules(modules: Iterable[str] = RULE_MODULES, benchmark: Benchmark | None = None) -> list[Rule]:
+    """Every rule the given modules declare (all of them by default), in control order, each CIS rule with its
+    control in `benchmark` (the newest by default); CIS rules that implement no control of it are left out."""
     wanted = set(modules)
     for module in wanted:
         importlib.import_module(module)
-    return sorted((r for r in _RULES.values() if r.check.__module__ in wanted), key=lambda r: _control_key(r.id))
+    against = benchmark or load_benchmark()
+    resolved = (_resolved(r, against) for r in _RULES.values() if r.check.__module__ in wanted)
+    return sorted((r for r in resolved if r is not None), key=lambda r: _control_key(r.id))
 
 
 def get_rule(rule_id: str) -> Rule | None:

@@ -43,7 +43,7 @@ def rule_page(rule: Rule, fixtures_dir: Path | None) -> str:
         facts.append(f"| CIS Docker Benchmark | {rule.cis.version}, control {rule.cis.control} |")
         facts.append(f"| Level | {rule.cis.level} |")
     facts += [
-        f"| Section | {section_title(rule.section)} |",
+        f"| Section | {section_title(rule.section, rule.cis)} |",
         f"| Severity | {rule.severity.value} |",
         f"| Scope | {rule.scope.value} |",
         f"| Run by | {', '.join(f'`portcullis {command}`' for command in rule.commands)} |",
@@ -66,7 +66,7 @@ def index_page(rules: list[Rule]) -> str:
         sections.setdefault(item.section, []).append(item)
     for key, members in sections.items():
         lines += [
-            f"## {section_title(key)}",
+            f"## {section_title(key, members[0].cis)}",
             "",
             "| rule | level | severity | scope | title |",
             "|---|---|---|---|---|",

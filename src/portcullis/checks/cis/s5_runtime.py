@@ -91,8 +91,7 @@ def published_ports(container: ContainerFacts) -> tuple[list[PublishedPort], str
 
 @rule(
     id="CIS-5.1",
-    cis="5.1",
-    level=1,
+    cis="CIS-5.1",
     title="Swarm mode is off unless needed",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -114,8 +113,7 @@ def swarm_off(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.2",
-    cis="5.2",
-    level=1,
+    cis="CIS-5.2",
     title="An AppArmor profile confines the container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -149,8 +147,7 @@ def apparmor_profile(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.3",
-    cis="5.3",
-    level=2,
+    cis="CIS-5.3",
     title="SELinux labels confine the container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -193,8 +190,7 @@ def selinux_labels(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.4",
-    cis="5.4",
-    level=1,
+    cis="CIS-5.4",
     title="Capabilities are trimmed and NET_RAW is dropped",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -234,8 +230,7 @@ def capabilities(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.5",
-    cis="5.5",
-    level=1,
+    cis="CIS-5.5",
     title="Containers do not run privileged",
     severity=Severity.CRITICAL,
     scope=TargetKind.CONTAINER,
@@ -275,8 +270,7 @@ def sensitive_root(source: str) -> str | None:
 
 @rule(
     id="CIS-5.6",
-    cis="5.6",
-    level=1,
+    cis="CIS-5.6",
     title="Sensitive host directories are not mounted",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -316,8 +310,7 @@ SSH_SERVERS = frozenset({"sshd", "dropbear", "tinysshd"})
 
 @rule(
     id="CIS-5.7",
-    cis="5.7",
-    level=1,
+    cis="CIS-5.7",
     title="No SSH server runs inside containers",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -354,8 +347,7 @@ def no_sshd(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.8",
-    cis="5.8",
-    level=1,
+    cis="CIS-5.8",
     title="No privileged host ports are published",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -376,8 +368,7 @@ def privileged_host_ports(container: ContainerFacts, facts: Facts) -> CheckResul
 
 @rule(
     id="CIS-5.9",
-    cis="5.9",
-    level=1,
+    cis="CIS-5.9",
     title="Only needed ports are published",
     severity=Severity.INFO,
     scope=TargetKind.CONTAINER,
@@ -413,8 +404,7 @@ def _address(host_ip: str, host_port: str) -> str:
 
 @rule(
     id="CIS-5.14",
-    cis="5.14",
-    level=1,
+    cis="CIS-5.14",
     title="Published ports are bound to a specific host address",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -446,8 +436,7 @@ def _host_namespace(kind: str, mode: str, flag: str, **evidence: Any) -> CheckRe
 
 @rule(
     id="CIS-5.10",
-    cis="5.10",
-    level=1,
+    cis="CIS-5.10",
     title="The host network namespace is not shared",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -463,8 +452,7 @@ def network_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.16",
-    cis="5.16",
-    level=1,
+    cis="CIS-5.16",
     title="The host PID namespace is not shared",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -480,8 +468,7 @@ def pid_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.17",
-    cis="5.17",
-    level=1,
+    cis="CIS-5.17",
     title="The host IPC namespace is not shared",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -498,8 +485,7 @@ def ipc_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.21",
-    cis="5.21",
-    level=1,
+    cis="CIS-5.21",
     title="The host UTS namespace is not shared",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -515,8 +501,7 @@ def uts_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.31",
-    cis="5.31",
-    level=1,
+    cis="CIS-5.31",
     title="The host user namespace is not shared",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -536,8 +521,7 @@ def user_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.11",
-    cis="5.11",
-    level=1,
+    cis="CIS-5.11",
     title="Memory is limited per container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -556,8 +540,7 @@ def memory_limit(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.12",
-    cis="5.12",
-    level=1,
+    cis="CIS-5.12",
     title="CPU priority is set per container",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -577,8 +560,7 @@ def cpu_shares(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.29",
-    cis="5.29",
-    level=1,
+    cis="CIS-5.29",
     title="The number of processes is limited per container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -597,8 +579,7 @@ def pids_limit(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.19",
-    cis="5.19",
-    level=1,
+    cis="CIS-5.19",
     title="Default ulimits are overridden only when needed",
     severity=Severity.INFO,
     scope=TargetKind.CONTAINER,
@@ -620,8 +601,7 @@ def ulimit_overrides(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.25",
-    cis="5.25",
-    level=1,
+    cis="CIS-5.25",
     title="The container's cgroup placement is confirmed",
     severity=Severity.INFO,
     scope=TargetKind.CONTAINER,
@@ -645,8 +625,7 @@ def cgroup_parent(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.13",
-    cis="5.13",
-    level=1,
+    cis="CIS-5.13",
     title="The root filesystem is mounted read-only",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -669,8 +648,7 @@ MAX_RESTART_RETRIES = 5
 
 @rule(
     id="CIS-5.15",
-    cis="5.15",
-    level=1,
+    cis="CIS-5.15",
     title="Restart policy is on-failure with at most 5 retries",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -702,8 +680,7 @@ def restart_policy(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.18",
-    cis="5.18",
-    level=1,
+    cis="CIS-5.18",
     title="Host devices are not passed to containers",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -734,8 +711,7 @@ SHARED_PROPAGATION = ("shared", "rshared")
 
 @rule(
     id="CIS-5.20",
-    cis="5.20",
-    level=1,
+    cis="CIS-5.20",
     title="Mount propagation is not shared",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -761,8 +737,7 @@ def mount_propagation(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.22",
-    cis="5.22",
-    level=1,
+    cis="CIS-5.22",
     title="Seccomp filtering is not disabled",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -809,8 +784,7 @@ def _exec_sessions(container: ContainerFacts) -> CheckResult | None:
 
 @rule(
     id="CIS-5.23",
-    cis="5.23",
-    level=2,
+    cis="CIS-5.23",
     title="docker exec is not run with --privileged",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -837,8 +811,7 @@ def privileged_exec(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.24",
-    cis="5.24",
-    level=2,
+    cis="CIS-5.24",
     title="docker exec is not run as root",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -889,8 +862,7 @@ def _daemon_no_new_privileges(facts: Facts) -> str | None:
 
 @rule(
     id="CIS-5.26",
-    cis="5.26",
-    level=1,
+    cis="CIS-5.26",
     title="Containers cannot gain additional privileges",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -922,8 +894,7 @@ def no_new_privileges(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.27",
-    cis="5.27",
-    level=1,
+    cis="CIS-5.27",
     title="Container health is checked at runtime",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -954,8 +925,7 @@ def health_status(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.28",
-    cis="5.28",
-    level=1,
+    cis="CIS-5.28",
     title="Containers run the image their tag currently names",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -994,8 +964,7 @@ def fresh_images(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.30",
-    cis="5.30",
-    level=2,
+    cis="CIS-5.30",
     title="The default bridge network is not used",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -1049,8 +1018,7 @@ def _exposes_engine_socket(mount: MountPoint, sockets: set[str]) -> str | None:
 
 @rule(
     id="CIS-5.32",
-    cis="5.32",
-    level=1,
+    cis="CIS-5.32",
     title="The Docker socket is not mounted into containers",
     severity=Severity.CRITICAL,
     scope=TargetKind.CONTAINER,
