@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from portcullis.data.benchmark import Benchmark, Control, load_benchmark
-from portcullis.model.findings import CisRef, Location, Severity, Status, Target, TargetKind
+from portcullis.model.findings import CisRef, Finding, Location, RuleInfo, Severity, Status, Target, TargetKind
 
 # Rules are imported explicitly, not discovered by side effect: this list is the catalogue.
 RULE_MODULES = (
@@ -94,19 +96,13 @@ class Rule:
     rationale: str
     remediation: str
     check: Callable[..., CheckResult]
+    defined_at: Location  # where the rule is declared, for its documentation
     claims: tuple[ControlClaim, ...] = ()
     cis: CisRef | None = None  # the claimed control in the benchmark `all_rules` resolved against
     impact: str = ""
     references: tuple[str, ...] = ()
     statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL)
     commands: tuple[str, ...] = ("audit",)
-
-    @property
-    def section(self) -> str:
-        """CIS section number ('1'…'7') or the id's family for our own rules."""
-        if self.cis:
-            return self.cis.control.split(".")[0]
-        return self.id.rsplit("-", 1)[0]
 
     def matches(self, pattern: str) -> bool:
         return id_matches(self.id, pattern)
@@ -118,6 +114,23 @@ class Rule:
             if (control := benchmark.control(claim.control)) is not None:
                 return control
         return None
+
+    def info(self) -> RuleInfo:
+        """The rule as a report carries it, for renderers that must not depend on the rule catalogue."""
+        return RuleInfo(
+            id=self.id,
+            title=self.title,
+            severity=self.severity,
+            scope=self.scope,
+            cis=self.cis,
+            rationale=self.rationale,
+            remediation=self.remediation,
+            impact=self.impact,
+            references=list(self.references),
+            statuses=list(self.statuses),
+            commands=list(self.commands),
+            defined_at=self.defined_at,
+        )
 
 
 def id_matches(rule_id: str, pattern: str) -> bool:
@@ -165,6 +178,7 @@ def rule(
     the rule; by default it follows from the scope (see `default_commands`). `cis` names the benchmark control the
     rule implements (see `control_claims`); its level and section come from the benchmark's data file.
     """
+    defined_at = _declaration_site()
 
     def register(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
         if id in _RULES:
@@ -177,6 +191,7 @@ def rule(
             rationale=rationale.strip(),
             remediation=remediation.strip(),
             check=check,
+            defined_at=defined_at,
             claims=control_claims(cis),
             impact=impact.strip(),
             references=references,
@@ -210,6 +225,19 @@ def register_table(
         )(check_for(rule_id))
 
 
+def _declaration_site() -> Location:
+    """Where `rule(...)` was called from outside this module: the `@rule` line, or the loop or `register_table` call
+    that declares a table of rules. The path is relative to the package's parent (portcullis/checks/...)."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    if frame is None:  # only when called from this module itself, which declares no rules
+        raise RuntimeError("rule() must be called from a rule module")
+    path = Path(frame.f_code.co_filename).resolve()
+    package_root = Path(__file__).resolve().parents[2]
+    return Location(path=path.relative_to(package_root).as_posix(), line=frame.f_lineno)
+
+
 def _control_key(rule_id: str) -> tuple[object, ...]:
     head, _, tail = rule_id.partition("-")
     parts: list[object] = [head]
@@ -240,6 +268,17 @@ def all_rules(modules: Iterable[str] = RULE_MODULES, benchmark: Benchmark | None
 def get_rule(rule_id: str) -> Rule | None:
     wanted = rule_id.strip().upper()
     return next((r for r in all_rules() if r.id.upper() == wanted), None)
+
+
+def describe(findings: Iterable[Finding]) -> list[RuleInfo]:
+    """The rules behind these findings, in order of first appearance, each with the control its findings were judged
+    against. Only rules already declared in this process are looked up: describing never imports rule modules."""
+    described: dict[str, RuleInfo] = {}
+    for finding in findings:
+        declared = _RULES.get(finding.rule_id)
+        if declared is not None and finding.rule_id not in described:
+            described[finding.rule_id] = dataclasses.replace(declared, cis=finding.cis).info()
+    return list(described.values())
 
 
 def select_rules(
