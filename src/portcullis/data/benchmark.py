@@ -37,10 +37,6 @@ class Control:
     profile: str
     assessment: Assessment
 
-    @property
-    def reference(self) -> str:
-        return CONTROL_PREFIX + self.id
-
 
 @dataclass(frozen=True)
 class Benchmark:
