@@ -56,7 +56,7 @@ lint: setup
 
 ## docs: regenerate docs/rules from the rule metadata
 docs: setup
-	$(BIN)/python -m portcullis.report.docs docs/rules
+	$(BIN)/python -m portcullis.cli.docs docs/rules
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from portcullis.checks.registry import describe
 from portcullis.model.facts import Facts
 from portcullis.model.findings import (
     CisRef,
@@ -62,6 +63,7 @@ def make_report(findings: list[Finding], started_at: datetime | None = None) -> 
         findings=findings,
         summary=Summary.of(findings),
         problems=[CollectionProblem(fact="auditctl rules", reason="auditctl is not installed")],
+        rules=describe(findings),  # as `emit` does before rendering
     )
 
 
@@ -98,4 +100,5 @@ def baseline_audit() -> Report:
     """Every audit rule over the recorded baseline facts (an engine with nothing configured)."""
     raw = json.loads((RULES_DIR / "baseline.json").read_text())
     facts = Facts.model_validate({k: v for k, v in raw.items() if not k.startswith("_")})
-    return audit_report(facts, [], [], None)
+    report = audit_report(facts, [], [], None)
+    return report.model_copy(update={"rules": describe(report.findings)})  # as `emit` does before rendering

@@ -79,6 +79,14 @@ def test_rule_descriptors_come_from_the_declarations(mixed_report: Report) -> No
         assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
 
 
+def test_descriptors_come_from_the_report_not_the_catalogue(mixed_report: Report) -> None:
+    """The renderer reads `Report.rules`: a report without them describes every rule from its findings."""
+    bare = mixed_report.model_copy(update={"rules": []})
+    descriptor = {r["id"]: r for r in rendered(bare)["runs"][0]["tool"]["driver"]["rules"]}["CIS-5.5"]
+    assert descriptor["shortDescription"]["text"] == "title of CIS-5.5"
+    assert "fullDescription" not in descriptor
+
+
 def test_a_rule_outside_the_catalogue_is_described_from_its_finding() -> None:
     report = make_report([finding("XYZ-OWN-001", Status.FAIL, Severity.HIGH, WEB, "bad")])
     descriptor = rendered(report)["runs"][0]["tool"]["driver"]["rules"][0]

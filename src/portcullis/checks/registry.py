@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable, Iterable, Iterator
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from portcullis import CIS_BENCHMARK_VERSION
-from portcullis.model.findings import CisRef, Location, Severity, Status, Target, TargetKind
+from portcullis.data.benchmark import Benchmark, Control, load_benchmark
+from portcullis.model.findings import CisRef, Finding, Location, RuleInfo, Severity, Status, Target, TargetKind
 
 # Rules are imported explicitly, not discovered by side effect: this list is the catalogue.
 RULE_MODULES = (
@@ -66,6 +69,25 @@ CheckResult = Outcome | Iterable[Outcome]
 
 
 @dataclass(frozen=True)
+class ControlClaim:
+    """A benchmark control a rule implements: `control` (CIS-5.5) in `benchmark`, or in every benchmark that has a
+    control of that number when `benchmark` is None (a control that keeps its number and meaning across releases)."""
+
+    control: str
+    benchmark: str | None = None
+
+
+def control_claims(cis: str | Mapping[str, str] | None) -> tuple[ControlClaim, ...]:
+    """`cis="CIS-5.5"`, or, for a control renumbered or changed between releases, one entry per benchmark:
+    `cis={"cis-docker-1.8.0": "CIS-5.5", "cis-docker-1.9.0": "CIS-5.6"}`."""
+    if cis is None:
+        return ()
+    if isinstance(cis, str):
+        return (ControlClaim(cis),)
+    return tuple(ControlClaim(control, benchmark) for benchmark, control in cis.items())
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -74,21 +96,41 @@ class Rule:
     rationale: str
     remediation: str
     check: Callable[..., CheckResult]
-    cis: CisRef | None = None
+    defined_at: Location  # where the rule is declared, for its documentation
+    claims: tuple[ControlClaim, ...] = ()
+    cis: CisRef | None = None  # the claimed control in the benchmark `all_rules` resolved against
     impact: str = ""
     references: tuple[str, ...] = ()
     statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL)
     commands: tuple[str, ...] = ("audit",)
 
-    @property
-    def section(self) -> str:
-        """CIS section number ('1'…'7') or the id's family for our own rules."""
-        if self.cis:
-            return self.cis.control.split(".")[0]
-        return self.id.rsplit("-", 1)[0]
-
     def matches(self, pattern: str) -> bool:
         return id_matches(self.id, pattern)
+
+    def control_in(self, benchmark: Benchmark) -> Control | None:
+        """The control of `benchmark` this rule implements: a claim naming the benchmark wins over a general one."""
+        named = [c for c in self.claims if c.benchmark == benchmark.id]
+        for claim in named or [c for c in self.claims if c.benchmark is None]:
+            if (control := benchmark.control(claim.control)) is not None:
+                return control
+        return None
+
+    def info(self) -> RuleInfo:
+        """The rule as a report carries it, for renderers that must not depend on the rule catalogue."""
+        return RuleInfo(
+            id=self.id,
+            title=self.title,
+            severity=self.severity,
+            scope=self.scope,
+            cis=self.cis,
+            rationale=self.rationale,
+            remediation=self.remediation,
+            impact=self.impact,
+            references=list(self.references),
+            statuses=list(self.statuses),
+            commands=list(self.commands),
+            defined_at=self.defined_at,
+        )
 
 
 def id_matches(rule_id: str, pattern: str) -> bool:
@@ -123,8 +165,7 @@ def rule(
     scope: TargetKind,
     rationale: str,
     remediation: str,
-    cis: str | None = None,
-    level: int = 1,
+    cis: str | Mapping[str, str] | None = None,
     impact: str = "",
     references: tuple[str, ...] = (),
     statuses: tuple[Status, ...] = (Status.PASS, Status.FAIL),
@@ -134,8 +175,10 @@ def rule(
 
     Container- and image-scoped checks are called as ``check(target_facts, facts)`` once per
     target; every other scope is called as ``check(facts)``. `commands` names the commands that run
-    the rule; by default it follows from the scope (see `default_commands`).
+    the rule; by default it follows from the scope (see `default_commands`). `cis` names the benchmark control the
+    rule implements (see `control_claims`); its level and section come from the benchmark's data file.
     """
+    defined_at = _declaration_site()
 
     def register(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
         if id in _RULES:
@@ -148,7 +191,8 @@ def rule(
             rationale=rationale.strip(),
             remediation=remediation.strip(),
             check=check,
-            cis=CisRef(version=CIS_BENCHMARK_VERSION, control=cis, level=level) if cis else None,
+            defined_at=defined_at,
+            claims=control_claims(cis),
             impact=impact.strip(),
             references=references,
             statuses=statuses,
@@ -181,6 +225,19 @@ def register_table(
         )(check_for(rule_id))
 
 
+def _declaration_site() -> Location:
+    """Where `rule(...)` was called from outside this module: the `@rule` line, or the loop or `register_table` call
+    that declares a table of rules. The path is relative to the package's parent (portcullis/checks/...)."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    if frame is None:  # only when called from this module itself, which declares no rules
+        raise RuntimeError("rule() must be called from a rule module")
+    path = Path(frame.f_code.co_filename).resolve()
+    package_root = Path(__file__).resolve().parents[2]
+    return Location(path=path.relative_to(package_root).as_posix(), line=frame.f_lineno)
+
+
 def _control_key(rule_id: str) -> tuple[object, ...]:
     head, _, tail = rule_id.partition("-")
     parts: list[object] = [head]
@@ -189,17 +246,39 @@ def _control_key(rule_id: str) -> tuple[object, ...]:
     return tuple(parts)
 
 
-def all_rules(modules: Iterable[str] = RULE_MODULES) -> list[Rule]:
-    """Every rule the given modules declare (all of them by default), in control order."""
+def _resolved(candidate: Rule, benchmark: Benchmark) -> Rule | None:
+    """The rule with its control in `benchmark`; None when it implements controls of other benchmarks only."""
+    if not candidate.claims:
+        return candidate
+    control = candidate.control_in(benchmark)
+    return dataclasses.replace(candidate, cis=benchmark.cis_ref(control)) if control else None
+
+
+def all_rules(modules: Iterable[str] = RULE_MODULES, benchmark: Benchmark | None = None) -> list[Rule]:
+    """Every rule the given modules declare (all of them by default), in control order, each CIS rule with its
+    control in `benchmark` (the newest by default); CIS rules that implement no control of it are left out."""
     wanted = set(modules)
     for module in wanted:
         importlib.import_module(module)
-    return sorted((r for r in _RULES.values() if r.check.__module__ in wanted), key=lambda r: _control_key(r.id))
+    against = benchmark or load_benchmark()
+    resolved = (_resolved(r, against) for r in _RULES.values() if r.check.__module__ in wanted)
+    return sorted((r for r in resolved if r is not None), key=lambda r: _control_key(r.id))
 
 
 def get_rule(rule_id: str) -> Rule | None:
     wanted = rule_id.strip().upper()
     return next((r for r in all_rules() if r.id.upper() == wanted), None)
+
+
+def describe(findings: Iterable[Finding]) -> list[RuleInfo]:
+    """The rules behind these findings, in order of first appearance, each with the control its findings were judged
+    against. Only rules already declared in this process are looked up: describing never imports rule modules."""
+    described: dict[str, RuleInfo] = {}
+    for finding in findings:
+        declared = _RULES.get(finding.rule_id)
+        if declared is not None and finding.rule_id not in described:
+            described[finding.rule_id] = dataclasses.replace(declared, cis=finding.cis).info()
+    return list(described.values())
 
 
 def select_rules(

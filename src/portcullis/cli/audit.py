@@ -1,4 +1,4 @@
-"""`portcullis audit`: the CIS Docker Benchmark 1.8.0 against a live engine, its host and files."""
+"""`portcullis audit`: the CIS Docker Benchmark against a live engine, its host and files."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def audit(
     select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
     level: Annotated[int | None, typer.Option("--level", min=1, max=2, help="1: level-1 controls only")] = None,
+    benchmark_id: Annotated[
+        str | None,
+        typer.Option("--benchmark", help="the benchmark to audit against, e.g. cis-docker-1.8.0 (default: the newest)"),
+    ] = None,
     host: Annotated[
         str | None,
         typer.Option(
@@ -43,14 +47,20 @@ def audit(
     ignore_file: IgnoreFileOption = None,
     exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
-    """Audit a Docker engine, its host and its files against CIS Docker Benchmark 1.8.0.
+    """Audit a Docker engine, its host and its files against the CIS Docker Benchmark.
 
     Examples: `portcullis audit`, `portcullis audit -f sarif -o audit.sarif --fail-on high`,
+    `portcullis audit --benchmark cis-docker-1.8.0`,
     `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`.
     """
     from portcullis.collect.audit import collect_facts, load_facts
     from portcullis.collect.engine import connect
+    from portcullis.data.benchmark import UnknownBenchmark, load_benchmark
 
+    try:  # before any collection: a mistyped benchmark should not cost a whole audit
+        benchmark = load_benchmark(benchmark_id)
+    except UnknownBenchmark as exc:
+        die(str(exc))
     try:
         if facts_in is not None:
             facts = load_facts(str(facts_in))
@@ -69,5 +79,5 @@ def audit(
             facts_out.write_text(facts.to_json(), encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {facts_out}: {exc.strerror}")
-    report = audit_report(facts, select or [], skip or [], level)
+    report = audit_report(facts, select or [], skip or [], level, benchmark)
     raise typer.Exit(emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code))

@@ -96,16 +96,20 @@ def emit(
     ignore_file: Path | None = None,
     exit_code: int = EXIT_FINDINGS,
 ) -> int:
-    """Apply the ignore file, render the report to stdout or --output, and return the exit code the gate decides.
+    """Apply the ignore file, describe the rules behind the findings, render the report to stdout or --output, and
+    return the exit code the gate decides.
 
     Only unsuppressed `fail` findings at or above --fail-on trip the gate; it then returns `exit_code`.
     With a gate in force, any `error` finding (a check that raised) makes the exit code 1.
     """
+    from portcullis.checks.registry import describe
     from portcullis.report import RENDERER_MODULES, renderer
 
     if fmt.value not in RENDERER_MODULES:
         die(f"format {fmt.value!r} is not available for this command")
     report = apply_ignore_file(report, ignore_file)
+    # Renderers describe rules (SARIF descriptors) from the report alone, so every command's report carries them.
+    report = report.model_copy(update={"rules": describe(report.findings)})
     rendered = renderer(fmt.value)(report)
     if output is None:
         sys.stdout.write(rendered)

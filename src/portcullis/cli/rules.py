@@ -28,6 +28,7 @@ def explain(rule: Rule) -> str:
         lines += ["", "Impact of the fix:", rule.impact]
     if rule.references:
         lines += ["", "References:", *(f"  {ref}" for ref in rule.references)]
+    lines += ["", f"Defined in: {rule.defined_at.path}:{rule.defined_at.line}"]
     return "\n".join(lines) + "\n"
 
 

@@ -86,6 +86,25 @@ class Location(BaseModel):
     line: int | None = None
 
 
+class RuleInfo(BaseModel):
+    """A rule as reports describe it (SARIF rule descriptors, rule pages): renderers read this, never the rule code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    severity: Severity
+    scope: TargetKind
+    cis: CisRef | None = None
+    rationale: str
+    remediation: str
+    impact: str = ""
+    references: list[str] = Field(default_factory=list)
+    statuses: list[Status] = Field(default_factory=list)
+    commands: list[str] = Field(default_factory=list)
+    defined_at: Location | None = Field(default=None, description="the source file (under the package root) and line")
+
+
 class Finding(BaseModel):
     rule_id: str
     title: str
@@ -142,6 +161,7 @@ class Report(BaseModel):
     findings: list[Finding]
     summary: Summary
     problems: list[CollectionProblem] = Field(default_factory=list)
+    rules: list[RuleInfo] = Field(default_factory=list, description="the rules behind the findings, described once")
 
     def failures_at_or_above(self, threshold: Severity) -> list[Finding]:
         return [

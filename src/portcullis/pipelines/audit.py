@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from portcullis import CIS_BENCHMARK_VERSION, __version__
+from portcullis import __version__
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import run_rules
+from portcullis.data.benchmark import Benchmark, load_benchmark
 from portcullis.model.facts import Facts
 from portcullis.model.findings import Report, Summary, ToolInfo
 
 
-def audit_report(facts: Facts, select: list[str], skip: list[str], level: int | None) -> Report:
-    rules = list(select_rules(all_rules(), select, skip, level, command="audit"))
+def audit_report(
+    facts: Facts, select: list[str], skip: list[str], level: int | None, benchmark: Benchmark | None = None
+) -> Report:
+    """Judge `facts` against `benchmark` (the newest available by default) and our own audit rules."""
+    benchmark = benchmark or load_benchmark()
+    rules = list(select_rules(all_rules(benchmark=benchmark), select, skip, level, command="audit"))
     findings = run_rules(rules, facts)
     return Report(
         command="audit",
-        tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
+        tool=ToolInfo(version=__version__, benchmark=benchmark.label),
         subject=facts.engine.endpoint,
         findings=findings,
         summary=Summary.of(findings),

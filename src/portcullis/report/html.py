@@ -128,7 +128,7 @@ def render(report: Report) -> str:
         .get_template("report.html.j2")
         .render(
             report=report,
-            sections=[Section(section_title(key), items) for key, items in sections.items()],
+            sections=[Section(section_title(key, items[0].cis), items) for key, items in sections.items()],
             statuses=list(STATUS_LABELS.items()),
             attention=ATTENTION,
             severities=_severities(),

@@ -42,7 +42,7 @@ def render(report: Report) -> str:
 
 
 def _suite(key: str, findings: list[Finding], report: Report) -> ET.Element:
-    suite = ET.Element("testsuite", name=section_title(key), timestamp=report.started_at.isoformat())
+    suite = ET.Element("testsuite", name=section_title(key, findings[0].cis), timestamp=report.started_at.isoformat())
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     cases: dict[tuple[str, str, str], list[Finding]] = {}
     for finding in findings:

@@ -1,7 +1,7 @@
 """SARIF 2.1.0 for code-scanning dashboards (GitHub, GitLab, Azure DevOps).
 
-One run. The driver's rules come from the rule declarations. Only `fail` findings become results:
-a result is an alert, and `pass`, `skip`, `not_applicable` and `manual` are not alerts (manual
+One run. The driver's rules are the rule descriptions the report carries (`Report.rules`). Only `fail` findings
+become results: a result is an alert, and `pass`, `skip`, `not_applicable` and `manual` are not alerts (manual
 checks would sit open forever on a dashboard; they are in the JSON, HTML and JUnit reports).
 Suppressed failures stay in, marked with a SARIF suppression, so dashboards show them as dismissed.
 `error` findings and collection problems are tool notifications, not results.
@@ -15,8 +15,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from portcullis.checks.registry import Rule, all_rules
-from portcullis.model.findings import Finding, Report, Severity, Status
+from portcullis.model.findings import Finding, Report, RuleInfo, Severity, Status
 from portcullis.report import PROJECT_URL, RULE_DOCS_URL
 
 SARIF_VERSION = "2.1.0"
@@ -37,7 +36,7 @@ def render(report: Report) -> str:
 
 
 def to_sarif(report: Report) -> dict[str, Any]:
-    declared = {r.id: r for r in all_rules()}
+    declared = {r.id: r for r in report.rules}
     rule_ids = list(dict.fromkeys(f.rule_id for f in report.findings))
     descriptors = [_descriptor(rule_id, declared.get(rule_id), report) for rule_id in rule_ids]
     index = {rule_id: position for position, rule_id in enumerate(rule_ids)}
@@ -86,8 +85,8 @@ def rule_name(title: str) -> str:
     return "".join(word[:1].upper() + word[1:] for word in re.findall(r"[A-Za-z0-9]+", title))
 
 
-def _descriptor(rule_id: str, rule: Rule | None, report: Report) -> dict[str, Any]:
-    if rule is None:  # a finding of a rule outside the audit catalogue: describe it from the finding
+def _descriptor(rule_id: str, rule: RuleInfo | None, report: Report) -> dict[str, Any]:
+    if rule is None:  # a finding of a rule the report does not describe: describe it from the finding
         sample = next(f for f in report.findings if f.rule_id == rule_id)
         return {
             "id": rule_id,

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from portcullis.model.findings import Finding
+from portcullis.data.benchmark import benchmark_of
+from portcullis.model.findings import CisRef, Finding
 
-CIS_SECTION_TITLES = {
-    "1": "Host configuration",
-    "2": "Docker daemon configuration",
-    "3": "Docker daemon configuration files",
-    "4": "Container images and build files",
-    "5": "Container runtime",
-    "6": "Docker security operations",
-    "7": "Docker Swarm configuration",
-}
+
+def section_key_of(rule_id: str, cis: CisRef | None) -> str:
+    """'5' for CIS control 5.x; 'DKR-IMG' for our own rule DKR-IMG-001 (the id without its number)."""
+    if cis:
+        return cis.control.split(".")[0]
+    return rule_id.rsplit("-", 1)[0]
 
 
 def section_key(finding: Finding) -> str:
-    """'5' for CIS control 5.x; 'DKR-IMG' for our own rule DKR-IMG-001 (the id without its number)."""
-    if finding.cis:
-        return finding.cis.control.split(".")[0]
-    return finding.rule_id.rsplit("-", 1)[0]
+    return section_key_of(finding.rule_id, finding.cis)
 
 
-def section_title(key: str) -> str:
-    """'CIS 5 Container runtime' for a CIS section, the family itself for anything else."""
-    title = CIS_SECTION_TITLES.get(key)
+def section_title(key: str, cis: CisRef | None) -> str:
+    """'CIS 5 Container runtime' for a section of the benchmark `cis` belongs to (its data file names the section);
+    the family itself for anything else."""
+    benchmark = benchmark_of(cis) if cis else None
+    title = benchmark.sections.get(key) if benchmark else None
     return f"CIS {key} {title}" if title else key

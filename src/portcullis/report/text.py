@@ -24,7 +24,7 @@ STATUS_STYLE = {
 
 
 def _section(finding: Finding) -> str:
-    return section_title(section_key(finding))
+    return section_title(section_key(finding), finding.cis)
 
 
 def render(report: Report, width: int | None = None) -> str:

@@ -57,8 +57,7 @@ def _mount_of(path: str, mounts: list[MountEntry]) -> MountEntry | None:
 
 @rule(
     id="CIS-1.1.1",
-    cis="1.1.1",
-    level=1,
+    cis="CIS-1.1.1",
     title="Docker's data root is on its own filesystem",
     severity=Severity.MEDIUM,
     scope=TargetKind.HOST,
@@ -110,8 +109,7 @@ def data_root_partition(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-1.1.2",
-    cis="1.1.2",
-    level=1,
+    cis="CIS-1.1.2",
     title="Only trusted users are in the docker group",
     severity=Severity.HIGH,
     scope=TargetKind.HOST,
@@ -313,95 +311,87 @@ def _audit_check(what: str, locate: Locator) -> Callable[[Facts], CheckResult]:
 
 @dataclass(frozen=True)
 class AuditControl:
-    control: str
-    level: int
+    control: str  # the rule's id and the control it implements
     what: str  # names the watched object in messages and the title
     locate: Locator
     why: str
 
 
 AUDIT_CONTROLS = (
-    AuditControl("1.1.3", 1, "the dockerd binary", _binary("dockerd"), "a replaced daemon binary owns every container"),
     AuditControl(
-        "1.1.4",
-        1,
+        "CIS-1.1.3", "the dockerd binary", _binary("dockerd"), "a replaced daemon binary owns every container"
+    ),
+    AuditControl(
+        "CIS-1.1.4",
         "the containerd state directory",
         _containerd_state_dir,
         "it holds the sockets and runtime state of every running container",
     ),
     AuditControl(
-        "1.1.5", 1, "the Docker data root", _data_root, "images, volumes and container filesystems live there"
+        "CIS-1.1.5", "the Docker data root", _data_root, "images, volumes and container filesystems live there"
     ),
     AuditControl(
-        "1.1.6",
-        1,
+        "CIS-1.1.6",
         "the Docker configuration directory",
         _fixed("/etc/docker"),
         "it holds daemon.json, keys and certificates",
     ),
     AuditControl(
-        "1.1.7", 2, "the docker.service unit file", _unit_file("docker.service"), "it decides how dockerd is started"
+        "CIS-1.1.7", "the docker.service unit file", _unit_file("docker.service"), "it decides how dockerd is started"
     ),
     AuditControl(
-        "1.1.8",
-        2,
+        "CIS-1.1.8",
         "the containerd socket",
         _containerd_socket,
         "whoever reaches it can start containers below Docker's own checks",
     ),
     AuditControl(
-        "1.1.9", 2, "the Docker API socket", _docker_sockets, "access to it is root-equivalent control of the host"
+        "CIS-1.1.9", "the Docker API socket", _docker_sockets, "access to it is root-equivalent control of the host"
     ),
     AuditControl(
-        "1.1.10",
-        2,
+        "CIS-1.1.10",
         "the daemon options file",
         _fixed("/etc/default/docker"),
         "init scripts read dockerd options from it",
     ),
-    AuditControl("1.1.11", 2, "the daemon configuration file", _daemon_json, "it sets the daemon's security options"),
+    AuditControl("CIS-1.1.11", "the daemon configuration file", _daemon_json, "it sets the daemon's security options"),
     AuditControl(
-        "1.1.12",
-        2,
+        "CIS-1.1.12",
         "the containerd configuration file",
         _fixed("/etc/containerd/config.toml"),
         "it configures the runtime beneath Docker",
     ),
     AuditControl(
-        "1.1.13",
-        2,
+        "CIS-1.1.13",
         "the daemon options file (Red Hat layout)",
         _fixed("/etc/sysconfig/docker"),
         "init scripts read dockerd options from it",
     ),
     AuditControl(
-        "1.1.14", 2, "the containerd binary", _binary("containerd"), "it runs every container on Docker's behalf"
+        "CIS-1.1.14", "the containerd binary", _binary("containerd"), "it runs every container on Docker's behalf"
     ),
     AuditControl(
-        "1.1.15", 2, "the containerd-shim binary", _binary("containerd-shim"), "a shim sits beside each container"
+        "CIS-1.1.15", "the containerd-shim binary", _binary("containerd-shim"), "a shim sits beside each container"
     ),
     AuditControl(
-        "1.1.16",
-        2,
+        "CIS-1.1.16",
         "the containerd-shim-runc-v1 binary",
         _binary("containerd-shim-runc-v1"),
         "a shim sits beside each container",
     ),
     AuditControl(
-        "1.1.17",
-        2,
+        "CIS-1.1.17",
         "the containerd-shim-runc-v2 binary",
         _binary("containerd-shim-runc-v2"),
         "a shim sits beside each container",
     ),
-    AuditControl("1.1.18", 2, "the runc binary", _binary("runc"), "it creates every container process"),
+    AuditControl("CIS-1.1.18", "the runc binary", _binary("runc"), "it creates every container process"),
 )
 
 for _control in AUDIT_CONTROLS:
     rule(
-        id=f"CIS-{_control.control}",
+        id=_control.control,
         cis=_control.control,
-        level=_control.level,
         title=f"An audit rule watches {_control.what}",
         severity=Severity.LOW,
         scope=TargetKind.HOST,
@@ -427,8 +417,7 @@ for _control in AUDIT_CONTROLS:
 
 @rule(
     id="CIS-1.2.1",
-    cis="1.2.1",
-    level=1,
+    cis="CIS-1.2.1",
     title="The host follows a hardening baseline",
     severity=Severity.INFO,
     scope=TargetKind.HOST,
@@ -508,8 +497,7 @@ def release_line_of(version: str, lines: tuple[ReleaseLine, ...]) -> tuple[Relea
 
 @rule(
     id="CIS-1.2.2",
-    cis="1.2.2",
-    level=1,
+    cis="CIS-1.2.2",
     title="The Docker Engine release line is still maintained",
     severity=Severity.HIGH,
     scope=TargetKind.HOST,

@@ -41,8 +41,7 @@ def _bool_rule(facts: Facts, key: str, wanted: bool, good: str, bad: str) -> Che
 
 @rule(
     id="CIS-2.1",
-    cis="2.1",
-    level=1,
+    cis="CIS-2.1",
     title="The Docker daemon runs rootless where feasible",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -70,8 +69,7 @@ def rootless(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.2",
-    cis="2.2",
-    level=1,
+    cis="CIS-2.2",
     title="Inter-container traffic on the default bridge is restricted",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -96,8 +94,7 @@ def icc_disabled(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.3",
-    cis="2.3",
-    level=1,
+    cis="CIS-2.3",
     title="The daemon log level is info",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -124,8 +121,7 @@ def log_level_info(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.4",
-    cis="2.4",
-    level=1,
+    cis="CIS-2.4",
     title="Docker is allowed to manage iptables rules",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -143,8 +139,7 @@ def iptables_managed(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.5",
-    cis="2.5",
-    level=1,
+    cis="CIS-2.5",
     title="No insecure registries are configured",
     severity=Severity.HIGH,
     scope=TargetKind.DAEMON,
@@ -184,8 +179,7 @@ def _storage_driver_rule(facts: Facts, banned: str) -> CheckResult:
 
 @rule(
     id="CIS-2.6",
-    cis="2.6",
-    level=1,
+    cis="CIS-2.6",
     title="The aufs storage driver is not used",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -203,8 +197,7 @@ def no_aufs(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.7",
-    cis="2.7",
-    level=1,
+    cis="CIS-2.7",
     title="The devicemapper storage driver is not used",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -234,8 +227,7 @@ def _socket_unit_tcp(facts: Facts) -> list[str]:
 
 @rule(
     id="CIS-2.8",
-    cis="2.8",
-    level=1,
+    cis="CIS-2.8",
     title="A daemon listening on TCP requires TLS client authentication",
     severity=Severity.CRITICAL,
     scope=TargetKind.DAEMON,
@@ -277,8 +269,7 @@ def tcp_needs_tls(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.9",
-    cis="2.9",
-    level=1,
+    cis="CIS-2.9",
     title="Daemon-wide default ulimits are set deliberately",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -301,8 +292,7 @@ def default_ulimits(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.10",
-    cis="2.10",
-    level=2,
+    cis="CIS-2.10",
     title="User-namespace remapping is on",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -326,8 +316,7 @@ def userns_remap(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.11",
-    cis="2.11",
-    level=2,
+    cis="CIS-2.11",
     title="The daemon's default cgroup parent is left alone or justified",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -353,8 +342,7 @@ def cgroup_parent(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.12",
-    cis="2.12",
-    level=2,
+    cis="CIS-2.12",
     title="The devicemapper base device size is not overridden",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -381,8 +369,7 @@ def dm_basesize(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.13",
-    cis="2.13",
-    level=2,
+    cis="CIS-2.13",
     title="An authorization plugin guards the Docker API",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -406,8 +393,7 @@ def authorization_plugin(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.14",
-    cis="2.14",
-    level=2,
+    cis="CIS-2.14",
     title="Container logs go to a central logging system",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -437,8 +423,7 @@ def central_logging(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.15",
-    cis="2.15",
-    level=1,
+    cis="CIS-2.15",
     title="no-new-privileges is the default for containers",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -463,8 +448,7 @@ def no_new_privileges(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.16",
-    cis="2.16",
-    level=1,
+    cis="CIS-2.16",
     title="Live restore is enabled",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -485,8 +469,7 @@ def live_restore(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.17",
-    cis="2.17",
-    level=1,
+    cis="CIS-2.17",
     title="The userland proxy is disabled",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -507,8 +490,7 @@ def userland_proxy_off(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.18",
-    cis="2.18",
-    level=2,
+    cis="CIS-2.18",
     title="A seccomp profile is in force daemon-wide",
     severity=Severity.HIGH,
     scope=TargetKind.DAEMON,
@@ -531,8 +513,7 @@ def seccomp_profile(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-2.19",
-    cis="2.19",
-    level=1,
+    cis="CIS-2.19",
     title="Experimental features are off",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,

@@ -203,8 +203,7 @@ def _file_check(what: str, locate: Locator, expectation: OwnerRule | ModeRule) -
 
 @dataclass(frozen=True)
 class FileControl:
-    control: str
-    level: int
+    control: str  # the rule's id and the control it implements
     severity: Severity
     what: str
     locate: Locator
@@ -220,130 +219,130 @@ DOCKER_SOCKET_OWNER = OwnerRule(group="docker")
 # fmt: off
 FILE_CONTROLS = (
     FileControl(
-        "3.1", 1, Severity.MEDIUM, "the docker.service unit file", _unit("docker.service"), ROOT,
+        "CIS-3.1", Severity.MEDIUM, "the docker.service unit file", _unit("docker.service"), ROOT,
         "whoever can edit it chooses the command line dockerd starts with",
         "chown root:root FILE",
     ),
     FileControl(
-        "3.2", 1, Severity.MEDIUM, "the docker.service unit file", _unit("docker.service"), ModeRule(0o644),
+        "CIS-3.2", Severity.MEDIUM, "the docker.service unit file", _unit("docker.service"), ModeRule(0o644),
         "whoever can edit it chooses the command line dockerd starts with",
         "chmod 644 FILE",
     ),
     FileControl(
-        "3.3", 1, Severity.MEDIUM, "the docker.socket unit file", _unit("docker.socket"), ROOT,
+        "CIS-3.3", Severity.MEDIUM, "the docker.socket unit file", _unit("docker.socket"), ROOT,
         "it sets the path, owner and mode of the API socket",
         "chown root:root FILE",
     ),
     FileControl(
-        "3.4", 1, Severity.MEDIUM, "the docker.socket unit file", _unit("docker.socket"), ModeRule(0o644),
+        "CIS-3.4", Severity.MEDIUM, "the docker.socket unit file", _unit("docker.socket"), ModeRule(0o644),
         "it sets the path, owner and mode of the API socket",
         "chmod 644 FILE",
     ),
     FileControl(
-        "3.5", 1, Severity.MEDIUM, "the /etc/docker directory", _one("/etc/docker"), ROOT,
+        "CIS-3.5", Severity.MEDIUM, "the /etc/docker directory", _one("/etc/docker"), ROOT,
         "it holds daemon.json, registry certificates and keys",
         "chown root:root /etc/docker",
     ),
     FileControl(
-        "3.6", 1, Severity.MEDIUM, "the /etc/docker directory", _one("/etc/docker"),
+        "CIS-3.6", Severity.MEDIUM, "the /etc/docker directory", _one("/etc/docker"),
         ModeRule(0o755),
         "it holds daemon.json, registry certificates and keys",
         "chmod 755 /etc/docker",
     ),
     FileControl(
-        "3.7", 1, Severity.MEDIUM, "the registry certificate entry", _registry_certs(False), ROOT,
+        "CIS-3.7", Severity.MEDIUM, "the registry certificate entry", _registry_certs(False), ROOT,
         "they decide which registries the engine trusts",
         "chown -R root:root /etc/docker/certs.d",
         "Registry certificates under /etc/docker/certs.d are owned by root:root",
     ),
     FileControl(
-        "3.8", 1, Severity.MEDIUM, "the registry certificate file", _registry_certs(True), ModeRule(0o444),
+        "CIS-3.8", Severity.MEDIUM, "the registry certificate file", _registry_certs(True), ModeRule(0o444),
         "they decide which registries the engine trusts",
         "chmod 444 on each file under /etc/docker/certs.d",
         "Registry certificate files under /etc/docker/certs.d have mode 444 or stricter",
     ),
     FileControl(
-        "3.9", 1, Severity.MEDIUM, "the TLS CA certificate", _tls("tlscacert", "CA certificate"), ROOT,
+        "CIS-3.9", Severity.MEDIUM, "the TLS CA certificate", _tls("tlscacert", "CA certificate"), ROOT,
         "it decides which clients may drive the API",
         "chown root:root FILE",
     ),
     FileControl(
-        "3.10", 1, Severity.MEDIUM, "the TLS CA certificate", _tls("tlscacert", "CA certificate"), ModeRule(0o444),
+        "CIS-3.10", Severity.MEDIUM, "the TLS CA certificate", _tls("tlscacert", "CA certificate"), ModeRule(0o444),
         "it decides which clients may drive the API",
         "chmod 444 FILE",
     ),
     FileControl(
-        "3.11", 1, Severity.MEDIUM, "the daemon's TLS certificate", _tls("tlscert", "server certificate"), ROOT,
+        "CIS-3.11", Severity.MEDIUM, "the daemon's TLS certificate", _tls("tlscert", "server certificate"), ROOT,
         "clients trust the daemon through it",
         "chown root:root FILE",
     ),
     FileControl(
-        "3.12", 1, Severity.MEDIUM, "the daemon's TLS certificate", _tls("tlscert", "server certificate"),
+        "CIS-3.12", Severity.MEDIUM, "the daemon's TLS certificate", _tls("tlscert", "server certificate"),
         ModeRule(0o444),
         "clients trust the daemon through it",
         "chmod 444 FILE",
     ),
     FileControl(
-        "3.13", 1, Severity.HIGH, "the daemon's TLS private key", _tls("tlskey", "server key"), ROOT,
+        "CIS-3.13", Severity.HIGH, "the daemon's TLS private key", _tls("tlskey", "server key"), ROOT,
         "whoever reads it can impersonate the daemon to every client",
         "chown root:root FILE",
     ),
     FileControl(
-        "3.14", 1, Severity.HIGH, "the daemon's TLS private key", _tls("tlskey", "server key"), ModeRule(0o400),
+        "CIS-3.14", Severity.HIGH, "the daemon's TLS private key", _tls("tlskey", "server key"), ModeRule(0o400),
         "whoever reads it can impersonate the daemon to every client",
         "chmod 400 FILE",
     ),
     FileControl(
-        "3.15", 1, Severity.HIGH, "the Docker API socket", _docker_socket, DOCKER_SOCKET_OWNER,
+        "CIS-3.15", Severity.HIGH, "the Docker API socket", _docker_socket, DOCKER_SOCKET_OWNER,
         "whoever can open it controls the engine, which is root on the host",
         "chown root:docker SOCKET (for a systemd socket unit: SocketUser=root, SocketGroup=docker)",
     ),
     FileControl(
-        "3.16", 1, Severity.HIGH, "the Docker API socket", _docker_socket, ModeRule(0o660),
+        "CIS-3.16", Severity.HIGH, "the Docker API socket", _docker_socket, ModeRule(0o660),
         "whoever can open it controls the engine, which is root on the host",
         "chmod 660 SOCKET (for a systemd socket unit: SocketMode=0660)",
     ),
     FileControl(
-        "3.17", 2, Severity.MEDIUM, "the daemon configuration file", _daemon_json, ROOT,
+        "CIS-3.17", Severity.MEDIUM, "the daemon configuration file", _daemon_json, ROOT,
         "it sets every security option of the daemon",
         "chown root:root FILE",
     ),
     FileControl(
-        "3.18", 2, Severity.MEDIUM, "the daemon configuration file", _daemon_json, ModeRule(0o644),
+        "CIS-3.18", Severity.MEDIUM, "the daemon configuration file", _daemon_json, ModeRule(0o644),
         "it sets every security option of the daemon",
         "chmod 644 FILE",
     ),
     FileControl(
-        "3.19", 2, Severity.MEDIUM, "/etc/default/docker", _one("/etc/default/docker"),
+        "CIS-3.19", Severity.MEDIUM, "/etc/default/docker", _one("/etc/default/docker"),
         ROOT,
         "init scripts pass its options to dockerd",
         "chown root:root /etc/default/docker",
     ),
     FileControl(
-        "3.20", 2, Severity.MEDIUM, "/etc/default/docker", _one("/etc/default/docker"),
+        "CIS-3.20", Severity.MEDIUM, "/etc/default/docker", _one("/etc/default/docker"),
         ModeRule(0o644),
         "init scripts pass its options to dockerd",
         "chmod 644 /etc/default/docker",
     ),
     FileControl(
-        "3.21", 2, Severity.MEDIUM, "/etc/sysconfig/docker", _one("/etc/sysconfig/docker"),
+        "CIS-3.21", Severity.MEDIUM, "/etc/sysconfig/docker", _one("/etc/sysconfig/docker"),
         ModeRule(0o644),
         "init scripts pass its options to dockerd",
         "chmod 644 /etc/sysconfig/docker",
     ),
     FileControl(
-        "3.22", 2, Severity.MEDIUM, "/etc/sysconfig/docker", _one("/etc/sysconfig/docker"),
+        "CIS-3.22", Severity.MEDIUM, "/etc/sysconfig/docker", _one("/etc/sysconfig/docker"),
         ROOT,
         "init scripts pass its options to dockerd",
         "chown root:root /etc/sysconfig/docker",
     ),
     FileControl(
-        "3.23", 1, Severity.HIGH, "the containerd socket", _containerd_socket, ROOT,
+        "CIS-3.23", Severity.HIGH, "the containerd socket", _containerd_socket, ROOT,
         "whoever can open it runs containers beneath Docker, bypassing its checks",
         "chown root:root SOCKET (the [grpc] uid/gid settings of containerd's config)",
     ),
     FileControl(
-        "3.24", 1, Severity.HIGH, "the containerd socket", _containerd_socket, ModeRule(0o660),
+        "CIS-3.24", Severity.HIGH, "the containerd socket", _containerd_socket, ModeRule(0o660),
         "whoever can open it runs containers beneath Docker, bypassing its checks",
         "chmod 660 SOCKET",
     ),
@@ -380,9 +379,8 @@ def _rationale(control: FileControl) -> str:
 
 for _control in FILE_CONTROLS:
     rule(
-        id=f"CIS-{_control.control}",
+        id=_control.control,
         cis=_control.control,
-        level=_control.level,
         title=_title(_control),
         severity=_control.severity,
         scope=TargetKind.FILE,

@@ -88,8 +88,7 @@ def _image_summary(image: ImageFacts) -> dict[str, Any]:
 
 @rule(
     id="CIS-4.1",
-    cis="4.1",
-    level=1,
+    cis="CIS-4.1",
     title="Images set a non-root user",
     severity=Severity.MEDIUM,
     scope=TargetKind.IMAGE,
@@ -112,8 +111,7 @@ def image_user(image: ImageFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-4.2",
-    cis="4.2",
-    level=1,
+    cis="CIS-4.2",
     title="Base images come from trusted sources",
     severity=Severity.INFO,
     scope=TargetKind.IMAGE,
@@ -143,8 +141,7 @@ INSTALL_COMMAND = re.compile(
 
 @rule(
     id="CIS-4.3",
-    cis="4.3",
-    level=1,
+    cis="CIS-4.3",
     title="Images carry no unneeded packages",
     severity=Severity.INFO,
     scope=TargetKind.IMAGE,
@@ -182,8 +179,7 @@ def _age_days(created: str, now: str) -> int | None:
 
 @rule(
     id="CIS-4.4",
-    cis="4.4",
-    level=1,
+    cis="CIS-4.4",
     title="Images are scanned and rebuilt with security patches",
     severity=Severity.INFO,
     scope=TargetKind.IMAGE,
@@ -206,8 +202,7 @@ def scanned_and_rebuilt(image: ImageFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-4.12",
-    cis="4.12",
-    level=1,
+    cis="CIS-4.12",
     title="Signatures of artifacts are verified",
     severity=Severity.INFO,
     scope=TargetKind.IMAGE,
@@ -230,8 +225,7 @@ def signed_artifacts(image: ImageFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-4.5",
-    cis="4.5",
-    level=2,
+    cis="CIS-4.5",
     title="Docker Content Trust is enabled",
     severity=Severity.LOW,
     scope=TargetKind.HOST,
@@ -257,8 +251,7 @@ def content_trust(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-4.6",
-    cis="4.6",
-    level=1,
+    cis="CIS-4.6",
     title="Images declare a HEALTHCHECK",
     severity=Severity.LOW,
     scope=TargetKind.IMAGE,
@@ -292,8 +285,7 @@ INDEX_CONSUMER = re.compile(
 
 @rule(
     id="CIS-4.7",
-    cis="4.7",
-    level=1,
+    cis="CIS-4.7",
     title="Package-index updates are not alone in a layer",
     severity=Severity.LOW,
     scope=TargetKind.IMAGE,
@@ -322,8 +314,7 @@ def lone_index_update(image: ImageFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-4.8",
-    cis="4.8",
-    level=2,
+    cis="CIS-4.8",
     title="Unneeded setuid and setgid files are removed",
     severity=Severity.MEDIUM,
     scope=TargetKind.IMAGE,
@@ -366,8 +357,7 @@ ROOTFS_ADD = re.compile(r"^(?:file:\S+ in /|\S+\.tar(?:\.\w+)? /)\s*(?:# buildki
 
 @rule(
     id="CIS-4.9",
-    cis="4.9",
-    level=1,
+    cis="CIS-4.9",
     title="COPY is used instead of ADD",
     severity=Severity.LOW,
     scope=TargetKind.IMAGE,
@@ -407,8 +397,7 @@ def _redacted(value: str) -> str:
 
 @rule(
     id="CIS-4.10",
-    cis="4.10",
-    level=1,
+    cis="CIS-4.10",
     title="No secrets are baked into images",
     severity=Severity.HIGH,
     scope=TargetKind.IMAGE,
@@ -471,8 +460,7 @@ UNVERIFIED_INSTALL = {
 
 @rule(
     id="CIS-4.11",
-    cis="4.11",
-    level=2,
+    cis="CIS-4.11",
     title="Packages are installed only after verification",
     severity=Severity.MEDIUM,
     scope=TargetKind.IMAGE,

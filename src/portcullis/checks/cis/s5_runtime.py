@@ -92,8 +92,7 @@ def published_ports(container: ContainerFacts) -> tuple[list[PublishedPort], str
 
 @rule(
     id="CIS-5.1",
-    cis="5.1",
-    level=1,
+    cis="CIS-5.1",
     title="Swarm mode is off unless needed",
     severity=Severity.MEDIUM,
     scope=TargetKind.DAEMON,
@@ -115,8 +114,7 @@ def swarm_off(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.2",
-    cis="5.2",
-    level=1,
+    cis="CIS-5.2",
     title="An AppArmor profile confines the container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -150,8 +148,7 @@ def apparmor_profile(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.3",
-    cis="5.3",
-    level=2,
+    cis="CIS-5.3",
     title="SELinux labels confine the container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -194,8 +191,7 @@ def selinux_labels(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.4",
-    cis="5.4",
-    level=1,
+    cis="CIS-5.4",
     title="Capabilities are trimmed and NET_RAW is dropped",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -235,8 +231,7 @@ def capabilities(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.5",
-    cis="5.5",
-    level=1,
+    cis="CIS-5.5",
     title="Containers do not run privileged",
     severity=Severity.CRITICAL,
     scope=TargetKind.CONTAINER,
@@ -263,8 +258,7 @@ def _normalise(path: str) -> str:
 
 @rule(
     id="CIS-5.6",
-    cis="5.6",
-    level=1,
+    cis="CIS-5.6",
     title="Sensitive host directories are not mounted",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -306,8 +300,7 @@ SSH_SERVERS = frozenset({"sshd", "dropbear", "tinysshd"})
 
 @rule(
     id="CIS-5.7",
-    cis="5.7",
-    level=1,
+    cis="CIS-5.7",
     title="No SSH server runs inside containers",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -344,8 +337,7 @@ def no_sshd(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.8",
-    cis="5.8",
-    level=1,
+    cis="CIS-5.8",
     title="No privileged host ports are published",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -366,8 +358,7 @@ def privileged_host_ports(container: ContainerFacts, facts: Facts) -> CheckResul
 
 @rule(
     id="CIS-5.9",
-    cis="5.9",
-    level=1,
+    cis="CIS-5.9",
     title="Only needed ports are published",
     severity=Severity.INFO,
     scope=TargetKind.CONTAINER,
@@ -403,8 +394,7 @@ def _address(host_ip: str, host_port: str) -> str:
 
 @rule(
     id="CIS-5.14",
-    cis="5.14",
-    level=1,
+    cis="CIS-5.14",
     title="Published ports are bound to a specific host address",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -436,8 +426,7 @@ def _host_namespace(kind: str, mode: str, flag: str, **evidence: Any) -> CheckRe
 
 @rule(
     id="CIS-5.10",
-    cis="5.10",
-    level=1,
+    cis="CIS-5.10",
     title="The host network namespace is not shared",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -453,8 +442,7 @@ def network_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.16",
-    cis="5.16",
-    level=1,
+    cis="CIS-5.16",
     title="The host PID namespace is not shared",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -470,8 +458,7 @@ def pid_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.17",
-    cis="5.17",
-    level=1,
+    cis="CIS-5.17",
     title="The host IPC namespace is not shared",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -488,8 +475,7 @@ def ipc_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.21",
-    cis="5.21",
-    level=1,
+    cis="CIS-5.21",
     title="The host UTS namespace is not shared",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -505,8 +491,7 @@ def uts_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.31",
-    cis="5.31",
-    level=1,
+    cis="CIS-5.31",
     title="The host user namespace is not shared",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -526,8 +511,7 @@ def user_namespace(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.11",
-    cis="5.11",
-    level=1,
+    cis="CIS-5.11",
     title="Memory is limited per container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -546,8 +530,7 @@ def memory_limit(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.12",
-    cis="5.12",
-    level=1,
+    cis="CIS-5.12",
     title="CPU priority is set per container",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -567,8 +550,7 @@ def cpu_shares(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.29",
-    cis="5.29",
-    level=1,
+    cis="CIS-5.29",
     title="The number of processes is limited per container",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -587,8 +569,7 @@ def pids_limit(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.19",
-    cis="5.19",
-    level=1,
+    cis="CIS-5.19",
     title="Default ulimits are overridden only when needed",
     severity=Severity.INFO,
     scope=TargetKind.CONTAINER,
@@ -610,8 +591,7 @@ def ulimit_overrides(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.25",
-    cis="5.25",
-    level=1,
+    cis="CIS-5.25",
     title="The container's cgroup placement is confirmed",
     severity=Severity.INFO,
     scope=TargetKind.CONTAINER,
@@ -635,8 +615,7 @@ def cgroup_parent(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.13",
-    cis="5.13",
-    level=1,
+    cis="CIS-5.13",
     title="The root filesystem is mounted read-only",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -659,8 +638,7 @@ MAX_RESTART_RETRIES = 5
 
 @rule(
     id="CIS-5.15",
-    cis="5.15",
-    level=1,
+    cis="CIS-5.15",
     title="Restart policy is on-failure with at most 5 retries",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -692,8 +670,7 @@ def restart_policy(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.18",
-    cis="5.18",
-    level=1,
+    cis="CIS-5.18",
     title="Host devices are not passed to containers",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -724,8 +701,7 @@ SHARED_PROPAGATION = ("shared", "rshared")
 
 @rule(
     id="CIS-5.20",
-    cis="5.20",
-    level=1,
+    cis="CIS-5.20",
     title="Mount propagation is not shared",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -751,8 +727,7 @@ def mount_propagation(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.22",
-    cis="5.22",
-    level=1,
+    cis="CIS-5.22",
     title="Seccomp filtering is not disabled",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -799,8 +774,7 @@ def _exec_sessions(container: ContainerFacts) -> CheckResult | None:
 
 @rule(
     id="CIS-5.23",
-    cis="5.23",
-    level=2,
+    cis="CIS-5.23",
     title="docker exec is not run with --privileged",
     severity=Severity.HIGH,
     scope=TargetKind.CONTAINER,
@@ -827,8 +801,7 @@ def privileged_exec(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.24",
-    cis="5.24",
-    level=2,
+    cis="CIS-5.24",
     title="docker exec is not run as root",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -879,8 +852,7 @@ def _daemon_no_new_privileges(facts: Facts) -> str | None:
 
 @rule(
     id="CIS-5.26",
-    cis="5.26",
-    level=1,
+    cis="CIS-5.26",
     title="Containers cannot gain additional privileges",
     severity=Severity.MEDIUM,
     scope=TargetKind.CONTAINER,
@@ -912,8 +884,7 @@ def no_new_privileges(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.27",
-    cis="5.27",
-    level=1,
+    cis="CIS-5.27",
     title="Container health is checked at runtime",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -944,8 +915,7 @@ def health_status(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.28",
-    cis="5.28",
-    level=1,
+    cis="CIS-5.28",
     title="Containers run the image their tag currently names",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -984,8 +954,7 @@ def fresh_images(container: ContainerFacts, facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-5.30",
-    cis="5.30",
-    level=2,
+    cis="CIS-5.30",
     title="The default bridge network is not used",
     severity=Severity.LOW,
     scope=TargetKind.CONTAINER,
@@ -1039,8 +1008,7 @@ def _exposes_engine_socket(mount: MountPoint, sockets: set[str]) -> str | None:
 
 @rule(
     id="CIS-5.32",
-    cis="5.32",
-    level=1,
+    cis="CIS-5.32",
     title="The Docker socket is not mounted into containers",
     severity=Severity.CRITICAL,
     scope=TargetKind.CONTAINER,

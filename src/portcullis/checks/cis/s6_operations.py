@@ -23,8 +23,7 @@ def _ancestors(image: ImageFacts) -> set[str]:
 
 @rule(
     id="CIS-6.1",
-    cis="6.1",
-    level=1,
+    cis="CIS-6.1",
     title="Unused images are kept to a minimum",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,
@@ -55,8 +54,7 @@ def unused_images(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-6.2",
-    cis="6.2",
-    level=1,
+    cis="CIS-6.2",
     title="Stopped containers are kept to a minimum",
     severity=Severity.LOW,
     scope=TargetKind.DAEMON,

@@ -51,8 +51,7 @@ def _endpoint(address: str, port: int) -> str:
 
 @rule(
     id="CIS-7.1",
-    cis="7.1",
-    level=1,
+    cis="CIS-7.1",
     title="The number of swarm managers is odd and no larger than needed",
     severity=Severity.MEDIUM,
     scope=TargetKind.SWARM,
@@ -80,8 +79,7 @@ def manager_count(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.2",
-    cis="7.2",
-    level=1,
+    cis="CIS-7.2",
     title="Swarm ports are bound to a specific interface",
     severity=Severity.MEDIUM,
     scope=TargetKind.SWARM,
@@ -112,8 +110,7 @@ def swarm_ports_bound(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.3",
-    cis="7.3",
-    level=1,
+    cis="CIS-7.3",
     title="Swarm overlay networks are encrypted",
     severity=Severity.MEDIUM,
     scope=TargetKind.SWARM,
@@ -142,8 +139,7 @@ def overlay_encrypted(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.4",
-    cis="7.4",
-    level=1,
+    cis="CIS-7.4",
     title="Sensitive data reaches services as swarm secrets",
     severity=Severity.MEDIUM,
     scope=TargetKind.SWARM,
@@ -166,8 +162,7 @@ def secrets_used(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.5",
-    cis="7.5",
-    level=1,
+    cis="CIS-7.5",
     title="Swarm managers use auto-lock",
     severity=Severity.MEDIUM,
     scope=TargetKind.SWARM,
@@ -192,8 +187,7 @@ def autolock(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.6",
-    cis="7.6",
-    level=1,
+    cis="CIS-7.6",
     title="The swarm unlock key is rotated periodically",
     severity=Severity.LOW,
     scope=TargetKind.SWARM,
@@ -216,8 +210,7 @@ def unlock_key_rotation(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.7",
-    cis="7.7",
-    level=1,
+    cis="CIS-7.7",
     title="Node certificates are rotated at least every 90 days",
     severity=Severity.LOW,
     scope=TargetKind.SWARM,
@@ -244,8 +237,7 @@ def node_cert_expiry(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.8",
-    cis="7.8",
-    level=1,
+    cis="CIS-7.8",
     title="The swarm root CA is rotated as policy requires",
     severity=Severity.LOW,
     scope=TargetKind.SWARM,
@@ -273,8 +265,7 @@ def root_ca_age(facts: Facts) -> CheckResult:
 
 @rule(
     id="CIS-7.9",
-    cis="7.9",
-    level=1,
+    cis="CIS-7.9",
     title="Swarm data traffic uses a different address than management traffic",
     severity=Severity.LOW,
     scope=TargetKind.SWARM,
