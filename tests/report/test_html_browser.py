@@ -116,7 +116,7 @@ def sections(findings: list[Finding]) -> dict[str, list[Finding]]:
     """The page's sections in order, each with its findings in report order."""
     grouped: dict[str, list[Finding]] = {}
     for finding in findings:
-        grouped.setdefault(section_title(section_key(finding)), []).append(finding)
+        grouped.setdefault(section_title(section_key(finding), finding.cis), []).append(finding)
     return grouped
 
 

@@ -49,11 +49,10 @@ def test_a_page_links_to_where_the_rule_is_declared(tmp_path: Path) -> None:
     docs.generate(tmp_path, described(), None)
     rule = get_rule("CIS-5.5")
     assert rule is not None
-    source, first_line = inspect.getsourcelines(rule.check)
-    assert source[0].startswith("@rule(")  # a decorated check: its first source line is the declaration
     page = (tmp_path / "CIS-5.5.md").read_text()
     where = "portcullis/checks/cis/s5_runtime.py"
-    assert f"| Defined in | [`{where}:{first_line}`](../../src/{where}#L{first_line}) |" in page
+    assert Path(inspect.getsourcefile(rule.check) or "").as_posix().endswith(where)
+    assert f"| Defined in | [`{where}`](../../src/{where}) |" in page
     assert (REPO / "src" / "portcullis" / "checks" / "cis" / "s5_runtime.py").is_file()
 
 
