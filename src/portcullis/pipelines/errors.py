@@ -13,3 +13,7 @@ class SubjectError(PipelineError):
 
 class VulnerabilityInputError(PipelineError):
     """The vulnerability database, an ignore file or a VEX document cannot be used."""
+
+
+class UsageError(PipelineError):
+    """The arguments cannot work as given: they conflict, or they need something this host does not offer."""
