@@ -1,4 +1,4 @@
-"""`portcullis harden seccomp` and `portcullis harden apparmor` (added to the `harden` group of cli/harden.py)."""
+"""`portcullis harden seccomp` and `portcullis harden apparmor` (cli/harden.py adds them to the `harden` group)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from portcullis.cli.common import EXIT_TOOL_ERROR, die, say
-from portcullis.cli.harden import HostOption, LabelOption, _labels, _say, _write, app
+from portcullis.cli.harden_options import HostOption, LabelOption, parse_labels, write_stdout
 from portcullis.harden import HardenError
 
 ContainerOption = Annotated[
@@ -49,7 +49,6 @@ def _need_root(what: str) -> None:
         die(f"{what} needs root on the engine's host (strace attach and the kernel's audit records)")
 
 
-@app.command()
 def seccomp(
     command: CommandArgument = None,
     container: ContainerOption = None,
@@ -83,7 +82,7 @@ def seccomp(
     from portcullis.collect.sandbox import SandboxError, sandbox
     from portcullis.harden.seccomp import docker_default_profile, generate
 
-    labels = _labels(label)
+    labels = parse_labels(label)
     chosen = frozenset(r.strip() for r in routes.split(",") if r.strip())
     _need_root("harden seccomp")
     try:
@@ -99,16 +98,16 @@ def seccomp(
         workload.labels = labels
         with sandbox(conn, "harden-seccomp") as box:
             result = generate(
-                box, workload, routes=chosen, max_attempts=max_attempts, allow_host_tuning=allow_host_tuning, log=_say
+                box, workload, routes=chosen, max_attempts=max_attempts, allow_host_tuning=allow_host_tuning, log=say
             )
     except (HardenError, SandboxError) as exc:
         die(str(exc))
     finally:
         conn.close()
     sizes = result.sizes(docker_default_profile())
-    _say(_size_text(sizes))
+    say(_size_text(sizes))
     for note in result.notes:
-        _say(f"note: {note}")
+        say(f"note: {note}")
     if not result.verified:
         denied = sorted({name for attempt in result.attempts for name in attempt.denied})
         say(
@@ -119,13 +118,13 @@ def seccomp(
         raise typer.Exit(EXIT_TOOL_ERROR)
     text = json.dumps(result.profile, indent=2) + "\n"
     if output is None:
-        _write(text)
+        write_stdout(text)
         return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         die(f"cannot write {output}: {exc.strerror}")
-    _say(f"verified profile written to {output}; use it with --security-opt seccomp={output}")
+    say(f"verified profile written to {output}; use it with --security-opt seccomp={output}")
 
 
 def _size_text(sizes: dict[str, Any]) -> str:
@@ -143,7 +142,6 @@ def _size_text(sizes: dict[str, Any]) -> str:
     return text
 
 
-@app.command()
 def apparmor(
     command: CommandArgument = None,
     policy: Annotated[
@@ -173,7 +171,7 @@ def apparmor(
         validate_profile,
     )
 
-    labels = _labels(label)
+    labels = parse_labels(label)
     if policy is None and container is None and image is None:
         die("give a --policy, a workload to observe (--container or --image), or both")
     try:
@@ -190,16 +188,16 @@ def apparmor(
     if not check.ok:
         die(f"apparmor_parser rejected the generated profile (a Portcullis bug, please report): {check.message}")
     if output is None:
-        _write(text)
+        write_stdout(text)
     else:
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {output}: {exc.strerror}")
-        _say(f"profile {chosen.name} written to {output}")
-    _say("apparmor_parser --skip-kernel-load: the profile compiles")
+        say(f"profile {chosen.name} written to {output}")
+    say("apparmor_parser --skip-kernel-load: the profile compiles")
     if not kernel_enforces_apparmor():
-        _say(
+        say(
             "AppArmor is not enabled in this kernel: the profile could not be loaded or enforced here, so it is "
             "checked but not verified against the workload; load it on an AppArmor host and run the workload there"
         )
@@ -233,12 +231,12 @@ def _observe_with_strace(
         workload.host_probe = host_probe
         workload.labels = labels
         with sandbox(conn, "harden-apparmor") as box:
-            outcome = run_workload(box, workload, None, trace=True, log=_say)
+            outcome = run_workload(box, workload, None, trace=True, log=say)
     except SandboxError as exc:
         raise HardenError(str(exc)) from None
     finally:
         conn.close()
     if not outcome.started:
         raise HardenError(f"the workload did not start: {outcome.start_error}")
-    _say(f"observed {workload.description}: {outcome.summary}")
+    say(f"observed {workload.description}: {outcome.summary}")
     return outcome.strace
