@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,57 +56,23 @@ def daemon(
     Each change names the CIS controls it fixes and its impact. Examples: `portcullis harden daemon`,
     `portcullis harden daemon --level 2 --verify`, `portcullis harden daemon --apply`.
     """
-    from portcullis.collect import CollectionError
-    from portcullis.collect.audit import collect_facts, load_facts
-    from portcullis.collect.engine import connect
-    from portcullis.harden.daemon_json import propose_daemon_json, render
-    from portcullis.harden.trial_daemon import ControlOutcome, verify_daemon_proposal
-    from portcullis.pipelines.audit import audit_report
+    from portcullis.harden.daemon import DaemonRequest, harden_daemon
 
-    labels = parse_labels(label)
-    if facts_in is not None and (verify or apply):
-        die("--facts-in proposes from a snapshot; --verify and --apply need the live engine")
-    conn = None
+    request = DaemonRequest(
+        level=level,
+        verify=verify,
+        smoke_image=smoke_image,
+        apply=apply,
+        daemon_json=daemon_json,
+        host=host,
+        facts_in=facts_in,
+        labels=parse_labels(label),
+    )
     try:
-        if facts_in is not None:
-            facts = load_facts(str(facts_in))
-        else:
-            conn = connect(host)
-            facts = collect_facts(conn)
-        proposal = propose_daemon_json(facts, level)
-    except (CollectionError, HardenError) as exc:
-        if conn is not None:
-            conn.close()
+        result = harden_daemon(request, say)
+    except HardenError as exc:
         die(str(exc))
-
-    outcomes: list[ControlOutcome] = []
-    applied: dict[str, str] | None = None
-    try:
-        if (verify or apply) and proposal.written:
-            assert conn is not None
-            say("starting a private dockerd with the proposal (own socket, roots and bridge; --iptables=false)…")
-            remap_user_existed = _has_user("dockremap")
-            try:
-                outcomes = verify_daemon_proposal(
-                    proposal, audit_report(facts, [], [], None), conn.api, smoke_image, labels
-                )
-            except HardenError as exc:
-                die(f"verification failed: {exc}")
-            if "userns-remap" in proposal.proposed and not remap_user_existed and _has_user("dockremap"):
-                say("note: the trial dockerd created the host user dockremap and its /etc/subuid, /etc/subgid ranges")
-        if apply:
-            broken = [o for o in outcomes if o.after not in ("pass", "not verifiable", "held back", "-")]
-            if broken:
-                die(f"not applied: {', '.join(o.rule_id for o in broken)} did not pass on the trial daemon")
-            if not proposal.written:
-                say("nothing to apply: daemon.json already has every proposed setting")
-            else:
-                target = daemon_json or Path(proposal.path)
-                applied = _apply_daemon_json(target, render(proposal.proposed))
-    finally:
-        if conn is not None:
-            conn.close()
-
+    proposal, outcomes, applied = result.proposal, result.outcomes, result.applied
     if output_format is Format.json:
         document = proposal.to_json()
         document["comments"] = proposal.comments()
@@ -119,34 +81,7 @@ def daemon(
         write_stdout(json.dumps(document, indent=2) + "\n")
     else:
         write_stdout(_daemon_text(proposal, outcomes, applied))
-    failing = [o for o in outcomes if o.after not in ("pass", "not verifiable", "held back", "-")]
-    raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
-
-
-def _has_user(name: str) -> bool:
-    try:
-        with open("/etc/passwd", encoding="utf-8") as passwd:
-            return any(line.split(":", 1)[0] == name for line in passwd)
-    except OSError:
-        return False
-
-
-def _apply_daemon_json(target: Path, text: str) -> dict[str, str]:
-    """Back up the current file, then replace it atomically. dockerd is not touched."""
-    backup = ""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            backup = f"{target}.portcullis-{time.strftime('%Y%m%d%H%M%S')}.bak"
-            shutil.copy2(target, backup)
-        handle, temporary = tempfile.mkstemp(prefix=".daemon.json.", dir=target.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except OSError as exc:
-        die(f"cannot write {target}: {exc.strerror}")
-    return {"path": str(target), "backup": backup}
+    raise typer.Exit(EXIT_FINDINGS if result.failing else EXIT_OK)
 
 
 def _daemon_text(proposal: Any, outcomes: list[Any], applied: dict[str, str] | None) -> str:
