@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,23 +28,6 @@ ProbeOption = Annotated[
     str | None,
     typer.Option("--host-probe", help="command run on the host, {ip} = the copy's address, that must exit 0"),
 ]
-
-
-def _workload(api: Any, container: str | None, image: str | None, command: list[str] | None, duration: float) -> Any:
-    from portcullis.harden.syscall_record import workload_from_container, workload_from_image
-
-    if (container is None) == (image is None):
-        die("give exactly one of --container NAME or --image IMAGE")
-    if container is not None and command:
-        die("a command after `--` goes with --image, not --container")
-    workload = workload_from_container(api, container) if container else workload_from_image(api, str(image), command)
-    workload.duration = duration
-    return workload
-
-
-def _need_root(what: str) -> None:
-    if os.geteuid() != 0:
-        die(f"{what} needs root on the engine's host (strace attach and the kernel's audit records)")
 
 
 def seccomp(
@@ -77,35 +58,25 @@ def seccomp(
     Examples: `portcullis harden seccomp --image busybox -- httpd -f -p 8080 --host-probe "wget -qO- http://{ip}:8080/"`,
     `portcullis harden seccomp --container web --smoke "wget -qO- http://127.0.0.1/" -o web-seccomp.json`.
     """
-    from portcullis.collect import CollectionError
-    from portcullis.collect.engine import connect
-    from portcullis.collect.sandbox import SandboxError, sandbox
-    from portcullis.harden.seccomp import docker_default_profile, generate
+    from portcullis.harden.profiles import WorkloadSpec, record_seccomp_profile
 
-    labels = parse_labels(label)
+    spec = WorkloadSpec(
+        container=container,
+        image=image,
+        command=command,
+        duration=duration,
+        smoke=smoke,
+        host_probe=host_probe,
+        labels=parse_labels(label),
+        host=host,
+    )
     chosen = frozenset(r.strip() for r in routes.split(",") if r.strip())
-    _need_root("harden seccomp")
     try:
-        conn = connect(host)
-    except CollectionError as exc:
+        recording = record_seccomp_profile(spec, chosen, max_attempts, allow_host_tuning, say)
+    except HardenError as exc:
         die(str(exc))
-    if not conn.local:
-        die("harden seccomp observes the workload's processes from the host: run it on the engine's own host")
-    try:
-        workload = _workload(conn.api, container, image, command, duration)
-        workload.smoke = shlex.split(smoke) if smoke else None
-        workload.host_probe = host_probe
-        workload.labels = labels
-        with sandbox(conn, "harden-seccomp") as box:
-            result = generate(
-                box, workload, routes=chosen, max_attempts=max_attempts, allow_host_tuning=allow_host_tuning, log=say
-            )
-    except (HardenError, SandboxError) as exc:
-        die(str(exc))
-    finally:
-        conn.close()
-    sizes = result.sizes(docker_default_profile())
-    say(_size_text(sizes))
+    result = recording.result
+    say(_size_text(recording.sizes))
     for note in result.notes:
         say(f"note: {note}")
     if not result.verified:
@@ -162,81 +133,33 @@ def apparmor(
     Examples: `portcullis harden apparmor --policy web.toml -o web.apparmor`,
     `portcullis harden apparmor --policy web.toml --image busybox -- httpd -f -p 8080`.
     """
-    from portcullis.harden.apparmor import (
-        Policy,
-        kernel_enforces_apparmor,
-        load_policy,
-        policy_from_dict,
-        render_profile,
-        validate_profile,
-    )
+    from portcullis.harden.profiles import WorkloadSpec, apparmor_profile
 
-    labels = parse_labels(label)
-    if policy is None and container is None and image is None:
-        die("give a --policy, a workload to observe (--container or --image), or both")
+    spec = WorkloadSpec(
+        container=container,
+        image=image,
+        command=command,
+        duration=duration,
+        smoke=smoke,
+        host_probe=host_probe,
+        labels=parse_labels(label),
+        host=host,
+    )
     try:
-        chosen = load_policy(policy) if policy is not None else Policy()
-        if name is not None:
-            chosen.name = policy_from_dict({"name": name}, "--name").name
-        observed = None
-        if container is not None or image is not None:
-            observed = _observe_with_strace(container, image, command, duration, smoke, host_probe, labels, host)
-        text = render_profile(chosen, observed)
-        check = validate_profile(text)
+        profile = apparmor_profile(policy, name, spec, say)
     except HardenError as exc:
         die(str(exc))
-    if not check.ok:
-        die(f"apparmor_parser rejected the generated profile (a Portcullis bug, please report): {check.message}")
     if output is None:
-        write_stdout(text)
+        write_stdout(profile.text)
     else:
         try:
-            output.write_text(text, encoding="utf-8")
+            output.write_text(profile.text, encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {output}: {exc.strerror}")
-        say(f"profile {chosen.name} written to {output}")
+        say(f"profile {profile.name} written to {output}")
     say("apparmor_parser --skip-kernel-load: the profile compiles")
-    if not kernel_enforces_apparmor():
+    if not profile.enforced_here:
         say(
             "AppArmor is not enabled in this kernel: the profile could not be loaded or enforced here, so it is "
             "checked but not verified against the workload; load it on an AppArmor host and run the workload there"
         )
-
-
-def _observe_with_strace(
-    container: str | None,
-    image: str | None,
-    command: list[str] | None,
-    duration: float,
-    smoke: str | None,
-    host_probe: str | None,
-    labels: dict[str, str],
-    host: str | None,
-) -> Any:
-    from portcullis.collect import CollectionError
-    from portcullis.collect.engine import connect
-    from portcullis.collect.sandbox import SandboxError, sandbox
-    from portcullis.harden.syscall_record import run_workload
-
-    _need_root("observing a workload")
-    try:
-        conn = connect(host)
-    except CollectionError as exc:
-        raise HardenError(str(exc)) from None
-    try:
-        if not conn.local:
-            raise HardenError("observing a workload needs the engine's own host (strace attach)")
-        workload = _workload(conn.api, container, image, command, duration)
-        workload.smoke = shlex.split(smoke) if smoke else None
-        workload.host_probe = host_probe
-        workload.labels = labels
-        with sandbox(conn, "harden-apparmor") as box:
-            outcome = run_workload(box, workload, None, trace=True, log=say)
-    except SandboxError as exc:
-        raise HardenError(str(exc)) from None
-    finally:
-        conn.close()
-    if not outcome.started:
-        raise HardenError(f"the workload did not start: {outcome.start_error}")
-    say(f"observed {workload.description}: {outcome.summary}")
-    return outcome.strace
