@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
@@ -22,7 +22,7 @@ class ImageSource:
     reference: str
     platform: str | None = None
     insecure_registries: Sequence[str] = ()
-    credentials: tuple[str, str] | None = None  # registry user and password
+    credentials: tuple[str, str] | None = field(default=None, repr=False)  # registry user and password
     engine_host: str | None = None
     max_bytes: int | None = None
     max_files: int | None = None
