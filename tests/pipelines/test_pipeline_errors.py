@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from portcullis.pipelines.errors import SubjectError, VulnerabilityInputError
+from portcullis.pipelines.database import database_status, import_into_database, update_database
+from portcullis.pipelines.errors import SubjectError, UsageError, VulnerabilityInputError
 from portcullis.pipelines.image import ImageSource, image_report, read_image
 from portcullis.pipelines.lint import lint_report
 from portcullis.pipelines.vulnerabilities import VulnOptions, vulnerability_findings
@@ -41,3 +42,12 @@ def test_an_explicit_database_that_is_missing_is_a_vulnerability_input_error(roo
 def test_a_missing_file_to_lint_is_a_subject_error(tmp_path: Path) -> None:
     with pytest.raises(SubjectError, match=r"Dockerfile: no such file$"):
         lint_report([tmp_path / "Dockerfile"], [])
+
+
+def test_database_arguments_and_inputs_fail_with_their_own_types(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^unknown feed 'nope'; known: debian, "):
+        update_database(tmp_path / "vuln.db", ["nope"], [], lambda *_: None)
+    with pytest.raises(VulnerabilityInputError, match="no vulnerability database at"):
+        database_status(tmp_path / "vuln.db")
+    with pytest.raises(VulnerabilityInputError, match=r"^import failed, the existing database is unchanged: "):
+        import_into_database(tmp_path / "absent", tmp_path / "vuln.db")
