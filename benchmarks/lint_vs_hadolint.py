@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from portcullis.checks.registry import all_rules, select_rules
-from portcullis.cli.lint import lint_subject
 from portcullis.collect.dockerfile import load_dockerfile
 from portcullis.model.findings import Status
+from portcullis.pipelines.lint import lint_subject
 from support.tools import tool
 
 REPO = Path(__file__).resolve().parent.parent

@@ -58,6 +58,13 @@ def _error(rule: Rule, target: Target, exc: Exception) -> Finding:
     )
 
 
+def _judge(rule: Rule, subject: ContainerFacts | ImageFacts, facts: Facts, target: Target) -> list[Finding]:
+    try:
+        return [_finding(rule, o, target) for o in _as_list(rule.check(subject, facts))]
+    except Exception as exc:
+        return [_error(rule, target, exc)]
+
+
 def evaluate(rule: Rule, facts: Facts) -> list[Finding]:
     """All findings of one rule. A check that raises yields an `error` finding, never a crash."""
     findings: list[Finding] = []
@@ -72,10 +79,7 @@ def evaluate(rule: Rule, facts: Facts) -> list[Finding]:
             target = default_target(TargetKind.DAEMON, facts)
             return [_finding(rule, Outcome(Status.NOT_APPLICABLE, f"the engine has no {kind}"), target)]
         for subject, target in targets:
-            try:
-                findings.extend(_finding(rule, o, target) for o in _as_list(rule.check(subject, facts)))
-            except Exception as exc:
-                findings.append(_error(rule, target, exc))
+            findings.extend(_judge(rule, subject, facts, target))
         return findings
     target = default_target(rule.scope, facts)
     try:
@@ -88,6 +92,22 @@ def run_rules(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
     findings: list[Finding] = []
     for candidate in rules:
         findings.extend(evaluate(candidate, facts))
+    return findings
+
+
+def run_image_rules(rules: Iterable[Rule], image: ImageFacts, collected_at: str) -> list[Finding]:
+    """The image-scope rules on one image read on its own, not through an engine or a host.
+
+    The rules see the image and the collection date; the context has no engine at all (not a made-up one), so
+    a rule that reached for it would raise and show as an `error` finding instead of judging nothing.
+    """
+    # Built unvalidated on purpose: Facts requires an engine, and an image read on its own has none.
+    context = Facts.model_construct(collected_at=collected_at, images=[image])  # type: ignore[call-arg]
+    target = image_target(image)
+    findings: list[Finding] = []
+    for candidate in rules:
+        if candidate.scope is TargetKind.IMAGE:
+            findings.extend(_judge(candidate, image, context, target))
     return findings
 
 

@@ -10,6 +10,14 @@ from typing import Annotated
 import typer
 
 from portcullis.cli.common import die, say
+from portcullis.pipelines.database import (
+    database_path,
+    database_status,
+    export_database,
+    import_into_database,
+    update_database,
+)
+from portcullis.pipelines.errors import PipelineError, VulnerabilityInputError
 
 app = typer.Typer(name="db", help="Build, inspect and move the local vulnerability database.", no_args_is_help=True)
 
@@ -18,12 +26,6 @@ DbOption = Annotated[
     typer.Option("--db", help="the database file (default: vuln.db in the user cache dir, or $PORTCULLIS_DB)"),
 ]
 STALE_DAYS = 3.0
-
-
-def _db_path(db: Path | None) -> Path:
-    from portcullis.vuln.location import default_path
-
-    return db if db is not None else default_path()
 
 
 def _progress(label: str, received: int, total: int | None) -> None:
@@ -47,31 +49,15 @@ def update(
     ] = None,
 ) -> None:
     """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically."""
-    from portcullis.vuln.db import DatabaseError
-    from portcullis.vuln.download import FeedSpec, default_feeds
-    from portcullis.vuln.download import update as run_update
-    from portcullis.vuln.sources import FeedError
-
-    feeds = {spec.name: spec for spec in default_feeds()}
-    for override in url or []:
-        name, sep, target = override.partition("=")
-        if not sep or name not in feeds:
-            die(f"--url wants NAME=URL with NAME one of {', '.join(feeds)}; got {override!r}")
-        feeds[name] = FeedSpec(name, target, feeds[name].kind)
-    if only:
-        unknown = [n for n in only if n not in feeds]
-        if unknown:
-            die(f"unknown feed {unknown[0]!r}; known: {', '.join(feeds)}")
-        selected = [feeds[n] for n in only]
-    else:
-        selected = list(feeds.values())
-    path = _db_path(db)
+    path = database_path(db)
     try:
-        result = run_update(path, selected, _progress)
-    except (FeedError, DatabaseError) as exc:
+        result = update_database(path, only or [], url or [], _progress)
+    except VulnerabilityInputError as exc:
         if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        die(f"update failed, the existing database is unchanged: {exc}")
+            sys.stderr.write("\n")  # end the progress line
+        die(str(exc))
+    except PipelineError as exc:
+        die(str(exc))
     for info in result.updated:
         say(f"updated {info.name}: {info.advisories} advisories, {info.affected} package rows")
     for name in result.not_modified:
@@ -87,20 +73,16 @@ def status(
     ),
 ) -> None:
     """Show every source in the database: where it came from, how old it is, how many advisories it holds."""
-    from portcullis.vuln.db import DatabaseError, VulnDB
-
-    path = _db_path(db)
+    path = database_path(db)
     try:
-        with VulnDB.open(path) as database:
-            sources = database.sources()
-            updated = database.meta("updated_at") or "unknown"
-    except DatabaseError as exc:
+        database = database_status(path)
+    except PipelineError as exc:
         die(str(exc))
     now = datetime.now(UTC)
-    typer.echo(f"database: {path} ({path.stat().st_size / 1e6:.1f} MB, last changed {updated})")
+    typer.echo(f"database: {path} ({database.size_bytes / 1e6:.1f} MB, last changed {database.updated_at})")
     typer.echo(f"{'source':<32} {'fetched (UTC)':<26} {'age':>8} {'advisories':>10} {'rows':>8}  origin")
     stale = []
-    for source in sources:
+    for source in database.sources:
         age = source.age_days(now)
         if age > max_age:
             stale.append(source.name)
@@ -108,7 +90,7 @@ def status(
             f"{source.name:<32} {source.fetched_at:<26} {age:>7.1f}d {source.advisories:>10} {source.affected:>8}"
             f"  {source.origin}"
         )
-    if not sources:
+    if not database.sources:
         say("warning: the database holds no sources")
     if stale:
         say(
@@ -123,23 +105,20 @@ def import_(
     db: DbOption = None,
 ) -> None:
     """Import a bundle (checked against its manifest) or upstream feed files/directories/zips."""
-    from portcullis.vuln.bundle import BundleError, import_bundle, import_feeds, is_bundle
-    from portcullis.vuln.db import DatabaseError
-    from portcullis.vuln.sources import FeedError
-
-    target = _db_path(db)
+    target = database_path(db)
     try:
-        if is_bundle(path):
-            manifest = import_bundle(path, target)
-            say(
-                f"imported bundle created {manifest.get('created_at')} with {len(manifest.get('sources', []))} "
-                f"source(s) into {target}"
-            )
-            return
-        for info in import_feeds(path, target):
-            say(f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows")
-    except (BundleError, FeedError, DatabaseError, UnicodeDecodeError) as exc:
-        die(f"import failed, the existing database is unchanged: {exc}")
+        outcome = import_into_database(path, target)
+    except PipelineError as exc:
+        die(str(exc))
+    manifest = outcome.bundle_manifest
+    if manifest is not None:
+        say(
+            f"imported bundle created {manifest.get('created_at')} with {len(manifest.get('sources', []))} "
+            f"source(s) into {target}"
+        )
+        return
+    for info in outcome.feeds:
+        say(f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows")
     say(f"database: {target}")
 
 
@@ -149,13 +128,8 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Write the database and a checksum manifest as one bundle for an air-gapped host."""
-    from portcullis.vuln.bundle import export_bundle
-    from portcullis.vuln.db import DatabaseError
-
     try:
-        manifest = export_bundle(_db_path(db), path)
-    except DatabaseError as exc:
+        manifest = export_database(database_path(db), path)
+    except PipelineError as exc:
         die(str(exc))
-    except OSError as exc:
-        die(f"cannot write {path}: {exc.strerror or exc}")
     say(f"exported {len(manifest['sources'])} source(s) to {path}")

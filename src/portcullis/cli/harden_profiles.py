@@ -1,17 +1,15 @@
-"""`portcullis harden seccomp` and `portcullis harden apparmor` (added to the `harden` group of cli/harden.py)."""
+"""`portcullis harden seccomp` and `portcullis harden apparmor` (cli/harden.py adds them to the `harden` group)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from portcullis.cli.common import EXIT_TOOL_ERROR, die, say
-from portcullis.cli.harden import HostOption, LabelOption, _labels, _say, _write, app
+from portcullis.cli.harden_options import HostOption, LabelOption, parse_labels, write_stdout
 from portcullis.harden import HardenError
 
 ContainerOption = Annotated[
@@ -32,24 +30,6 @@ ProbeOption = Annotated[
 ]
 
 
-def _workload(api: Any, container: str | None, image: str | None, command: list[str] | None, duration: float) -> Any:
-    from portcullis.harden.syscall_record import workload_from_container, workload_from_image
-
-    if (container is None) == (image is None):
-        die("give exactly one of --container NAME or --image IMAGE")
-    if container is not None and command:
-        die("a command after `--` goes with --image, not --container")
-    workload = workload_from_container(api, container) if container else workload_from_image(api, str(image), command)
-    workload.duration = duration
-    return workload
-
-
-def _need_root(what: str) -> None:
-    if os.geteuid() != 0:
-        die(f"{what} needs root on the engine's host (strace attach and the kernel's audit records)")
-
-
-@app.command()
 def seccomp(
     command: CommandArgument = None,
     container: ContainerOption = None,
@@ -78,37 +58,27 @@ def seccomp(
     Examples: `portcullis harden seccomp --image busybox -- httpd -f -p 8080 --host-probe "wget -qO- http://{ip}:8080/"`,
     `portcullis harden seccomp --container web --smoke "wget -qO- http://127.0.0.1/" -o web-seccomp.json`.
     """
-    from portcullis.collect import CollectionError
-    from portcullis.collect.engine import connect
-    from portcullis.collect.sandbox import SandboxError, sandbox
-    from portcullis.harden.seccomp import docker_default_profile, generate
+    from portcullis.harden.profiles import WorkloadSpec, record_seccomp_profile
 
-    labels = _labels(label)
+    spec = WorkloadSpec(
+        container=container,
+        image=image,
+        command=command,
+        duration=duration,
+        smoke=smoke,
+        host_probe=host_probe,
+        labels=parse_labels(label),
+        host=host,
+    )
     chosen = frozenset(r.strip() for r in routes.split(",") if r.strip())
-    _need_root("harden seccomp")
     try:
-        conn = connect(host)
-    except CollectionError as exc:
+        recording = record_seccomp_profile(spec, chosen, max_attempts, allow_host_tuning, say)
+    except HardenError as exc:
         die(str(exc))
-    if not conn.local:
-        die("harden seccomp observes the workload's processes from the host: run it on the engine's own host")
-    try:
-        workload = _workload(conn.api, container, image, command, duration)
-        workload.smoke = shlex.split(smoke) if smoke else None
-        workload.host_probe = host_probe
-        workload.labels = labels
-        with sandbox(conn, "harden-seccomp") as box:
-            result = generate(
-                box, workload, routes=chosen, max_attempts=max_attempts, allow_host_tuning=allow_host_tuning, log=_say
-            )
-    except (HardenError, SandboxError) as exc:
-        die(str(exc))
-    finally:
-        conn.close()
-    sizes = result.sizes(docker_default_profile())
-    _say(_size_text(sizes))
+    result = recording.result
+    say(_size_text(recording.sizes))
     for note in result.notes:
-        _say(f"note: {note}")
+        say(f"note: {note}")
     if not result.verified:
         denied = sorted({name for attempt in result.attempts for name in attempt.denied})
         say(
@@ -119,13 +89,13 @@ def seccomp(
         raise typer.Exit(EXIT_TOOL_ERROR)
     text = json.dumps(result.profile, indent=2) + "\n"
     if output is None:
-        _write(text)
+        write_stdout(text)
         return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         die(f"cannot write {output}: {exc.strerror}")
-    _say(f"verified profile written to {output}; use it with --security-opt seccomp={output}")
+    say(f"verified profile written to {output}; use it with --security-opt seccomp={output}")
 
 
 def _size_text(sizes: dict[str, Any]) -> str:
@@ -143,7 +113,6 @@ def _size_text(sizes: dict[str, Any]) -> str:
     return text
 
 
-@app.command()
 def apparmor(
     command: CommandArgument = None,
     policy: Annotated[
@@ -164,81 +133,33 @@ def apparmor(
     Examples: `portcullis harden apparmor --policy web.toml -o web.apparmor`,
     `portcullis harden apparmor --policy web.toml --image busybox -- httpd -f -p 8080`.
     """
-    from portcullis.harden.apparmor import (
-        Policy,
-        kernel_enforces_apparmor,
-        load_policy,
-        policy_from_dict,
-        render_profile,
-        validate_profile,
-    )
+    from portcullis.harden.profiles import WorkloadSpec, apparmor_profile
 
-    labels = _labels(label)
-    if policy is None and container is None and image is None:
-        die("give a --policy, a workload to observe (--container or --image), or both")
+    spec = WorkloadSpec(
+        container=container,
+        image=image,
+        command=command,
+        duration=duration,
+        smoke=smoke,
+        host_probe=host_probe,
+        labels=parse_labels(label),
+        host=host,
+    )
     try:
-        chosen = load_policy(policy) if policy is not None else Policy()
-        if name is not None:
-            chosen.name = policy_from_dict({"name": name}, "--name").name
-        observed = None
-        if container is not None or image is not None:
-            observed = _observe_with_strace(container, image, command, duration, smoke, host_probe, labels, host)
-        text = render_profile(chosen, observed)
-        check = validate_profile(text)
+        profile = apparmor_profile(policy, name, spec, say)
     except HardenError as exc:
         die(str(exc))
-    if not check.ok:
-        die(f"apparmor_parser rejected the generated profile (a Portcullis bug, please report): {check.message}")
     if output is None:
-        _write(text)
+        write_stdout(profile.text)
     else:
         try:
-            output.write_text(text, encoding="utf-8")
+            output.write_text(profile.text, encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {output}: {exc.strerror}")
-        _say(f"profile {chosen.name} written to {output}")
-    _say("apparmor_parser --skip-kernel-load: the profile compiles")
-    if not kernel_enforces_apparmor():
-        _say(
+        say(f"profile {profile.name} written to {output}")
+    say("apparmor_parser --skip-kernel-load: the profile compiles")
+    if not profile.enforced_here:
+        say(
             "AppArmor is not enabled in this kernel: the profile could not be loaded or enforced here, so it is "
             "checked but not verified against the workload; load it on an AppArmor host and run the workload there"
         )
-
-
-def _observe_with_strace(
-    container: str | None,
-    image: str | None,
-    command: list[str] | None,
-    duration: float,
-    smoke: str | None,
-    host_probe: str | None,
-    labels: dict[str, str],
-    host: str | None,
-) -> Any:
-    from portcullis.collect import CollectionError
-    from portcullis.collect.engine import connect
-    from portcullis.collect.sandbox import SandboxError, sandbox
-    from portcullis.harden.syscall_record import run_workload
-
-    _need_root("observing a workload")
-    try:
-        conn = connect(host)
-    except CollectionError as exc:
-        raise HardenError(str(exc)) from None
-    try:
-        if not conn.local:
-            raise HardenError("observing a workload needs the engine's own host (strace attach)")
-        workload = _workload(conn.api, container, image, command, duration)
-        workload.smoke = shlex.split(smoke) if smoke else None
-        workload.host_probe = host_probe
-        workload.labels = labels
-        with sandbox(conn, "harden-apparmor") as box:
-            outcome = run_workload(box, workload, None, trace=True, log=_say)
-    except SandboxError as exc:
-        raise HardenError(str(exc)) from None
-    finally:
-        conn.close()
-    if not outcome.started:
-        raise HardenError(f"the workload did not start: {outcome.start_error}")
-    _say(f"observed {workload.description}: {outcome.summary}")
-    return outcome.strace

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from portcullis import __version__
-from portcullis.checks.registry import all_rules, select_rules
-from portcullis.checks.runner import evaluate_on
 from portcullis.cli.common import FailOn, OutputFormat, die, emit
-from portcullis.collect import CollectionError
-from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
-
-
-def inside_report(signals: dict[str, Any], target: Target) -> Report:
-    findings = []
-    for item in select_rules(all_rules(), command="inside"):
-        findings.extend(evaluate_on(item, signals, target))
-    return Report(
-        command="inside",
-        tool=ToolInfo(version=__version__),
-        subject=target.name,
-        findings=findings,
-        summary=Summary.of(findings),
-    )
+from portcullis.pipelines.errors import PipelineError
+from portcullis.pipelines.inside import assess_inside
 
 
 def inside(
@@ -46,27 +30,10 @@ def inside(
     """
     import json
 
-    from portcullis.collect.engine import connect, resolve_container
-    from portcullis.inside.signals import collect_from_host, collect_self
-
     try:
-        if container:
-            conn = connect(host)
-            try:
-                container_id, name, pid = resolve_container(conn, container)
-            finally:
-                conn.close()
-            if not conn.local:
-                die("--container reads the container's /proc: run it on the engine's host")
-            signals = collect_from_host(pid)
-            target = Target(kind=TargetKind.CONTAINER, name=name, id=container_id)
-        else:
-            signals = collect_self(probes=probes)
-            target = Target(kind=TargetKind.CONTAINER, name="this container")
-    except CollectionError as exc:
+        assessment = assess_inside(container, host, probes)
+    except PipelineError as exc:
         die(str(exc))
-    except OSError as exc:
-        die(f"cannot read the process's /proc: {exc}")
     if signals_out is not None:
-        signals_out.write_text(json.dumps(signals, indent=1), encoding="utf-8")
-    raise typer.Exit(emit(inside_report(signals, target), output_format, output, fail_on))
+        signals_out.write_text(json.dumps(assessment.signals, indent=1), encoding="utf-8")
+    raise typer.Exit(emit(assessment.report, output_format, output, fail_on))

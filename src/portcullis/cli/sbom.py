@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from portcullis.cli.common import die, say
-from portcullis.cli.image import VulnOptions, load_image, vulnerability_findings
-from portcullis.model.findings import CollectionProblem
-
-
-class SbomFormat(StrEnum):
-    cyclonedx = "cyclonedx"
-    spdx = "spdx"
+from portcullis.cli.image import registry_credentials
+from portcullis.pipelines.errors import PipelineError
+from portcullis.pipelines.image import ImageSource
+from portcullis.pipelines.sbom import SbomFormat, sbom_document
 
 
 def sbom(
@@ -38,21 +34,17 @@ def sbom(
 
     Examples: `portcullis sbom app:1 -o app.cdx.json`, `portcullis sbom docker-archive:app.tar -f spdx`.
     """
-    from portcullis.report.cyclonedx import render_cyclonedx
-    from portcullis.report.spdx import render_spdx
-
-    image = load_image(reference, platform, insecure_registry, username, password_stdin, host)
-    content = image.content
-    if content is None:
-        die(f"{reference}: the image content could not be read")
-    if output_format is SbomFormat.spdx:
-        text = render_spdx(content.packages, subject=reference, os_release=content.os_release).rstrip("\n")
-    else:
-        problems: list[CollectionProblem] = []
-        findings = vulnerability_findings(image, VulnOptions(db_path=db), problems) if vulns else []
-        for problem in problems:
-            say(f"note: {problem.fact}: {problem.reason}")
-        text = render_cyclonedx(content.packages, findings, subject=reference, os_release=content.os_release)
+    source = ImageSource(
+        reference,
+        platform=platform,
+        insecure_registries=insecure_registry or [],
+        credentials=registry_credentials(username, password_stdin),
+        engine_host=host,
+    )
+    try:
+        text = sbom_document(source, output_format, vulns=vulns, db_path=db, log=say)
+    except PipelineError as exc:
+        die(str(exc))
     if output is None:
         typer.echo(text)
         return

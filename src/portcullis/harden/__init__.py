@@ -2,7 +2,8 @@
 
 `daemon_json` proposes a daemon.json, `trial_daemon` runs it on a private second dockerd, `run_flags` and
 `container_trial` derive and verify `docker run` flags for one container, `compose_override` writes them as a
-compose override. Nothing here changes the host unless the caller asks to apply.
+compose override. `daemon`, `container` and `profiles` (seccomp, AppArmor) are the flows the CLI calls.
+Nothing here changes the host unless the caller asks to apply.
 """
 
 from __future__ import annotations

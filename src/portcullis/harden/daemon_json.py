@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -176,10 +177,20 @@ def _flag_conflict(facts: Facts, key: str) -> str | None:
     return None
 
 
+def _iptables_stays_off(facts: Facts, current: dict[str, Any]) -> bool:
+    """Whether iptables is still off once the proposal is in place (a command-line flag outlives daemon.json)."""
+    if current.get("iptables") is False:
+        return _flag_conflict(facts, "iptables") is not None
+    iptables = configured(facts.daemon, "iptables")
+    return iptables.known and iptables.value is False
+
+
 class _Builder:
-    def __init__(self, facts: Facts, current: dict[str, Any]) -> None:
+    def __init__(self, facts: Facts, current: dict[str, Any], level: int) -> None:
         self.facts = facts
         self.current = current
+        self.level = level
+        self.iptables_off = _iptables_stays_off(facts, current)
         self.changes: list[DaemonChange] = []
 
     def want(
@@ -210,57 +221,48 @@ class _Builder:
         self.changes.append(DaemonChange(key, Action.SUGGEST, example, controls, impact, 2, note))
 
 
-def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
-    """The daemon.json that fixes section-2 findings of this engine; level 2 adds user-namespace remapping."""
-    daemon = facts.daemon
-    if daemon.dockerd_cmdline is None:
-        raise HardenError(
-            "the dockerd command line was not read (remote engine or no access to /proc); "
-            "run `portcullis harden daemon` on the Docker host as root"
-        )
-    if daemon.daemon_json_error is not None:
-        raise HardenError(f"{daemon.daemon_json_path} cannot be used as a base: {daemon.daemon_json_error}")
-    current = dict(daemon.daemon_json or {})
-    build = _Builder(facts, current)
+# --- the steps, one per setting (or group of unsafe keys), in the order the proposal lists them ---------------
 
-    iptables = configured(daemon, "iptables")
-    iptables_off = iptables.known and iptables.value is False
-    if "iptables" in current and current["iptables"] is False:
-        build.drop(
-            "iptables",
-            ("CIS-2.4",),
-            "dockerd rewrites the host firewall rules for its networks at the next start",
-            "Docker should manage iptables",
-        )
-        iptables_off = _flag_conflict(facts, "iptables") is not None
-    elif iptables_off:
+
+def _iptables(build: _Builder) -> None:
+    impact = "dockerd rewrites the host firewall rules for its networks at the next start"
+    if build.current.get("iptables") is False:
+        build.drop("iptables", ("CIS-2.4",), impact, "Docker should manage iptables")
+    elif build.iptables_off:
+        flag = _flag_conflict(build.facts, "iptables")
         build.hold(
             "iptables",
             True,
             ("CIS-2.4",),
-            "dockerd rewrites the host firewall rules for its networks at the next start",
-            f"iptables is off on the dockerd command line ({_flag_conflict(facts, 'iptables')}); remove that flag",
+            impact,
+            f"iptables is off on the dockerd command line ({flag}); remove that flag",
         )
 
-    icc_impact = "containers on the default bridge reach each other only through published ports or links"
-    if iptables_off:
+
+def _icc(build: _Builder) -> None:
+    impact = "containers on the default bridge reach each other only through published ports or links"
+    if build.iptables_off:
         build.hold(
             "icc",
             False,
             ("CIS-2.2",),
-            icc_impact,
+            impact,
             "dockerd refuses icc=false while iptables is off (it would not start); enable iptables first (CIS-2.4)",
         )
     else:
-        build.want("icc", False, ("CIS-2.2",), icc_impact)
+        build.want("icc", False, ("CIS-2.2",), impact)
 
-    if current.get("debug") is True:
+
+def _log_level(build: _Builder) -> None:
+    if build.current.get("debug") is True:
         build.drop("debug", ("CIS-2.3",), "the daemon stops logging at debug level", "debug logging is on")
     build.want(
         "log-level", "info", ("CIS-2.3",), "warnings and errors plus the events an investigation needs", pin=True
     )
 
-    if facts.engine.info.swarm.local_node_state == "active":
+
+def _live_restore(build: _Builder) -> None:
+    if build.facts.engine.info.swarm.local_node_state == "active":
         build.hold(
             "live-restore",
             True,
@@ -276,11 +278,15 @@ def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
             "containers keep running while dockerd stops or upgrades; dockerd can apply some changes on SIGHUP",
         )
 
-    proxy_impact = "published ports are served by kernel NAT instead of docker-proxy processes"
-    if iptables_off:
-        proxy_impact += "; WITH iptables OFF (as now) published ports then stop answering until iptables is on"
-    build.want("userland-proxy", False, ("CIS-2.17",), proxy_impact)
 
+def _userland_proxy(build: _Builder) -> None:
+    impact = "published ports are served by kernel NAT instead of docker-proxy processes"
+    if build.iptables_off:
+        impact += "; WITH iptables OFF (as now) published ports then stop answering until iptables is on"
+    build.want("userland-proxy", False, ("CIS-2.17",), impact)
+
+
+def _no_new_privileges(build: _Builder) -> None:
     build.want(
         "no-new-privileges",
         True,
@@ -288,7 +294,9 @@ def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
         "setuid/setgid binaries (sudo, su, old ping) cannot raise privileges inside containers",
     )
 
-    ulimits = configured(daemon, "default-ulimits")
+
+def _default_ulimits(build: _Builder) -> None:
+    ulimits = configured(build.facts.daemon, "default-ulimits")
     if not (ulimits.known and ulimits.value):
         build.want(
             "default-ulimits",
@@ -298,6 +306,9 @@ def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
             "without user-namespace remapping nproc counts all processes of that uid on the host",
         )
 
+
+def _unsafe_keys(build: _Builder) -> None:
+    current = build.current
     if current.get("experimental") is True:
         build.drop("experimental", ("CIS-2.19",), "experimental features disappear", "experimental features are on")
     if current.get("insecure-registries"):
@@ -315,20 +326,23 @@ def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
             "seccomp is disabled daemon-wide",
         )
 
-    if level >= 2:
-        remap = effective(facts, "userns-remap")
-        if remap.value is not True:
-            build.want(
-                "userns-remap",
-                "default",
-                ("CIS-2.10",),
-                "root in a container maps to an unprivileged host uid range (dockerd creates the dockremap user); "
-                "existing images and volumes are not visible under the remapped data root, --privileged and "
-                "host namespaces need --userns=host",
-                level=2,
-            )
 
-    driver = effective(facts, "log-driver")
+def _userns_remap(build: _Builder) -> None:
+    if build.level < 2 or effective(build.facts, "userns-remap").value is True:
+        return
+    build.want(
+        "userns-remap",
+        "default",
+        ("CIS-2.10",),
+        "root in a container maps to an unprivileged host uid range (dockerd creates the dockremap user); "
+        "existing images and volumes are not visible under the remapped data root, --privileged and "
+        "host namespaces need --userns=host",
+        level=2,
+    )
+
+
+def _log_driver(build: _Builder) -> None:
+    driver = effective(build.facts, "log-driver")
     if driver.known and driver.value in ("json-file", "local", "none"):
         build.suggest(
             "log-driver",
@@ -337,7 +351,10 @@ def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
             "logs leave the host; `docker logs` works only with drivers that keep a local copy",
             "ship logs to your central log system (its address cannot be guessed);",
         )
-    plugins = configured(daemon, "authorization-plugins")
+
+
+def _authorization_plugins(build: _Builder) -> None:
+    plugins = configured(build.facts.daemon, "authorization-plugins")
     if plugins.known and not plugins.value:
         build.suggest(
             "authorization-plugins",
@@ -347,9 +364,38 @@ def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
             "install and name an authorization plugin;",
         )
 
+
+_STEPS: tuple[Callable[[_Builder], None], ...] = (
+    _iptables,
+    _icc,
+    _log_level,
+    _live_restore,
+    _userland_proxy,
+    _no_new_privileges,
+    _default_ulimits,
+    _unsafe_keys,
+    _userns_remap,
+    _log_driver,
+    _authorization_plugins,
+)
+
+
+def propose_daemon_json(facts: Facts, level: int = 1) -> DaemonProposal:
+    """The daemon.json that fixes section-2 findings of this engine; level 2 adds user-namespace remapping."""
+    daemon = facts.daemon
+    if daemon.dockerd_cmdline is None:
+        raise HardenError(
+            "the dockerd command line was not read (remote engine or no access to /proc); "
+            "run `portcullis harden daemon` on the Docker host as root"
+        )
+    if daemon.daemon_json_error is not None:
+        raise HardenError(f"{daemon.daemon_json_path} cannot be used as a base: {daemon.daemon_json_error}")
+    build = _Builder(facts, dict(daemon.daemon_json or {}), level)
+    for step in _STEPS:
+        step(build)
     return DaemonProposal(
         path=daemon.daemon_json_path,
-        current=current,
+        current=build.current,
         current_exists=daemon.daemon_json is not None,
         changes=build.changes,
     )

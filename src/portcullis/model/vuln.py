@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portcullis.model.layers import LayerRef
 
+# Every vulnerability finding carries one of these two rule ids; the advisory id is in its evidence.
+VULN_RULE_ID = "DKR-VULN"
+VULN_UNDECIDED_RULE_ID = "DKR-VULN-UNDECIDED"  # could not be matched: version does not parse, release unknown
+
 
 class Ecosystem(StrEnum):
     """Where a package comes from; also the namespace advisories are keyed by in the database."""

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from portcullis.checks.registry import id_matches
 from portcullis.model.findings import Finding, Report, Summary
+from portcullis.pipelines.errors import PipelineError
 
 
-class PolicyError(Exception):
+class PolicyError(PipelineError):
     """The ignore file cannot be used; the message is one line for the user."""
 
 

@@ -33,8 +33,7 @@ from packageurl import PackageURL
 
 from portcullis import __version__
 from portcullis.model.findings import Finding, Status
-from portcullis.model.vuln import OsRelease, Package
-from portcullis.vuln.findings import RULE_ID
+from portcullis.model.vuln import VULN_RULE_ID, OsRelease, Package
 
 _SEVERITY = {
     "critical": VulnerabilitySeverity.CRITICAL,
@@ -131,7 +130,11 @@ def vulnerabilities_for(findings: Sequence[Finding], ref_by_purl: dict[str, str]
     """One vulnerability per advisory id from the DKR-VULN findings that are not suppressed."""
     grouped: dict[str, list[Finding]] = {}
     for finding in findings:
-        if finding.rule_id == RULE_ID and finding.status in (Status.FAIL, Status.MANUAL) and not finding.suppressed_by:
+        if (
+            finding.rule_id == VULN_RULE_ID
+            and finding.status in (Status.FAIL, Status.MANUAL)
+            and not finding.suppressed_by
+        ):
             grouped.setdefault(str(finding.evidence["advisory_id"]), []).append(finding)
     result = []
     for advisory_id, group in sorted(grouped.items()):

@@ -17,7 +17,7 @@ import yaml
 from packageurl import PackageURL
 
 from portcullis.model.findings import Finding, Severity
-from portcullis.vuln.findings import RULE_ID
+from portcullis.model.vuln import VULN_RULE_ID
 
 
 class FilterInputError(ValueError):
@@ -25,7 +25,7 @@ class FilterInputError(ValueError):
 
 
 def _is_vuln(finding: Finding) -> bool:
-    return finding.rule_id == RULE_ID
+    return finding.rule_id == VULN_RULE_ID
 
 
 def _names(finding: Finding) -> set[str]:

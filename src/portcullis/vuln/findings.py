@@ -11,11 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 from portcullis.model.findings import Finding, Location, Status, Target, TargetKind
-from portcullis.model.vuln import FixState, Match, VendorStatus
+from portcullis.model.vuln import VULN_RULE_ID, VULN_UNDECIDED_RULE_ID, FixState, Match, VendorStatus
 from portcullis.vuln.severity import Rating, rate
-
-RULE_ID = "DKR-VULN"
-RULE_ID_UNDECIDED = "DKR-VULN-UNDECIDED"  # could not be matched: version does not parse, release unknown
 
 _STATE_WORDS = {
     FixState.FIXED: "fixed in {fixed}",
@@ -70,7 +67,7 @@ def to_finding(match: Match, target: Target) -> Finding:
     else:
         remediation = f"No fixed version of {pkg.name} is available; assess exposure, or suppress with a reason."
     return Finding(
-        rule_id=RULE_ID,
+        rule_id=VULN_RULE_ID,
         title=f"{match.advisory_id} in {pkg.name} {pkg.version}",
         cis=None,
         status=Status.MANUAL if match.fix_state is FixState.UNDETERMINED else Status.FAIL,
@@ -87,7 +84,7 @@ def problem_finding(problem: str, target: Target) -> Finding:
     from portcullis.model.findings import Severity
 
     return Finding(
-        rule_id=RULE_ID_UNDECIDED,
+        rule_id=VULN_UNDECIDED_RULE_ID,
         title="Package could not be matched",
         cis=None,
         status=Status.ERROR,

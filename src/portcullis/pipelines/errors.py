@@ -1,0 +1,19 @@
+"""The typed errors a flow raises instead of exiting: each message is one line, printed as it is by the CLI."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A flow could not produce its result; the message is one line meant for the user."""
+
+
+class SubjectError(PipelineError):
+    """The subject (an image, a file, a container) could not be found or read."""
+
+
+class VulnerabilityInputError(PipelineError):
+    """The vulnerability database, an ignore file or a VEX document cannot be used."""
+
+
+class UsageError(PipelineError):
+    """The arguments cannot work as given: they conflict, or they need something this host does not offer."""
