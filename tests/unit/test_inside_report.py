@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from portcullis.cli.inside import inside_report
+from portcullis.pipelines.inside import inside_report
 from portcullis.inside.analyse import analyse
 from portcullis.inside.main import build_report
 from portcullis.model.findings import Report, Target, TargetKind
