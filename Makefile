@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 
 .PHONY: programs bench-programs setup engine test-images audit test bench lint docs clean
 
-$(BIN)/portcullis: pyproject.toml requirements.lock
+$(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q -r requirements.lock -r requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-## setup: create .venv/ with portcullis and its pinned dependencies
+## setup: create .venv/ with portcullis, its pinned runtime dependencies (requirements.lock) and the dev tools (requirements-dev.lock)
 setup: $(BIN)/portcullis
 
 ## engine: make sure a Docker engine is reachable (installs and starts one on Debian/Ubuntu as root)
