@@ -32,6 +32,10 @@ if [ "$current" = "$inputs" ]; then
   exit 0
 fi
 
+if [ ! -x "$python" ]; then
+  echo "build-portcullis-image: no $python to prepare the wheels with (make setup creates .venv)" >&2
+  exit 1
+fi
 started=$SECONDS
 wheels=build/image/wheels
 rm -rf "$wheels"

@@ -7,7 +7,9 @@ under src/portcullis that comes from an undeclared distribution works in the dev
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
@@ -133,3 +135,33 @@ def test_the_venv_runs_the_locked_versions() -> None:
             if installed != version:
                 drift.append(f"{lock}: {name}=={version}, installed {installed}")
     assert not drift
+
+
+def test_the_wheel_installs_offline_from_the_locked_runtime_wheels_and_imports_everything(tmp_path: Path) -> None:
+    """`pip install portcullis` resolved from pyproject's dependencies against only the wheels of requirements.lock
+    (prepared by `make image`), then every module imported in that venv: an undeclared dependency fails here."""
+    wheels = REPO / "build" / "image" / "wheels"
+    if not list(wheels.glob("portcullis-*.whl")):
+        pytest.fail(f"no wheels in {wheels}: run `make image`")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), "portcullis"],
+        check=True, timeout=300,
+    )  # fmt: skip
+    probe = (
+        "import importlib, pkgutil, portcullis\n"
+        "names = [m.name for m in pkgutil.walk_packages(portcullis.__path__, 'portcullis.')]\n"
+        "names.remove('portcullis.__main__')  # runs the CLI\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "print(len(names), portcullis.__file__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed wheel, not src/
+    result = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, timeout=300, check=False, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    count, location = result.stdout.split()
+    assert int(count) > 50 and location.startswith(str(venv))
