@@ -146,7 +146,7 @@ def test_the_wheel_installs_offline_from_the_locked_runtime_wheels_and_imports_e
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run(
+    subprocess.run(  # program-list: skip (the python of the venv this test made)
         [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), "portcullis"],
         check=True, timeout=300,
     )  # fmt: skip
@@ -159,7 +159,7 @@ def test_the_wheel_installs_offline_from_the_locked_runtime_wheels_and_imports_e
         "print(len(names), portcullis.__file__)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed wheel, not src/
-    result = subprocess.run(
+    result = subprocess.run(  # program-list: skip (the python of the venv this test made)
         [str(python), "-c", probe], capture_output=True, text=True, timeout=300, check=False, env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
