@@ -3,16 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: programs bench-programs setup engine test-images audit test bench lint docs clean
+.PHONY: programs bench-programs setup engine test-images image audit test bench lint docs clean
 
-$(BIN)/portcullis: pyproject.toml requirements.lock
+$(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q -r requirements.lock -r requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-## setup: create .venv/ with portcullis and its pinned dependencies
+## setup: create .venv/ with portcullis, its pinned runtime dependencies (requirements.lock) and the dev tools (requirements-dev.lock)
 setup: $(BIN)/portcullis
 
 ## engine: make sure a Docker engine is reachable (installs and starts one on Debian/Ubuntu as root)
@@ -32,12 +32,16 @@ test-images: engine
 	@bash scripts/build-test-images.sh
 	@bash scripts/start-test-registry.sh
 
+## image: build the Portcullis container image (Dockerfile) offline from wheels; kept when its inputs are unchanged
+image: setup test-images
+	@bash scripts/build-portcullis-image.sh
+
 ## audit: audit the local Docker engine, its host and its files
 audit: setup engine
 	$(BIN)/portcullis audit
 
 ## test: set up everything, check lint and types, and run the whole test suite
-test: programs setup engine test-images
+test: programs setup engine test-images image
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
