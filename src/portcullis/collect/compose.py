@@ -17,6 +17,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.composer import MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from portcullis.collect import CollectionError
@@ -24,6 +25,27 @@ from portcullis.collect.dockerfile import ignore_comments
 from portcullis.model.lint import ComposeFacts, SourceRef
 
 # --- a YAML tree that remembers positions -------------------------------------------------------
+
+# Compose files are input we do not trust. Real ones nest a dozen levels and hold a few thousand values; these
+# bounds are far above that and far below what exhausts the interpreter's stack (nesting) or memory (aliases,
+# which the loader shares but every later step copies: nine aliases nine deep are 9**9 values).
+MAX_DEPTH = 100
+MAX_NODES = 250_000
+
+
+class _Budget:
+    """Values left before a file's aliases have expanded it beyond MAX_NODES."""
+
+    def __init__(self, path: str) -> None:
+        self.left = MAX_NODES
+        self.path = path
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise CollectionError(
+                f"{self.path}: refused: more than {MAX_NODES} values once YAML aliases are expanded (an alias bomb?)"
+            )
 
 
 @dataclass
@@ -41,7 +63,8 @@ def _tag_of(raw: Any) -> str | None:
     return value if value in ("!reset", "!override") else None
 
 
-def _located(raw: Any, ref: SourceRef, path: str) -> Node:
+def _located(raw: Any, ref: SourceRef, path: str, budget: _Budget) -> Node:
+    budget.spend()
     tag = _tag_of(raw)
     if isinstance(raw, TaggedScalar):
         return Node(None if tag == "!reset" else raw.value, ref, tag)
@@ -52,7 +75,7 @@ def _located(raw: Any, ref: SourceRef, path: str) -> Node:
                 line = raw.lc.key(key)[0] + 1
             except (KeyError, TypeError):  # keys merged in from a `<<: *anchor` have no own position
                 line = ref.line
-            mapping[str(key)] = _located(item, SourceRef(path=path, line=line), path)
+            mapping[str(key)] = _located(item, SourceRef(path=path, line=line), path, budget)
         return Node(mapping, ref, tag)
     if isinstance(raw, CommentedSeq):
         items = []
@@ -61,7 +84,7 @@ def _located(raw: Any, ref: SourceRef, path: str) -> Node:
                 line = raw.lc.item(index)[0] + 1
             except (KeyError, TypeError, IndexError):
                 line = ref.line
-            items.append(_located(item, SourceRef(path=path, line=line), path))
+            items.append(_located(item, SourceRef(path=path, line=line), path, budget))
         return Node(items, ref, tag)
     return Node(raw, ref, tag)
 
@@ -86,8 +109,13 @@ def _read_yaml(path: Path) -> Node:
         raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise CollectionError(f"{path}: not a compose file (not UTF-8 text)") from exc
+    loader = YAML(typ="rt")
+    loader.max_depth = MAX_DEPTH
     try:
-        raw = YAML(typ="rt").load(text)
+        raw = loader.load(text)
+    except MaxDepthExceededError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
+        raise CollectionError(f"{path}:{line}: refused: YAML nested deeper than {MAX_DEPTH} levels") from exc
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -96,7 +124,7 @@ def _read_yaml(path: Path) -> Node:
         raise CollectionError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, CommentedMap):
         raise CollectionError(f"{path}: not a compose file (the top level is not a mapping)")
-    node = _located(raw, SourceRef(path=str(path), line=1), str(path))
+    node = _located(raw, SourceRef(path=str(path), line=1), str(path), _Budget(str(path)))
     services = node.value.get("services")
     if services is not None and services.value is not None and not isinstance(services.value, dict):
         raise CollectionError(f"{path}:{services.ref.line}: `services` must be a mapping")
