@@ -44,10 +44,8 @@ def _inline_ignore(finding: Finding, subject: DockerfileFacts | ComposeFacts) ->
     line = finding.location.line
     if isinstance(subject, DockerfileFacts):
         ignores = subject.ignores
-        starts = [
-            i.start_line for stage in subject.stages for i in stage.instructions if i.start_line <= line <= i.end_line
-        ]
-        candidates = [line, *starts]
+        start = subject.instruction_start(line)
+        candidates = [line] if start is None else [line, start]
     else:
         ignores = subject.ignores.get(finding.location.path, {})
         candidates = [line]
