@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from portcullis.collect import CollectionError
 from portcullis.collect.dockerfile import ignore_comments
+from portcullis.collect.files import open_regular
 from portcullis.model.lint import ComposeFacts, SourceRef
 
 # --- a YAML tree that remembers positions -------------------------------------------------------
@@ -102,13 +103,17 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _read_yaml(path: Path) -> Node:
+def _read_text(path: Path, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular(path) as handle:
+            return handle.read().decode("utf-8")
     except OSError as exc:
         raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise CollectionError(f"{path}: not a compose file (not UTF-8 text)") from exc
+        raise CollectionError(f"{path}: not {what} (not UTF-8 text)") from exc
+
+
+def _read_yaml(path: Path, text: str) -> Node:
     loader = YAML(typ="rt")
     loader.max_depth = MAX_DEPTH
     try:
@@ -218,10 +223,7 @@ class Interpolator:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """A Compose `.env` file: KEY=VALUE lines, `export` prefixes, quotes, # comments."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
+    text = _read_text(path, "an env file")
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -367,10 +369,11 @@ def load_compose(
     merged: Node | None = None
     ignores: dict[str, dict[int, tuple[str, ...]]] = {}
     for path in files:
-        node = _read_yaml(path)
+        text = _read_text(path, "a compose file")
+        node = _read_yaml(path, text)
         _interpolate(node, interpolate)
         merged = node if merged is None else merge(merged, node)
-        ignores[str(path)] = ignore_comments(path.read_text(encoding="utf-8").splitlines())
+        ignores[str(path)] = ignore_comments(text.splitlines())
     assert merged is not None  # files is not empty
     lines: dict[str, SourceRef] = {}
     document = _plain(merged, "", lines)

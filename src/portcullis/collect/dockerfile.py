@@ -14,6 +14,7 @@ from pathlib import Path
 import dockerfile
 
 from portcullis.collect import CollectionError
+from portcullis.collect.files import open_regular
 from portcullis.model.lint import DockerfileFacts, Heredoc, Instruction, ScriptLine, Stage, substitute_args
 
 KNOWN_INSTRUCTIONS = frozenset(c.upper() for c in dockerfile.all_cmds())
@@ -28,7 +29,8 @@ _HEREDOC_MARK = re.compile(r"<<-?\s*[\"']?([A-Za-z0-9_]+)[\"']?")
 def load_dockerfile(path: Path) -> DockerfileFacts:
     """Parse one Dockerfile; an unreadable or invalid file raises CollectionError with one clear line."""
     try:
-        raw = path.read_bytes()
+        with open_regular(path) as handle:
+            raw = handle.read()
     except OSError as exc:
         raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
     try:
