@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import resource
 import subprocess
 import sys
@@ -29,11 +30,29 @@ class Bounded:
         return lines[0]
 
 
-def run_bounded(*args: str, memory: int = LIMIT, timeout: float = 120) -> Bounded:
-    """`portcullis ARGS` under RLIMIT_AS=memory; a hang fails the test through TimeoutExpired."""
+# prctl(2) and capability(7) numbers: a root child without these reads only what file permissions allow it.
+PR_CAPBSET_DROP = 24
+DAC_CAPABILITIES = (1, 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+def drop_file_permission_override() -> None:
+    """Take the capabilities that let root ignore file permissions out of everything this process executes."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in DAC_CAPABILITIES:
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_bounded(*args: str, memory: int = LIMIT, timeout: float = 120, permissions_apply: bool = False) -> Bounded:
+    """`portcullis ARGS` under RLIMIT_AS=memory; a hang fails the test through TimeoutExpired.
+
+    permissions_apply: run without the root capabilities that override file permissions.
+    """
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if permissions_apply:
+            drop_file_permission_override()
 
     # Runs under `time` so the peak is this child's own, not the largest of every child the test process ran.
     command = [sys.executable, "-c", _MEASURED, *args]
