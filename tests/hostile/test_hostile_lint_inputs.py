@@ -62,3 +62,15 @@ def test_multi_megabyte_dockerfile_lints_in_linear_time(tmp_path: Path) -> None:
     findings = json.loads(result.stdout)["findings"]
     # The comment above each instruction silences the finding on its second line.
     assert len(findings) == count and all(f["suppressed_by"] for f in findings)
+
+
+def test_inputs_the_fuzzer_found(tmp_path: Path) -> None:
+    cases = {
+        "compose.yaml": ("? services: {}\n", "a mapping or sequence used as a key"),
+        "Dockerfile": ("\\\n", "a line continuation with no instruction"),
+        "a.Dockerfile": ("FROM alpine:3.20\nHEALTHCHECK à\n", "a non-ASCII character where BuildKit cannot take it"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert message in run_bounded("lint", str(path)).error_line()

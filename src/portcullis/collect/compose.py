@@ -127,6 +127,8 @@ def _read_yaml(path: Path, text: str) -> Node:
         raise CollectionError(f"{where}: invalid YAML: {exc.problem or exc.context}") from exc
     except YAMLError as exc:
         raise CollectionError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from exc
+    except TypeError as exc:  # `? {a: 1}: x`: the loader cannot hash a mapping or sequence used as a key
+        raise CollectionError(f"{path}: invalid YAML: a mapping or sequence used as a key ({exc})") from exc
     if not isinstance(raw, CommentedMap):
         raise CollectionError(f"{path}: not a compose file (the top level is not a mapping)")
     node = _located(raw, SourceRef(path=str(path), line=1), str(path), _Budget(str(path)))

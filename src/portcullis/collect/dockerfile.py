@@ -47,6 +47,10 @@ def parse_dockerfile(text: str, path: str) -> DockerfileFacts:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as exc:
         raise CollectionError(f"{path}: cannot parse Dockerfile: {exc}") from exc
+    except UnicodeDecodeError as exc:  # e.g. `HEALTHCHECK à`: the Go parser cuts a multi-byte character in two
+        raise CollectionError(
+            f"{path}: cannot parse Dockerfile: a non-ASCII character where BuildKit cannot take it"
+        ) from exc
     lines = text.splitlines()
     escape = _escape_char(lines)
 
@@ -60,6 +64,8 @@ def parse_dockerfile(text: str, path: str) -> DockerfileFacts:
             stages.append(current.model_copy(update={"instructions": tuple(pending)}))
 
     for command in commands:
+        if command.cmd is None:  # a line that is only a continuation mark: BuildKit's parser gives no instruction
+            raise CollectionError(f"{path}:{command.start_line}: a line continuation with no instruction")
         keyword = command.cmd.upper()
         if keyword not in KNOWN_INSTRUCTIONS:
             raise CollectionError(f"{path}:{command.start_line}: unknown instruction {command.cmd!r}")
