@@ -72,7 +72,12 @@ def _list(fd: int, relative: str, scan: LayerScan, identity: Any, limits: Limits
         mode = stat.S_IMODE(info.st_mode)
         identity.update(f"{path}\0{info.st_mode}\0{info.st_size}\n".encode("utf-8", "surrogateescape"))
         if stat.S_ISLNK(info.st_mode):
-            scan.entries.append(Entry(path, SYMLINK, mode, link=os.readlink(child.name, dir_fd=fd)))
+            try:
+                link = os.readlink(child.name, dir_fd=fd)
+            except OSError as exc:  # replaced since it was listed
+                scan.unread.append(("/" + path, f"unreadable symlink ({exc.strerror})"))
+                continue
+            scan.entries.append(Entry(path, SYMLINK, mode, link=link))
         elif stat.S_ISDIR(info.st_mode):
             scan.entries.append(Entry(path, DIR, mode))
             subdirs.append(child.name)
