@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from portcullis.pipelines.inside import inside_report
 from portcullis.inside.analyse import analyse
 from portcullis.inside.main import build_report
 from portcullis.model.findings import Report, Target, TargetKind
+from portcullis.pipelines.inside import inside_report
 
 RECORDED = sorted((Path(__file__).resolve().parents[1] / "runtime" / "signals").glob("*.inside.json"))
 SUBJECT = "this container"

@@ -37,11 +37,19 @@ def _describe(items: list[PathEvidence], limit: int = 3) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def unread_paths(content: ImageContentFacts) -> CheckResult:
+    """Why a content rule with nothing found cannot pass: what it would have looked at could not be read."""
+    unread = content.unread
+    return skipped(f"{len(unread)} path(s) could not be read: {_describe(unread)}", unread=path_evidence(unread))
+
+
 def _content_rule(content: ImageContentFacts | None, items: list[PathEvidence], what: str, absent: str) -> CheckResult:
     if content is None:
         return skipped(NOT_READ)
     if items:
         return failed(f"{len(items)} {what}: {_describe(items)}", paths=path_evidence(items))
+    if content.unread:
+        return unread_paths(content)
     return passed(absent, paths=[])
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import docker.errors
+from pydantic import BaseModel, ValidationError
 
-from portcullis.collect import CollectionError
+from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
 from portcullis.collect.execs import attach_exec_sessions
+from portcullis.collect.files import open_regular
 from portcullis.collect.host import collect_host
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
-from portcullis.model.facts import Facts, HostFacts
+from portcullis.model.facts import FACTS_SCHEMA_VERSION, Facts, HostFacts
 from portcullis.model.findings import CollectionProblem
 
 
@@ -56,14 +59,42 @@ def collect_facts(conn: EngineConnection) -> Facts:
     )
 
 
+# A facts file is read whole and every JSON object in it becomes a model with all its defaults: ~8x the file's
+# size for a real snapshot, up to ~4.5 KB per object for one crafted of tiny container objects. A real snapshot
+# holds one object per ~250 bytes (~4 KB per image, ~10 KB per container with its processes): 32 MiB and 200,000
+# objects are thousands of containers and images, and keep a crafted file under ~1 GiB.
+MAX_FACTS_BYTES = 32 << 20
+MAX_FACTS_OBJECTS = 200_000
+
+
+class _Version(BaseModel):
+    """Just the version, read before the snapshot itself: a future schema must not fail as a corrupt file."""
+
+    schema_version: Any = None
+
+
 def load_facts(path: str) -> Facts:
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open_regular(path) as handle:
+            data = handle.read(MAX_FACTS_BYTES + 1)
     except OSError as exc:
         raise CollectionError(f"cannot read facts file {path}: {exc.strerror}") from None
+    if len(data) > MAX_FACTS_BYTES:
+        raise CollectionError(f"facts file {path} is over the {MAX_FACTS_BYTES >> 20} MiB limit")
+    if data.count(b"{") > MAX_FACTS_OBJECTS:
+        raise CollectionError(f"facts file {path} holds more than {MAX_FACTS_OBJECTS} JSON objects")
     try:
-        return Facts.from_json(text)
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise CollectionError(f"{path} is not a Portcullis facts snapshot ({first})") from None
+        version = _Version.model_validate_json(data).schema_version
+    except ValidationError as exc:
+        raise CollectionError(f"{path} is not a Portcullis facts snapshot ({first_problem(exc)})") from None
+    if version is None:
+        raise CollectionError(f"{path} is not a Portcullis facts snapshot (no schema_version)")
+    if version != FACTS_SCHEMA_VERSION:
+        # Version 1 is the only schema there has been: nothing older to migrate, anything else is unknown.
+        raise CollectionError(
+            f"{path} has facts schema_version {version!r}; this Portcullis reads version {FACTS_SCHEMA_VERSION}"
+        )
+    try:
+        return Facts.model_validate_json(data)
+    except ValidationError as exc:
+        raise CollectionError(f"{path} is not a Portcullis facts snapshot ({first_problem(exc)})") from None

@@ -17,13 +17,36 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.composer import MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from portcullis.collect import CollectionError
 from portcullis.collect.dockerfile import ignore_comments
+from portcullis.collect.files import open_regular
 from portcullis.model.lint import ComposeFacts, SourceRef
 
 # --- a YAML tree that remembers positions -------------------------------------------------------
+
+# Compose files are input we do not trust. Real ones nest a dozen levels and hold a few thousand values; these
+# bounds are far above that and far below what exhausts the interpreter's stack (nesting) or memory (aliases,
+# which the loader shares but every later step copies: nine aliases nine deep are 9**9 values).
+MAX_DEPTH = 100
+MAX_NODES = 250_000
+
+
+class _Budget:
+    """Values left before a file's aliases have expanded it beyond MAX_NODES."""
+
+    def __init__(self, path: str) -> None:
+        self.left = MAX_NODES
+        self.path = path
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise CollectionError(
+                f"{self.path}: refused: more than {MAX_NODES} values once YAML aliases are expanded (an alias bomb?)"
+            )
 
 
 @dataclass
@@ -41,7 +64,8 @@ def _tag_of(raw: Any) -> str | None:
     return value if value in ("!reset", "!override") else None
 
 
-def _located(raw: Any, ref: SourceRef, path: str) -> Node:
+def _located(raw: Any, ref: SourceRef, path: str, budget: _Budget) -> Node:
+    budget.spend()
     tag = _tag_of(raw)
     if isinstance(raw, TaggedScalar):
         return Node(None if tag == "!reset" else raw.value, ref, tag)
@@ -52,7 +76,7 @@ def _located(raw: Any, ref: SourceRef, path: str) -> Node:
                 line = raw.lc.key(key)[0] + 1
             except (KeyError, TypeError):  # keys merged in from a `<<: *anchor` have no own position
                 line = ref.line
-            mapping[str(key)] = _located(item, SourceRef(path=path, line=line), path)
+            mapping[str(key)] = _located(item, SourceRef(path=path, line=line), path, budget)
         return Node(mapping, ref, tag)
     if isinstance(raw, CommentedSeq):
         items = []
@@ -61,7 +85,7 @@ def _located(raw: Any, ref: SourceRef, path: str) -> Node:
                 line = raw.lc.item(index)[0] + 1
             except (KeyError, TypeError, IndexError):
                 line = ref.line
-            items.append(_located(item, SourceRef(path=path, line=line), path))
+            items.append(_located(item, SourceRef(path=path, line=line), path, budget))
         return Node(items, ref, tag)
     return Node(raw, ref, tag)
 
@@ -79,24 +103,35 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _read_yaml(path: Path) -> Node:
+def _read_text(path: Path, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular(path) as handle:
+            return handle.read().decode("utf-8")
     except OSError as exc:
         raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise CollectionError(f"{path}: not a compose file (not UTF-8 text)") from exc
+        raise CollectionError(f"{path}: not {what} (not UTF-8 text)") from exc
+
+
+def _read_yaml(path: Path, text: str) -> Node:
+    loader = YAML(typ="rt")
+    loader.max_depth = MAX_DEPTH
     try:
-        raw = YAML(typ="rt").load(text)
+        raw = loader.load(text)
+    except MaxDepthExceededError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
+        raise CollectionError(f"{path}:{line}: refused: YAML nested deeper than {MAX_DEPTH} levels") from exc
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise CollectionError(f"{where}: invalid YAML: {exc.problem or exc.context}") from exc
     except YAMLError as exc:
         raise CollectionError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from exc
+    except TypeError as exc:  # `? {a: 1}: x`: the loader cannot hash a mapping or sequence used as a key
+        raise CollectionError(f"{path}: invalid YAML: a mapping or sequence used as a key ({exc})") from exc
     if not isinstance(raw, CommentedMap):
         raise CollectionError(f"{path}: not a compose file (the top level is not a mapping)")
-    node = _located(raw, SourceRef(path=str(path), line=1), str(path))
+    node = _located(raw, SourceRef(path=str(path), line=1), str(path), _Budget(str(path)))
     services = node.value.get("services")
     if services is not None and services.value is not None and not isinstance(services.value, dict):
         raise CollectionError(f"{path}:{services.ref.line}: `services` must be a mapping")
@@ -190,10 +225,7 @@ class Interpolator:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """A Compose `.env` file: KEY=VALUE lines, `export` prefixes, quotes, # comments."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
+    text = _read_text(path, "an env file")
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -339,10 +371,11 @@ def load_compose(
     merged: Node | None = None
     ignores: dict[str, dict[int, tuple[str, ...]]] = {}
     for path in files:
-        node = _read_yaml(path)
+        text = _read_text(path, "a compose file")
+        node = _read_yaml(path, text)
         _interpolate(node, interpolate)
         merged = node if merged is None else merge(merged, node)
-        ignores[str(path)] = ignore_comments(path.read_text(encoding="utf-8").splitlines())
+        ignores[str(path)] = ignore_comments(text.splitlines())
     assert merged is not None  # files is not empty
     lines: dict[str, SourceRef] = {}
     document = _plain(merged, "", lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 import dockerfile
 
 from portcullis.collect import CollectionError
+from portcullis.collect.files import open_regular
 from portcullis.model.lint import DockerfileFacts, Heredoc, Instruction, ScriptLine, Stage, substitute_args
 
 KNOWN_INSTRUCTIONS = frozenset(c.upper() for c in dockerfile.all_cmds())
@@ -28,7 +29,8 @@ _HEREDOC_MARK = re.compile(r"<<-?\s*[\"']?([A-Za-z0-9_]+)[\"']?")
 def load_dockerfile(path: Path) -> DockerfileFacts:
     """Parse one Dockerfile; an unreadable or invalid file raises CollectionError with one clear line."""
     try:
-        raw = path.read_bytes()
+        with open_regular(path) as handle:
+            raw = handle.read()
     except OSError as exc:
         raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
     try:
@@ -45,6 +47,10 @@ def parse_dockerfile(text: str, path: str) -> DockerfileFacts:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as exc:
         raise CollectionError(f"{path}: cannot parse Dockerfile: {exc}") from exc
+    except UnicodeDecodeError as exc:  # e.g. `HEALTHCHECK à`: the Go parser cuts a multi-byte character in two
+        raise CollectionError(
+            f"{path}: cannot parse Dockerfile: a non-ASCII character where BuildKit cannot take it"
+        ) from exc
     lines = text.splitlines()
     escape = _escape_char(lines)
 
@@ -58,6 +64,8 @@ def parse_dockerfile(text: str, path: str) -> DockerfileFacts:
             stages.append(current.model_copy(update={"instructions": tuple(pending)}))
 
     for command in commands:
+        if command.cmd is None:  # a line that is only a continuation mark: BuildKit's parser gives no instruction
+            raise CollectionError(f"{path}:{command.start_line}: a line continuation with no instruction")
         keyword = command.cmd.upper()
         if keyword not in KNOWN_INSTRUCTIONS:
             raise CollectionError(f"{path}:{command.start_line}: unknown instruction {command.cmd!r}")

@@ -12,8 +12,9 @@ from urllib.parse import urlparse
 import docker
 import docker.errors
 import requests
+from pydantic import BaseModel, ValidationError
 
-from portcullis.collect import CollectionError
+from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.daemon import attach_swarm_files
 from portcullis.model.facts import (
     ContainerFacts,
@@ -27,6 +28,7 @@ from portcullis.model.facts import (
 from portcullis.model.findings import CollectionProblem
 
 T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 # Inspect calls are I/O bound on the daemon; a few in flight hides the round-trip latency.
 PARALLEL_CALLS = 8
 
@@ -115,12 +117,20 @@ def _parallel(func: Callable[[T], Any], items: list[T]) -> list[Any]:
         return list(pool.map(func, items))
 
 
+def from_api(model: type[ModelT], answer: Any, what: str) -> ModelT:
+    """An API answer as facts; a wrong-typed answer (a broken engine or proxy) is one line, not a validation dump."""
+    try:
+        return model.model_validate(answer)
+    except ValidationError as exc:
+        raise CollectionError(f"the engine returned a malformed {what}: {first_problem(exc)}") from None
+
+
 def collect_engine(conn: EngineConnection) -> EngineSnapshot:
     api = conn.api
     problems: list[CollectionProblem] = []
     try:
-        info = EngineInfo.model_validate(api.info())
-        version = EngineVersion.model_validate(api.version())
+        info = from_api(EngineInfo, api.info(), "/info")
+        version = from_api(EngineVersion, api.version(), "/version")
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise CollectionError(f"the engine at {conn.endpoint} stopped answering: {exc}") from None
     engine = EngineFacts(endpoint=conn.endpoint, local=conn.local, info=info, version=version)
@@ -129,7 +139,7 @@ def collect_engine(conn: EngineConnection) -> EngineSnapshot:
 
     def inspect_container(summary: dict[str, Any]) -> ContainerFacts | None:
         try:
-            return ContainerFacts.model_validate(api.inspect_container(summary["Id"]))
+            return from_api(ContainerFacts, api.inspect_container(summary["Id"]), "container inspect")
         except docker.errors.NotFound:
             names = summary.get("Names") or [""]
             skipped.append({"id": summary["Id"], "name": names[0].lstrip("/"), "reason": "removed during collection"})
@@ -137,11 +147,11 @@ def collect_engine(conn: EngineConnection) -> EngineSnapshot:
 
     def inspect_image(summary: dict[str, Any]) -> ImageFacts | None:
         try:
-            image = ImageFacts.model_validate(api.inspect_image(summary["Id"]))
+            image = from_api(ImageFacts, api.inspect_image(summary["Id"]), "image inspect")
         except docker.errors.NotFound:
             return None
         try:
-            image.history = [HistoryEntry.model_validate(h) for h in api.history(summary["Id"])]
+            image.history = [from_api(HistoryEntry, h, "image history") for h in api.history(summary["Id"])]
         except docker.errors.APIError as exc:
             problems.append(CollectionProblem(fact=f"image {summary['Id'][:19]} history", reason=str(exc)))
         return image
@@ -150,7 +160,7 @@ def collect_engine(conn: EngineConnection) -> EngineSnapshot:
     image_list = api.images()
     containers = [c for c in _parallel(inspect_container, container_list) if c is not None]
     images = [i for i in _parallel(inspect_image, image_list) if i is not None]
-    networks = [NetworkFacts.model_validate(n) for n in api.networks()]
+    networks = [from_api(NetworkFacts, n, "network list") for n in api.networks()]
 
     swarm_nodes: list[dict[str, Any]] | None = None
     if info.swarm.local_node_state == "active" and info.swarm.control_available:

@@ -433,6 +433,10 @@ class ImageContentFacts(BaseModel):
     unsafe_entries: list[PathEvidence] = Field(
         default_factory=list, description="archive members skipped as hostile: '..', escapes, devices…"
     )
+    unread: list[PathEvidence] = Field(
+        default_factory=list,
+        description="paths the reader could not read (a dir: source's permissions): content rules cannot pass",
+    )
     os_release: OsRelease | None = Field(None, description="from /etc/os-release (or /usr/lib/os-release)")
     packages: list[Package] = Field(
         default_factory=list, description="installed packages, each with the layer where its name+version appeared"

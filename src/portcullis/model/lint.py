@@ -7,6 +7,8 @@ Every position is a 1-based line number in the file it names.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,6 +84,17 @@ class DockerfileFacts(BaseModel):
     @property
     def final_stage(self) -> Stage:
         return self.stages[-1]
+
+    def instruction_start(self, line: int) -> int | None:
+        """The first line of the instruction spanning `line`, if any: a bisection, as lint asks once per finding."""
+        starts, ends = self._spans
+        index = bisect_right(starts, line) - 1
+        return starts[index] if index >= 0 and line <= ends[index] else None
+
+    @cached_property
+    def _spans(self) -> tuple[list[int], list[int]]:
+        spans = sorted((i.start_line, i.end_line) for stage in self.stages for i in stage.instructions)
+        return [start for start, _ in spans], [end for _, end in spans]
 
     def stage_named(self, name: str) -> Stage | None:
         wanted = name.lower()

@@ -8,6 +8,7 @@ from portcullis import __version__
 from portcullis.checks.registry import Rule, all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
 from portcullis.collect import CollectionError
+from portcullis.collect.files import open_regular
 from portcullis.model.findings import CollectionProblem, Finding, Report, Summary, Target, TargetKind, ToolInfo
 from portcullis.model.lint import ComposeFacts, DockerfileFacts
 from portcullis.pipelines.errors import SubjectError
@@ -27,7 +28,8 @@ def detect_kind(path: Path) -> TargetKind:
     if name.endswith((".yaml", ".yml")):
         return TargetKind.COMPOSE
     try:
-        head = path.read_bytes()[:65536].decode("utf-8", errors="replace")
+        with open_regular(path) as stream:  # a FIFO named like neither would block a plain read
+            head = stream.read(65536).decode("utf-8", errors="replace")
     except OSError as exc:
         raise CollectionError(f"cannot read {path}: {exc.strerror}") from exc
     return TargetKind.COMPOSE if looks_like_compose(head) else TargetKind.DOCKERFILE
@@ -41,10 +43,8 @@ def _inline_ignore(finding: Finding, subject: DockerfileFacts | ComposeFacts) ->
     line = finding.location.line
     if isinstance(subject, DockerfileFacts):
         ignores = subject.ignores
-        starts = [
-            i.start_line for stage in subject.stages for i in stage.instructions if i.start_line <= line <= i.end_line
-        ]
-        candidates = [line, *starts]
+        start = subject.instruction_start(line)
+        candidates = [line] if start is None else [line, start]
     else:
         ignores = subject.ignores.get(finding.location.path, {})
         candidates = [line]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from portcullis.checks.image_rules import unread_paths
 from portcullis.checks.registry import CheckResult, failed, manual, passed, rule, skipped
 from portcullis.model.facts import Facts, HistoryEntry, ImageFacts
 from portcullis.model.findings import Severity, Status, TargetKind
@@ -344,6 +345,8 @@ def setuid_files(image: ImageFacts, facts: Facts) -> CheckResult:
         for p in present
     ]
     removed = len(content.setuid_files) - len(present)
+    if not files and content.unread:
+        return unread_paths(content)
     if not files:
         return passed("the image holds no setuid or setgid files", files=[], removed_later=removed)
     return failed(f"{len(files)} setuid/setgid file(s): remove those not needed", files=files, removed_later=removed)
@@ -409,6 +412,7 @@ layer deletes them: the earlier layer still carries them.
 """,
     remediation="Pass secrets at run time (Docker secrets, mounted files) or use BuildKit `RUN --mount=type=secret`; "
     "never put them in ENV, ARG or RUN lines, and rotate any secret already published.",
+    statuses=(Status.PASS, Status.FAIL, Status.SKIP),
 )
 def no_baked_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
     hits: list[dict[str, Any]] = []
@@ -438,6 +442,8 @@ def no_baked_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
     if hits:
         names = sorted({str(h["name"]) for h in hits})
         return failed(f"secrets are stored in the image: {', '.join(names)}", secrets=hits)
+    if image.content is not None and image.content.unread:
+        return unread_paths(image.content)
     checked = "config and history" if image.history is not None else "config (history not collected)"
     if image.content is not None:
         checked += " and layer files"

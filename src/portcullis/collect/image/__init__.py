@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from portcullis.collect import CollectionError
+from portcullis.collect.files import open_regular
 from portcullis.collect.image.errors import Credentials, ImageError, Limits
 from portcullis.collect.image.platforms import Platform
 
@@ -55,7 +56,7 @@ def detect_path(path: Path) -> str:
     if path.is_dir():
         return "oci" if (path / "oci-layout").is_file() and (path / "index.json").is_file() else "dir"
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with open_regular(path, ImageError) as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
             names = {name.lstrip("./") for name in tar.getnames()}
     except (OSError, tarfile.TarError) as exc:
         raise ImageError(f"{path} is neither a directory nor a readable tar archive ({exc})") from None
@@ -110,12 +111,7 @@ def _read(transport: str, rest: str, options: ImageOptions) -> ImageFacts:
     if transport == "docker-archive":
         from portcullis.collect.image.docker_archive import read_docker_archive
 
-        path = Path(rest)
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise ImageError(f"cannot open {path}: {exc.strerror}") from None
-        with handle:
+        with open_regular(rest, ImageError) as handle:
             return read_docker_archive(handle, ImageMeta(source=transport, reference=rest), limits)
     if transport in ("oci", "oci-archive"):
         from portcullis.collect.image.oci import LayoutArchive, LayoutDirectory, read_layout

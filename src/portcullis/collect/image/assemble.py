@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from portcullis.collect import first_problem
 from portcullis.collect.image import packages
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import LayerScan
@@ -108,6 +111,10 @@ def image_facts(
     for index, scan in enumerate(scans):
         view.apply(index, scan)
     runtime = config.get("config")
+    try:
+        runtime_config = ImageConfig.model_validate(runtime if isinstance(runtime, dict) else {})
+    except ValidationError as exc:
+        raise ImageError(f"the image config is malformed: config.{first_problem(exc)}") from None
     content = content_facts(view, refs, meta.source, meta.reference)
     _attach_inventory(content, scans, refs)
     return ImageFacts(
@@ -116,7 +123,7 @@ def image_facts(
         repo_digests=meta.repo_digests,
         created=str(config.get("created", "")),
         size=sum(scan.size for scan in scans),
-        config=ImageConfig.model_validate(runtime if isinstance(runtime, dict) else {}),
+        config=runtime_config,
         history=history_entries(config),
         content=content,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import docker.errors
 import requests
 
-from portcullis.collect.engine import connect
+from portcullis.collect import CollectionError
+from portcullis.collect.engine import connect, from_api
 from portcullis.collect.image.assemble import ImageMeta
 from portcullis.collect.image.docker_archive import read_docker_archive
 from portcullis.collect.image.errors import ImageError, Limits
@@ -26,12 +27,16 @@ def read_engine_image(name: str, host: str | None, limits: Limits) -> ImageFacts
             raise NotInEngine(f"the engine at {conn.endpoint} has no image {name!r}") from None
         except (docker.errors.APIError, requests.RequestException) as exc:
             raise ImageError(f"cannot inspect image {name!r}: {exc}") from None
+        try:
+            names = from_api(ImageFacts, inspected, "image inspect")
+        except CollectionError as exc:  # the engine answered: this image is unreadable, no registry fallback
+            raise ImageError(str(exc)) from None
         meta = ImageMeta(
             source="engine",
             reference=name,
-            image_id=inspected.get("Id", ""),
-            repo_tags=list(inspected.get("RepoTags") or []),
-            repo_digests=list(inspected.get("RepoDigests") or []),
+            image_id=names.id,
+            repo_tags=names.repo_tags,
+            repo_digests=names.repo_digests,
         )
         try:
             # Export by ID: the name could be re-tagged between inspect and export.

@@ -45,6 +45,7 @@ class LayerScan:
     whiteouts: list[str] = field(default_factory=list)  # paths this layer deletes from lower layers
     opaque_dirs: list[str] = field(default_factory=list)  # dirs whose lower-layer content this layer hides
     unsafe: list[tuple[str, str]] = field(default_factory=list)  # (member name, why it was skipped)
+    unread: list[tuple[str, str]] = field(default_factory=list)  # (path, why): a root directory's unreadable parts
     diff_id: str = ""  # sha256 of the uncompressed tar
     digest: str = ""  # sha256 of the blob as stored (compressed)
     compression: str = "none"

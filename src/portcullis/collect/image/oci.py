@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
+from portcullis.collect.files import open_regular
 from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import normalise
@@ -126,7 +127,7 @@ class LayoutDirectory:
     def read_file(self, name: str, limits: Limits) -> bytes:
         path = self._inside(self.root / name, name)
         try:
-            with path.open("rb") as handle:
+            with open_regular(path, ImageError) as handle:
                 data = read_exactly(handle, limits.max_json_bytes + 1)
         except OSError as exc:
             raise ImageError(f"cannot read {name} in the OCI layout {self.root}: {exc.strerror}") from None
@@ -138,10 +139,9 @@ class LayoutDirectory:
         algorithm, hexdigest = check_digest(digest)
         name = f"blobs/{algorithm}/{hexdigest}"
         path = self._inside(self.root / name, name)
-        try:
-            return path.open("rb")
-        except OSError as exc:
-            raise ImageError(f"blob {digest} is missing from the OCI layout ({exc.strerror})") from None
+        if not path.exists():
+            raise ImageError(f"blob {digest} is missing from the OCI layout")
+        return open_regular(path, ImageError)
 
     def _inside(self, path: Path, name: str) -> Path:
         real = Path(os.path.realpath(path))
@@ -156,10 +156,7 @@ class LayoutArchive:
     forkable = True
 
     def __init__(self, path: Path) -> None:
-        try:
-            self.file = path.open("rb")  # kept open for blob reads, closed by close()
-        except OSError as exc:
-            raise ImageError(f"cannot open {path}: {exc.strerror}") from None
+        self.file = open_regular(path, ImageError)  # kept open for blob reads, closed by close()
         try:
             with tarfile.open(fileobj=self.file, mode="r:") as tar:
                 members = tar.getmembers()

@@ -35,12 +35,14 @@ class SquashedView:
         self.paths: dict[str, Entry] = {}
         self.removed_secrets: list[tuple[Entry, int]] = []  # the entry, the layer that removed it
         self.unsafe: list[tuple[int, str, str]] = []  # layer, member, why
+        self.unread: list[tuple[int, str, str]] = []  # layer, path, why
         # Where each parent directory resolves, valid until a symlink on the way changes: most members share parents.
         self._parents: dict[str, str | None] = {}
         self._consulted: set[str] = set()  # every path those answers looked up
 
     def apply(self, index: int, scan: LayerScan) -> None:
         self.unsafe.extend((index, name, why) for name, why in scan.unsafe)
+        self.unread.extend((index, name, why) for name, why in scan.unread)
         if scan.whiteouts or scan.opaque_dirs:
             self._delete(index, scan)
         for entry in scan.entries:
@@ -210,6 +212,8 @@ def content_facts(view: SquashedView, layers: list[LayerRef], source: str, refer
         )
     for index, name, why in view.unsafe:
         facts.unsafe_entries.append(PathEvidence(path=name, layer=layers[index], detail=why))
+    for index, name, why in view.unread:
+        facts.unread.append(PathEvidence(path=name, layer=layers[index], detail=why))
     for group in (
         facts.setuid_files,
         facts.world_writable_dirs,
@@ -217,6 +221,7 @@ def content_facts(view: SquashedView, layers: list[LayerRef], source: str, refer
         facts.notable_binaries,
         facts.package_caches,
         facts.unsafe_entries,
+        facts.unread,
     ):
         group.sort(key=lambda e: (e.path, e.layer.index))
     return facts
