@@ -7,13 +7,16 @@ from pathlib import Path
 
 from clirun import run_cli
 
+from portcullis.model.facts import FACTS_SCHEMA_VERSION
+
 BASELINE = Path(__file__).resolve().parents[1] / "rules" / "baseline.json"
 
 
 def baseline_facts(tmp_path: Path) -> Path:
     facts = tmp_path / "facts.json"
     raw = json.loads(BASELINE.read_text(encoding="utf-8"))
-    facts.write_text(json.dumps({k: v for k, v in raw.items() if not k.startswith("_")}), encoding="utf-8")
+    snapshot = {k: v for k, v in raw.items() if not k.startswith("_")} | {"schema_version": FACTS_SCHEMA_VERSION}
+    facts.write_text(json.dumps(snapshot), encoding="utf-8")
     return facts
 
 
