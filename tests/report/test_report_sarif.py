@@ -232,6 +232,16 @@ def test_one_new_finding_leaves_every_other_fingerprint_unchanged(mixed_report: 
     assert len(set(second.values())) == len(second)
 
 
+def test_a_lone_finding_keeps_its_fingerprint_when_its_message_changes(mixed_report: Report) -> None:
+    web = mixed_findings()[3]
+    assert (web.rule_id, web.target.name) == ("CIS-5.5", "web")
+    expected = hashlib.sha256("\x1f".join(["CIS-5.5", "container", "web"]).encode()).hexdigest()
+    assert prints_by_key(mixed_report)[("CIS-5.5", "container web: the container is privileged")] == expected
+    reworded = mixed_findings()
+    reworded[3] = web.model_copy(update={"message": "privileged since 3 days"})
+    assert prints_by_key(make_report(reworded))[("CIS-5.5", "container web: privileged since 3 days")] == expected
+
+
 def test_vulnerability_fingerprint_is_rule_target_package_version_and_path() -> None:
     one = vuln("CVE-2023-1234", "openssl", "3.0.11-1~deb12u2")
     expected = hashlib.sha256(

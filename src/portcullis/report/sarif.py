@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -72,7 +73,7 @@ def to_sarif(report: Report) -> dict[str, Any]:
     descriptors += [_advisory_descriptor(advisory_id, group) for advisory_id, group in advisories.items()]
     index = {descriptor["id"]: position for position, descriptor in enumerate(descriptors)}
     engine = engine_authority(report.subject)
-    results = [_result(f, index[sarif_rule_id(f)], engine) for f in kept]
+    results = [_result(f, index[sarif_rule_id(f)], engine, p) for f, p in zip(kept, fingerprints(kept), strict=True)]
     notifications = [_error_notification(f, index[f.rule_id]) for f in report.findings if f.status is Status.ERROR]
     notifications += [
         {"level": "warning", "message": {"text": f"{p.fact} not collected: {p.reason}"}} for p in report.problems
@@ -255,11 +256,12 @@ def _advisory_descriptor(advisory_id: str, findings: list[Finding]) -> dict[str,
     }
 
 
-def fingerprint(finding: Finding) -> str:
-    """Stable across runs, and independent of the other findings: rule (the advisory for a vulnerability), target kind
-    and name, then package, installed version and path for a vulnerability, or location and message for any other
-    finding (the message tells two bad mounts of one container apart). Never the run time, a container id, the
-    evidence or the finding's position in the report."""
+def fingerprint(finding: Finding, *, by_message: bool = False) -> str:
+    """Stable across runs, and never from a finding's position in the report: rule (the advisory for a vulnerability),
+    target kind and name, then package, installed version and path for a vulnerability, or file and line for any other
+    finding. `by_message` adds the message, for a rule with several findings on one target (two bad mounts of one
+    container); otherwise the message stays out, so a count or a date in it does not open a new alert. Never the
+    run time, a container id or the evidence."""
     parts = [sarif_rule_id(finding), finding.target.kind.value, finding.target.name]
     detail = _advisory(finding)
     if detail is not None:
@@ -267,8 +269,20 @@ def fingerprint(finding: Finding) -> str:
     else:
         if finding.location:
             parts += [finding.location.path, str(finding.location.line or "")]
-        parts.append(finding.message)
+        if by_message:
+            parts.append(finding.message)
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _place(finding: Finding) -> tuple[str, ...]:
+    where = (finding.location.path, str(finding.location.line)) if finding.location else ()
+    return (finding.rule_id, finding.target.kind.value, finding.target.name, *where)
+
+
+def fingerprints(failures: list[Finding]) -> list[str]:
+    """Each failure's fingerprint; the message tells apart the findings of one rule on one target and place."""
+    shared = Counter(_place(f) for f in failures if _advisory(f) is None)
+    return [fingerprint(f, by_message=_advisory(f) is None and shared[_place(f)] > 1) for f in failures]
 
 
 def engine_authority(subject: str) -> str:
@@ -326,7 +340,7 @@ def _location(finding: Finding, engine: str) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, rule_index: int, engine: str) -> dict[str, Any]:
+def _result(finding: Finding, rule_index: int, engine: str, finding_print: str) -> dict[str, Any]:
     properties: dict[str, Any] = {"severity": finding.severity.value, "target": finding.target.model_dump(mode="json")}
     if finding.vulnerability is not None:  # the typed detail says what the evidence says, once
         properties["portcullisRule"] = finding.rule_id
@@ -340,7 +354,7 @@ def _result(finding: Finding, rule_index: int, engine: str) -> dict[str, Any]:
         "level": LEVEL_BY_SEVERITY[finding.severity],
         "message": {"text": f"{finding.target.kind.value} {finding.target.name}: {finding.message}"},
         "locations": [_location(finding, engine)],
-        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding)},
+        "partialFingerprints": {FINGERPRINT_KEY: finding_print},
         "properties": properties,
     }
     if finding.suppressed_by:
