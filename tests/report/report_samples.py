@@ -23,7 +23,10 @@ from portcullis.model.findings import (
     TargetKind,
     ToolInfo,
 )
+from portcullis.model.layers import LayerRef
+from portcullis.model.vuln import Ecosystem, FixState, Match, Package, VendorStatus
 from portcullis.pipelines.audit import audit_report
+from portcullis.vuln.findings import to_finding
 
 RULES_DIR = Path(__file__).parents[1] / "rules"
 HOSTILE = "<script>alert('x')</script>"
@@ -52,6 +55,62 @@ EVIL = Target(kind=TargetKind.CONTAINER, name=HOSTILE, id="b" * 64)
 DAEMON = Target(kind=TargetKind.DAEMON, name="unix:///var/run/docker.sock")
 HOST = Target(kind=TargetKind.HOST, name="host1")
 DOCKERFILE = Target(kind=TargetKind.DOCKERFILE, name="Dockerfile")
+IMAGE = Target(kind=TargetKind.IMAGE, name="portcullis-test/vulnlab:layered", id="sha256:" + "d" * 64)
+LAYER_3 = LayerRef(index=3, diff_id="sha256:" + "e" * 64, created_by="RUN apt-get install -y openssl")
+CVSS_98 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # base score 9.8
+
+
+def vuln(
+    advisory: str,
+    package: str,
+    version: str,
+    *,
+    fixed: str | None = "3.0.15-1~deb12u1",
+    urgency: str = "",
+    cvss: tuple[str, ...] = (),
+    summary: str = "",
+) -> Finding:
+    """A DKR-VULN finding as the matcher makes it, for a Debian package added by layer 3."""
+    pkg = Package(
+        ecosystem=Ecosystem.DEBIAN,
+        name=package,
+        version=version,
+        purl=f"pkg:deb/debian/{package}@{version}?distro=debian-12",
+        location="var/lib/dpkg/status",
+        layer=LAYER_3,
+    )
+    match = Match(
+        advisory_id=advisory,
+        summary=summary,
+        package=pkg,
+        fix_state=FixState.FIXED if fixed else FixState.NOT_FIXED,
+        fixed_version=fixed,
+        vendor=VendorStatus(source="debian-tracker", release="bookworm", status="resolved" if fixed else "open"),
+        vendor_severity=urgency,
+        cvss=list(cvss),
+    )
+    return to_finding(match, IMAGE)
+
+
+def vuln_findings() -> list[Finding]:
+    return [
+        vuln("CVE-2023-1234", "openssl", "3.0.11-1~deb12u2", cvss=(CVSS_98,), summary="openssl: buffer overread"),
+        vuln("CVE-2023-1234", "libssl3", "3.0.11-1~deb12u2", cvss=(CVSS_98,), summary="openssl: buffer overread"),
+        vuln("CVE-2024-0002", "zlib1g", "1:1.2.13.dfsg-1", fixed=None, urgency="low"),
+        vuln("GHSA-aaaa-bbbb-cccc", "curl", "7.88.1-10+deb12u5", fixed="7.88.1-10+deb12u6"),
+    ]
+
+
+def make_image_report(findings: list[Finding]) -> Report:
+    return Report(
+        command="image",
+        tool=ToolInfo(version="0.1.0"),
+        started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        subject=IMAGE.name,
+        findings=findings,
+        summary=Summary.of(findings),
+        rules=describe(findings),
+    )
 
 
 def make_report(findings: list[Finding], started_at: datetime | None = None) -> Report:

@@ -13,6 +13,7 @@ from portcullis.cli.common import (
     FailOn,
     IgnoreFileOption,
     OutputFormat,
+    ShowAllOption,
     die,
     emit,
     say,
@@ -24,6 +25,7 @@ from portcullis.pipelines.audit import audit_report
 def audit(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="report format")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")] = None,
+    show_all: ShowAllOption = False,
     fail_on: Annotated[
         FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
     ] = None,
@@ -80,4 +82,6 @@ def audit(
         except OSError as exc:
             die(f"cannot write {facts_out}: {exc.strerror}")
     report = audit_report(facts, select or [], skip or [], level, benchmark)
-    raise typer.Exit(emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code))
+    raise typer.Exit(
+        emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code, show_all=show_all)
+    )

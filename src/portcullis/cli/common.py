@@ -61,6 +61,10 @@ ExitCodeOption = Annotated[
     int,
     typer.Option("--exit-code", min=0, max=255, help="exit with this code, not 2, when --fail-on trips"),
 ]
+ShowAllOption = Annotated[
+    bool,
+    typer.Option("--all", "-a", help="text: also list pass, n/a and suppressed findings (counted either way)"),
+]
 
 
 def apply_ignore_file(report: Report, ignore_file: Path | None) -> Report:
@@ -95,6 +99,7 @@ def emit(
     *,
     ignore_file: Path | None = None,
     exit_code: int = EXIT_FINDINGS,
+    show_all: bool = False,
 ) -> int:
     """Apply the ignore file, describe the rules behind the findings, render the report to stdout or --output, and
     return the exit code the gate decides.
@@ -110,7 +115,13 @@ def emit(
     report = apply_ignore_file(report, ignore_file)
     # Renderers describe rules (SARIF descriptors) from the report alone, so every command's report carries them.
     report = report.model_copy(update={"rules": describe(report.findings)})
-    rendered = renderer(fmt.value)(report)
+    if fmt is OutputFormat.text:
+        from portcullis.report import text
+
+        # a file gets neither colour codes nor the terminal's width
+        rendered = text.render(report, 80 if output else None, show_all=show_all, colour=False if output else None)
+    else:
+        rendered = renderer(fmt.value)(report)
     if output is None:
         sys.stdout.write(rendered)
         sys.stdout.flush()

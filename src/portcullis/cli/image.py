@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, die, emit, say
+from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
 from portcullis.model.findings import Severity
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
@@ -44,6 +44,7 @@ def image(
     ],
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="report format")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")] = None,
+    show_all: ShowAllOption = False,
     fail_on: Annotated[
         FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
     ] = None,
@@ -104,4 +105,4 @@ def image(
         report = image_report(source, select or [], skip or [], vulns, log=say)
     except PipelineError as exc:
         die(str(exc))
-    raise typer.Exit(emit(report, output_format, output, fail_on))
+    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, die, emit
+from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.inside import assess_inside
 
@@ -20,6 +20,7 @@ def inside(
     probes: Annotated[bool, typer.Option("--probes/--no-probes", help="run the harmless live syscall probes")] = True,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    show_all: ShowAllOption = False,
     fail_on: Annotated[FailOn | None, typer.Option("--fail-on")] = None,
     signals_out: Annotated[Path | None, typer.Option("--signals-out", help="save the raw signals as JSON")] = None,
 ) -> None:
@@ -36,4 +37,4 @@ def inside(
         die(str(exc))
     if signals_out is not None:
         signals_out.write_text(json.dumps(assessment.signals, indent=1), encoding="utf-8")
-    raise typer.Exit(emit(assessment.report, output_format, output, fail_on))
+    raise typer.Exit(emit(assessment.report, output_format, output, fail_on, show_all=show_all))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, die, emit
+from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.lint import lint_report
 
@@ -26,6 +26,7 @@ def lint(
     ] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="report format")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")] = None,
+    show_all: ShowAllOption = False,
     fail_on: Annotated[
         FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
     ] = None,
@@ -44,4 +45,4 @@ def lint(
         report = lint_report(files or [], compose_files or [], env_file, select, skip)
     except PipelineError as exc:
         die(str(exc))
-    raise typer.Exit(emit(report, output_format, output, fail_on))
+    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))

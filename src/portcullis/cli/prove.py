@@ -11,7 +11,7 @@ import typer
 from portcullis import __version__
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
-from portcullis.cli.common import FailOn, OutputFormat, die, emit, say
+from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
 from portcullis.collect import CollectionError
 from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
 
@@ -49,6 +49,7 @@ def prove(
     host: Annotated[str | None, typer.Option("--host", "-H", help="engine address")] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    show_all: ShowAllOption = False,
     fail_on: Annotated[FailOn | None, typer.Option("--fail-on")] = None,
 ) -> None:
     """Prove that limits hold: OOM at the memory limit, fork storms stopped, CPU throttled, read-only root,
@@ -112,4 +113,4 @@ def prove(
         findings=findings,
         summary=Summary.of(findings),
     )
-    raise typer.Exit(emit(report, output_format, output, fail_on))
+    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))

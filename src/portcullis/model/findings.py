@@ -8,6 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portcullis.model.layers import LayerRef
+from portcullis.model.vuln import Ecosystem, FixState, VendorStatus
+
 
 class Status(StrEnum):
     PASS = "pass"
@@ -105,6 +108,42 @@ class RuleInfo(BaseModel):
     defined_at: Location | None = Field(default=None, description="the source file (under the package root) and line")
 
 
+class CvssScore(BaseModel):
+    """One CVSS vector published with an advisory, and its base score (None when the vector does not parse)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vector: str
+    score: float | None = Field(default=None, ge=0.0, le=10.0)
+
+
+class VulnerabilityDetail(BaseModel):
+    """What a vulnerability finding (rule DKR-VULN) is about, typed: the same facts as its `evidence`, for consumers
+    that read a schema rather than a bag."""
+
+    model_config = ConfigDict(frozen=True)
+
+    advisory_id: str = Field(description="CVE-…, GHSA-…, DSA-…: the id the advisory was published under")
+    aliases: list[str] = Field(default_factory=list, description="other ids of the same advisory")
+    summary: str = Field("", description="the advisory's one-line summary, when the source gives one")
+    package: str = Field(description="the installed (binary) package name")
+    installed_version: str
+    fixed_version: str | None = Field(None, description="the first fixed version for this release, when one exists")
+    fix_state: FixState
+    ecosystem: Ecosystem
+    purl: str
+    source_package: str | None = Field(None, description="the source package the advisory names, when not the same")
+    severity: Severity = Field(description="the finding's severity, as rated below")
+    severity_source: str = Field(description="vendor, cvss or assumed: what the severity was taken from")
+    vendor_severity: str = Field("", description="the vendor's own severity word (tracker urgency, GHSA severity)")
+    cvss: list[CvssScore] = Field(default_factory=list)
+    cvss_score: float | None = Field(None, ge=0.0, le=10.0, description="the highest CVSS base score published")
+    cvss_vector: str | None = Field(None, description="the vector that scored cvss_score")
+    vendor_status: VendorStatus = Field(description="the vendor's own words for this advisory in this release")
+    layer: LayerRef | None = Field(None, description="the image layer that added the vulnerable package version")
+    path: str | None = Field(None, description="the file in the image that proved the package")
+
+
 class Finding(BaseModel):
     rule_id: str
     title: str
@@ -117,6 +156,9 @@ class Finding(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)
     remediation: str = ""
     suppressed_by: str | None = None
+    vulnerability: VulnerabilityDetail | None = Field(
+        default=None, description="set on vulnerability findings (DKR-VULN): the advisory and package, typed"
+    )
 
 
 class Summary(BaseModel):

@@ -1,8 +1,10 @@
-"""JUnit XML for CI test dashboards: a testsuite per CIS section, a testcase per (rule, target).
+"""JUnit XML for CI test dashboards: a testsuite per CIS section (or rule family), a testcase per finding.
 
-A rule can report several outcomes for one target (one per mount, say); they become one testcase whose
-status is the most telling of them: fail, then error, then manual, skip, not_applicable, pass.
-fail → <failure>; error → <error>; manual, skip, not_applicable and suppressed findings → <skipped>.
+Test views list test names, so a name says what was checked on what: `CIS-5.5 web: Containers do not run privileged`,
+`DKR-DF-001 app/Dockerfile:7: …`, and for a vulnerability `CVE-2023-1234 openssl 3.0.11-1~deb12u2` (the suite
+is `Vulnerabilities in <image>`). When a rule reports several findings on one target (one per mount), each is a
+testcase and the message tells them apart. fail → <failure> (message, evidence and remediation); error → <error>;
+manual, skip, not_applicable and suppressed findings → <skipped> with the reason; pass → a plain testcase.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 
 from portcullis.model.findings import Finding, Report, Status
 from portcullis.report.sections import section_key, section_title
@@ -17,22 +20,20 @@ from portcullis.report.sections import section_key, section_title
 # XML 1.0 cannot carry most control characters, even escaped; a hostile container name must not break the file.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
-STATUS_PRECEDENCE = (Status.FAIL, Status.ERROR, Status.MANUAL, Status.SKIP, Status.NOT_APPLICABLE, Status.PASS)
-
 
 def render(report: Report) -> str:
     root = ET.Element("testsuites", name=f"portcullis {report.command}: {report.subject}")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     sections: dict[str, list[Finding]] = {}
     for finding in report.findings:
-        sections.setdefault(section_key(finding), []).append(finding)
-    for key, section_findings in sections.items():
-        suite = _suite(key, section_findings, report)
+        sections.setdefault(_suite_name(finding), []).append(finding)
+    for name, section_findings in sections.items():
+        suite = _suite(name, section_findings, report)
         root.append(suite)
-        for name in totals:
-            totals[name] += int(suite.get(name, "0"))
-    for name, value in totals.items():
-        root.set(name, str(value))
+        for counter in totals:
+            totals[counter] += int(suite.get(counter, "0"))
+    for counter, value in totals.items():
+        root.set(counter, str(value))
     for element in root.iter():
         element.attrib = {k: _xml_text(v) for k, v in element.attrib.items()}
         if element.text:
@@ -41,14 +42,21 @@ def render(report: Report) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _suite(key: str, findings: list[Finding], report: Report) -> ET.Element:
-    suite = ET.Element("testsuite", name=section_title(key, findings[0].cis), timestamp=report.started_at.isoformat())
+def _suite_name(finding: Finding) -> str:
+    if finding.vulnerability is not None:
+        return f"Vulnerabilities in {finding.target.name}"
+    return section_title(section_key(finding), finding.cis)
+
+
+def _suite(name: str, findings: list[Finding], report: Report) -> ET.Element:
+    suite = ET.Element("testsuite", name=name, timestamp=report.started_at.isoformat())
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    cases: dict[tuple[str, str, str], list[Finding]] = {}
+    shared = Counter(_case_name(f) for f in findings)
     for finding in findings:
-        cases.setdefault((finding.rule_id, finding.target.kind.value, finding.target.name), []).append(finding)
-    for (rule_id, kind, name), group in cases.items():
-        outcome = _testcase(rule_id, f"{kind} {name}", group)
+        name = _case_name(finding)
+        if shared[name] > 1:  # several findings of one rule on one target: the message tells them apart
+            name = f"{name} ({finding.message})"
+        outcome = _testcase(finding, name)
         counts["tests"] += 1
         for child, counter in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
             if outcome.find(child) is not None:
@@ -59,38 +67,53 @@ def _suite(key: str, findings: list[Finding], report: Report) -> ET.Element:
     return suite
 
 
-def _testcase(rule_id: str, target: str, group: list[Finding]) -> ET.Element:
-    first = group[0]
-    case = ET.Element("testcase", classname=rule_id, name=f"{rule_id} {first.title} [{target}]")
-    active = [f for f in group if not f.suppressed_by]
-    if not active:  # every outcome was suppressed by the ignore file: reported, never a failure
-        reasons = "; ".join(sorted({f.suppressed_by or "" for f in group}))
-        ET.SubElement(case, "skipped", message=f"suppressed: {reasons}")
+def _case_name(finding: Finding) -> str:
+    """`CIS-5.5 web: Containers do not run privileged`; `CVE-2023-1234 openssl 3.0.11`."""
+    detail = finding.vulnerability
+    if detail is not None:
+        return f"{detail.advisory_id} {detail.package} {detail.installed_version}"
+    where = finding.target.name
+    if finding.location:
+        where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
+    return f"{finding.rule_id} {where}: {finding.title}"
+
+
+def _testcase(finding: Finding, name: str) -> ET.Element:
+    case = ET.Element("testcase", classname=finding.rule_id, name=name)
+    if finding.suppressed_by:  # accepted by the ignore file: reported, never a failure
+        ET.SubElement(case, "skipped", message=f"suppressed: {finding.suppressed_by}")
         return case
-    status = next(s for s in STATUS_PRECEDENCE if any(f.status is s for f in active))
-    chosen = [f for f in active if f.status is status]
-    message = "; ".join(f.message for f in chosen)
+    status = finding.status
     if status is Status.FAIL:
-        failure = ET.SubElement(case, "failure", message=message, type=first.severity.value)
-        failure.text = _details(chosen)
+        failure = ET.SubElement(case, "failure", message=finding.message, type=finding.severity.value)
+        failure.text = _details(finding)
     elif status is Status.ERROR:
-        ET.SubElement(case, "error", message=message, type="check-error")
+        error = ET.SubElement(case, "error", message=finding.message, type="check-error")
+        error.text = _details(finding)
     elif status is not Status.PASS:
-        ET.SubElement(case, "skipped", message=f"{status.value}: {message}")
+        ET.SubElement(case, "skipped", message=f"{status.value}: {finding.message}")
     return case
 
 
-def _details(findings: list[Finding]) -> str:
-    lines = []
-    for finding in findings:
-        lines.append(finding.message)
-        if finding.location:
-            where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
-            lines.append(f"  at {where}")
-        if finding.evidence:
-            lines.append("  evidence: " + json.dumps(finding.evidence, sort_keys=True, default=str))
-    if findings[0].remediation:
-        lines.append(f"remediation: {findings[0].remediation}")
+def _details(finding: Finding) -> str:
+    lines = [finding.message, f"target: {finding.target.kind.value} {finding.target.name}"]
+    if finding.location:
+        where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
+        lines.append(f"at: {where}")
+    detail = finding.vulnerability
+    if detail is not None:
+        cvss = f" (CVSS {detail.cvss_score:.1f} {detail.cvss_vector})" if detail.cvss_score is not None else ""
+        lines += [
+            f"package: {detail.package} {detail.installed_version}",
+            f"fixed in: {detail.fixed_version or 'no fixed version yet'}",
+            f"severity: {detail.severity.value} from {detail.severity_source}{cvss}",
+        ]
+        if detail.layer:
+            lines.append(f"layer: {detail.layer.index} {detail.layer.created_by}".rstrip())
+    elif finding.evidence:
+        lines.append("evidence: " + json.dumps(finding.evidence, sort_keys=True, default=str))
+    if finding.remediation:
+        lines.append(f"remediation: {finding.remediation}")
     return "\n".join(lines)
 
 

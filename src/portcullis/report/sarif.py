@@ -1,10 +1,14 @@
 """SARIF 2.1.0 for code-scanning dashboards (GitHub, GitLab, Azure DevOps).
 
-One run. The driver's rules are the rule descriptions the report carries (`Report.rules`). Only `fail` findings
-become results: a result is an alert, and `pass`, `skip`, `not_applicable` and `manual` are not alerts (manual
-checks would sit open forever on a dashboard; they are in the JSON, HTML and JUnit reports).
-Suppressed failures stay in, marked with a SARIF suppression, so dashboards show them as dismissed.
-`error` findings and collection problems are tool notifications, not results.
+One run. The driver's rules are the rule descriptions the report carries (`Report.rules`), plus one rule per
+vulnerability advisory: a CVE is its own alert type on a dashboard, with its own description and severity, not one
+`DKR-VULN` rule for all of them. Only `fail` findings become results: a result is an alert, and `pass`, `skip`,
+`not_applicable` and `manual` are not alerts (manual checks would sit open forever on a dashboard; they are in the
+JSON, HTML and JUnit reports). Suppressed failures stay in, marked with a SARIF suppression, so dashboards show them
+as dismissed. `error` findings and collection problems are tool notifications, not results.
+
+Every result has a physical location (GitHub needs one): the file for lint findings and host files; for engine
+objects, which are not files, a `docker://` URI (see `object_uri`). The whole scheme is in docs/output-formats.md.
 """
 
 from __future__ import annotations
@@ -12,15 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote, urlsplit
 
-from portcullis.model.findings import Finding, Report, RuleInfo, Severity, Status
+from portcullis.model.findings import Finding, Report, RuleInfo, Severity, Status, TargetKind, VulnerabilityDetail
+from portcullis.model.vuln import VULN_RULE_ID
 from portcullis.report import PROJECT_URL, RULE_DOCS_URL
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-FINGERPRINT_KEY = "portcullisFinding/v1"
+# v2: derived from rule, target, package, version and path (v1 numbered findings by their order in the report).
+FINGERPRINT_KEY = "portcullisFinding/v2"
+
+# GitHub code scanning rejects a SARIF file above these (docs: "SARIF results exceed hard limit").
+MAX_RESULTS_PER_RUN = 25_000
+MAX_RULES_PER_RUN = 25_000
+MAX_TAGS_PER_RULE = 10  # the hard limit is 20; GitHub shows only the first 10
 
 LEVEL_BY_SEVERITY = {
     Severity.CRITICAL: "error",
@@ -30,22 +43,51 @@ LEVEL_BY_SEVERITY = {
     Severity.INFO: "note",
 }
 
+_COLLECTION = {
+    TargetKind.CONTAINER: "containers",
+    TargetKind.IMAGE: "images",
+    TargetKind.NETWORK: "networks",
+}
+_LOCAL_ENGINE = "localhost"
+
+
+INDENTED_UP_TO = 2_000  # results; a bigger file is written compact (Python's indenting encoder is ~10x slower)
+
 
 def render(report: Report) -> str:
-    return json.dumps(to_sarif(report), indent=2, ensure_ascii=False) + "\n"
+    document = to_sarif(report)
+    indent = 2 if len(document["runs"][0]["results"]) <= INDENTED_UP_TO else None
+    return json.dumps(document, indent=indent, ensure_ascii=False) + "\n"
 
 
 def to_sarif(report: Report) -> dict[str, Any]:
     declared = {r.id: r for r in report.rules}
-    rule_ids = list(dict.fromkeys(f.rule_id for f in report.findings))
-    descriptors = [_descriptor(rule_id, declared.get(rule_id), report) for rule_id in rule_ids]
-    index = {rule_id: position for position, rule_id in enumerate(rule_ids)}
     failures = [f for f in report.findings if f.status is Status.FAIL]
-    results = [_result(f, index[f.rule_id], p) for f, p in zip(failures, _fingerprints(failures), strict=True)]
+    catalogue_ids = list(dict.fromkeys(f.rule_id for f in report.findings if not _advisory(f)))
+    kept, dropped = _within_limits(failures, MAX_RULES_PER_RUN - len(catalogue_ids))
+    advisories: dict[str, list[Finding]] = {}
+    for finding in kept:
+        if (detail := _advisory(finding)) is not None:
+            advisories.setdefault(detail.advisory_id, []).append(finding)
+    descriptors = [_descriptor(rule_id, declared.get(rule_id), report) for rule_id in catalogue_ids]
+    descriptors += [_advisory_descriptor(advisory_id, group) for advisory_id, group in advisories.items()]
+    index = {descriptor["id"]: position for position, descriptor in enumerate(descriptors)}
+    engine = engine_authority(report.subject)
+    results = [_result(f, index[sarif_rule_id(f)], engine, p) for f, p in zip(kept, fingerprints(kept), strict=True)]
     notifications = [_error_notification(f, index[f.rule_id]) for f in report.findings if f.status is Status.ERROR]
     notifications += [
         {"level": "warning", "message": {"text": f"{p.fact} not collected: {p.reason}"}} for p in report.problems
     ]
+    if dropped:
+        notifications.append(
+            {
+                "level": "warning",
+                "message": {
+                    "text": f"{dropped} least severe failure(s) left out: GitHub code scanning accepts at most "
+                    f"{MAX_RESULTS_PER_RUN} results and {MAX_RULES_PER_RUN} rules per run; the JSON report has all"
+                },
+            }
+        )
     driver: dict[str, Any] = {
         "name": report.tool.name,
         "version": report.tool.version,
@@ -85,6 +127,34 @@ def rule_name(title: str) -> str:
     return "".join(word[:1].upper() + word[1:] for word in re.findall(r"[A-Za-z0-9]+", title))
 
 
+def _advisory(finding: Finding) -> VulnerabilityDetail | None:
+    return finding.vulnerability if finding.rule_id == VULN_RULE_ID else None
+
+
+def sarif_rule_id(finding: Finding) -> str:
+    """The SARIF rule of a finding: its rule id, or for a vulnerability the advisory id (CVE-…, GHSA-…)."""
+    detail = _advisory(finding)
+    return detail.advisory_id if detail else finding.rule_id
+
+
+def _within_limits(failures: list[Finding], advisory_budget: int) -> tuple[list[Finding], int]:
+    """The failures GitHub will accept, most severe first when there are too many, in report order."""
+    if len(failures) <= MAX_RESULTS_PER_RUN and len({sarif_rule_id(f) for f in failures}) <= MAX_RULES_PER_RUN:
+        return failures, 0
+    keep: set[int] = set()
+    advisories: set[str] = set()
+    for position in sorted(range(len(failures)), key=lambda i: -failures[i].severity.rank):
+        if len(keep) == MAX_RESULTS_PER_RUN:
+            break
+        detail = _advisory(failures[position])
+        if detail and detail.advisory_id not in advisories:
+            if len(advisories) == advisory_budget:
+                continue
+            advisories.add(detail.advisory_id)
+        keep.add(position)
+    return [f for i, f in enumerate(failures) if i in keep], len(failures) - len(keep)
+
+
 def _descriptor(rule_id: str, rule: RuleInfo | None, report: Report) -> dict[str, Any]:
     if rule is None:  # a finding of a rule the report does not describe: describe it from the finding
         sample = next(f for f in report.findings if f.rule_id == rule_id)
@@ -110,65 +180,182 @@ def _descriptor(rule_id: str, rule: RuleInfo | None, report: Report) -> dict[str
         "helpUri": RULE_DOCS_URL.format(rule_id=rule.id),
         "defaultConfiguration": {"level": LEVEL_BY_SEVERITY[rule.severity]},
         "properties": {
-            "tags": tags,
+            "tags": tags[:MAX_TAGS_PER_RULE],
             "security-severity": rule.severity.security_severity,
         },
     }
 
 
-def fingerprint(finding: Finding) -> str:
-    """Stable across runs: rule, target kind and name, and location; never the run time or a container id."""
-    parts = [finding.rule_id, finding.target.kind.value, finding.target.name]
-    if finding.location:
-        parts += [finding.location.path, str(finding.location.line or "")]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+def advisory_uri(advisory_id: str) -> str:
+    if advisory_id.startswith("CVE-"):
+        return f"https://nvd.nist.gov/vuln/detail/{advisory_id}"
+    if advisory_id.startswith("GHSA-"):
+        return f"https://github.com/advisories/{advisory_id}"
+    return f"https://osv.dev/vulnerability/{quote(advisory_id, safe='')}"
 
 
-def _fingerprints(failures: list[Finding]) -> list[str]:
-    """`hash:n`, n counting findings with the same hash (two bad mounts of one container), as GitHub does for lines."""
-    seen: dict[str, int] = {}
-    prints = []
-    for finding in failures:
-        base = fingerprint(finding)
-        seen[base] = seen.get(base, 0) + 1
-        prints.append(f"{base}:{seen[base]}")
-    return prints
+def security_severity(details: list[VulnerabilityDetail]) -> str:
+    """The highest CVSS base score published with the advisory; without one, the severity's number
+    (`Severity.security_severity`: critical 9.5, high 8.0, medium 5.5, low 3.0, info 0.0)."""
+    scores = [d.cvss_score for d in details if d.cvss_score is not None]
+    if scores:
+        return f"{max(scores):.1f}"
+    return max((d.severity for d in details), key=lambda s: s.rank).security_severity
 
 
-def _location(finding: Finding) -> dict[str, Any]:
-    if finding.location:
-        path = PurePosixPath(finding.location.path)
-        uri = path.as_uri() if path.is_absolute() else path.as_posix()
-        physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
-        if finding.location.line:
-            physical["region"] = {"startLine": finding.location.line}
-        return {"physicalLocation": physical}
-    target = finding.target
-    return {
-        "logicalLocations": [
-            {
-                "name": target.name,
-                "fullyQualifiedName": f"{target.kind.value}/{target.name}",
-                "kind": "resource",
-            }
+def _advisory_descriptor(advisory_id: str, findings: list[Finding]) -> dict[str, Any]:
+    details = [d for f in findings if (d := _advisory(f)) is not None]
+    first = details[0]
+    worst = max((d.severity for d in details), key=lambda s: s.rank)
+    packages = list(dict.fromkeys(d.package for d in details))
+    short = first.summary or f"{advisory_id} in {', '.join(packages)}"
+    full = f"{advisory_id}: {first.summary or 'a published vulnerability'}"
+    if first.aliases:
+        full += f" (also known as {', '.join(first.aliases)})"
+    full += f". Affected here: {', '.join(packages)}."
+    rows = []
+    lines = []
+    for detail in details:
+        fixed = detail.fixed_version or "no fix yet"
+        layer = str(detail.layer.index) if detail.layer else "?"
+        rows.append(f"| {detail.package} | {detail.installed_version} | {fixed} | {layer} |")
+        fixed_words = f"fixed in {detail.fixed_version}" if detail.fixed_version else "no fixed version yet"
+        lines.append(f"{detail.package} {detail.installed_version}: {fixed_words}")
+    fix = " ".join(dict.fromkeys(f.remediation for f in findings if f.remediation))
+    markdown = "\n".join(
+        [
+            f"**{advisory_id}** ({worst.value})",
+            "",
+            "| package | installed | fixed in | layer |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            fix,
+            "",
+            f"[{advisory_id}]({advisory_uri(advisory_id)})",
         ]
+    )
+    properties: dict[str, Any] = {
+        "tags": list(dict.fromkeys(["security", "vulnerability", VULN_RULE_ID, *(d.ecosystem.value for d in details)]))[
+            :MAX_TAGS_PER_RULE
+        ],
+        "security-severity": security_severity(details),
+    }
+    vectors = [d.cvss_vector for d in details if d.cvss_vector]
+    if vectors:
+        properties["cvssVector"] = vectors[0]
+    return {
+        "id": advisory_id,
+        "name": rule_name(advisory_id),
+        "shortDescription": {"text": short},
+        "fullDescription": {"text": full},
+        "help": {"text": "\n".join([*lines, fix]), "markdown": markdown},
+        "helpUri": advisory_uri(advisory_id),
+        "defaultConfiguration": {"level": LEVEL_BY_SEVERITY[worst]},
+        "properties": properties,
     }
 
 
-def _result(finding: Finding, rule_index: int, finding_print: str) -> dict[str, Any]:
+def fingerprint(finding: Finding, *, by_message: bool = False) -> str:
+    """Stable across runs, and never from a finding's position in the report: rule (the advisory for a vulnerability),
+    target kind and name, then package, installed version and path for a vulnerability, or file and line for any other
+    finding. `by_message` adds the message, for a rule with several findings on one target (two bad mounts of one
+    container); otherwise the message stays out, so a count or a date in it does not open a new alert. Never the
+    run time, a container id or the evidence."""
+    parts = [sarif_rule_id(finding), finding.target.kind.value, finding.target.name]
+    detail = _advisory(finding)
+    if detail is not None:
+        parts += [detail.package, detail.installed_version, detail.path or ""]
+    else:
+        if finding.location:
+            parts += [finding.location.path, str(finding.location.line or "")]
+        if by_message:
+            parts.append(finding.message)
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _place(finding: Finding) -> tuple[str, ...]:
+    where = (finding.location.path, str(finding.location.line)) if finding.location else ()
+    return (finding.rule_id, finding.target.kind.value, finding.target.name, *where)
+
+
+def fingerprints(failures: list[Finding]) -> list[str]:
+    """Each failure's fingerprint; the message tells apart the findings of one rule on one target and place."""
+    shared = Counter(_place(f) for f in failures if _advisory(f) is None)
+    return [fingerprint(f, by_message=_advisory(f) is None and shared[_place(f)] > 1) for f in failures]
+
+
+def engine_authority(subject: str) -> str:
+    """The engine part of an object URI: `host:port` of a remote endpoint (tcp://, ssh://, https://), else localhost."""
+    parts = urlsplit(subject)
+    if parts.scheme in ("tcp", "ssh", "http", "https") and parts.hostname:
+        return parts.hostname + (f":{parts.port}" if parts.port else "")
+    return _LOCAL_ENGINE
+
+
+def object_uri(kind: TargetKind, name: str, engine: str = _LOCAL_ENGINE) -> str:
+    """A stable URI for an engine object that is not a file: `docker://<engine>/containers/<name>`,
+    `…/images/<ref>`, `…/networks/<name>`, `…/daemon`, `…/swarm`, `…/host`. A name is one percent-encoded segment."""
+    collection = _COLLECTION.get(kind)
+    if collection is None:
+        return f"docker://{engine}/{kind.value}"
+    return f"docker://{engine}/{collection}/{quote(name, safe=':@')}"
+
+
+def _file_uri(path: str) -> str:
+    posix = PurePosixPath(path)
+    return posix.as_uri() if posix.is_absolute() else quote(posix.as_posix(), safe="/:@")
+
+
+def artifact_uri(finding: Finding, engine: str = _LOCAL_ENGINE) -> str:
+    """Where a finding is: its file, the host file a CIS rule names, the file inside an image (under the layer that
+    added it), or the engine object."""
+    target = finding.target
+    if target.kind is TargetKind.IMAGE:
+        image = object_uri(TargetKind.IMAGE, target.name, engine)
+        detail = finding.vulnerability
+        path = detail.path if detail and detail.path else finding.location.path if finding.location else None
+        if path is None:
+            return image
+        layer = detail.layer if detail else None
+        inside = quote(path.lstrip("/"), safe="/:@")
+        return f"{image}/layers/{layer.index}/{inside}" if layer else f"{image}/rootfs/{inside}"
+    if finding.location:
+        return _file_uri(finding.location.path)
+    if target.kind is TargetKind.FILE:
+        return _file_uri(target.name)
+    return object_uri(target.kind, target.name, engine)
+
+
+def _location(finding: Finding, engine: str) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(finding, engine)}}
+    if finding.location and finding.location.line:
+        physical["region"] = {"startLine": finding.location.line}
+    target = finding.target
+    return {
+        "physicalLocation": physical,
+        "logicalLocations": [
+            {"name": target.name, "fullyQualifiedName": f"{target.kind.value}/{target.name}", "kind": "resource"}
+        ],
+    }
+
+
+def _result(finding: Finding, rule_index: int, engine: str, finding_print: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {"severity": finding.severity.value, "target": finding.target.model_dump(mode="json")}
+    if finding.vulnerability is not None:  # the typed detail says what the evidence says, once
+        properties["portcullisRule"] = finding.rule_id
+        properties["vulnerability"] = finding.vulnerability.model_dump(mode="json", exclude={"vendor_status"})
+    else:
+        properties["evidence"] = finding.evidence
     result: dict[str, Any] = {
-        "ruleId": finding.rule_id,
+        "ruleId": sarif_rule_id(finding),
         "ruleIndex": rule_index,
         "kind": "fail",
         "level": LEVEL_BY_SEVERITY[finding.severity],
         "message": {"text": f"{finding.target.kind.value} {finding.target.name}: {finding.message}"},
-        "locations": [_location(finding)],
+        "locations": [_location(finding, engine)],
         "partialFingerprints": {FINGERPRINT_KEY: finding_print},
-        "properties": {
-            "severity": finding.severity.value,
-            "target": finding.target.model_dump(mode="json"),
-            "evidence": finding.evidence,
-        },
+        "properties": properties,
     }
     if finding.suppressed_by:
         result["suppressions"] = [{"kind": "external", "justification": finding.suppressed_by}]

@@ -1,8 +1,9 @@
 """Turning matches into report findings.
 
 Every vulnerability finding carries the fixed rule id DKR-VULN (one rule: "no known vulnerability in an installed
-package"); the advisory id is in the title and in `evidence.advisory_id`, so the rule catalogue stays finite while
-ignore rules and VEX work on advisory ids and aliases.
+package"); the advisory id is in the title, in `evidence.advisory_id` and in the typed `vulnerability` detail, so
+the rule catalogue stays finite while ignore rules and VEX work on advisory ids and aliases. (SARIF makes each
+advisory its own rule; that is the renderer's business.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from portcullis.model.findings import Finding, Location, Status, Target, TargetKind
+from portcullis.model.findings import (
+    CvssScore,
+    Finding,
+    Location,
+    Status,
+    Target,
+    TargetKind,
+    VulnerabilityDetail,
+)
 from portcullis.model.vuln import VULN_RULE_ID, VULN_UNDECIDED_RULE_ID, FixState, Match, VendorStatus
 from portcullis.vuln.severity import Rating, rate
 
@@ -62,6 +71,29 @@ def to_finding(match: Match, target: Target) -> Finding:
         "severity": severity,
         "layer": pkg.layer.model_dump() if pkg.layer else None,
     }
+    scores = [CvssScore(vector=str(s["vector"]), score=s["score"]) for s in rating.cvss]
+    best = max((s for s in scores if s.score is not None), key=lambda s: s.score or 0.0, default=None)
+    detail = VulnerabilityDetail(
+        advisory_id=match.advisory_id,
+        aliases=list(match.aliases),
+        summary=match.summary,
+        package=pkg.name,
+        installed_version=pkg.version,
+        fixed_version=match.fixed_version,
+        fix_state=match.fix_state,
+        ecosystem=pkg.ecosystem,
+        purl=pkg.purl,
+        source_package=pkg.source_name or None,
+        severity=rating.level,
+        severity_source=rating.origin,
+        vendor_severity=match.vendor_severity,
+        cvss=scores,
+        cvss_score=best.score if best else None,
+        cvss_vector=best.vector if best else None,
+        vendor_status=match.vendor,
+        layer=pkg.layer,
+        path=pkg.location or None,
+    )
     if match.fix_state is FixState.FIXED:
         remediation = f"Upgrade {pkg.name} to {match.fixed_version} or later."
     else:
@@ -77,6 +109,7 @@ def to_finding(match: Match, target: Target) -> Finding:
         message=f"{pkg.name} {pkg.version} is affected by {match.advisory_id} ({state}; {_vendor_words(match)})",
         evidence=evidence,
         remediation=remediation,
+        vulnerability=detail,
     )
 
 
