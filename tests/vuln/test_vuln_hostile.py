@@ -7,10 +7,12 @@ import hashlib
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from bounded import run_bounded
+from vuln_feed_server import FeedServer, start
 from vulndata import NPM_DIR
 
 from portcullis.vuln.sources import FeedError, load_path
@@ -137,3 +139,53 @@ def test_hostile_documents_are_one_clear_line(tmp_path: Path, data: bytes, messa
     assert message in result.one_error_line()
     assert result.seconds < 10 and result.peak_rss_mb < 200, result
     assert not (tmp_path / "vuln.db").exists()
+
+
+@pytest.fixture()
+def feeds() -> Iterator[FeedServer]:
+    server = FeedServer()
+    httpd = start(server)
+    yield server
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_endless_feed_is_cut_at_its_cap(npm_db: Path, feeds: FeedServer) -> None:
+    feeds.serve("/alpine/", b"<a href=" * 8192, endless=True)  # the index page is capped at 1 MiB
+    before = digest(npm_db)
+    result = run_bounded(
+        "db", "update", "--db", str(npm_db), "--only", "alpine", "--url", f"alpine={feeds.url('/alpine/')}"
+    )
+    assert "over the 1048576-byte limit for this feed (an endless response?)" in result.one_error_line()
+    assert result.seconds < 10 and result.peak_rss_mb < 200, result
+    assert digest(npm_db) == before
+
+
+def test_endless_osv_zip_is_cut_at_its_cap(npm_db: Path, feeds: FeedServer) -> None:
+    """512 MiB for an OSV zip: the child's memory limit (1 GiB) holds it, and the refusal comes first."""
+    feeds.serve("/osv/npm/all.zip", bytes(1 << 20), endless=True)
+    result = run_bounded(
+        "db", "update", "--db", str(npm_db), "--only", "osv:npm", "--url", f"osv:npm={feeds.url('/osv/npm/all.zip')}"
+    )
+    assert "over the 536870912-byte limit for this feed" in result.one_error_line()
+    assert result.seconds < 30 and result.peak_rss_mb < 700, result
+
+
+def test_dripping_feed_meets_the_deadline(npm_db: Path, feeds: FeedServer) -> None:
+    feeds.serve("/debian/json", b'{"curl": {}}' * 100, drip=0.2)  # 240 s to send in full
+    before = digest(npm_db)
+    result = run_bounded(
+        "db",
+        "update",
+        "--db",
+        str(npm_db),
+        "--only",
+        "debian",
+        "--url",
+        f"debian={feeds.url('/debian/json')}",
+        "--timeout",
+        "2",
+    )
+    assert "not complete after 2 s" in result.one_error_line()
+    assert result.seconds < 6, result
+    assert digest(npm_db) == before

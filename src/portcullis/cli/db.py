@@ -45,6 +45,9 @@ def update(
         list[str] | None,
         typer.Option("--url", help="NAME=URL: fetch a feed from a mirror instead of its upstream URL"),
     ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="seconds one feed download may take, from request to last byte")
+    ] = 900.0,  # download.DEADLINE, not imported here to keep the CLI light
 ) -> None:
     """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically."""
     from portcullis.vuln.db import DatabaseError
@@ -67,7 +70,7 @@ def update(
         selected = list(feeds.values())
     path = _db_path(db)
     try:
-        result = run_update(path, selected, _progress)
+        result = run_update(path, selected, _progress, timeout)
     except (FeedError, DatabaseError) as exc:
         if sys.stderr.isatty():
             sys.stderr.write("\n")
