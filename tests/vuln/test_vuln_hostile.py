@@ -3,9 +3,16 @@ the database untouched. Inputs are crafted here; bombs run in a child under a me
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import io
 import json
+import os
 import re
+import subprocess
+import sys
+import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +20,10 @@ from pathlib import Path
 import pytest
 from bounded import run_bounded
 from vuln_feed_server import FeedServer, start
-from vulndata import NPM_DIR
+from vulndata import NPM_DIR, PYPI_DIR, TRACKER_JSON
 
+from portcullis.vuln.bundle import BUNDLE_FORMAT
+from portcullis.vuln.db import VulnDB, rebuild
 from portcullis.vuln.sources import FeedError, load_path
 from portcullis.vuln.sources.osv import parse_zip
 
@@ -189,3 +198,129 @@ def test_dripping_feed_meets_the_deadline(npm_db: Path, feeds: FeedServer) -> No
     assert "not complete after 2 s" in result.one_error_line()
     assert result.seconds < 6, result
     assert digest(npm_db) == before
+
+
+def bundle_of(path: Path, db_bytes: bytes, manifest: object, manifest_size: int | None = None) -> Path:
+    """A gzip tar as `db export` writes it: vuln.db, then manifest.json (of `manifest_size` zero bytes if given)."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("vuln.db")
+        info.size = len(db_bytes)
+        tar.addfile(info, io.BytesIO(db_bytes))
+        data = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = manifest_size or len(data)
+        tar.addfile(info, ZeroFile(manifest_size) if manifest_size else io.BytesIO(data))
+    return path
+
+
+class ZeroFile(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def manifest_for(db_bytes: bytes, sources: list[object] | None = None) -> dict[str, object]:
+    return {
+        "format": BUNDLE_FORMAT,
+        "files": {"vuln.db": {"sha256": hashlib.sha256(db_bytes).hexdigest(), "size": len(db_bytes)}},
+        "sources": sources or [],
+    }
+
+
+def test_huge_bundle_manifest_is_refused_before_it_is_read(npm_db: Path, tmp_path: Path) -> None:
+    db_bytes = npm_db.read_bytes()
+    bundle = bundle_of(tmp_path / "b.tar.gz", db_bytes, {}, manifest_size=1 << 30)
+    before = digest(npm_db)
+    result = run_bounded("db", "import", str(bundle), "--db", str(npm_db), timeout=60)
+    assert "manifest.json is 1073741824 bytes, over the 1048576-byte limit" in result.one_error_line()
+    assert result.seconds < 20 and result.peak_rss_mb < 200, result
+    assert digest(npm_db) == before
+
+
+def test_corrupt_database_with_a_matching_checksum_is_refused(npm_db: Path, tmp_path: Path) -> None:
+    good = npm_db.read_bytes()
+    at = len(good) - 3 * 4096  # a page of the affected table overwritten; the header and meta pages are intact
+    damaged = good[:at] + bytes(range(256)) * 16 + good[at + 4096 :]
+    bundle = bundle_of(tmp_path / "b.tar.gz", damaged, manifest_for(damaged))
+    before = digest(npm_db)
+    result = run_bounded("db", "import", str(bundle), "--db", str(npm_db))
+    assert "is damaged" in result.one_error_line()
+    assert digest(npm_db) == before
+    assert run_bounded("db", "status", "--db", str(npm_db)).code == 0
+
+
+def test_bundle_without_sources_never_replaces_a_populated_database(npm_db: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty" / "vuln.db"
+    with rebuild(empty):
+        pass
+    bundle = tmp_path / "empty.tar.gz"
+    assert run_bounded("db", "export", str(bundle), "--db", str(empty)).code == 0
+    before = digest(npm_db)
+    result = run_bounded("db", "import", str(bundle), "--db", str(npm_db))
+    assert "the bundle holds no sources" in result.one_error_line()
+    assert digest(npm_db) == before
+    assert run_bounded("db", "import", str(bundle), "--db", str(tmp_path / "new" / "vuln.db")).code == 0
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        [],
+        {"format": BUNDLE_FORMAT, "files": []},
+        {"format": BUNDLE_FORMAT, "files": {"vuln.db": {"sha256": 1, "size": "12"}}, "sources": []},
+        {"format": BUNDLE_FORMAT, "files": {"vuln.db": {"sha256": "x", "size": 12}}, "sources": {}},
+        {"format": ["x"]},
+    ],
+)
+def test_bundle_manifest_with_wrong_types_is_one_clear_line(npm_db: Path, tmp_path: Path, manifest: object) -> None:
+    bundle = bundle_of(tmp_path / "b.tar.gz", npm_db.read_bytes(), manifest)
+    before = digest(npm_db)
+    result = run_bounded("db", "import", str(bundle), "--db", str(npm_db))
+    assert "import failed, the existing database is unchanged" in result.one_error_line()
+    assert digest(npm_db) == before
+
+
+def test_two_imports_at_once_keep_both(tmp_path: Path) -> None:
+    """The second writer waits for the first (and says so) instead of swapping in a copy lacking its change."""
+    db = tmp_path / "vuln.db"
+    lock = (tmp_path / ".vuln.db.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # hold the writers' lock so both imports surely overlap
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "portcullis", "db", "import", str(source), "--db", str(db)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for source in (NPM_DIR, TRACKER_JSON)
+    ]
+    time.sleep(2)
+    lock.close()
+    for child in children:
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        assert f"portcullis: waiting for another portcullis writing {db}" in err
+    with VulnDB.open(db) as database:
+        assert {s.name for s in database.sources()} == {"osv:npm", "debian-tracker"}
+
+
+def test_work_files_of_a_killed_import_are_removed_by_the_next_writer(tmp_path: Path) -> None:
+    db = tmp_path / "vuln.db"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "portcullis", "db", "import", str(PYPI_DIR), "--db", str(db)], stderr=subprocess.PIPE
+    )
+    give_up = time.monotonic() + 60
+    while not list(tmp_path.glob(f".vuln.db.{child.pid}.tmp")):  # the import is writing its work file
+        assert time.monotonic() < give_up and child.poll() is None
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+    assert (tmp_path / f".vuln.db.{child.pid}.tmp").exists()
+    live = tmp_path / f".vuln.db.{os.getpid()}.tmp"  # a writer still running: left alone
+    live.write_bytes(b"x")
+    assert run_bounded("db", "import", str(NPM_DIR), "--db", str(db)).code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".vuln.db.lock", live.name, "vuln.db"])
