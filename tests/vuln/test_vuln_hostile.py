@@ -324,3 +324,45 @@ def test_work_files_of_a_killed_import_are_removed_by_the_next_writer(tmp_path: 
     live.write_bytes(b"x")
     assert run_bounded("db", "import", str(NPM_DIR), "--db", str(db)).code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".vuln.db.lock", live.name, "vuln.db"])
+
+
+def candidate_rows(db_path: Path, package: str) -> list[tuple[str, ...]]:
+    with VulnDB.open(db_path) as db:
+        rows = db.candidates("pypi", [package], [""]).get(package, [])
+        return sorted(row._replace(advisory="") for row in rows)  # rowids change when a source is rewritten
+
+
+def test_importing_a_few_records_merges_unless_told_to_replace(tmp_path: Path) -> None:
+    db = tmp_path / "vuln.db"
+    assert run_bounded("db", "import", str(PYPI_DIR), "--db", str(db)).code == 0
+    django = candidate_rows(db, "django")
+    records = [
+        {
+            **RECORD,
+            "id": f"PYSEC-TEST-{n}",
+            "affected": [{"package": {"name": "x", "ecosystem": "PyPI"}, "versions": ["1"]}],
+        }
+        for n in range(2)
+    ]
+    with VulnDB.open(db) as database:
+        [requests_adv] = [a for a in database.source_advisories("osv:PyPI") if a.id == "PYSEC-2014-13"]
+    records.append({**RECORD, "id": "PYSEC-2014-13", "affected": records[0]["affected"]})
+    three = osv_zip(tmp_path / "three.zip", records)
+
+    merged = run_bounded("db", "import", str(three), "--db", str(db))
+    assert merged.code == 0, merged.stderr
+    assert "merged 3 advisories into osv:PyPI: 1 replaced by the same id, 2 new; 2653 in all" in merged.stderr
+    assert candidate_rows(db, "django") == django  # the rest of the source read back and written again unchanged
+    assert requests_adv.affected[0].package == "requests"
+    assert all(row[0] != "PYSEC-2014-13" for row in candidate_rows(db, "requests"))  # the files' copy took its place
+    with VulnDB.open(db) as database:
+        source = database.source("osv:PyPI")
+        assert source is not None and source.advisories == 2653 and source.origin.endswith(f" + {three}")
+        assert [a.affected[0].package for a in database.source_advisories("osv:PyPI") if a.id == "PYSEC-2014-13"] == [
+            "x"
+        ]
+
+    replaced = run_bounded("db", "import", str(three), "--db", str(db), "--replace")
+    assert "replaced osv:PyPI: its 2653 advisories by the 3 in" in replaced.stderr
+    with VulnDB.open(db) as database:
+        assert [s.advisories for s in database.sources()] == [3]

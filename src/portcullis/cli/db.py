@@ -124,8 +124,17 @@ def status(
 def import_(
     path: Annotated[Path, typer.Argument(help="a bundle from `db export`, or feed files: tracker JSON, OSV, secdb")],
     db: DbOption = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="feed files: replace each source they name whole (by default they are merged: an advisory in the"
+            " files replaces the one with its id, the source's other advisories are kept)",
+        ),
+    ] = False,
 ) -> None:
-    """Import a bundle (checked against its manifest) or upstream feed files/directories/zips."""
+    """Import a bundle (checked against its manifest; it replaces the whole database, like `grype db import`) or
+    upstream feed files/directories/zips (merged into the sources they name, or replacing them with --replace)."""
     from portcullis.vuln.bundle import BundleError, import_bundle, import_feeds, is_bundle
     from portcullis.vuln.db import DatabaseError
     from portcullis.vuln.sources import FeedError
@@ -139,8 +148,17 @@ def import_(
                 f"source(s) into {target}"
             )
             return
-        for info in import_feeds(path, target):
-            say(f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows")
+        for done in import_feeds(path, target, replace):
+            info = done.info
+            if done.before is None:
+                say(f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows")
+            elif replace:
+                say(f"replaced {info.name}: its {done.before} advisories by the {info.advisories} in {path}")
+            else:
+                say(
+                    f"merged {done.files} advisories into {info.name}: {done.replaced} replaced by the same id,"
+                    f" {done.files - done.replaced} new; {info.advisories} in all (--replace replaces the source)"
+                )
     except (BundleError, FeedError, DatabaseError, UnicodeDecodeError) as exc:
         die(f"import failed, the existing database is unchanged: {exc}")
     say(f"database: {target}")

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import tarfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +188,40 @@ def _extract(bundle: Path, work: Path) -> dict[str, Any]:
     return manifest
 
 
-def import_feeds(path: Path, db_path: Path) -> list[SourceInfo]:
-    """Load upstream feed files from `path` into the database; each feed replaces the source it names."""
+@dataclass
+class Imported:
+    """One source after `import_feeds`: its new counts, and what it held before (None: it is new)."""
+
+    info: SourceInfo
+    files: int  # advisories in the imported files
+    before: int | None
+    replaced: int  # advisories the import took the place of: the whole source with `replace`, else the same ids
+
+
+def import_feeds(path: Path, db_path: Path, replace: bool = False) -> list[Imported]:
+    """Load upstream feed files from `path` into the database.
+
+    By default the files are merged into the sources they name: an advisory in the files takes the place of the
+    one with its id, every other advisory is kept. With `replace` each named source is replaced whole.
+    """
     feeds: list[Feed] = load_path(path)
     if not any(feed.advisories for feed in feeds):
         raise FeedError(f"{path}: no advisories found")
     done = []
     with rebuild(db_path) as db:
         for feed in feeds:
-            done.append(db.replace_source(SourceInfo(feed.name, str(path.resolve()), now_iso()), feed.advisories))
+            known = db.source(feed.name)
+            ids = {adv.id for adv in feed.advisories}
+            info = SourceInfo(feed.name, str(path.resolve()), now_iso())
+            advisories = feed.advisories
+            replaced = known.advisories if known and replace else 0
+            if known and not replace:
+                old = db.source_advisories(feed.name)
+                kept = [adv for adv in old if adv.id not in ids]
+                replaced = len(old) - len(kept)
+                # the age is the oldest content's; a new origin makes the next `db update` fetch it whole again
+                info = SourceInfo(feed.name, f"{known.origin} + {info.origin}", known.fetched_at)
+                advisories = kept + advisories
+            info = db.replace_source(info, advisories)
+            done.append(Imported(info, len(ids), known.advisories if known else None, replaced))
     return done

@@ -440,6 +440,24 @@ class VulnDB:
         )
         return info
 
+    def source_advisories(self, name: str) -> list[Advisory]:
+        """Everything the source holds, as `replace_source` takes it: merging files into a source rewrites it."""
+        found: dict[str, Advisory] = {}
+        for rowid, adv_id, aliases, summary, severity, cvss, modified in self.conn.execute(
+            "SELECT rowid, id, aliases, summary, severity, cvss, modified FROM advisories WHERE source = ?", (name,)
+        ):
+            found[str(rowid)] = Advisory(adv_id, _json_list(aliases), summary, severity, _json_list(cvss), modified)
+        for ecosystem, package, release, rows, data in self.conn.execute(
+            "SELECT ecosystem, package, release, rows, data FROM affected WHERE source = ? ORDER BY rowid", (name,)
+        ):
+            for fields, (row_json,) in zip(unpack(rows), unpack(data), strict=True):
+                row = _as_candidate(fields)
+                row_data = dict(json.loads(row_json))
+                if row.versions:
+                    row_data["versions"] = row.versions.strip("\n").split("\n")
+                found[row.advisory].affected.append(AffectedRow(ecosystem, release, package, row_data))
+        return list(found.values())
+
     def touch_source(self, name: str, fetched_at: str) -> None:
         """The upstream answered 'not modified': the content is as fresh as this check."""
         self.conn.execute("UPDATE sources SET fetched_at = ? WHERE name = ?", (fetched_at, name))
