@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -366,3 +367,68 @@ def test_importing_a_few_records_merges_unless_told_to_replace(tmp_path: Path) -
     assert "replaced osv:PyPI: its 2653 advisories by the 3 in" in replaced.stderr
     with VulnDB.open(db) as database:
         assert [s.advisories for s in database.sources()] == [3]
+
+
+def damage_table(db: Path, table: str) -> None:
+    """Overwrite the root page of one table: the file header and the other tables stay readable."""
+    conn = sqlite3.connect(db)
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    conn.close()
+    with db.open("r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(bytes(range(256)) * (page_size // 256))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("db", "status"),
+        ("db", "import", str(NPM_DIR)),
+        ("db", "update", "--only", "debian", "--url", "debian=http://127.0.0.1:9/never-reached"),
+        ("db", "export", "{tmp}/out.tar.gz"),
+    ],
+)
+def test_damaged_database_is_one_clear_line(npm_db: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
+    damage_table(npm_db, "sources")
+    before = digest(npm_db)
+    result = run_bounded(*(a.format(tmp=tmp_path) for a in args), "--db", str(npm_db))
+    assert "is damaged" in result.one_error_line()
+    assert digest(npm_db) == before
+    assert not (tmp_path / "out.tar.gz").exists()
+
+
+def test_full_disk_is_one_clear_line(npm_db: Path) -> None:
+    before = digest(npm_db)
+    result = run_bounded("db", "import", str(PYPI_DIR), "--db", str(npm_db), file_size=1 << 20)  # 1 MiB per file
+    line = result.one_error_line()  # RLIMIT_FSIZE fails SQLite's write (EFBIG), a full tmpfs its size check
+    assert "cannot write the database beside" in line and "a full disk or a file size limit?" in line
+    assert digest(npm_db) == before
+    assert sorted(p.name for p in npm_db.parent.iterdir()) == [".vuln.db.lock", "vuln.db"]
+
+
+def read_only(directory: Path, on: bool) -> bool:
+    if os.geteuid() == 0:  # root writes whatever the mode says; an immutable directory (ext4 and most) stops it
+        done = subprocess.run(["chattr", "+i" if on else "-i", str(directory)], capture_output=True, check=False)
+        return done.returncode == 0
+    directory.chmod(0o555 if on else 0o755)
+    return True
+
+
+def test_read_only_database_directory_is_one_clear_line(npm_db: Path) -> None:
+    directory = npm_db.parent
+    (directory / ".vuln.db.lock").unlink()
+    if not read_only(directory, True):
+        pytest.skip("cannot make a directory read-only here")
+    try:
+        result = run_bounded("db", "import", str(TRACKER_JSON), "--db", str(npm_db))
+    finally:
+        read_only(directory, False)
+    assert f"cannot write beside {npm_db}" in result.one_error_line()
+    assert sorted(p.name for p in directory.iterdir()) == ["vuln.db"]
+
+
+def test_stdout_on_a_full_disk_is_one_clear_line(npm_db: Path) -> None:
+    with open("/dev/full", "w") as full:
+        result = run_bounded("db", "status", "--db", str(npm_db), stdout=full)
+    assert result.one_error_line() == "portcullis: error: cannot write to standard output: No space left on device"

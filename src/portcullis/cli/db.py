@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,18 +101,27 @@ def status(
             updated = database.meta("updated_at") or "unknown"
     except DatabaseError as exc:
         die(str(exc))
+    except sqlite3.DatabaseError as exc:  # the header and meta read fine, a later page did not
+        die(f"{path} is damaged ({exc}); remove it and run `portcullis db update` or `db import`")
     now = datetime.now(UTC)
-    typer.echo(f"database: {path} ({path.stat().st_size / 1e6:.1f} MB, last changed {updated})")
-    typer.echo(f"{'source':<32} {'fetched (UTC)':<26} {'age':>8} {'advisories':>10} {'rows':>8}  origin")
+    lines = [
+        f"database: {path} ({path.stat().st_size / 1e6:.1f} MB, last changed {updated})",
+        f"{'source':<32} {'fetched (UTC)':<26} {'age':>8} {'advisories':>10} {'rows':>8}  origin",
+    ]
     stale = []
     for source in sources:
         age = source.age_days(now)
         if age > max_age:
             stale.append(source.name)
-        typer.echo(
+        lines.append(
             f"{source.name:<32} {source.fetched_at:<26} {age:>7.1f}d {source.advisories:>10} {source.affected:>8}"
             f"  {source.origin}"
         )
+    try:
+        typer.echo("\n".join(lines))
+    except OSError as exc:  # stdout on a full disk or a closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        die(f"cannot write to standard output: {exc.strerror or exc}")
     if not sources:
         say("warning: the database holds no sources")
     if stale:

@@ -111,7 +111,13 @@ class SourceInfo:
     affected: int = 0
 
     def age_days(self, now: datetime | None = None) -> float:
-        fetched = datetime.fromisoformat(self.fetched_at)
+        """Days since `fetched_at`; infinite when it is not a date (a hand-made bundle), so it counts as stale."""
+        try:
+            fetched = datetime.fromisoformat(self.fetched_at)
+        except ValueError:
+            return float("inf")
+        if fetched.tzinfo is None:  # written without an offset: ours are UTC
+            fetched = fetched.replace(tzinfo=UTC)
         return ((now or datetime.now(UTC)) - fetched).total_seconds() / 86400
 
 
@@ -634,7 +640,7 @@ def check_database(path: Path, name: str = "") -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{name} is not a usable vulnerability database: {exc}") from None
+        raise DatabaseError(f"{name} is damaged: {exc}") from None
     if version is None or version[0] != SCHEMA_VERSION:
         raise DatabaseError(f"{name} has schema version {version[0] if version else 'none'}, expected {SCHEMA_VERSION}")
 
@@ -657,6 +663,8 @@ def failure(path: Path, exc: sqlite3.Error | OSError) -> DatabaseError:
             return DatabaseError(f"no space left to write the database beside {path} ({exc.strerror})")
         return DatabaseError(f"cannot write the database beside {path}: {exc.strerror or exc}")
     text = str(exc)
+    if exc.sqlite_errorname == "SQLITE_IOERR_WRITE":
+        text += " (a write failed: a full disk or a file size limit?)"
     if "disk is full" in text:
         return DatabaseError(f"no space left to write the database beside {path} ({text})")
     if "malformed" in text or "not a database" in text:
