@@ -51,7 +51,10 @@ def update(
         float, typer.Option("--timeout", min=1, help="seconds one feed download may take, from request to last byte")
     ] = 900.0,  # download.DEADLINE, not imported here to keep the CLI light
 ) -> None:
-    """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically."""
+    """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically.
+
+    Each download must end within --timeout and stay under its feed's limit:
+    tracker JSON 512 MiB, OSV zip 512 MiB, secdb document 64 MiB, secdb index 1 MiB."""
     from portcullis.vuln.db import DatabaseError
     from portcullis.vuln.download import FeedSpec, default_feeds
     from portcullis.vuln.download import update as run_update
@@ -144,8 +147,12 @@ def import_(
         ),
     ] = False,
 ) -> None:
-    """Import a bundle (checked against its manifest; it replaces the whole database, like `grype db import`) or
-    upstream feed files/directories/zips (merged into the sources they name, or replacing them with --replace)."""
+    """Import a bundle (checked against its manifest) or upstream feed files/directories/zips.
+
+    A bundle replaces the whole database (like `grype db import`); feed files are merged into the sources they name.
+    Limits: a feed document 512 MiB; a zip member 16 MiB;
+    a zip's members together 100 times the zip (at least 64 MiB, at most 4 GiB);
+    a bundle's manifest 1 MiB, its database 8 GiB."""
     from portcullis.vuln.bundle import BundleError, import_bundle, import_feeds, is_bundle
     from portcullis.vuln.db import DatabaseError
     from portcullis.vuln.sources import FeedError

@@ -124,9 +124,9 @@ def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo | None, bundle:
         isinstance(entry, dict)
         and isinstance(entry.get("sha256"), str)
         and type(entry.get("size")) is int
-        and isinstance(manifest.get("sources"), list)
+        and isinstance(manifest.get("sources", []), list)  # earlier releases wrote no list
     ):
-        raise BundleError(f"{bundle}: {MANIFEST} lacks files.{DB_FILENAME}.sha256/size or sources (wrong types?)")
+        raise BundleError(f"{bundle}: {MANIFEST} lacks files.{DB_FILENAME}.sha256/size, or a field has the wrong type")
     return manifest
 
 
