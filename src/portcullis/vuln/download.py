@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import io
 import re
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from portcullis import __version__
 from portcullis.vuln.db import SourceInfo, VulnDB, now_iso, rebuild
@@ -55,7 +56,7 @@ def default_feeds() -> list[FeedSpec]:
 
 @dataclass
 class Fetched:
-    data: bytes
+    size: int
     etag: str
     last_modified: str
     sha256: str
@@ -73,6 +74,7 @@ Progress = Callable[[str, int, int | None], None]  # (label, bytes so far, total
 
 def fetch(
     url: str,
+    body: IO[bytes],
     etag: str = "",
     last_modified: str = "",
     progress: Progress | None = None,
@@ -80,8 +82,8 @@ def fetch(
     limit: int = MAX_DOCUMENT_BYTES,
     deadline: float = DEADLINE,
 ) -> Fetched | None:
-    """GET `url`; None when the server answers 304 Not Modified. Raises FeedError with one line otherwise, also
-    when the body grows past `limit` bytes or the download takes longer than `deadline` seconds."""
+    """GET `url` into `body` (left at its start); None when the server answers 304 Not Modified. Raises FeedError
+    with one line otherwise, also when the body grows past `limit` bytes or takes longer than `deadline` seconds."""
     if not url.startswith(("https://", "http://")):
         raise FeedError(f"{url}: only http(s) URLs can be fetched")
     headers = {"User-Agent": f"portcullis/{__version__}"}
@@ -97,30 +99,14 @@ def fetch(
             total = int(length_header) if length_header and length_header.isdigit() else None
             if total is not None and total > limit:
                 raise FeedError(f"{url}: announces {total} bytes, over the {limit}-byte limit for this feed")
-            digest = hashlib.sha256()
-            body = io.BytesIO()
-            received = 0
-            # read1 returns what one read of the socket brings, so the deadline is checked however slow the drip
-            while chunk := response.read1(CHUNK):
-                body.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                if received > limit:
-                    raise FeedError(f"{url}: over the {limit}-byte limit for this feed (an endless response?)")
-                if time.monotonic() > give_up:
-                    raise FeedError(
-                        f"{url}: not complete after {deadline:g} s ({received} bytes), a stalled server?"
-                        " (db update --timeout sets the limit)"
-                    )
-                if progress:
-                    progress(url, received, total)
-            if total is not None and received != total:
-                raise FeedError(f"{url}: truncated download ({received} of {total} bytes)")
+            sha256 = _receive(response, body, url, limit, deadline, give_up, total, progress)
+            size = body.tell()
+            body.seek(0)
             return Fetched(
-                body.getvalue(),  # shares the buffer: no second copy of a large feed
+                size,
                 response.headers.get("ETag", ""),
                 response.headers.get("Last-Modified", ""),
-                digest.hexdigest(),
+                sha256,
             )
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
@@ -133,11 +119,43 @@ def fetch(
         raise FeedError(f"{url}: cannot download: {reason}") from None
 
 
-def _parse(spec: FeedSpec, fetched: Fetched, source: str) -> Feed:
+def _receive(
+    response: http.client.HTTPResponse,
+    body: IO[bytes],
+    url: str,
+    limit: int,
+    deadline: float,
+    give_up: float,
+    total: int | None,
+    progress: Progress | None,
+) -> str:
+    """Copy the response body into `body` under the caps; its SHA-256."""
+    digest = hashlib.sha256()
+    received = 0
+    # read1 returns what one read of the socket brings, so the deadline is checked however slow the drip
+    while chunk := response.read1(CHUNK):
+        body.write(chunk)
+        digest.update(chunk)
+        received += len(chunk)
+        if received > limit:
+            raise FeedError(f"{url}: over the {limit}-byte limit for this feed (an endless response?)")
+        if time.monotonic() > give_up:
+            raise FeedError(
+                f"{url}: not complete after {deadline:g} s ({received} bytes), a stalled server?"
+                " (db update --timeout sets the limit)"
+            )
+        if progress:
+            progress(url, received, total)
+    if total is not None and received != total:
+        raise FeedError(f"{url}: truncated download ({received} of {total} bytes)")
+    return digest.hexdigest()
+
+
+def _parse(spec: FeedSpec, body: IO[bytes], source: str) -> Feed:
     if spec.kind == "osv":
-        feeds = osv.parse_zip(fetched.data, spec.url, default_source=source)
+        feeds = osv.parse_zip(body, spec.url, default_source=source)
         return feeds[0]
-    document = load_document(fetched.data, spec.url)
+    document = load_document(body.read(), spec.url)
     if spec.kind == "debian-tracker":
         return debian_tracker.parse(document, spec.url)
     return alpine_secdb.parse(document, spec.url)
@@ -145,10 +163,11 @@ def _parse(spec: FeedSpec, fetched: Fetched, source: str) -> Feed:
 
 def _alpine_documents(spec: FeedSpec, progress: Progress | None, deadline: float) -> list[tuple[str, str]]:
     """(source name, URL) of every branch/repo document listed on the secdb index page."""
-    index = fetch(spec.url, progress=progress, limit=MAX_BYTES[spec.kind], deadline=deadline)
-    if index is None:
-        raise FeedError(f"{spec.url}: the index answered 304 to an unconditional request")
-    branches = sorted(set(re.findall(r'href="(v\d+\.\d+)/?"', index.data.decode("utf-8", "replace"))))
+    with tempfile.TemporaryFile() as body:
+        if fetch(spec.url, body, progress=progress, limit=MAX_BYTES[spec.kind], deadline=deadline) is None:
+            raise FeedError(f"{spec.url}: the index answered 304 to an unconditional request")
+        page = body.read().decode("utf-8", "replace")
+    branches = sorted(set(re.findall(r'href="(v\d+\.\d+)/?"', page)))
     if not branches:
         raise FeedError(f"{spec.url}: the secdb index lists no release branches (unexpected shape)")
     base = spec.url if spec.url.endswith("/") else spec.url + "/"
@@ -162,26 +181,26 @@ def _update_one(
 ) -> None:
     known = db.source(source)
     conditional = known is not None and known.origin == spec.url
-    fetched = fetch(
-        spec.url,
-        known.etag if known and conditional else "",
-        known.last_modified if known and conditional else "",
-        progress,
-        limit=MAX_BYTES[spec.kind],
-        deadline=deadline,
-    )
-    if fetched is None:
-        db.touch_source(source, now_iso())
-        result.not_modified.append(source)
-        return
-    feed = _parse(spec, fetched, source)
+    with tempfile.TemporaryFile() as body:  # anonymous: a large feed waits on disk, not in memory, and never stays
+        fetched = fetch(
+            spec.url,
+            body,
+            known.etag if known and conditional else "",
+            known.last_modified if known and conditional else "",
+            progress,
+            limit=MAX_BYTES[spec.kind],
+            deadline=deadline,
+        )
+        if fetched is None:
+            db.touch_source(source, now_iso())
+            result.not_modified.append(source)
+            return
+        feed = _parse(spec, body, source)
     if spec.kind in ("osv", "debian-tracker") and not feed.advisories:
         raise FeedError(f"{spec.url}: the feed holds no advisories (unexpected shape)")
     if feed.name != source:
         raise FeedError(f"{spec.url}: expected the {source} feed, got {feed.name}")
-    info = SourceInfo(
-        source, spec.url, now_iso(), fetched.etag, fetched.last_modified, fetched.sha256, len(fetched.data)
-    )
+    info = SourceInfo(source, spec.url, now_iso(), fetched.etag, fetched.last_modified, fetched.sha256, fetched.size)
     result.updated.append(db.replace_source(info, feed.advisories))
     result.skipped_records += len(feed.skipped)
 

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from portcullis.model.vuln import Ecosystem
 from portcullis.vuln.db import Advisory, AffectedRow
@@ -158,9 +158,9 @@ MIN_EXPANSION_ALLOWANCE = 64 * 1024 * 1024  # ...but a small archive may always 
 MAX_ARCHIVE_BYTES = 4 * 1024 * 1024 * 1024  # and no archive beyond this
 
 
-def parse_zip(source: bytes | Path, origin: str, default_source: str | None) -> list[Feed]:
-    """An OSV all.zip (its bytes or its path): every member is one JSON record; a bad CRC, a truncated archive or
-    one over the caps above is an error. Members are read one at a time, each at most MAX_MEMBER_BYTES."""
+def parse_zip(source: bytes | Path | IO[bytes], origin: str, default_source: str | None) -> list[Feed]:
+    """An OSV all.zip (its bytes, its path or an open file): every member is one JSON record; a bad CRC, a truncated
+    archive or one over the caps above is an error. Members are read one at a time, each at most MAX_MEMBER_BYTES."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
@@ -169,7 +169,7 @@ def parse_zip(source: bytes | Path, origin: str, default_source: str | None) -> 
         members = [m for m in archive.infolist() if m.filename.lower().endswith((".json", ".yaml", ".yml"))]
         if not members:
             raise FeedError(f"{origin}: the archive holds no OSV records")
-        size = len(source) if isinstance(source, bytes) else source.stat().st_size
+        size = _size(source)
         allowed = min(MAX_ARCHIVE_BYTES, max(MIN_EXPANSION_ALLOWANCE, MAX_EXPANSION * size))
         # the declared sizes bound what zipfile will produce: it stops at file_size and checks the CRC there
         declared = sum(m.file_size for m in archive.infolist())
@@ -183,6 +183,14 @@ def parse_zip(source: bytes | Path, origin: str, default_source: str | None) -> 
             for m in members
         )
         return parse_records(records, default_source)
+
+
+def _size(source: bytes | Path | IO[bytes]) -> int:
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, Path):
+        return source.stat().st_size
+    return source.seek(0, io.SEEK_END)
 
 
 def _member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, origin: str) -> bytes:
