@@ -4,15 +4,18 @@
 - /osv/<Ecosystem>/all.zip: OSV zips built from the real records (the PyPA YAML files re-encoded as JSON, the
   npm GHSA JSON files as they are);
 - /alpine/ (index page) and /alpine/<branch>/<repo>.json: the secdb YAML documents re-encoded as JSON.
+Hostile servers too: a body dripped a byte at a time, or one that never ends.
 Conditional requests are honoured (ETag / Last-Modified -> 304) and every request is recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +31,8 @@ class Served:
     last_modified: str = "Thu, 10 Oct 2024 00:00:00 GMT"
     status: int = 200
     truncate_to: int | None = None  # announce the full length, send only this many bytes
+    drip: float | None = None  # send the body one byte per this many seconds
+    endless: bool = False  # no Content-Length, and `body` repeated until the client hangs up
 
     def __post_init__(self) -> None:
         self.etag = self.etag or f'"{hashlib.sha256(self.body).hexdigest()[:16]}"'
@@ -81,6 +86,21 @@ def start(feeds: FeedServer) -> ThreadingHTTPServer:
                 self.end_headers()
                 return
             self.send_response(200)
+            if served.endless:
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    while True:
+                        self.wfile.write(served.body)
+                return
+            if served.drip is not None:
+                self.send_header("Content-Length", str(len(served.body)))
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for byte in served.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(served.drip)
+                return
             self.send_header("Content-Length", str(len(served.body)))
             self.send_header("ETag", served.etag)
             self.send_header("Last-Modified", served.last_modified)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,11 +48,17 @@ def update(
         list[str] | None,
         typer.Option("--url", help="NAME=URL: fetch a feed from a mirror instead of its upstream URL"),
     ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="seconds one feed download may take, from request to last byte")
+    ] = 900.0,  # download.DEADLINE, not imported here to keep the CLI light
 ) -> None:
-    """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically."""
+    """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically.
+
+    Each download must end within --timeout and stay under its feed's limit:
+    tracker JSON 512 MiB, OSV zip 512 MiB, secdb document 64 MiB, secdb index 1 MiB."""
     path = database_path(db)
     try:
-        result = update_database(path, only or [], url or [], _progress)
+        result = update_database(path, only or [], url or [], _progress, timeout)
     except VulnerabilityInputError as exc:
         if sys.stderr.isatty():
             sys.stderr.write("\n")  # end the progress line
@@ -79,17 +86,24 @@ def status(
     except PipelineError as exc:
         die(str(exc))
     now = datetime.now(UTC)
-    typer.echo(f"database: {path} ({database.size_bytes / 1e6:.1f} MB, last changed {database.updated_at})")
-    typer.echo(f"{'source':<32} {'fetched (UTC)':<26} {'age':>8} {'advisories':>10} {'rows':>8}  origin")
+    lines = [
+        f"database: {path} ({database.size_bytes / 1e6:.1f} MB, last changed {database.updated_at})",
+        f"{'source':<32} {'fetched (UTC)':<26} {'age':>8} {'advisories':>10} {'rows':>8}  origin",
+    ]
     stale = []
     for source in database.sources:
         age = source.age_days(now)
         if age > max_age:
             stale.append(source.name)
-        typer.echo(
+        lines.append(
             f"{source.name:<32} {source.fetched_at:<26} {age:>7.1f}d {source.advisories:>10} {source.affected:>8}"
             f"  {source.origin}"
         )
+    try:
+        typer.echo("\n".join(lines))
+    except OSError as exc:  # stdout on a full disk or a closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        die(f"cannot write to standard output: {exc.strerror or exc}")
     if not database.sources:
         say("warning: the database holds no sources")
     if stale:
@@ -103,11 +117,24 @@ def status(
 def import_(
     path: Annotated[Path, typer.Argument(help="a bundle from `db export`, or feed files: tracker JSON, OSV, secdb")],
     db: DbOption = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="feed files: replace each source they name whole (by default they are merged: an advisory in the"
+            " files replaces the one with its id, the source's other advisories are kept)",
+        ),
+    ] = False,
 ) -> None:
-    """Import a bundle (checked against its manifest) or upstream feed files/directories/zips."""
+    """Import a bundle (checked against its manifest) or upstream feed files/directories/zips.
+
+    A bundle replaces the whole database (like `grype db import`); feed files are merged into the sources they name.
+    Limits: a feed document 512 MiB; a zip member 16 MiB;
+    a zip's members together 100 times the zip (at least 64 MiB, at most 4 GiB);
+    a bundle's manifest 1 MiB, its database 8 GiB."""
     target = database_path(db)
     try:
-        outcome = import_into_database(path, target)
+        outcome = import_into_database(path, target, replace)
     except PipelineError as exc:
         die(str(exc))
     manifest = outcome.bundle_manifest
@@ -117,8 +144,17 @@ def import_(
             f"source(s) into {target}"
         )
         return
-    for info in outcome.feeds:
-        say(f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows")
+    for done in outcome.feeds:
+        info = done.info
+        if done.before is None:
+            say(f"imported {info.name}: {info.advisories} advisories, {info.affected} package rows")
+        elif replace:
+            say(f"replaced {info.name}: its {done.before} advisories by the {info.advisories} in {path}")
+        else:
+            say(
+                f"merged {done.files} advisories into {info.name}: {done.replaced} replaced by the same id,"
+                f" {done.files - done.replaced} new; {info.advisories} in all (--replace replaces the source)"
+            )
     say(f"database: {target}")
 
 

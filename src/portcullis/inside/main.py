@@ -33,7 +33,9 @@ def build_report(findings: List[Dict[str, Any]], subject: str) -> Dict[str, Any]
         "tool": {"name": "portcullis", "version": __version__, "benchmark": None},
         "started_at": datetime.now(timezone.utc).isoformat(),
         "subject": subject,
-        "findings": [dict(f, cis=None, target=target, location=None, suppressed_by=None) for f in findings],
+        "findings": [
+            dict(f, cis=None, target=target, location=None, suppressed_by=None, vulnerability=None) for f in findings
+        ],
         "summary": {"total": len(findings), "by_status": by_status, "failed_by_severity": failed, "suppressed": 0},
         "problems": [],
         # rule descriptors come from `portcullis rules DKR-IN-…` on the host; the zipapp carries none

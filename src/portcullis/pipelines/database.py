@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from portcullis.pipelines.errors import UsageError, VulnerabilityInputError
 
 if TYPE_CHECKING:  # the vuln modules load only when a flow runs
+    from portcullis.vuln.bundle import Imported
     from portcullis.vuln.db import SourceInfo
     from portcullis.vuln.download import UpdateResult
 
@@ -26,9 +27,14 @@ def database_path(db: Path | None) -> Path:
 
 
 def update_database(
-    path: Path, only: Sequence[str], mirrors: Sequence[str], progress: Callable[[str, int, int | None], None]
+    path: Path,
+    only: Sequence[str],
+    mirrors: Sequence[str],
+    progress: Callable[[str, int, int | None], None],
+    timeout: float,
 ) -> UpdateResult:
-    """Download the chosen feeds (all without `only`; `mirrors` are NAME=URL) and rebuild the database atomically."""
+    """Download the chosen feeds (all without `only`; `mirrors` are NAME=URL) and rebuild the database atomically;
+    each download must end within `timeout` seconds."""
     from portcullis.vuln.db import DatabaseError
     from portcullis.vuln.download import FeedSpec, default_feeds
     from portcullis.vuln.download import update as run_update
@@ -45,7 +51,7 @@ def update_database(
         raise UsageError(f"unknown feed {unknown[0]!r}; known: {', '.join(feeds)}")
     selected = [feeds[n] for n in only] if only else list(feeds.values())
     try:
-        return run_update(path, selected, progress)
+        return run_update(path, selected, progress, timeout)
     except (FeedError, DatabaseError) as exc:
         raise VulnerabilityInputError(f"update failed, the existing database is unchanged: {exc}") from exc
 
@@ -58,6 +64,8 @@ class DatabaseStatus:
 
 
 def database_status(path: Path) -> DatabaseStatus:
+    import sqlite3
+
     from portcullis.vuln.db import DatabaseError, VulnDB
 
     try:
@@ -66,17 +74,22 @@ def database_status(path: Path) -> DatabaseStatus:
             updated = database.meta("updated_at") or "unknown"
     except DatabaseError as exc:
         raise VulnerabilityInputError(str(exc)) from exc
+    except sqlite3.DatabaseError as exc:  # the header and meta read fine, a later page did not
+        raise VulnerabilityInputError(
+            f"{path} is damaged ({exc}); remove it and run `portcullis db update` or `db import`"
+        ) from exc
     return DatabaseStatus(size_bytes=path.stat().st_size, updated_at=updated, sources=sources)
 
 
 @dataclass(frozen=True)
 class ImportOutcome:
     bundle_manifest: dict[str, Any] | None  # set when `source` was a bundle from `db export`
-    feeds: list[SourceInfo]  # the sources loaded from feed files otherwise
+    feeds: list[Imported]  # the sources loaded from feed files otherwise
 
 
-def import_into_database(source: Path, path: Path) -> ImportOutcome:
-    """Import a bundle (checked against its manifest) or upstream feed files, directories or zips."""
+def import_into_database(source: Path, path: Path, replace: bool) -> ImportOutcome:
+    """Import a bundle (checked against its manifest; it replaces the whole database) or upstream feed files,
+    directories or zips (merged into the sources they name, or replacing each whole with `replace`)."""
     from portcullis.vuln.bundle import BundleError, import_bundle, import_feeds, is_bundle
     from portcullis.vuln.db import DatabaseError
     from portcullis.vuln.sources import FeedError
@@ -84,7 +97,7 @@ def import_into_database(source: Path, path: Path) -> ImportOutcome:
     try:
         if is_bundle(source):
             return ImportOutcome(bundle_manifest=import_bundle(source, path), feeds=[])
-        return ImportOutcome(bundle_manifest=None, feeds=import_feeds(source, path))
+        return ImportOutcome(bundle_manifest=None, feeds=import_feeds(source, path, replace))
     except (BundleError, FeedError, DatabaseError, UnicodeDecodeError) as exc:
         raise VulnerabilityInputError(f"import failed, the existing database is unchanged: {exc}") from exc
 

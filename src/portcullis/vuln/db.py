@@ -13,12 +13,15 @@ The rows' full JSON is kept beside them for export and for rows whose versions d
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import functools
 import itertools
 import json
 import os
 import re
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,7 +111,13 @@ class SourceInfo:
     affected: int = 0
 
     def age_days(self, now: datetime | None = None) -> float:
-        fetched = datetime.fromisoformat(self.fetched_at)
+        """Days since `fetched_at`; infinite when it is not a date (a hand-made bundle), so it counts as stale."""
+        try:
+            fetched = datetime.fromisoformat(self.fetched_at)
+        except ValueError:
+            return float("inf")
+        if fetched.tzinfo is None:  # written without an offset: ours are UTC
+            fetched = fetched.replace(tzinfo=UTC)
         return ((now or datetime.now(UTC)) - fetched).total_seconds() / 86400
 
 
@@ -437,6 +446,24 @@ class VulnDB:
         )
         return info
 
+    def source_advisories(self, name: str) -> list[Advisory]:
+        """Everything the source holds, as `replace_source` takes it: merging files into a source rewrites it."""
+        found: dict[str, Advisory] = {}
+        for rowid, adv_id, aliases, summary, severity, cvss, modified in self.conn.execute(
+            "SELECT rowid, id, aliases, summary, severity, cvss, modified FROM advisories WHERE source = ?", (name,)
+        ):
+            found[str(rowid)] = Advisory(adv_id, _json_list(aliases), summary, severity, _json_list(cvss), modified)
+        for ecosystem, package, release, rows, data in self.conn.execute(
+            "SELECT ecosystem, package, release, rows, data FROM affected WHERE source = ? ORDER BY rowid", (name,)
+        ):
+            for fields, (row_json,) in zip(unpack(rows), unpack(data), strict=True):
+                row = _as_candidate(fields)
+                row_data = dict(json.loads(row_json))
+                if row.versions:
+                    row_data["versions"] = row.versions.strip("\n").split("\n")
+                found[row.advisory].affected.append(AffectedRow(ecosystem, release, package, row_data))
+        return list(found.values())
+
     def touch_source(self, name: str, fetched_at: str) -> None:
         """The upstream answered 'not modified': the content is as fresh as this check."""
         self.conn.execute("UPDATE sources SET fetched_at = ? WHERE name = ?", (fetched_at, name))
@@ -545,17 +572,118 @@ def upgrade(path: Path) -> bool:
     return True
 
 
+_WORK_SUFFIXES = ("tmp", "upgrade", "import")  # the work files of `rebuild`, `upgrade` and bundle imports
+
+
+def work_file(path: Path, suffix: str) -> Path:
+    """This process's work file beside `path`: `.vuln.db.<pid>.<suffix>`."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{suffix}")
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Hold the one writer's lock of the database at `path` for the block.
+
+    Every writer reads the live file, works on a copy and swaps it in: two at once would each swap in a copy
+    lacking the other's change. The lock is an flock on a file beside the database, so it dies with its holder;
+    once it is held, work files whose writer has died (kill -9, SIGTERM) are removed.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.with_name(f".{path.name}.lock").open("a")
+    except OSError as exc:
+        raise DatabaseError(f"cannot write beside {path}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.stderr.write(f"portcullis: waiting for another portcullis writing {path}\n")
+            sys.stderr.flush()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        _remove_stale_work_files(path)
+        yield
+
+
+def _remove_stale_work_files(path: Path) -> None:
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.(?:{'|'.join(_WORK_SUFFIXES)})(?:-journal)?")
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and not _alive(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def check_database(path: Path, name: str = "") -> None:
+    """A whole-file check before a file becomes the live database: SQLite's own page check, our schema and our
+    schema version. Raises DatabaseError naming what is wrong (and the file as `name`, when given)."""
+    name = name or str(path)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            problems = [" ".join(str(row[0]).split()) for row in conn.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise DatabaseError(f"{name} is damaged: {'; '.join(problems)}")
+            for table, columns in _expected_columns().items():
+                found = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+                if found != columns:
+                    raise DatabaseError(f"{name} is not a portcullis vulnerability database (table {table})")
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{name} is damaged: {exc}") from None
+    if version is None or version[0] != SCHEMA_VERSION:
+        raise DatabaseError(f"{name} has schema version {version[0] if version else 'none'}, expected {SCHEMA_VERSION}")
+
+
+@functools.cache
+def _expected_columns() -> dict[str, list[str]]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: [row[1] for row in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        conn.close()
+
+
+def failure(path: Path, exc: sqlite3.Error | OSError) -> DatabaseError:
+    """One line for a write that failed: the disk, the permissions or a damaged live database."""
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return DatabaseError(f"no space left to write the database beside {path} ({exc.strerror})")
+        return DatabaseError(f"cannot write the database beside {path}: {exc.strerror or exc}")
+    text = str(exc)
+    if exc.sqlite_errorname == "SQLITE_IOERR_WRITE":
+        text += " (a write failed: a full disk or a file size limit?)"
+    if "disk is full" in text:
+        return DatabaseError(f"no space left to write the database beside {path} ({text})")
+    if "malformed" in text or "not a database" in text:
+        return DatabaseError(f"{path} is damaged ({text}); remove it and run `portcullis db update` or `db import`")
+    return DatabaseError(f"cannot write the database beside {path}: {text}")
+
+
 @contextlib.contextmanager
 def _swapped_in(path: Path, suffix: str) -> Iterator[Path]:
     """A work file beside `path` that atomically replaces it when the block succeeds; removed in every case."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = path.with_name(f".{path.name}.{os.getpid()}.{suffix}")
+    work = work_file(path, suffix)
     work.unlink(missing_ok=True)
     try:
         yield work
         os.replace(work, path)
     finally:
         work.unlink(missing_ok=True)
+        work.with_name(work.name + "-journal").unlink(missing_ok=True)
 
 
 def _seal(conn: sqlite3.Connection, updated_at: str | None) -> None:
@@ -578,23 +706,29 @@ def _create(path: Path) -> sqlite3.Connection:
 def rebuild(path: Path, fresh: bool = False) -> Iterator[VulnDB]:
     """Work on a copy of the database at `path` and swap it in atomically when the block succeeds.
 
-    The old file stays in place, untouched, if anything in the block raises.
+    The old file stays in place, untouched, if anything in the block raises. One writer at a time (`writing`);
+    a live database that fails its check is not built upon. SQLite and file errors come out as DatabaseError.
     """
-    with _swapped_in(path, "tmp") as work:
-        version = _schema_version(path) if path.exists() and not fresh else None
-        if version in _MIGRATABLE:
-            conn = _create(work)
-            _migrate(path, conn, str(version))
-        elif path.exists() and not fresh:
-            with VulnDB.open(path) as old:
-                conn = sqlite3.connect(work)
-                old.conn.backup(conn)
-        else:
-            conn = _create(work)
-        db = VulnDB(conn, path)
+    with writing(path):
         try:
-            with conn:
-                yield db
-            _seal(conn, now_iso())
-        finally:
-            conn.close()
+            with _swapped_in(path, "tmp") as work:
+                version = _schema_version(path) if path.exists() and not fresh else None
+                if version in _MIGRATABLE:
+                    conn = _create(work)
+                    _migrate(path, conn, str(version))
+                elif path.exists() and not fresh:
+                    check_database(path)
+                    with VulnDB.open(path) as old:
+                        conn = sqlite3.connect(work)
+                        old.conn.backup(conn)
+                else:
+                    conn = _create(work)
+                db = VulnDB(conn, path)
+                try:
+                    with conn:
+                        yield db
+                    _seal(conn, now_iso())
+                finally:
+                    conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise failure(path, exc) from None

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import re
+import time
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import requests
+import urllib3
 
 from portcullis.collect.image.assemble import ImageMeta, parse_json
 from portcullis.collect.image.errors import Credentials, ImageError, Limits
@@ -24,7 +29,12 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.v2+json",
     )
 )
-TIMEOUT = (10, 60)
+TIMEOUT = (10, 60)  # connect, and each read: a server sending a byte now and then never trips it, hence...
+DEADLINE_ENV = "PORTCULLIS_DOWNLOAD_TIMEOUT"  # ...seconds one whole download may take: a blob (config, layer)
+BLOB_DEADLINE = 1800.0  # this many unless set there (a multi-GB layer on a slow link takes long)...
+DOCUMENT_DEADLINE = 60.0  # ...a token or manifest at most this many
+MAX_TOKEN_BYTES = 1024 * 1024  # a token answer is a few KB of JSON
+CHUNK = 1 << 16
 _REFERENCE = re.compile(
     r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)/)?"
     r"(?P<repo>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
@@ -118,10 +128,14 @@ class RegistryClient:
             return True
         if scheme == "bearer" and "realm" in params and "Authorization" not in self.session.headers:
             query = {"service": params.get("service", ""), "scope": f"repository:{self.ref.repository}:pull"}
-            token_response = requests.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT)
-            if token_response.status_code != 200:
+            with requests.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT, stream=True) as answer:
+                if answer.status_code != 200:
+                    return False
+                data = _read_document(answer, MAX_TOKEN_BYTES, f"the token answer of {params['realm']}")
+            try:
+                body = json.loads(data)
+            except ValueError:
                 return False
-            body = token_response.json()
             token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
             if not token:
                 return False
@@ -132,9 +146,7 @@ class RegistryClient:
     def manifest(self, reference: str, limits: Limits) -> tuple[dict[str, Any], str]:
         response = self._get(f"{self.base}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}, stream=True)
         with response:
-            data = response.raw.read(limits.max_json_bytes + 1, decode_content=True)
-        if len(data) > limits.max_json_bytes:
-            raise ImageError(f"the manifest of {self.ref} is over the metadata limit")
+            data = _read_document(response, limits.max_json_bytes, f"the manifest of {self.ref}")
         digest = response.headers.get("Docker-Content-Digest", "")
         if reference.startswith("sha256:"):
             verified_bytes(data, reference, "manifest")
@@ -148,7 +160,59 @@ class RegistryClient:
         check_digest(digest)
         response = self._get(f"{self.base}/blobs/{digest}", stream=True)
         response.raw.decode_content = False  # blobs are hashed as stored
-        return cast(IO[bytes], response.raw)
+        return io.BufferedReader(_Deadlined(response, _deadline(), f"blob {digest[:19]}"), CHUNK)
+
+
+def _deadline() -> float:
+    text = os.environ.get(DEADLINE_ENV, "")
+    try:
+        seconds = float(text) if text else BLOB_DEADLINE
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ImageError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds")
+    return seconds
+
+
+class _Deadlined(io.RawIOBase):
+    """A response body that fails once `seconds` have passed since it was opened. Each read is one read of the
+    socket (read1), so a server dripping a byte at a time meets the deadline as surely as a silent one."""
+
+    def __init__(self, response: requests.Response, seconds: float, what: str) -> None:
+        self.response = response
+        self.give_up = time.monotonic() + seconds
+        self.seconds = seconds
+        self.what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if time.monotonic() > self.give_up:
+            raise ImageError(
+                f"{self.what}: not complete after {self.seconds:g} s, a stalled registry?"
+                f" ({DEADLINE_ENV} sets the limit)"
+            )
+        try:
+            data = self.response.raw.read1(len(buffer))
+        except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as exc:
+            raise ImageError(f"{self.what}: download failed: {_short(exc)}") from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.response.close()
+        super().close()
+
+
+def _read_document(response: requests.Response, limit: int, what: str) -> bytes:
+    """A whole small document (token, manifest): at most `limit` bytes, within DOCUMENT_DEADLINE seconds."""
+    body = io.BufferedReader(_Deadlined(response, min(DOCUMENT_DEADLINE, _deadline()), what), CHUNK)
+    response.raw.decode_content = True
+    data = body.read(limit + 1)
+    if len(data) > limit:
+        raise ImageError(f"{what} is over the {limit}-byte limit")
+    return data
 
 
 def _short(exc: Exception) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from portcullis.vuln.sources import alpine_secdb, debian_tracker, osv
-from portcullis.vuln.sources.feed import Feed, FeedError, kind_of, load_document
+from portcullis.vuln.sources.feed import MAX_DOCUMENT_BYTES, Feed, FeedError, kind_of, load_document
 
 __all__ = ["Feed", "FeedError", "kind_of", "load_document", "load_path", "parse_document"]
 
@@ -44,9 +44,9 @@ def load_path(path: Path) -> list[Feed]:
     osv_records: list[tuple[Any, str]] = []
     for file in files:
         if file.suffix.lower() == ".zip" or zipfile.is_zipfile(file):
-            feed_list = osv.parse_zip(file.read_bytes(), str(file), default_source=None)
+            feed_list = osv.parse_zip(file, str(file), default_source=None)
         else:
-            document = load_document(file.read_bytes(), str(file))
+            document = load_document(_read(file), str(file))
             if kind_of(document) == "osv":  # gather OSV records so one ecosystem becomes one source
                 records = document if isinstance(document, list) else [document]
                 osv_records.extend((r, str(file)) for r in records)
@@ -57,6 +57,17 @@ def load_path(path: Path) -> list[Feed]:
     for feed in osv.parse_records(iter(osv_records), default_source=None):
         _merge(feeds, feed)
     return list(feeds.values())
+
+
+def _read(file: Path) -> bytes:
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)  # read no further than the cap, whatever the file says
+    except OSError as exc:
+        raise FeedError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise FeedError(f"{file}: over the {MAX_DOCUMENT_BYTES}-byte limit for a feed document")
+    return data
 
 
 def _merge(feeds: dict[str, Feed], feed: Feed) -> None:

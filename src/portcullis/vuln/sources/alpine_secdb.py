@@ -40,6 +40,10 @@ def parse(document: Any, origin: str) -> Feed:
         if not isinstance(secfixes, dict):
             raise FeedError(f"{origin}: {pkg['name']}: secfixes is not a mapping (unexpected shape)")
         for fixed, ids in secfixes.items():
+            if isinstance(ids, str):  # `7.4.0-r0:` left empty reads as '' (BaseLoader); one id on the line as itself
+                ids = [ids] if ids else []
+            if not isinstance(ids, list | None):
+                raise FeedError(f"{origin}: {pkg['name']}: secfixes {fixed!r} is not a list of ids (unexpected shape)")
             for text in ids or []:
                 found = _ID.findall(str(text))  # entries sometimes hold two ids or a trailing remark
                 if not found:

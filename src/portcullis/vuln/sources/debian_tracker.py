@@ -35,7 +35,7 @@ def parse(document: Any, origin: str) -> Feed:
                 adv = by_id[cve_id] = Advisory(id=cve_id, summary=str(record.get("description") or ""))
             for release, block in releases.items():
                 status = block.get("status") if isinstance(block, dict) else None
-                if status not in _STATUSES:
+                if not isinstance(status, str) or status not in _STATUSES:
                     feed.skipped.append(f"{source}/{cve_id}/{release}: unknown status {status!r}")
                     continue
                 adv.affected.append(

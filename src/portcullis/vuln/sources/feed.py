@@ -16,6 +16,10 @@ except ImportError:  # pragma: no cover - libyaml is present in the pinned envir
     from yaml import BaseLoader as _YamlLoader  # type: ignore[assignment]
 
 
+MAX_DOCUMENT_BYTES = 512 * 1024 * 1024  # one JSON/YAML feed document; the Debian tracker JSON is ~80 MB (2024)
+MAX_YAML_DEPTH = 64  # OSV and secdb documents nest about six levels
+
+
 class FeedError(Exception):
     """A feed that is corrupt, truncated or not in the expected shape."""
 
@@ -31,19 +35,67 @@ class Feed:
 
 def load_document(data: bytes, origin: str) -> Any:
     """JSON or YAML; YAML scalars stay strings (a version like 1.10 must not become the float 1.1)."""
-    text = data.decode("utf-8", errors="strict") if data else ""
+    try:
+        text = data.decode("utf-8", errors="strict") if data else ""
+    except UnicodeDecodeError as exc:
+        raise FeedError(f"{origin}: not UTF-8 text (byte {exc.start}): a binary file or a wrong encoding") from None
     stripped = text.lstrip()
     if not stripped:
         raise FeedError(f"{origin}: empty document")
     try:
-        # BaseLoader builds only strings, lists and dicts
-        document = json.loads(text) if stripped[0] in "{[" else yaml.load(text, Loader=_YamlLoader)
+        document = json.loads(text) if stripped[0] in "{[" else _load_yaml(text, origin)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0]
         raise FeedError(f"{origin}: not valid JSON/YAML (truncated or corrupt?): {first}") from None
+    except ValueError as exc:  # an integer over Python's digit limit
+        raise FeedError(f"{origin}: not a usable JSON document: {exc}") from None
+    except RecursionError:
+        raise FeedError(f"{origin}: nested too deeply to be a feed document") from None
     if not isinstance(document, dict | list):
         raise FeedError(f"{origin}: not a JSON/YAML object or list (an error page instead of the feed?)")
     return document
+
+
+def _load_yaml(text: str, origin: str) -> Any:
+    """YAML as BaseLoader would build it (strings, lists, dicts), from the C parser's events without recursion.
+
+    yaml.load composes recursively (a few thousand nested `- ` crash the process) and expands aliases, which
+    lets a few lines stand for billions of nodes ("billion laughs"); feeds use neither deep nesting nor aliases.
+    """
+    root: Any = None
+    stack: list[dict[str, Any] | list[Any]] = []
+    keys: list[str | None] = []  # per open mapping: the key waiting for its value
+    for event in yaml.parse(text, Loader=_YamlLoader):
+        node: Any
+        if isinstance(event, yaml.ScalarEvent):
+            node = event.value
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise FeedError(f"{origin}: YAML nested more than {MAX_YAML_DEPTH} levels deep")
+            stack.append([] if isinstance(event, yaml.SequenceStartEvent) else {})
+            keys.append(None)
+            continue
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            node = stack.pop()
+            keys.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            raise FeedError(f"{origin}: YAML aliases (*name) are not accepted in feed documents")
+        else:
+            continue
+        if not stack:
+            if root is not None:
+                raise FeedError(f"{origin}: more than one YAML document")
+            root = node
+        elif isinstance(stack[-1], list):
+            stack[-1].append(node)
+        elif keys[-1] is None:
+            if not isinstance(node, str):
+                raise FeedError(f"{origin}: a YAML mapping key that is not a plain value")
+            keys[-1] = node
+        else:
+            stack[-1][keys[-1]] = node
+            keys[-1] = None
+    return root
 
 
 def kind_of(document: Any) -> str:
