@@ -48,7 +48,10 @@ def _archive(entries: list[tuple[str, bytes, bytes, str, int]], form: int) -> by
             info = tarfile.TarInfo(name)
             info.type, info.mode, info.linkname = kind, mode, link
             info.size = len(data) if kind == tarfile.REGTYPE else 0
-            tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+            try:
+                tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+            except ValueError:  # a name or link the chosen format cannot hold: tarfile writes nothing for it
+                continue
     return out.getvalue()
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bounded import LIMIT
+from support.bounded import LIMIT
 
 HERE = Path(__file__).parent
 EXAMPLES = 200  # per parser: ~10 s in all; raise it by hand for a longer hunt

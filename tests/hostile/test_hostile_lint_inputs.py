@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bounded import run_bounded
-
 from portcullis.collect.compose import MAX_DEPTH, MAX_NODES
+from support.bounded import run_bounded
 
 
 def _alias_bomb(where: str) -> str:
@@ -25,7 +24,7 @@ def test_compose_alias_bomb_is_refused(tmp_path: Path) -> None:
         compose.write_text(_alias_bomb(where))
         assert len(compose.read_bytes()) < 600
         result = run_bounded("lint", str(compose))
-        assert f"more than {MAX_NODES} values once YAML aliases are expanded" in result.error_line()
+        assert f"more than {MAX_NODES} values once YAML aliases are expanded" in result.one_error_line()
 
 
 def test_compose_nested_100k_levels_is_refused(tmp_path: Path) -> None:
@@ -36,7 +35,7 @@ def test_compose_nested_100k_levels_is_refused(tmp_path: Path) -> None:
     }.items():
         compose = tmp_path / name
         compose.write_text(text)
-        assert f"YAML nested deeper than {MAX_DEPTH} levels" in run_bounded("lint", str(compose)).error_line()
+        assert f"YAML nested deeper than {MAX_DEPTH} levels" in run_bounded("lint", str(compose)).one_error_line()
 
 
 def test_compose_aliases_within_bounds_still_lint(tmp_path: Path) -> None:
@@ -73,4 +72,4 @@ def test_inputs_the_fuzzer_found(tmp_path: Path) -> None:
     for name, (text, message) in cases.items():
         path = tmp_path / name
         path.write_text(text)
-        assert message in run_bounded("lint", str(path)).error_line()
+        assert message in run_bounded("lint", str(path)).one_error_line()

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bounded import run_bounded
+
+from support.bounded import run_bounded
 
 KEY = b"-----BEGIN RSA PRIVATE KEY-----\nMIIEfake\n-----END RSA PRIVATE KEY-----\n"
 RULES = ("CIS-4.8", "CIS-4.10", "DKR-IMG-008")

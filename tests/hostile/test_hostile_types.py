@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bounded import run_bounded
 from image_builders import Image, M, docker_archive, layer_tar
 
 from portcullis.collect import CollectionError
 from portcullis.collect.engine import EngineConnection, collect_engine
 from portcullis.collect.image import ImageError, analyse_image, engine_source
+from support.bounded import run_bounded
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ from portcullis.collect.image import ImageError, analyse_image, engine_source
 )
 def test_image_config_of_the_wrong_types(tmp_path: Path, config: dict[str, Any], where: str) -> None:
     archive = docker_archive(tmp_path / "img.tar", Image(layers=[layer_tar(M("etc/hostname", b"x"))], config=config))
-    line = run_bounded("image", f"docker-archive:{archive}").error_line()
+    line = run_bounded("image", f"docker-archive:{archive}").one_error_line()
     assert line == f"portcullis: error: the image config is malformed: {where}"
 
 

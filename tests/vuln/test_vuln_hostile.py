@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bounded import run_bounded
 from vuln_feed_server import FeedServer, start
 from vulndata import NPM_DIR, PYPI_DIR, TRACKER_JSON
 
@@ -27,6 +26,7 @@ from portcullis.vuln.bundle import BUNDLE_FORMAT
 from portcullis.vuln.db import VulnDB, rebuild
 from portcullis.vuln.sources import FeedError, load_path
 from portcullis.vuln.sources.osv import parse_zip
+from support.bounded import run_bounded
 
 RECORD = {
     "id": "GHSA-test-0001",

@@ -31,7 +31,7 @@ def update_database(
     only: Sequence[str],
     mirrors: Sequence[str],
     progress: Callable[[str, int, int | None], None],
-    timeout: float,
+    timeout: float = 900.0,
 ) -> UpdateResult:
     """Download the chosen feeds (all without `only`; `mirrors` are NAME=URL) and rebuild the database atomically;
     each download must end within `timeout` seconds."""
@@ -87,7 +87,7 @@ class ImportOutcome:
     feeds: list[Imported]  # the sources loaded from feed files otherwise
 
 
-def import_into_database(source: Path, path: Path, replace: bool) -> ImportOutcome:
+def import_into_database(source: Path, path: Path, replace: bool = False) -> ImportOutcome:
     """Import a bundle (checked against its manifest; it replaces the whole database) or upstream feed files,
     directories or zips (merged into the sources they name, or replacing each whole with `replace`)."""
     from portcullis.vuln.bundle import BundleError, import_bundle, import_feeds, is_bundle
