@@ -45,7 +45,7 @@ test: programs setup engine test-images image
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/lint-imports --no-cache
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q
 
 ## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)
@@ -56,7 +56,7 @@ bench: bench-programs setup engine test-images
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/lint-imports --no-cache
+	$(BIN)/lint-imports --no-cache --no-logo
 
 ## docs: regenerate docs/rules from the rule metadata
 docs: setup

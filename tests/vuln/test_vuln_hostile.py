@@ -286,6 +286,7 @@ def test_bundle_manifest_with_wrong_types_is_one_clear_line(npm_db: Path, tmp_pa
     assert digest(npm_db) == before
 
 
+@pytest.mark.timeout(120)  # a writer that never says it waits would block the readline below
 def test_two_imports_at_once_keep_both(tmp_path: Path) -> None:
     """The second writer waits for the first (and says so) instead of swapping in a copy lacking its change."""
     db = tmp_path / "vuln.db"
@@ -299,12 +300,14 @@ def test_two_imports_at_once_keep_both(tmp_path: Path) -> None:
         )
         for source in (NPM_DIR, TRACKER_JSON)
     ]
-    time.sleep(2)
+    waiting = f"portcullis: waiting for another portcullis writing {db}"
+    # release the lock only once both are blocked on it (a loaded machine can take seconds to start them)
+    first_lines = [child.stderr.readline() for child in children if child.stderr is not None]
     lock.close()
-    for child in children:
-        _, err = child.communicate(timeout=60)
-        assert child.returncode == 0, err
-        assert f"portcullis: waiting for another portcullis writing {db}" in err
+    for child, first in zip(children, first_lines, strict=True):
+        _, rest = child.communicate(timeout=60)
+        assert child.returncode == 0, first + rest
+        assert first.startswith(waiting), first + rest
     with VulnDB.open(db) as database:
         assert {s.name for s in database.sources()} == {"osv:npm", "debian-tracker"}
 
