@@ -75,7 +75,32 @@ def test_icc_is_held_back_while_iptables_is_off() -> None:
     assert changes["icc"].action is Action.HELD
     assert "refuses icc=false while iptables is off" in changes["icc"].note
     assert "icc" not in proposal.proposed
-    assert "stop answering" in changes["userland-proxy"].impact
+
+
+def test_userland_proxy_is_held_back_while_iptables_stays_off() -> None:
+    # Without iptables' NAT rules docker-proxy is all that serves published ports: turning it off breaks them.
+    proposal = propose_daemon_json(facts_with(cmdline=["dockerd", "--iptables=false"]))
+    change = by_key(proposal)["userland-proxy"]
+    assert (change.action, change.value, change.controls) == (Action.HELD, False, ("CIS-2.17",))
+    assert "published ports would stop answering" in change.note and "enable iptables first" in change.note
+    assert "userland-proxy" not in proposal.proposed
+    assert "CIS-2.17" not in proposal.targeted_controls
+    held = "# held back userland-proxy (CIS-2.17): published ports"
+    assert any(line.startswith(held) for line in proposal.comments())
+
+
+def test_userland_proxy_is_written_when_the_proposal_turns_iptables_back_on() -> None:
+    # iptables=false only in daemon.json: the proposal removes it, so NAT serves the ports again.
+    proposal = propose_daemon_json(facts_with(daemon_json={"iptables": False}))
+    changes = by_key(proposal)
+    assert changes["iptables"].action is Action.REMOVE
+    assert changes["userland-proxy"].action is Action.SET
+    assert proposal.proposed["userland-proxy"] is False
+
+
+def test_userland_proxy_already_off_is_not_proposed_again() -> None:
+    facts = facts_with(cmdline=["dockerd", "--iptables=false"], daemon_json={"userland-proxy": False})
+    assert "userland-proxy" not in by_key(propose_daemon_json(facts))
 
 
 def test_the_current_file_is_kept_and_unsafe_keys_removed() -> None:

@@ -127,3 +127,28 @@ def test_output_file(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout == ""
     root = [f for f in json.loads(out.read_text())["findings"] if f["rule_id"] == "DKR-DF-001"]
     assert [(f["status"], f["location"]["line"]) for f in root] == [("fail", 2)]
+
+
+def test_compose_extends_fails_at_the_base_line_and_honours_its_ignore_comment(tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text("services:\n  base:\n    image: nginx:1.27\n    privileged: true\n")
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  web:\n    extends: {file: base.yaml, service: base}\n")
+    result = run("--format", "json", "--fail-on", "high", str(compose))
+    assert result.returncode == 2, result.stderr
+    privileged = [f for f in findings(result) if f["rule_id"] == "DKR-CMP-001"]
+    assert [(f["status"], f["location"]["path"], f["location"]["line"]) for f in privileged] == [  # type: ignore[index]
+        ("fail", str(base), 4)
+    ]
+    base.write_text(base.read_text().replace("    privileged", "    # portcullis ignore=DKR-CMP-001\n    privileged"))
+    privileged = [f for f in findings(run("--format", "json", str(compose))) if f["rule_id"] == "DKR-CMP-001"]
+    assert [f["suppressed_by"] for f in privileged] == ["inline comment: # portcullis ignore=DKR-CMP-001"]
+
+
+def test_compose_extends_loop_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  a:\n    extends: b\n  b:\n    extends: a\n")
+    result = run(str(compose))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert f"compose.yaml:3: extends loop: a ({compose}) -> b ({compose}) -> a ({compose})" in result.stderr

@@ -2,7 +2,8 @@
 
 Layout: tests/lint/<RULE-ID>/<status folder>/<case>.Dockerfile or <case>.yaml, where the folder is
 `success` (one pass finding), `failure` (fail findings exactly at the lines listed in the file's first
-line, `# expect: 3, 7`) or `manual`. Each case runs that one rule only.
+line, `# expect: 3, 7`, or `bases/x.yaml:4` for a line in a file the case includes or extends) or `manual`.
+Files in sub-folders are such bases, not cases. Each case runs that one rule only.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ def run_case(path: Path) -> list[Finding]:
     return evaluate_on(rule, subject, Target(kind=kind, name=str(path)))
 
 
-def expected_lines(path: Path) -> list[int]:
-    match = re.match(r"# expect: ([\d, ]+)\n", path.read_text())
+def expected_places(path: Path) -> list[tuple[str, int]]:
+    match = re.match(r"# expect: ([\w./:, -]+)\n", path.read_text())
     assert match, f"{path}: a failure case starts with `# expect: <lines>`"
-    return sorted(int(n) for n in match.group(1).split(","))
+    places = []
+    for item in match.group(1).split(","):
+        file, _, line = item.strip().rpartition(":")
+        places.append((str(path.parent / file) if file else str(path), int(line)))
+    return sorted(places)
 
 
 @pytest.mark.parametrize("path", CASES, ids=[str(p.relative_to(HERE)) for p in CASES])
@@ -51,8 +56,8 @@ def test_case(path: Path) -> None:
     if status is Status.PASS:
         assert len(findings) == 1
     if status is Status.FAIL:
-        assert sorted(f.location.line for f in findings if f.location and f.location.line) == expected_lines(path)
-        assert all(f.location and f.location.path == str(path) for f in findings)
+        assert sorted((f.location.path, f.location.line or 0) for f in findings if f.location) == expected_places(path)
+        assert all(f.location for f in findings)
         assert all(f.remediation for f in findings)
 
 

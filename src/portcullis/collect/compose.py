@@ -1,9 +1,14 @@
 """Load a compose project as `docker compose -f a.yaml -f b.yaml` would, keeping where every value came from.
 
 Steps, in Compose's order: parse each file with ruamel.yaml's round-trip loader (it keeps line numbers),
-interpolate `${VAR}` forms in values from the environment and the project's `.env`, then merge the
-override files over the first one following the compose-spec merge rules (see `merge`). The result is a
-plain document plus a JSON-pointer → (file, line) map that lint rules use to report exact lines.
+interpolate `${VAR}` forms in values from the environment and the project's `.env`, import the resources of
+the projects a file `include`s (each interpolated with its own env file), merge the override files over the
+first one following the compose-spec merge rules (see `merge`), then merge each service over the one it
+`extends` by the same rules. The result is a plain document plus a JSON-pointer → (file, line) map that lint
+rules use to report exact lines, also when the value was inherited from another file.
+
+Not done: relative host paths of an included or extended file are kept as written (Compose resolves them
+against that file's directory); the rules judge only absolute host paths.
 """
 
 from __future__ import annotations
@@ -35,18 +40,19 @@ MAX_NODES = 250_000
 
 
 class _Budget:
-    """Values left before a file's aliases have expanded it beyond MAX_NODES."""
+    """Values left before a project's aliases (or its include and extends) have expanded it beyond MAX_NODES.
 
-    def __init__(self, path: str) -> None:
+    One budget covers every file a project reads, so naming a file many times cannot multiply the bound.
+    """
+
+    def __init__(self, what: str) -> None:
         self.left = MAX_NODES
-        self.path = path
+        self.what = what
 
-    def spend(self) -> None:
+    def spend(self, path: str) -> None:
         self.left -= 1
         if self.left < 0:
-            raise CollectionError(
-                f"{self.path}: refused: more than {MAX_NODES} values once YAML aliases are expanded (an alias bomb?)"
-            )
+            raise CollectionError(f"{path}: refused: more than {MAX_NODES} values once {self.what} are expanded")
 
 
 @dataclass
@@ -65,7 +71,7 @@ def _tag_of(raw: Any) -> str | None:
 
 
 def _located(raw: Any, ref: SourceRef, path: str, budget: _Budget) -> Node:
-    budget.spend()
+    budget.spend(path)
     tag = _tag_of(raw)
     if isinstance(raw, TaggedScalar):
         return Node(None if tag == "!reset" else raw.value, ref, tag)
@@ -90,12 +96,13 @@ def _located(raw: Any, ref: SourceRef, path: str, budget: _Budget) -> Node:
     return Node(raw, ref, tag)
 
 
-def _plain(node: Node, pointer: str, lines: dict[str, SourceRef]) -> Any:
+def _plain(node: Node, pointer: str, lines: dict[str, SourceRef], budget: _Budget) -> Any:
+    budget.spend(node.ref.path)  # services extending one base share its nodes: each copy counts here
     lines[pointer or "/"] = node.ref
     if isinstance(node.value, dict):
-        return {k: _plain(v, f"{pointer}/{_escape(k)}", lines) for k, v in node.value.items()}
+        return {k: _plain(v, f"{pointer}/{_escape(k)}", lines, budget) for k, v in node.value.items()}
     if isinstance(node.value, list):
-        return [_plain(v, f"{pointer}/{i}", lines) for i, v in enumerate(node.value)]
+        return [_plain(v, f"{pointer}/{i}", lines, budget) for i, v in enumerate(node.value)]
     return node.value
 
 
@@ -113,7 +120,7 @@ def _read_text(path: Path, what: str) -> str:
         raise CollectionError(f"{path}: not {what} (not UTF-8 text)") from exc
 
 
-def _read_yaml(path: Path, text: str) -> Node:
+def _read_yaml(path: Path, text: str, budget: _Budget) -> Node:
     loader = YAML(typ="rt")
     loader.max_depth = MAX_DEPTH
     try:
@@ -131,7 +138,7 @@ def _read_yaml(path: Path, text: str) -> Node:
         raise CollectionError(f"{path}: invalid YAML: a mapping or sequence used as a key ({exc})") from exc
     if not isinstance(raw, CommentedMap):
         raise CollectionError(f"{path}: not a compose file (the top level is not a mapping)")
-    node = _located(raw, SourceRef(path=str(path), line=1), str(path), _Budget(str(path)))
+    node = _located(raw, SourceRef(path=str(path), line=1), str(path), budget)
     services = node.value.get("services")
     if services is not None and services.value is not None and not isinstance(services.value, dict):
         raise CollectionError(f"{path}:{services.ref.line}: `services` must be a mapping")
@@ -351,13 +358,185 @@ def _fingerprint(node: Node) -> str:
     return repr(value)
 
 
+# --- include and extends -----------------------------------------------------------------------
+
+# Top-level resources an `include` brings in; a name defined differently on both sides is an error, as in Compose.
+_RESOURCES = ("services", "networks", "volumes", "secrets", "configs")
+
+
+def _at(node: Node) -> str:
+    return f"{node.ref.path}:{node.ref.line}"
+
+
+def _beside(node: Node, text: str) -> Path:
+    """A path written in a file, relative to that file's directory as Compose resolves it."""
+    return Path(node.ref.path).parent / text
+
+
+def _strings(node: Node, what: str) -> list[Node]:
+    items = node.value if isinstance(node.value, list) else [node]
+    if not items or not all(isinstance(item.value, str) and item.value for item in items):
+        raise CollectionError(f"{_at(node)}: {what} must be a path or a list of paths")
+    return items
+
+
+def _mapping(node: Node | None) -> dict[str, Node]:
+    return node.value if node is not None and isinstance(node.value, dict) else {}
+
+
+@dataclass
+class _Scope:
+    """The services an `extends` without `file:` can name (one file's, or the merged -f files'), resolved once."""
+
+    services: dict[str, Node]
+    resolved: dict[str, Node]
+
+
+class _Project:
+    """Reads the files of one project: the -f files and every file their `include` and `extends` name.
+
+    Each file is parsed once per environment and all of them spend one value budget; a file that is still
+    being read when it is named again is a loop, and so is a service that extends itself through others.
+    """
+
+    def __init__(self) -> None:
+        self.budget = _Budget("YAML aliases")
+        self.ignores: dict[str, dict[int, tuple[str, ...]]] = {}
+        self.interpolators: list[Interpolator] = []
+        self.documents: dict[tuple[Path, int], Node] = {}
+        self.scopes: dict[tuple[Path, int], _Scope] = {}
+        self.reading: list[tuple[Path, str]] = []
+
+    def interpolator(self, variables: Mapping[str, str]) -> Interpolator:
+        interpolate = Interpolator(variables)
+        self.interpolators.append(interpolate)  # kept alive: documents are cached by its id
+        return interpolate
+
+    def load(self, files: list[Path], interpolate: Interpolator, named_at: Node | None = None) -> Node:
+        """Files merged as overrides, each with its includes imported, then every service's extends resolved."""
+        merged: Node | None = None
+        for path in files:
+            node = self._document(path, interpolate, named_at)
+            merged = node if merged is None else merge(merged, node)
+        assert merged is not None  # files is not empty
+        services = _mapping(merged.value.get("services"))
+        if not any(isinstance(s.value, dict) and "extends" in s.value for s in services.values()):
+            return merged
+        scope = _Scope(services, {})
+        resolved = {name: self._resolve(scope, name, interpolate, ()) for name in services}
+        return Node({**merged.value, "services": Node(resolved, merged.value["services"].ref)}, merged.ref)
+
+    def _document(self, path: Path, interpolate: Interpolator, named_at: Node | None) -> Node:
+        """One file, interpolated, with the resources of the projects it includes; `named_at`: the include or
+        extends that names it."""
+        real = Path(os.path.realpath(path))  # unlike Path.resolve, never raises on a symlink loop
+        key = (real, id(interpolate))
+        if key in self.documents:
+            return self.documents[key]
+        prefix = f"{_at(named_at)}: " if named_at is not None else ""
+        if any(reading == real for reading, _ in self.reading):  # whatever the environment: it would not end
+            chain = " -> ".join([shown for _, shown in self.reading] + [str(path)])
+            raise CollectionError(f"{prefix}include/extends loop: {chain}")
+        if len(self.reading) >= MAX_DEPTH:
+            raise CollectionError(f"{prefix}refused: include and extends nest deeper than {MAX_DEPTH} files")
+        self.reading.append((real, str(path)))
+        try:
+            text = _read_text(path, "a compose file")
+        except CollectionError as exc:
+            raise CollectionError(f"{prefix}{exc}") from None
+        node = _read_yaml(path, text, self.budget)
+        _interpolate(node, interpolate)
+        self.ignores[str(path)] = ignore_comments(text.splitlines())
+        include = node.value.pop("include", None)
+        if include is not None and not isinstance(include.value, list):
+            raise CollectionError(f"{_at(include)}: include must be a list")
+        for entry in include.value if include is not None else []:
+            self._include(node, entry, interpolate)
+        self.reading.pop()
+        self.documents[key] = node
+        return node
+
+    def _include(self, into: Node, entry: Node, interpolate: Interpolator) -> None:
+        """Load the project an `include` entry names, as Compose does, and add its resources to `into`."""
+        spec = entry.value if isinstance(entry.value, dict) else {"path": entry}
+        if "path" not in spec:
+            raise CollectionError(f"{_at(entry)}: an include entry needs a path")
+        paths = [_beside(item, item.value) for item in _strings(spec["path"], "include path")]
+        directory = spec.get("project_directory")
+        project_dir = _beside(directory, str(directory.value)) if directory is not None else paths[0].parent
+        env_files = spec.get("env_file")
+        variables: dict[str, str] = {}
+        if env_files is not None:
+            for item in _strings(env_files, "env_file"):
+                variables.update(read_env_file(_beside(item, item.value)))
+        elif (project_dir / ".env").is_file():
+            variables.update(read_env_file(project_dir / ".env"))
+        # The including project's variables win; the included one's .env only fills the gaps (Compose's order).
+        variables.update(interpolate.variables)
+        included = self.load(paths, self.interpolator(variables), entry)
+        for kind in _RESOURCES:
+            theirs = _mapping(included.value.get(kind))
+            if not theirs:
+                continue
+            section = into.value.get(kind)
+            ours = _mapping(section)
+            for name, value in theirs.items():
+                if name in ours and _fingerprint(ours[name]) != _fingerprint(value):
+                    raise CollectionError(
+                        f"{_at(entry)}: include: {kind[:-1]} {name} from {value.ref.path} conflicts with the one "
+                        f"at {_at(ours[name])}"
+                    )
+            into.value[kind] = Node({**theirs, **ours}, section.ref if section is not None else entry.ref)
+
+    def _scope(self, path: Path, interpolate: Interpolator, named_at: Node) -> _Scope:
+        key = (Path(os.path.realpath(path)), id(interpolate))
+        if key not in self.scopes:
+            self.scopes[key] = _Scope(_mapping(self._document(path, interpolate, named_at).value.get("services")), {})
+        return self.scopes[key]
+
+    def _resolve(self, scope: _Scope, name: str, interpolate: Interpolator, chain: tuple[tuple[int, str], ...]) -> Node:
+        """A service with what it `extends` merged under it, by the compose-spec merge rules."""
+        if name in scope.resolved:
+            return scope.resolved[name]
+        service = scope.services[name]
+        extends = service.value.get("extends") if isinstance(service.value, dict) else None
+        if extends is None:
+            return service
+        link = (id(scope), f"{name} ({service.ref.path})")
+        if link in chain:
+            names = " -> ".join(shown for _, shown in (*chain, link))
+            raise CollectionError(f"{_at(extends)}: extends loop: {names}")
+        if len(chain) >= MAX_DEPTH:
+            raise CollectionError(f"{_at(extends)}: refused: extends chained deeper than {MAX_DEPTH} services")
+        spec = extends.value if isinstance(extends.value, dict) else {"service": extends}
+        base_name = spec.get("service")
+        if base_name is None or not isinstance(base_name.value, str):
+            raise CollectionError(f"{_at(extends)}: extends needs the name of a service")
+        base_scope, where = scope, ""
+        file = spec.get("file")
+        if file is not None:
+            if not isinstance(file.value, str) or not file.value:
+                raise CollectionError(f"{_at(file)}: extends file must be a path")
+            base_scope = self._scope(_beside(file, file.value), interpolate, file)
+            where = f" in {file.value}"
+        if base_name.value not in base_scope.services:
+            raise CollectionError(f"{_at(base_name)}: extends: no service {base_name.value}{where}")
+        base = self._resolve(base_scope, base_name.value, interpolate, (*chain, link))
+        own = Node({k: v for k, v in service.value.items() if k != "extends"}, service.ref)
+        merged = merge(base, own) if isinstance(base.value, dict) else own
+        assert merged is not None  # `own` carries no !reset tag of its own
+        # The service stays where it is declared; values keep the file and line that set them.
+        scope.resolved[name] = Node(merged.value, service.ref)
+        return scope.resolved[name]
+
+
 # --- the project --------------------------------------------------------------------------------
 
 
 def load_compose(
     files: list[Path], env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> ComposeFacts:
-    """Load, interpolate and merge a compose project; errors raise CollectionError with one line."""
+    """Load, interpolate, include, merge and extend a compose project; errors raise CollectionError with one line."""
     if not files:
         raise CollectionError("no compose file given")
     project_dir = files[0].parent
@@ -366,28 +545,18 @@ def load_compose(
     if env_file is not None or dotenv.is_file():
         variables.update(read_env_file(dotenv))
     variables.update(os.environ if environ is None else environ)
-    interpolate = Interpolator(variables)
-
-    merged: Node | None = None
-    ignores: dict[str, dict[int, tuple[str, ...]]] = {}
-    for path in files:
-        text = _read_text(path, "a compose file")
-        node = _read_yaml(path, text)
-        _interpolate(node, interpolate)
-        merged = node if merged is None else merge(merged, node)
-        ignores[str(path)] = ignore_comments(text.splitlines())
-    assert merged is not None  # files is not empty
+    project = _Project()
+    merged = project.load(files, project.interpolator(variables))
     lines: dict[str, SourceRef] = {}
-    document = _plain(merged, "", lines)
-    warnings = tuple(
-        f"the {name} variable is not set; Compose substitutes an empty string" for name in sorted(interpolate.unset)
-    )
+    document = _plain(merged, "", lines, _Budget("include, extends and YAML aliases"))
+    unset = sorted({name for interpolate in project.interpolators for name in interpolate.unset})
+    warnings = tuple(f"the {name} variable is not set; Compose substitutes an empty string" for name in unset)
     return ComposeFacts(
         path=str(files[0]),
         files=tuple(str(p) for p in files),
         document=document,
         lines=lines,
-        ignores=ignores,
+        ignores=project.ignores,
         warnings=warnings,
     )
 

@@ -281,9 +281,19 @@ def _live_restore(build: _Builder) -> None:
 
 def _userland_proxy(build: _Builder) -> None:
     impact = "published ports are served by kernel NAT instead of docker-proxy processes"
-    if build.iptables_off:
-        impact += "; WITH iptables OFF (as now) published ports then stop answering until iptables is on"
-    build.want("userland-proxy", False, ("CIS-2.17",), impact)
+    proxy = configured(build.facts.daemon, "userland-proxy")
+    if build.iptables_off and not (proxy.known and proxy.value is False):
+        # Without iptables there are no NAT rules: docker-proxy is then the only thing answering published ports.
+        build.hold(
+            "userland-proxy",
+            False,
+            ("CIS-2.17",),
+            impact,
+            "published ports would stop answering: without iptables docker-proxy is all that serves them; "
+            "enable iptables first (CIS-2.4)",
+        )
+    else:
+        build.want("userland-proxy", False, ("CIS-2.17",), impact)
 
 
 def _no_new_privileges(build: _Builder) -> None:
