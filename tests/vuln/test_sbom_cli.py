@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cyclonedx.schema import SchemaVersion
@@ -28,8 +29,12 @@ def installed_packages() -> set[str]:
 
 
 def sbom(*args: str) -> dict[str, object]:
+    return sbom_of(f"engine:{IMAGE}", *args)
+
+
+def sbom_of(reference: str, *args: str) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, "-m", "portcullis", "sbom", f"engine:{IMAGE}", "--no-vulns", *args],
+        [sys.executable, "-m", "portcullis", "sbom", reference, "--no-vulns", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -59,3 +64,21 @@ def test_spdx_lists_every_package_with_its_purl() -> None:
     purls = [ref["referenceLocator"] for p in packages for ref in p.get("externalRefs", [])]
     names = {PackageURL.from_string(purl).name for purl in purls if purl.startswith("pkg:deb/debian/")}
     assert names == installed_packages()
+
+
+def image_id() -> str:
+    out = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", IMAGE], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def test_documents_are_named_after_the_image_not_the_archive(tmp_path: Path) -> None:
+    """A docker-save file is read from a path, but the SBOM names the image inside it: tag and digest."""
+    archive = tmp_path / "saved-app.tar"
+    subprocess.run(["docker", "save", "-o", str(archive), IMAGE], check=True, timeout=300)
+    expected = f"{IMAGE}@{image_id()}"
+    cyclonedx = sbom_of(f"docker-archive:{archive}", "-f", "cyclonedx")
+    assert cyclonedx["metadata"]["component"]["name"] == expected  # type: ignore[index]
+    spdx = sbom_of(f"docker-archive:{archive}", "-f", "spdx")
+    assert spdx["name"] == expected
+    for document in (cyclonedx, spdx):
+        assert "saved-app.tar" not in json.dumps(document)
