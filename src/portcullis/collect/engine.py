@@ -6,12 +6,15 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import docker
 import docker.errors
+import docker.tls
 import requests
+from docker.context import ContextAPI
 from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
@@ -73,25 +76,84 @@ def _validate_docker_host(value: str) -> None:
         raise CollectionError(f"DOCKER_HOST={value!r} names no host (expected tcp://HOST:PORT)")
 
 
+@dataclass(frozen=True)
+class TLSFlags:
+    """The docker CLI's --tlsverify/--tlscacert/--tlscert/--tlskey, as given (None: not on the command line)."""
+
+    verify: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+_tls_flags = TLSFlags()
+
+
+def use_tls_flags(flags: TLSFlags) -> None:
+    """Set this process's TLS flags once, from the command line: every later connect() honours them, however
+    deep (harden, pipelines) the call that connects."""
+    global _tls_flags
+    _tls_flags = flags
+
+
+def _docker_config_dir() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def _tls_config(flags: TLSFlags) -> docker.tls.TLSConfig | None:
+    """TLS as the docker CLI sets it: on with --tlsverify or DOCKER_TLS_VERIFY (any non-empty value), with
+    ca.pem/cert.pem/key.pem from DOCKER_CERT_PATH (else the config directory) unless a flag names the file.
+    Unlike the CLI, naming a certificate turns verification on rather than being silently ignored."""
+    explicit = flags.ca or flags.cert or flags.key
+    if not (flags.verify or explicit or os.environ.get("DOCKER_TLS_VERIFY")):
+        return None
+    cert_dir = Path(os.environ.get("DOCKER_CERT_PATH") or _docker_config_dir())
+    ca = flags.ca or cert_dir / "ca.pem"
+    if not ca.is_file():
+        raise CollectionError(f"TLS verification needs a CA certificate: {ca} is not a file (--tlscacert)")
+    cert = flags.cert or (cert_dir / "cert.pem" if (cert_dir / "cert.pem").is_file() else None)
+    key = flags.key or (cert_dir / "key.pem" if (cert_dir / "key.pem").is_file() else None)
+    for path, flag in ((cert, "--tlscert"), (key, "--tlskey")):
+        if path is not None and not path.is_file():
+            raise CollectionError(f"{flag} {path} is not a file")
+    if (cert is None) != (key is None):
+        raise CollectionError(
+            "a TLS client certificate needs its key and the key its certificate (--tlscert, --tlskey)"
+        )
+    client_cert = (str(cert), str(key)) if cert and key else None
+    return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=str(ca), verify=True)
+
+
+class _EngineAPI(docker.APIClient):  # type: ignore[misc]  # docker ships no type hints
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the session's CA on every call: the engine's
+        # CA (or the system store when none was given) must win, so pin the session's own setting.
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings["verify"] = self.verify
+        return settings
+
+
 def connect(host: str | None = None, timeout: int = 30) -> EngineConnection:
-    """Connect to `host`, else DOCKER_HOST, else the active Docker context, else the default socket."""
-    if host:
-        _validate_docker_host(host)
-    elif os.environ.get("DOCKER_HOST"):
-        _validate_docker_host(os.environ["DOCKER_HOST"])
+    """Connect as the docker CLI does: `host`, else DOCKER_HOST, else the active Docker context, else the default
+    socket; TLS from the command-line flags (use_tls_flags) or DOCKER_TLS_VERIFY/DOCKER_CERT_PATH."""
+    address = host or os.environ.get("DOCKER_HOST") or None
+    if address:
+        _validate_docker_host(address)
     try:
-        client = docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
-        client.api.ping()
+        tls: docker.tls.TLSConfig | bool | None = _tls_config(_tls_flags)
+        if address is None:
+            context = ContextAPI.kwargs_from_context()  # DOCKER_CONTEXT, else config.json's currentContext
+            address = context.get("base_url")
+            tls = tls or context.get("tls")
+        api = _EngineAPI(base_url=address, tls=tls or False, timeout=timeout)
+        api.ping()
+    except CollectionError:
+        raise
     except docker.errors.DockerException as exc:
-        raise CollectionError(_explain_connect_error(host, exc)) from None
+        raise CollectionError(_explain_connect_error(address, exc)) from None
     except requests.exceptions.RequestException as exc:
-        raise CollectionError(_explain_connect_error(host, exc)) from None
-    api = client.api
-    base = str(api.base_url)
-    endpoint = host or os.environ.get("DOCKER_HOST") or base
-    if base.startswith("http+docker://"):
-        socket_path = getattr(getattr(api, "_custom_adapter", None), "socket_path", None)
-        endpoint = host or os.environ.get("DOCKER_HOST") or f"unix://{socket_path or '/var/run/docker.sock'}"
+        raise CollectionError(_explain_connect_error(address, exc)) from None
+    endpoint = address or "unix:///var/run/docker.sock"
     local = endpoint.startswith("unix://")
     return EngineConnection(api=api, endpoint=endpoint, local=local)
 
@@ -106,8 +168,29 @@ def _explain_connect_error(host: str | None, exc: Exception) -> str:
             f"no Docker engine answers at {where}: start dockerd, or point Portcullis at an engine "
             "with --host, DOCKER_HOST or `docker context use`"
         )
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = _ssl_reason(text)
+        return (
+            f"TLS with the Docker engine at {where} failed ({reason}): "
+            "check --tlscacert/--tlscert/--tlskey or DOCKER_CERT_PATH"
+        )
+    if "HTTP request to an HTTPS server" in text:
+        return f"the Docker engine at {where} speaks only TLS: pass --tlsverify (or set DOCKER_TLS_VERIFY=1)"
     first_line = text.splitlines()[0] if text else type(exc).__name__
     return f"cannot reach the Docker engine at {where}: {first_line}"
+
+
+def _ssl_reason(text: str) -> str:
+    for known in (
+        "certificate verify failed",
+        "certificate required",
+        "bad certificate",
+        "unknown ca",
+        "wrong version number",
+    ):
+        if known in text:
+            return known
+    return "handshake failed"
 
 
 def _parallel(func: Callable[[T], Any], items: list[T]) -> list[Any]:
