@@ -14,11 +14,11 @@ import docker
 import docker.errors
 import docker.tls
 import requests
-from docker.context import ContextAPI
 from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.daemon import attach_swarm_files
+from portcullis.collect.docker_config import ContextEndpoint, config_dir, current_context
 from portcullis.model.facts import (
     ContainerFacts,
     EngineFacts,
@@ -96,10 +96,6 @@ def use_tls_flags(flags: TLSFlags) -> None:
     _tls_flags = flags
 
 
-def _docker_config_dir() -> Path:
-    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-
-
 def _tls_config(flags: TLSFlags) -> docker.tls.TLSConfig | None:
     """TLS as the docker CLI sets it: on with --tlsverify or DOCKER_TLS_VERIFY (any non-empty value), with
     ca.pem/cert.pem/key.pem from DOCKER_CERT_PATH (else the config directory) unless a flag names the file.
@@ -107,7 +103,7 @@ def _tls_config(flags: TLSFlags) -> docker.tls.TLSConfig | None:
     explicit = flags.ca or flags.cert or flags.key
     if not (flags.verify or explicit or os.environ.get("DOCKER_TLS_VERIFY")):
         return None
-    cert_dir = Path(os.environ.get("DOCKER_CERT_PATH") or _docker_config_dir())
+    cert_dir = Path(os.environ.get("DOCKER_CERT_PATH") or config_dir())
     ca = flags.ca or cert_dir / "ca.pem"
     if not ca.is_file():
         raise CollectionError(f"TLS verification needs a CA certificate: {ca} is not a file (--tlscacert)")
@@ -122,6 +118,15 @@ def _tls_config(flags: TLSFlags) -> docker.tls.TLSConfig | None:
         )
     client_cert = (str(cert), str(key)) if cert and key else None
     return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=str(ca), verify=True)
+
+
+def _context_tls(context: ContextEndpoint) -> docker.tls.TLSConfig | None:
+    """The TLS material `docker context create --docker host=…,ca=…,cert=…,key=…` stored, as the CLI uses it."""
+    if not (context.ca or context.cert):
+        return None
+    client_cert = (str(context.cert), str(context.key)) if context.cert and context.key else None
+    ca = str(context.ca) if context.ca else None
+    return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=ca, verify=not context.skip_tls_verify)
 
 
 class _EngineAPI(docker.APIClient):  # type: ignore[misc]  # docker ships no type hints
@@ -141,10 +146,9 @@ def connect(host: str | None = None, timeout: int = 30) -> EngineConnection:
         _validate_docker_host(address)
     try:
         tls: docker.tls.TLSConfig | bool | None = _tls_config(_tls_flags)
-        if address is None:
-            context = ContextAPI.kwargs_from_context()  # DOCKER_CONTEXT, else config.json's currentContext
-            address = context.get("base_url")
-            tls = tls or context.get("tls")
+        if address is None and (context := current_context()) is not None:
+            address = context.host
+            tls = tls or _context_tls(context)
         api = _EngineAPI(base_url=address, tls=tls or False, timeout=timeout)
         api.ping()
     except CollectionError:
