@@ -15,11 +15,12 @@ import os
 import selectors
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from portcullis.collect import CollectionError
+from portcullis.collect.image.errors import Credentials
 
 HELPER_TIMEOUT = 30.0  # seconds a credential helper may take (a keychain prompt is not expected here)
 MAX_HELPER_OUTPUT = 64 * 1024  # a helper answers with one small JSON object
@@ -95,16 +96,7 @@ def current_context() -> ContextEndpoint | None:
     )
 
 
-@dataclass(frozen=True)
-class RegistryLogin:
-    """What `docker login` stored for a registry: a user and password, or an identity (refresh) token."""
-
-    username: str
-    password: str = field(repr=False)
-    identity_token: str = field(default="", repr=False)
-
-
-def registry_login(registry: str) -> RegistryLogin | None:
+def registry_login(registry: str) -> Credentials | None:
     """The credentials the docker CLI would use for `registry` (host[:port]): credHelpers, else credsStore, else
     the `auths` entry. None when config.json has none for it."""
     config = load_config()
@@ -127,7 +119,7 @@ def _keys(registry: str) -> list[str]:
     return [registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v1/"]
 
 
-def _from_auths(entry: dict[str, Any], registry: str) -> RegistryLogin | None:
+def _from_auths(entry: dict[str, Any], registry: str) -> Credentials | None:
     token = str(entry.get("identitytoken") or "")
     username, password = str(entry.get("username") or ""), str(entry.get("password") or "")
     if entry.get("auth"):
@@ -141,11 +133,11 @@ def _from_auths(entry: dict[str, Any], registry: str) -> RegistryLogin | None:
                 f"{config_dir() / 'config.json'}: the `auth` of {registry} is not base64 of user:password"
             )
     if token:
-        return RegistryLogin(username, "", token)
-    return RegistryLogin(username, password) if username else None
+        return Credentials(username, "", token)
+    return Credentials(username, password) if username else None
 
 
-def _from_helper(name: str, server: str, registry: str) -> RegistryLogin | None:
+def _from_helper(name: str, server: str, registry: str) -> Credentials | None:
     """`docker-credential-NAME get` with the server on stdin; bounded in time and output. Errors name the registry
     and the helper, never what the helper printed (it may hold the secret)."""
     program = f"docker-credential-{name}"
@@ -172,8 +164,8 @@ def _from_helper(name: str, server: str, registry: str) -> RegistryLogin | None:
     except (ValueError, KeyError, TypeError):
         raise CollectionError(f"{what} answered something other than its JSON credentials") from None
     if username == "<token>":  # how helpers hand back an identity token
-        return RegistryLogin("", "", secret)
-    return RegistryLogin(username, secret)
+        return Credentials("", "", secret)
+    return Credentials(username, secret)
 
 
 def _bounded_answer(process: subprocess.Popen[bytes], server: str, what: str) -> bytes:
