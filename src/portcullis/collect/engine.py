@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.daemon import attach_swarm_files
 from portcullis.collect.docker_config import ContextEndpoint, config_dir, current_context
+from portcullis.collect.ssh_relay import SSHRelay
 from portcullis.model.facts import (
     ContainerFacts,
     EngineFacts,
@@ -53,6 +54,7 @@ class EngineConnection:
     endpoint: str
     local: bool
     calls: int = 0
+    relay: SSHRelay | None = None  # an ssh:// engine's private socket and ssh processes
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         self.calls += 1
@@ -63,6 +65,8 @@ class EngineConnection:
 
     def close(self) -> None:
         self.api.close()
+        if self.relay is not None:
+            self.relay.close()
 
 
 def _validate_docker_host(value: str) -> None:
@@ -144,22 +148,28 @@ def connect(host: str | None = None, timeout: int = 30) -> EngineConnection:
     address = host or os.environ.get("DOCKER_HOST") or None
     if address:
         _validate_docker_host(address)
+    relay: SSHRelay | None = None
     try:
         tls: docker.tls.TLSConfig | bool | None = _tls_config(_tls_flags)
         if address is None and (context := current_context()) is not None:
             address = context.host
             tls = tls or _context_tls(context)
-        api = _EngineAPI(base_url=address, tls=tls or False, timeout=timeout)
+        if address and address.startswith("ssh://"):
+            relay = SSHRelay(address)
+        api = _EngineAPI(base_url=relay.url if relay else address, tls=tls or False, timeout=timeout)
         api.ping()
-    except CollectionError:
-        raise
-    except docker.errors.DockerException as exc:
-        raise CollectionError(_explain_connect_error(address, exc)) from None
-    except requests.exceptions.RequestException as exc:
+    except (CollectionError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        said = relay.last_error() if relay else ""
+        if relay is not None:
+            relay.close()
+        if isinstance(exc, CollectionError):
+            raise
+        if said:  # ssh's own reason (login refused, no docker on the remote) beats "connection aborted"
+            raise CollectionError(f"cannot reach the Docker engine at {address} over ssh: {said}") from None
         raise CollectionError(_explain_connect_error(address, exc)) from None
     endpoint = address or "unix:///var/run/docker.sock"
     local = endpoint.startswith("unix://")
-    return EngineConnection(api=api, endpoint=endpoint, local=local)
+    return EngineConnection(api=api, endpoint=endpoint, local=local, relay=relay)
 
 
 def _explain_connect_error(host: str | None, exc: Exception) -> str:
