@@ -41,7 +41,8 @@ class SSHRelay:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.socket_path))
         self.listener.listen(16)
-        threading.Thread(target=self._serve, name="ssh-relay", daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, name="ssh-relay", daemon=True)
+        self.thread.start()
 
     @property
     def url(self) -> str:
@@ -72,6 +73,7 @@ class SSHRelay:
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above on Linux
         self.listener.close()
+        self.thread.join(timeout=5)  # no new ssh after this
         for child in self.children:
             if child.poll() is None:
                 child.terminate()
