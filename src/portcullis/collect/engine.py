@@ -182,7 +182,7 @@ def _explain_connect_error(host: str | None, exc: Exception) -> str:
             f"no Docker engine answers at {where}: start dockerd, or point Portcullis at an engine "
             "with --host, DOCKER_HOST or `docker context use`"
         )
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) or "SSLError(" in text:  # docker wraps it at its first call
         reason = _ssl_reason(text)
         return (
             f"TLS with the Docker engine at {where} failed ({reason}): "
