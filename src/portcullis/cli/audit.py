@@ -14,9 +14,14 @@ from portcullis.cli.common import (
     IgnoreFileOption,
     OutputFormat,
     ShowAllOption,
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
     die,
     emit,
     say,
+    use_engine_tls,
 )
 from portcullis.collect import CollectionError
 from portcullis.pipelines.audit import audit_report
@@ -42,6 +47,10 @@ def audit(
             "--host", "-H", help="engine address (default: DOCKER_HOST, the active context, the local socket)"
         ),
     ] = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     facts_out: Annotated[Path | None, typer.Option("--facts-out", help="save the collected facts")] = None,
     facts_in: Annotated[
         Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; no engine needed")
@@ -55,6 +64,7 @@ def audit(
     `portcullis audit --benchmark cis-docker-1.8.0`,
     `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     from portcullis.collect.audit import collect_facts, load_facts
     from portcullis.collect.engine import connect
     from portcullis.data.benchmark import UnknownBenchmark, load_benchmark

@@ -61,10 +61,34 @@ ExitCodeOption = Annotated[
     int,
     typer.Option("--exit-code", min=0, max=255, help="exit with this code, not 2, when --fail-on trips"),
 ]
+# The docker CLI's TLS flags, for every command that takes --host; use_engine_tls() hands them to the engine client.
+TLSVerifyOption = Annotated[
+    bool,
+    typer.Option("--tlsverify", help="TLS to the engine, verified against the CA (default: DOCKER_TLS_VERIFY)"),
+]
+TLSCACertOption = Annotated[
+    Path | None,
+    typer.Option("--tlscacert", help="the engine's CA (default: ca.pem in DOCKER_CERT_PATH or ~/.docker)"),
+]
+TLSCertOption = Annotated[
+    Path | None,
+    typer.Option("--tlscert", help="client certificate (default: cert.pem in DOCKER_CERT_PATH or ~/.docker)"),
+]
+TLSKeyOption = Annotated[
+    Path | None,
+    typer.Option("--tlskey", help="client key (default: key.pem in DOCKER_CERT_PATH or ~/.docker)"),
+]
 ShowAllOption = Annotated[
     bool,
     typer.Option("--all", "-a", help="text: also list pass, n/a and suppressed findings (counted either way)"),
 ]
+
+
+def use_engine_tls(verify: bool, ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """Every engine connection this command makes uses these TLS flags (over DOCKER_TLS_VERIFY/DOCKER_CERT_PATH)."""
+    from portcullis.collect.engine import TLSFlags, use_tls_flags
+
+    use_tls_flags(TLSFlags(verify=verify, ca=ca, cert=cert, key=key))
 
 
 def apply_ignore_file(report: Report, ignore_file: Path | None) -> Report:

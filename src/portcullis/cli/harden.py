@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from portcullis.cli import harden_profiles
-from portcullis.cli.common import EXIT_FINDINGS, EXIT_OK, die, say
+from portcullis.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
+    die,
+    say,
+    use_engine_tls,
+)
 from portcullis.cli.harden_options import HostOption, LabelOption, parse_labels, write_stdout
 from portcullis.harden import HardenError
 
@@ -46,6 +56,10 @@ def daemon(
     ] = None,
     output_format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
     host: HostOption = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     facts_in: Annotated[
         Path | None, typer.Option("--facts-in", help="propose from saved facts (no --verify or --apply)")
     ] = None,
@@ -56,6 +70,7 @@ def daemon(
     Each change names the CIS controls it fixes and its impact. Examples: `portcullis harden daemon`,
     `portcullis harden daemon --level 2 --verify`, `portcullis harden daemon --apply`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     from portcullis.harden.daemon import DaemonRequest, harden_daemon
 
     request = DaemonRequest(
@@ -137,6 +152,10 @@ def container(
     ] = False,
     output_format: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
     host: HostOption = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     label: LabelOption = None,
 ) -> None:
     """Find `docker run` flags (or a compose override) that fix a container's section-5 findings, verified on copies.
@@ -144,6 +163,7 @@ def container(
     Examples: `portcullis harden container web --smoke "wget -q -O- http://127.0.0.1:8080/"`,
     `portcullis harden container --compose compose.yaml --service web --override-out compose.override.yaml`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     from portcullis.harden.container import ContainerRequest, harden_container
 
     request = ContainerRequest(

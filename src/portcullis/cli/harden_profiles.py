@@ -8,7 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from portcullis.cli.common import EXIT_TOOL_ERROR, die, say
+from portcullis.cli.common import (
+    EXIT_TOOL_ERROR,
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
+    die,
+    say,
+    use_engine_tls,
+)
 from portcullis.cli.harden_options import HostOption, LabelOption, parse_labels, write_stdout
 from portcullis.harden import HardenError
 
@@ -51,6 +60,10 @@ def seccomp(
         ),
     ] = False,
     host: HostOption = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     label: LabelOption = None,
 ) -> None:
     """Record a workload's syscalls and emit an allow-list seccomp profile, shipped only if the workload runs under it.
@@ -58,6 +71,7 @@ def seccomp(
     Examples: `portcullis harden seccomp --image busybox -- httpd -f -p 8080 --host-probe "wget -qO- http://{ip}:8080/"`,
     `portcullis harden seccomp --container web --smoke "wget -qO- http://127.0.0.1/" -o web-seccomp.json`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     from portcullis.harden.profiles import WorkloadSpec, record_seccomp_profile
 
     spec = WorkloadSpec(
@@ -126,6 +140,10 @@ def apparmor(
     name: Annotated[str | None, typer.Option("--name", help="profile name (default: the policy's)")] = None,
     output: OutputOption = None,
     host: HostOption = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     label: LabelOption = None,
 ) -> None:
     """Generate an AppArmor profile from a policy and/or observed use, checked with apparmor_parser (no kernel load).
@@ -133,6 +151,7 @@ def apparmor(
     Examples: `portcullis harden apparmor --policy web.toml -o web.apparmor`,
     `portcullis harden apparmor --policy web.toml --image busybox -- httpd -f -p 8080`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     from portcullis.harden.profiles import WorkloadSpec, apparmor_profile
 
     spec = WorkloadSpec(

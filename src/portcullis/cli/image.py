@@ -9,7 +9,19 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
+from portcullis.cli.common import (
+    FailOn,
+    OutputFormat,
+    ShowAllOption,
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
+    die,
+    emit,
+    say,
+    use_engine_tls,
+)
 from portcullis.model.findings import Severity
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
@@ -61,6 +73,10 @@ def image(
         bool, typer.Option("--password-stdin", help=f"read the registry password from stdin (or {PASSWORD_ENV})")
     ] = False,
     host: Annotated[str | None, typer.Option("--host", "-H", help="engine address for engine: images")] = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
     max_bytes: Annotated[
@@ -84,6 +100,7 @@ def image(
     `portcullis image oci:./layout --platform linux/arm64`,
     `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     source = ImageSource(
         reference,
         platform=platform,

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit
+from portcullis.cli.common import (
+    FailOn,
+    OutputFormat,
+    ShowAllOption,
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
+    die,
+    emit,
+    use_engine_tls,
+)
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.inside import assess_inside
 
@@ -17,6 +28,10 @@ def inside(
         str | None, typer.Option("--container", "-c", help="judge this container from the host (reads /proc/<pid>)")
     ] = None,
     host: Annotated[str | None, typer.Option("--host", "-H", help="engine address for --container")] = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     probes: Annotated[bool, typer.Option("--probes/--no-probes", help="run the harmless live syscall probes")] = True,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
@@ -29,6 +44,7 @@ def inside(
     Examples: inside a container `portcullis inside` (or `python3 portcullis-inside.pyz`);
     from the host `portcullis inside --container web`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     import json
 
     try:

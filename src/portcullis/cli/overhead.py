@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import die, say
+from portcullis.cli.common import (
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
+    die,
+    say,
+    use_engine_tls,
+)
 from portcullis.collect import CollectionError
 
 
@@ -49,6 +57,10 @@ def overhead(
         Path | None, typer.Option("--native-dir", help="where the native disk test writes (default: the temp dir)")
     ] = None,
     host: Annotated[str | None, typer.Option("--host", "-H", help="engine address (must be this host)")] = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     output_format: Annotated[OverheadFormat, typer.Option("--format", "-f")] = OverheadFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result here, not stdout")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="also draw an SVG bar chart into this file")] = None,
@@ -59,6 +71,7 @@ def overhead(
     The same python workload runs natively and in two labelled throw-away containers, which are removed
     also on Ctrl-C and SIGTERM. Exit 0 when measured, 1 on a tool error.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     from dataclasses import replace
 
     import docker.errors

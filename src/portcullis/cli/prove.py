@@ -11,7 +11,19 @@ import typer
 from portcullis import __version__
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
+from portcullis.cli.common import (
+    FailOn,
+    OutputFormat,
+    ShowAllOption,
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
+    die,
+    emit,
+    say,
+    use_engine_tls,
+)
 from portcullis.collect import CollectionError
 from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
 
@@ -47,6 +59,10 @@ def prove(
         str, typer.Option(help="python3 image for syscall probes")
     ] = "portcullis-test/python:bookworm",
     host: Annotated[str | None, typer.Option("--host", "-H", help="engine address")] = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     show_all: ShowAllOption = False,
@@ -59,6 +75,7 @@ def prove(
     --pids-limit 50 --cpus 0.5 --read-only --cap-drop ALL --no-new-privileges` (an explicit policy).
     Every container it starts is labelled portcullis.managed=true and removed, also on Ctrl-C and SIGTERM.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     from portcullis.collect.engine import connect
     from portcullis.collect.sandbox import sandbox
     from portcullis.proofs.prove import Policy, ProofImages, run_proofs

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import die, say
+from portcullis.cli.common import (
+    TLSCACertOption,
+    TLSCertOption,
+    TLSKeyOption,
+    TLSVerifyOption,
+    die,
+    say,
+    use_engine_tls,
+)
 from portcullis.cli.image import registry_credentials
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource
@@ -29,11 +37,16 @@ def sbom(
     username: Annotated[str | None, typer.Option("--username", "-u", help="registry user")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the registry password")] = False,
     host: Annotated[str | None, typer.Option("--host", "-H", help="engine address for engine: images")] = None,
+    tlsverify: TLSVerifyOption = False,
+    tlscacert: TLSCACertOption = None,
+    tlscert: TLSCertOption = None,
+    tlskey: TLSKeyOption = None,
 ) -> None:
     """Write a software bill of materials: every package, its purl and the layer that introduced it.
 
     Examples: `portcullis sbom app:1 -o app.cdx.json`, `portcullis sbom docker-archive:app.tar -f spdx`.
     """
+    use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     source = ImageSource(
         reference,
         platform=platform,

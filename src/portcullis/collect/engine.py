@@ -6,16 +6,20 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import docker
 import docker.errors
+import docker.tls
 import requests
 from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.daemon import attach_swarm_files
+from portcullis.collect.docker_config import ContextEndpoint, config_dir, current_context
+from portcullis.collect.ssh_relay import SSHRelay
 from portcullis.model.facts import (
     ContainerFacts,
     EngineFacts,
@@ -50,6 +54,7 @@ class EngineConnection:
     endpoint: str
     local: bool
     calls: int = 0
+    relay: SSHRelay | None = None  # an ssh:// engine's private socket and ssh processes
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         self.calls += 1
@@ -60,6 +65,8 @@ class EngineConnection:
 
     def close(self) -> None:
         self.api.close()
+        if self.relay is not None:
+            self.relay.close()
 
 
 def _validate_docker_host(value: str) -> None:
@@ -73,27 +80,96 @@ def _validate_docker_host(value: str) -> None:
         raise CollectionError(f"DOCKER_HOST={value!r} names no host (expected tcp://HOST:PORT)")
 
 
+@dataclass(frozen=True)
+class TLSFlags:
+    """The docker CLI's --tlsverify/--tlscacert/--tlscert/--tlskey, as given (None: not on the command line)."""
+
+    verify: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+_tls_flags = TLSFlags()
+
+
+def use_tls_flags(flags: TLSFlags) -> None:
+    """Set this process's TLS flags once, from the command line: every later connect() honours them, however
+    deep (harden, pipelines) the call that connects."""
+    global _tls_flags
+    _tls_flags = flags
+
+
+def _tls_config(flags: TLSFlags) -> docker.tls.TLSConfig | None:
+    """TLS as the docker CLI sets it: on with --tlsverify or DOCKER_TLS_VERIFY (any non-empty value), with
+    ca.pem/cert.pem/key.pem from DOCKER_CERT_PATH (else the config directory) unless a flag names the file.
+    Unlike the CLI, naming a certificate turns verification on rather than being silently ignored."""
+    explicit = flags.ca or flags.cert or flags.key
+    if not (flags.verify or explicit or os.environ.get("DOCKER_TLS_VERIFY")):
+        return None
+    cert_dir = Path(os.environ.get("DOCKER_CERT_PATH") or config_dir())
+    ca = flags.ca or cert_dir / "ca.pem"
+    if not ca.is_file():
+        raise CollectionError(f"TLS verification needs a CA certificate: {ca} is not a file (--tlscacert)")
+    cert = flags.cert or (cert_dir / "cert.pem" if (cert_dir / "cert.pem").is_file() else None)
+    key = flags.key or (cert_dir / "key.pem" if (cert_dir / "key.pem").is_file() else None)
+    for path, flag in ((cert, "--tlscert"), (key, "--tlskey")):
+        if path is not None and not path.is_file():
+            raise CollectionError(f"{flag} {path} is not a file")
+    if (cert is None) != (key is None):
+        raise CollectionError(
+            "a TLS client certificate needs its key and the key its certificate (--tlscert, --tlskey)"
+        )
+    client_cert = (str(cert), str(key)) if cert and key else None
+    return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=str(ca), verify=True)
+
+
+def _context_tls(context: ContextEndpoint) -> docker.tls.TLSConfig | None:
+    """The TLS material `docker context create --docker host=…,ca=…,cert=…,key=…` stored, as the CLI uses it."""
+    if not (context.ca or context.cert):
+        return None
+    client_cert = (str(context.cert), str(context.key)) if context.cert and context.key else None
+    ca = str(context.ca) if context.ca else None
+    return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=ca, verify=not context.skip_tls_verify)
+
+
+class _EngineAPI(docker.APIClient):  # type: ignore[misc]  # docker ships no type hints
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the session's CA on every call: the engine's
+        # CA (or the system store when none was given) must win, so pin the session's own setting.
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings["verify"] = self.verify
+        return settings
+
+
 def connect(host: str | None = None, timeout: int = 30) -> EngineConnection:
-    """Connect to `host`, else DOCKER_HOST, else the active Docker context, else the default socket."""
-    if host:
-        _validate_docker_host(host)
-    elif os.environ.get("DOCKER_HOST"):
-        _validate_docker_host(os.environ["DOCKER_HOST"])
+    """Connect as the docker CLI does: `host`, else DOCKER_HOST, else the active Docker context, else the default
+    socket; TLS from the command-line flags (use_tls_flags) or DOCKER_TLS_VERIFY/DOCKER_CERT_PATH."""
+    address = host or os.environ.get("DOCKER_HOST") or None
+    if address:
+        _validate_docker_host(address)
+    relay: SSHRelay | None = None
     try:
-        client = docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
-        client.api.ping()
-    except docker.errors.DockerException as exc:
-        raise CollectionError(_explain_connect_error(host, exc)) from None
-    except requests.exceptions.RequestException as exc:
-        raise CollectionError(_explain_connect_error(host, exc)) from None
-    api = client.api
-    base = str(api.base_url)
-    endpoint = host or os.environ.get("DOCKER_HOST") or base
-    if base.startswith("http+docker://"):
-        socket_path = getattr(getattr(api, "_custom_adapter", None), "socket_path", None)
-        endpoint = host or os.environ.get("DOCKER_HOST") or f"unix://{socket_path or '/var/run/docker.sock'}"
+        tls: docker.tls.TLSConfig | bool | None = _tls_config(_tls_flags)
+        if address is None and (context := current_context()) is not None:
+            address = context.host
+            tls = tls or _context_tls(context)
+        if address and address.startswith("ssh://"):
+            relay = SSHRelay(address)
+        api = _EngineAPI(base_url=relay.url if relay else address, tls=tls or False, timeout=timeout)
+        api.ping()
+    except (CollectionError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        said = relay.last_error() if relay else ""
+        if relay is not None:
+            relay.close()
+        if isinstance(exc, CollectionError):
+            raise
+        if said:  # ssh's own reason (login refused, no docker on the remote) beats "connection aborted"
+            raise CollectionError(f"cannot reach the Docker engine at {address} over ssh: {said}") from None
+        raise CollectionError(_explain_connect_error(address, exc)) from None
+    endpoint = address or "unix:///var/run/docker.sock"
     local = endpoint.startswith("unix://")
-    return EngineConnection(api=api, endpoint=endpoint, local=local)
+    return EngineConnection(api=api, endpoint=endpoint, local=local, relay=relay)
 
 
 def _explain_connect_error(host: str | None, exc: Exception) -> str:
@@ -106,8 +182,29 @@ def _explain_connect_error(host: str | None, exc: Exception) -> str:
             f"no Docker engine answers at {where}: start dockerd, or point Portcullis at an engine "
             "with --host, DOCKER_HOST or `docker context use`"
         )
+    if isinstance(exc, requests.exceptions.SSLError) or "SSLError(" in text:  # docker wraps it at its first call
+        reason = _ssl_reason(text)
+        return (
+            f"TLS with the Docker engine at {where} failed ({reason}): "
+            "check --tlscacert/--tlscert/--tlskey or DOCKER_CERT_PATH"
+        )
+    if "HTTP request to an HTTPS server" in text:
+        return f"the Docker engine at {where} speaks only TLS: pass --tlsverify (or set DOCKER_TLS_VERIFY=1)"
     first_line = text.splitlines()[0] if text else type(exc).__name__
     return f"cannot reach the Docker engine at {where}: {first_line}"
+
+
+def _ssl_reason(text: str) -> str:
+    for known in (
+        "certificate verify failed",
+        "certificate required",
+        "bad certificate",
+        "unknown ca",
+        "wrong version number",
+    ):
+        if known in text:
+            return known
+    return "handshake failed"
 
 
 def _parallel(func: Callable[[T], Any], items: list[T]) -> list[Any]:

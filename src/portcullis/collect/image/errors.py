@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from portcullis.collect import CollectionError
 
@@ -30,7 +30,9 @@ class Limits:
 
 @dataclass(frozen=True)
 class Credentials:
-    """Basic-auth credentials for a registry (also exchanged for a bearer token when the registry asks)."""
+    """Basic-auth credentials for a registry (also exchanged for a bearer token when the registry asks), or the
+    identity (refresh) token `docker login` stored for a token server. Secrets stay out of repr."""
 
     username: str
-    password: str
+    password: str = field(repr=False)
+    identity_token: str = field(default="", repr=False)

@@ -13,6 +13,7 @@ from typing import IO, Any
 import requests
 import urllib3
 
+from portcullis.collect.docker_config import registry_login
 from portcullis.collect.image.assemble import ImageMeta, parse_json
 from portcullis.collect.image.errors import Credentials, ImageError, Limits
 from portcullis.collect.image.oci import check_digest, read_image, resolve_manifest, verified_bytes
@@ -90,6 +91,8 @@ class RegistryClient:
         scheme = "http" if ref.host in insecure_hosts or ref.api_host in insecure_hosts else "https"
         self.base = f"{scheme}://{ref.api_host}/v2/{ref.repository}"
         self.credentials = credentials
+        self.from_config = False  # the credentials came from the docker CLI's config, not the command line
+        self.looked_up = credentials is not None
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "portcullis"
 
@@ -110,7 +113,12 @@ class RegistryClient:
         except requests.RequestException as exc:
             raise ImageError(f"cannot reach registry {self.ref.api_host}: {_short(exc)}") from None
         if response.status_code == 401:
-            hint = "wrong credentials" if self.credentials else "credentials needed (--username/--password-stdin)"
+            if self.from_config:
+                hint = "the credentials `docker login` stored (DOCKER_CONFIG or ~/.docker/config.json) were refused"
+            elif self.credentials:
+                hint = "wrong credentials"
+            else:
+                hint = "credentials needed (--username/--password-stdin, or `docker login`)"
             raise ImageError(f"registry {self.ref.api_host} refused access to {self.ref.repository}: {hint}")
         if response.status_code == 404:
             raise ImageError(f"{self.ref} is not in registry {self.ref.api_host}")
@@ -118,9 +126,19 @@ class RegistryClient:
             raise ImageError(f"registry {self.ref.api_host} answered HTTP {response.status_code} for {url}")
         return response
 
+    def _login(self) -> Credentials | None:
+        """The command line's credentials, else those the docker CLI stored for this registry: looked up once, and
+        only when the registry asks (an anonymous pull runs no credential helper)."""
+        if not self.looked_up:
+            self.looked_up = True
+            self.credentials = registry_login(self.ref.host)
+            self.from_config = self.credentials is not None
+        return self.credentials
+
     def _authenticate(self, response: requests.Response) -> bool:
         scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
-        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        login = self._login()
+        auth = (login.username, login.password) if login and not login.identity_token else None
         if scheme == "basic":
             if auth is None or self.session.auth is not None:
                 return False
@@ -128,7 +146,14 @@ class RegistryClient:
             return True
         if scheme == "bearer" and "realm" in params and "Authorization" not in self.session.headers:
             query = {"service": params.get("service", ""), "scope": f"repository:{self.ref.repository}:pull"}
-            with requests.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT, stream=True) as answer:
+            if login and login.identity_token:  # an OAuth refresh token: exchanged by POST, as the docker CLI does
+                form = {**query, "grant_type": "refresh_token", "refresh_token": login.identity_token}
+                request = requests.post(
+                    params["realm"], data={**form, "client_id": "portcullis"}, timeout=TIMEOUT, stream=True
+                )
+            else:
+                request = requests.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT, stream=True)
+            with request as answer:
                 if answer.status_code != 200:
                     return False
                 data = _read_document(answer, MAX_TOKEN_BYTES, f"the token answer of {params['realm']}")
