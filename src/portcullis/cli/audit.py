@@ -16,10 +16,12 @@ from portcullis.cli.common import (
     ShowAllOption,
     die,
     emit,
+    listed,
     say,
 )
 from portcullis.collect import CollectionError
 from portcullis.pipelines.audit import audit_report
+from portcullis.pipelines.errors import PipelineError
 
 
 def audit(
@@ -81,7 +83,10 @@ def audit(
             facts_out.write_text(facts.to_json(), encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {facts_out}: {exc.strerror}")
-    report = audit_report(facts, select or [], skip or [], level, benchmark)
+    try:
+        report = audit_report(facts, listed(select), listed(skip), level, benchmark)
+    except PipelineError as exc:
+        die(str(exc))
     raise typer.Exit(
         emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code, show_all=show_all)
     )

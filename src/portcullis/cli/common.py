@@ -23,6 +23,11 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
+def listed(values: list[str] | None) -> list[str]:
+    """A repeatable option's values with comma-separated lists split: `--select CIS-5.5,CIS-5.4` is two values."""
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
 DEFAULT_IGNORE_FILE = ".portcullisignore.yaml"  # read from the working directory when --ignore-file is not given
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
+from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, listed, say
 from portcullis.model.findings import Severity
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
@@ -76,7 +76,9 @@ def image(
     vuln_ignore: Annotated[
         Path | None, typer.Option("--vuln-ignore", help="YAML ignore rules for advisories (reason required)")
     ] = None,
-    vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX document")] = None,
+    vex: Annotated[
+        list[str] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX documents", metavar="FILE")
+    ] = None,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -87,7 +89,7 @@ def image(
     source = ImageSource(
         reference,
         platform=platform,
-        insecure_registries=insecure_registry or [],
+        insecure_registries=listed(insecure_registry),
         credentials=registry_credentials(username, password_stdin),
         engine_host=host,
         max_bytes=max_bytes,
@@ -99,10 +101,10 @@ def image(
         only_fixed=only_fixed,
         severities=severity or [],
         ignore_file=vuln_ignore,
-        vex_files=vex or [],
+        vex_files=[Path(v) for v in listed(vex)],
     )
     try:
-        report = image_report(source, select or [], skip or [], vulns, log=say)
+        report = image_report(source, listed(select), listed(skip), vulns, log=say)
     except PipelineError as exc:
         die(str(exc))
     raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))

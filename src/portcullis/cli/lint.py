@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit
+from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, listed
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.lint import lint_report
 
@@ -42,7 +42,7 @@ def lint(
     if not files and not compose_files:
         die("nothing to lint: give a Dockerfile or a compose file")
     try:
-        report = lint_report(files or [], compose_files or [], env_file, select, skip)
+        report = lint_report(files or [], compose_files or [], env_file, listed(select), listed(skip))
     except PipelineError as exc:
         die(str(exc))
     raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))

@@ -11,7 +11,7 @@ import typer
 from portcullis import __version__
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
+from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, listed, say
 from portcullis.collect import CollectionError
 from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
 
@@ -87,7 +87,7 @@ def prove(
                 pids_limit=pids_limit,
                 cpus=cpus,
                 read_only=read_only,
-                cap_drop=[c.upper().removeprefix("CAP_") for c in cap_drop or []],
+                cap_drop=[c.upper().removeprefix("CAP_") for c in listed(cap_drop)],
                 seccomp_unconfined=seccomp_unconfined,
                 no_new_privileges=no_new_privileges,
                 userns_remap=any("name=userns" in o for o in security_options),

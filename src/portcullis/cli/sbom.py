@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import die, say
+from portcullis.cli.common import die, listed, say
 from portcullis.cli.image import registry_credentials
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource
@@ -37,7 +37,7 @@ def sbom(
     source = ImageSource(
         reference,
         platform=platform,
-        insecure_registries=insecure_registry or [],
+        insecure_registries=listed(insecure_registry),
         credentials=registry_credentials(username, password_stdin),
         engine_host=host,
     )

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from portcullis import __version__
-from portcullis.checks.registry import all_rules, select_rules
+from portcullis.checks.registry import UnknownSelector, all_rules, select_rules
 from portcullis.checks.runner import run_rules
 from portcullis.data.benchmark import Benchmark, load_benchmark
 from portcullis.model.facts import Facts
 from portcullis.model.findings import Report, Summary, ToolInfo
+from portcullis.pipelines.errors import UsageError
 
 
 def audit_report(
     facts: Facts, select: list[str], skip: list[str], level: int | None, benchmark: Benchmark | None = None
 ) -> Report:
-    """Judge `facts` against `benchmark` (the newest available by default) and our own audit rules."""
+    """Judge `facts` against `benchmark` (the newest available by default) and our own audit rules; a selector
+    that matches no rule raises UsageError."""
     benchmark = benchmark or load_benchmark()
-    rules = list(select_rules(all_rules(benchmark=benchmark), select, skip, level, command="audit"))
+    try:
+        rules = select_rules(all_rules(benchmark=benchmark), select, skip, level, command="audit")
+    except UnknownSelector as exc:
+        raise UsageError(str(exc)) from exc
     findings = run_rules(rules, facts)
     return Report(
         command="audit",

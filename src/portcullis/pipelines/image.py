@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.checks.registry import IMAGE_RULE_MODULES, all_rules, select_rules
+from portcullis.checks.registry import IMAGE_RULE_MODULES, UnknownSelector, all_rules, select_rules
 from portcullis.checks.runner import run_image_rules
 from portcullis.model.facts import ImageFacts
 from portcullis.model.findings import CollectionProblem, Report, Summary, ToolInfo
-from portcullis.pipelines.errors import SubjectError
+from portcullis.pipelines.errors import SubjectError, UsageError
 from portcullis.pipelines.vulnerabilities import VulnOptions, vulnerability_findings
 
 
@@ -69,7 +69,11 @@ def judge_image(
 ) -> Report:
     """The image rules (CIS section 4, DKR-IMG) and, unless `vulns` is None or disabled, its vulnerabilities."""
     collected_at = datetime.now(UTC).isoformat(timespec="seconds")
-    findings = run_image_rules(select_rules(all_rules(IMAGE_RULE_MODULES), select, skip), image, collected_at)
+    try:
+        rules = select_rules(all_rules(IMAGE_RULE_MODULES), select, skip, command="image")
+    except UnknownSelector as exc:
+        raise UsageError(str(exc)) from exc
+    findings = run_image_rules(rules, image, collected_at)
     problems: list[CollectionProblem] = []
     if vulns is not None and vulns.enabled:
         found, problems = vulnerability_findings(image, vulns)
