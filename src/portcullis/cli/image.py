@@ -13,7 +13,7 @@ from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit
 from portcullis.model.findings import Severity
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
-from portcullis.pipelines.vulnerabilities import VulnOptions
+from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS, VULN_FACT, VulnOptions
 
 USERNAME_ENV = "PORTCULLIS_REGISTRY_USERNAME"
 PASSWORD_ENV = "PORTCULLIS_REGISTRY_PASSWORD"
@@ -69,6 +69,14 @@ def image(
     max_files: Annotated[int | None, typer.Option("--max-files", min=1, help="refuse images with more paths")] = None,
     no_vulns: Annotated[bool, typer.Option("--no-vulns", help="do not match packages against advisories")] = False,
     db: Annotated[Path | None, typer.Option("--db", help="vulnerability database (default: the user cache)")] = None,
+    db_max_age: Annotated[
+        float,
+        typer.Option(
+            "--db-max-age",
+            min=0,
+            help="days the database's oldest source may be old; older is an error under --fail-on (0: no limit)",
+        ),
+    ] = DEFAULT_MAX_AGE_DAYS,
     only_fixed: Annotated[bool, typer.Option("--only-fixed", help="only vulnerabilities with a fix")] = False,
     severity: Annotated[
         list[Severity] | None, typer.Option("--severity", help="only vulnerabilities of these severities")
@@ -102,9 +110,15 @@ def image(
         severities=severity or [],
         ignore_file=vuln_ignore,
         vex_files=[Path(v) for v in listed(vex)],
+        gated=fail_on not in (None, FailOn.none),
+        max_age_days=db_max_age,
     )
     try:
         report = image_report(source, listed(select), listed(skip), vulns, log=say)
     except PipelineError as exc:
         die(str(exc))
+    # Without a gate nothing is decided on the verdict, so an unjudged or stale scan still reports, said loudly.
+    for problem in report.problems:
+        if problem.fact == VULN_FACT:
+            say(f"portcullis: warning: {problem.reason}")
     raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))
