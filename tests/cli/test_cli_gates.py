@@ -64,3 +64,35 @@ def test_lint_comma_separated_select() -> None:
     assert run.code == 0, run.stderr
     assert rule_ids(run.json()) <= {"DKR-DF-001", "DKR-DF-002"}
     assert "DKR-DF-001" in rule_ids(run.json())
+
+
+@pytest.mark.engine
+def test_audit_ignore_entry_matching_nothing_warns_and_fails_under_strict(recorded: Recorded, tmp_path: Path) -> None:
+    (tmp_path / ".portcullisignore.yaml").write_text(
+        "ignore:\n  - {id: CIS-5, reason: the lab runs anything}\n  - {id: CIS-5.55, reason: a misspelt id}\n"
+    )
+    run = run_cli("audit", "--facts-in", str(recorded.facts), "-f", "json", cwd=tmp_path)
+    assert run.code == 0, run.stderr
+    assert (
+        "portcullis: warning: .portcullisignore.yaml entry 2 (id CIS-5.55) matched nothing" in run.stderr.splitlines()
+    )
+    assert "entry 1" not in run.stderr
+    strict = run_cli("audit", "--facts-in", str(recorded.facts), "--strict", cwd=tmp_path)
+    assert strict.code == 1
+    assert strict.one_error_line() == (
+        "portcullis: error: .portcullisignore.yaml entry 2 (id CIS-5.55) matched nothing (--strict)"
+    )
+    assert strict.stdout == ""
+
+
+def test_lint_takes_the_ignore_file_and_strict(tmp_path: Path) -> None:
+    ignore = tmp_path / "accepted.yaml"
+    ignore.write_text("ignore:\n  - {id: DKR-DF-001, reason: the base image sets the user}\n")
+    run = run_cli("lint", str(DOCKERFILE), "--format", "json", "--ignore-file", str(ignore), "--strict")
+    assert run.code == 0, run.stderr
+    [accepted] = [f for f in run.json()["findings"] if f["rule_id"] == "DKR-DF-001"]
+    assert accepted["suppressed_by"] == f"{ignore}#1: the base image sets the user"
+    ignore.write_text("ignore:\n  - {id: DKR-DF-001, target: other.Dockerfile, reason: r}\n")
+    run = run_cli("lint", str(DOCKERFILE), "--ignore-file", str(ignore), "--strict")
+    assert run.code == 1
+    assert run.one_error_line() == f"portcullis: error: {ignore} entry 1 (id DKR-DF-001) matched nothing (--strict)"

@@ -1,5 +1,6 @@
 """Gates that cannot judge must not pass: `portcullis image --fail-on` with no database or a stale one is a tool
-error; without a gate the report is still written, with a warning. Every report names the database it used."""
+error; without a gate the report is still written, with a warning. Every report names the database it used.
+The one ignore file accepts vulnerabilities too."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ NO_DATABASE = (
 )
 
 
-def portcullis(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+def portcullis(*args: str, db: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "portcullis", "image", IMAGE, *args],
         capture_output=True,
@@ -31,6 +32,7 @@ def portcullis(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
         timeout=300,
         env={"PORTCULLIS_DB": str(db), "PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
         check=False,
+        cwd=cwd,
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
@@ -120,3 +122,60 @@ def test_every_report_records_the_database(fresh_db: Path) -> None:
     name, fetched = next(iter(sources.items()))
     # one line, wrapped at the file's 80 columns
     assert f"Vulnerability database: schema 4, built {built}; sources: {name} {fetched}" in " ".join(text.split())
+
+
+IGNORE = """\
+ignore:
+  - id: CVE-2023-38545
+    package: libcurl4
+    reason: the library is only used by the build's curl, which never follows SOCKS5 proxies
+  - id: CVE-2099-0001
+    reason: an advisory this image no longer has
+"""
+
+
+def vulns(report: dict[str, object]) -> dict[tuple[str, str], str | None]:
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    return {
+        (f["evidence"]["advisory_id"], f["evidence"]["package"]["name"]): f["suppressed_by"]
+        for f in findings
+        if f["rule_id"] == "DKR-VULN"
+    }
+
+
+def test_the_ignore_file_accepts_vulnerabilities_and_names_entries_that_match_nothing(
+    fresh_db: Path, tmp_path: Path
+) -> None:
+    (tmp_path / ".portcullisignore.yaml").write_text(IGNORE)
+    done = portcullis("-f", "json", db=fresh_db, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = vulns(json.loads(done.stdout))
+    assert found[("CVE-2023-38545", "libcurl4")] == (
+        ".portcullisignore.yaml#1: the library is only used by the build's curl, which never follows SOCKS5 proxies"
+    )
+    assert found[("CVE-2023-38545", "curl")] is None  # the entry names another package
+    assert "portcullis: warning: .portcullisignore.yaml entry 2 (id CVE-2099-0001) matched nothing" in (
+        done.stderr.splitlines()
+    )
+
+    strict = portcullis("-f", "json", "--strict", db=fresh_db, cwd=tmp_path)
+    assert strict.returncode == 1
+    assert strict.stdout == ""
+    assert strict.stderr.splitlines()[-1] == (
+        "portcullis: error: .portcullisignore.yaml entry 2 (id CVE-2099-0001) matched nothing (--strict)"
+    )
+
+
+def test_the_old_vuln_ignore_flag_still_works_with_a_deprecation_warning(fresh_db: Path, tmp_path: Path) -> None:
+    old = tmp_path / "vuln-ignore.yaml"
+    old.write_text(IGNORE.split("  - id: CVE-2099")[0])
+    done = portcullis("-f", "json", "--vuln-ignore", str(old), db=fresh_db, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert vulns(json.loads(done.stdout))[("CVE-2023-38545", "libcurl4")] == (
+        f"{old}#1: the library is only used by the build's curl, which never follows SOCKS5 proxies"
+    )
+    deprecations = [line for line in done.stderr.splitlines() if "deprecated" in line]
+    assert deprecations == [
+        "portcullis: warning: --vuln-ignore is deprecated: move its entries to .portcullisignore.yaml"
+    ]

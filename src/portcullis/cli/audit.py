@@ -14,6 +14,7 @@ from portcullis.cli.common import (
     IgnoreFileOption,
     OutputFormat,
     ShowAllOption,
+    StrictOption,
     die,
     emit,
     listed,
@@ -49,6 +50,7 @@ def audit(
         Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; no engine needed")
     ] = None,
     ignore_file: IgnoreFileOption = None,
+    strict: StrictOption = False,
     exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Audit a Docker engine, its host and its files against the CIS Docker Benchmark.
@@ -88,5 +90,14 @@ def audit(
     except PipelineError as exc:
         die(str(exc))
     raise typer.Exit(
-        emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code, show_all=show_all)
+        emit(
+            report,
+            output_format,
+            output,
+            fail_on,
+            ignore_file=ignore_file,
+            strict=strict,
+            exit_code=exit_code,
+            show_all=show_all,
+        )
     )

@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, listed, say
+from portcullis.cli.common import (
+    DEFAULT_IGNORE_FILE,
+    FailOn,
+    IgnoreFileOption,
+    OutputFormat,
+    ShowAllOption,
+    StrictOption,
+    die,
+    emit,
+    listed,
+    say,
+)
 from portcullis.model.findings import Severity
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
@@ -82,8 +93,10 @@ def image(
         list[Severity] | None, typer.Option("--severity", help="only vulnerabilities of these severities")
     ] = None,
     vuln_ignore: Annotated[
-        Path | None, typer.Option("--vuln-ignore", help="YAML ignore rules for advisories (reason required)")
+        Path | None, typer.Option("--vuln-ignore", help="deprecated: its entries belong in the ignore file")
     ] = None,
+    ignore_file: IgnoreFileOption = None,
+    strict: StrictOption = False,
     vex: Annotated[
         list[str] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX documents", metavar="FILE")
     ] = None,
@@ -108,7 +121,6 @@ def image(
         db_path=db,
         only_fixed=only_fixed,
         severities=severity or [],
-        ignore_file=vuln_ignore,
         vex_files=[Path(v) for v in listed(vex)],
         gated=fail_on not in (None, FailOn.none),
         max_age_days=db_max_age,
@@ -121,4 +133,17 @@ def image(
     for problem in report.problems:
         if problem.fact == VULN_FACT:
             say(f"portcullis: warning: {problem.reason}")
-    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))
+    if vuln_ignore is not None:
+        say(f"portcullis: warning: --vuln-ignore is deprecated: move its entries to {DEFAULT_IGNORE_FILE}")
+    raise typer.Exit(
+        emit(
+            report,
+            output_format,
+            output,
+            fail_on,
+            ignore_file=ignore_file,
+            strict=strict,
+            legacy_ignore_file=vuln_ignore,
+            show_all=show_all,
+        )
+    )

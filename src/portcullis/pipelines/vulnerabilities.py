@@ -28,7 +28,6 @@ class VulnOptions:
     db_path: Path | None = None
     only_fixed: bool = False
     severities: list[Severity] = field(default_factory=list)
-    ignore_file: Path | None = None
     vex_files: list[Path] = field(default_factory=list)
     gated: bool = False  # a --fail-on gate will judge the result: a missing or stale database is then an error
     max_age_days: float = DEFAULT_MAX_AGE_DAYS  # 0: any age will do
@@ -92,15 +91,11 @@ def vulnerability_findings(image: ImageFacts, options: VulnOptions, checked: Dat
     problems += checked.problems
     if checked.path is None:
         return VulnResult([], problems, None)
-    from datetime import date
-
     from portcullis.vuln import scan
     from portcullis.vuln.db import DatabaseError, VulnDB
     from portcullis.vuln.filters import (
         FilterInputError,
-        apply_ignores,
         apply_vex,
-        load_ignore_rules,
         load_vex,
         only_fixed,
         with_severity,
@@ -113,9 +108,6 @@ def vulnerability_findings(image: ImageFacts, options: VulnOptions, checked: Dat
             found = only_fixed(found)
         if options.severities:
             found = with_severity(found, options.severities)
-        if options.ignore_file is not None:
-            rules = load_ignore_rules(options.ignore_file.read_text(encoding="utf-8"), str(options.ignore_file))
-            found = apply_ignores(found, rules, date.today())
         for vex in options.vex_files:
             found = apply_vex(found, load_vex(vex.read_text(encoding="utf-8"), str(vex)))
     except (DatabaseError, FilterInputError) as exc:
