@@ -96,3 +96,19 @@ def test_lint_takes_the_ignore_file_and_strict(tmp_path: Path) -> None:
     run = run_cli("lint", str(DOCKERFILE), "--ignore-file", str(ignore), "--strict")
     assert run.code == 1
     assert run.one_error_line() == f"portcullis: error: {ignore} entry 1 (id DKR-DF-001) matched nothing (--strict)"
+
+
+@pytest.mark.engine
+def test_image_selector_matching_nothing_fails_before_the_image_is_read() -> None:
+    run = run_cli("image", "engine:portcullis-test/vulnlab:layered", "--no-vulns", "--select", "CIS-4.1,CIS-5.5")
+    assert run.code == 1
+    assert run.one_error_line() == "portcullis: error: --select 'CIS-5.5' matches no rule `image` runs"
+
+
+def test_rules_with_an_unknown_prefix_is_one_error_line() -> None:
+    run = run_cli("rules", "CIS-99")
+    assert run.code == 1
+    assert (
+        run.one_error_line()
+        == "portcullis: error: no rule has the id or prefix 'CIS-99'; `portcullis rules` lists them"
+    )

@@ -321,7 +321,8 @@ def select_rules(
 
 def _unknown(flag: str, pattern: str, rules: list[Rule], command: str | None) -> str:
     by_upper = {r.id.upper(): r.id for r in rules}
-    close = difflib.get_close_matches(pattern.strip().upper(), list(by_upper), n=1)
+    # 0.75: a transposed or doubled character still matches, a different control number (CIS-4.9 for CIS-5.5) does not
+    close = difflib.get_close_matches(pattern.strip().upper(), list(by_upper), n=1, cutoff=0.75)
     hint = f"; did you mean {by_upper[close[0]]}?" if close else ""
     scope = f" `{command}` runs" if command else ""
     return f"{flag} {pattern.strip()!r} matches no rule{scope}{hint}"
