@@ -112,3 +112,9 @@ def test_rules_with_an_unknown_prefix_is_one_error_line() -> None:
         run.one_error_line()
         == "portcullis: error: no rule has the id or prefix 'CIS-99'; `portcullis rules` lists them"
     )
+
+
+def test_audit_selector_is_checked_before_the_engine_is_reached(tmp_path: Path) -> None:
+    run = run_cli("audit", "-H", f"unix://{tmp_path / 'no-engine.sock'}", "--select", "CIS-99")
+    assert run.code == 1
+    assert run.one_error_line().startswith("portcullis: error: --select 'CIS-99' matches no rule `audit` runs")

@@ -21,7 +21,7 @@ from portcullis.cli.common import (
     say,
 )
 from portcullis.collect import CollectionError
-from portcullis.pipelines.audit import audit_report
+from portcullis.pipelines.audit import audit_report, audit_rules
 from portcullis.pipelines.errors import PipelineError
 
 
@@ -63,9 +63,11 @@ def audit(
     from portcullis.collect.engine import connect
     from portcullis.data.benchmark import UnknownBenchmark, load_benchmark
 
-    try:  # before any collection: a mistyped benchmark should not cost a whole audit
+    select, skip = listed(select), listed(skip)
+    try:  # before any collection: a mistyped benchmark or selector should not cost a whole audit
         benchmark = load_benchmark(benchmark_id)
-    except UnknownBenchmark as exc:
+        audit_rules(select, skip, level, benchmark)
+    except (UnknownBenchmark, PipelineError) as exc:
         die(str(exc))
     try:
         if facts_in is not None:
@@ -85,10 +87,7 @@ def audit(
             facts_out.write_text(facts.to_json(), encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {facts_out}: {exc.strerror}")
-    try:
-        report = audit_report(facts, listed(select), listed(skip), level, benchmark)
-    except PipelineError as exc:
-        die(str(exc))
+    report = audit_report(facts, select, skip, level, benchmark)
     raise typer.Exit(
         emit(
             report,
