@@ -129,7 +129,7 @@ def image(
         report = image_report(source, listed(select), listed(skip), vulns, log=say)
     except PipelineError as exc:
         die(str(exc))
-    # Without a gate nothing is decided on the verdict, so an unjudged or stale scan still reports, said loudly.
+    # Reached only without a gate (with one these were errors): the report is written, stderr says it is incomplete.
     for problem in report.problems:
         if problem.fact == VULN_FACT:
             say(f"portcullis: warning: {problem.reason}")
