@@ -1,4 +1,4 @@
-"""--only-fixed, --severity, ignore rules and VEX (OpenVEX, CycloneDX) over real findings."""
+"""--only-fixed, --severity, ignore-file entries for advisories and VEX (OpenVEX, CycloneDX) over real findings."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from test_vuln_cases import status_file
 from vulndata import BOOKWORM, SHARED
 
 from portcullis.collect.inventory import parse_dpkg_status, parse_npm_lock
-from portcullis.model.findings import Finding, Severity, Summary
+from portcullis.model.findings import Finding, Report, Severity, Summary, ToolInfo
+from portcullis.pipelines.policy import PolicyError, parse_policy
 from portcullis.vuln import scan
 from portcullis.vuln.db import VulnDB
 from portcullis.vuln.filters import (
     FilterInputError,
-    apply_ignores,
     apply_vex,
-    load_ignore_rules,
     load_vex,
     only_fixed,
     with_severity,
@@ -80,19 +79,37 @@ ignore:
 """
 
 
-def test_ignore_rules(findings: list[Finding]) -> None:
-    rules = load_ignore_rules(IGNORE, "ignore.yaml")
-    out = apply_ignores(findings, rules, today=date(2025, 6, 1))
+def test_ignore_file_entries_for_vulnerabilities(findings: list[Finding]) -> None:
+    policy = parse_policy(IGNORE, ".portcullisignore.yaml", date(2025, 6, 1))
+    report = Report(
+        command="image", tool=ToolInfo(version="0"), subject="x", findings=findings, summary=Summary.of(findings)
+    )
+    out = policy.apply(report).findings
     assert ids(out, suppressed=True) == {"GHSA-xvch-5gv4-984h", "CVE-2025-0167"}
     [minimist] = [f for f in out if f.evidence["advisory_id"] == "GHSA-xvch-5gv4-984h"]
-    assert minimist.suppressed_by == "ignore rule: minimist only parses our own fixed argv"
+    assert minimist.suppressed_by == ".portcullisignore.yaml#1: minimist only parses our own fixed argv"
     assert Summary.of(out).suppressed == 2
     assert len(out) == len(findings)
+    assert [e.number for e in policy.expired] == [2]
+    assert policy.unmatched(report) == []
 
 
-def test_ignore_rule_without_reason_is_refused() -> None:
-    with pytest.raises(FilterInputError, match="has no reason; a reason is required"):
-        load_ignore_rules("ignore:\n  - id: CVE-2024-2398\n", "ignore.yaml")
+def test_ignore_file_entry_naming_another_package_or_advisory_matches_nothing(findings: list[Finding]) -> None:
+    text = (
+        "ignore:\n  - {id: CVE-2025-0167, package: openssl, reason: r}\n  - {id: cve-2021-44906, reason: r}\n"
+        "  - {id: CVE-1999-0001, reason: r}\n  - {id: DKR-VULN, package: coreutils, reason: r}\n"
+    )
+    policy = parse_policy(text, "ignore.yaml", date(2025, 6, 1))
+    report = Report(
+        command="image", tool=ToolInfo(version="0"), subject="x", findings=findings, summary=Summary.of(findings)
+    )
+    assert [(e.number, e.entry.id) for e in policy.unmatched(report)] == [(1, "CVE-2025-0167"), (3, "CVE-1999-0001")]
+    assert ids(policy.apply(report).findings, suppressed=True) == {"GHSA-xvch-5gv4-984h", "CVE-2016-2781"}
+
+
+def test_ignore_entry_without_reason_is_refused() -> None:
+    with pytest.raises(PolicyError, match="entry 1, field `reason` is required"):
+        parse_policy("ignore:\n  - id: CVE-2024-2398\n", "ignore.yaml", date(2025, 6, 1))
 
 
 def test_openvex_suppresses_with_justification(findings: list[Finding]) -> None:

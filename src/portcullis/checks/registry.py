@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,21 +288,41 @@ def describe(findings: Iterable[Finding]) -> list[RuleInfo]:
     return list(described.values())
 
 
+class UnknownSelector(ValueError):
+    """A --select or --skip pattern that matches no rule the command runs; the message is one line."""
+
+
 def select_rules(
     rules: Iterable[Rule],
     select: Iterable[str] = (),
     skip: Iterable[str] = (),
     level: int | None = None,
     command: str | None = None,
-) -> Iterator[Rule]:
+) -> list[Rule]:
+    """The rules `command` runs, narrowed by `select`, `skip` and `level`.
+
+    A pattern that matches none of the command's rules raises UnknownSelector: a misspelt --select would
+    otherwise judge nothing and pass, a misspelt --skip would silently keep the rule it meant to drop.
+    """
     select, skip = list(select), list(skip)
-    for candidate in rules:
-        if command is not None and command not in candidate.commands:
-            continue
-        if select and not any(candidate.matches(p) for p in select):
-            continue
-        if any(candidate.matches(p) for p in skip):
-            continue
-        if level is not None and candidate.cis is not None and candidate.cis.level > level:
-            continue
-        yield candidate
+    runnable = [r for r in rules if command is None or command in r.commands]
+    for flag, patterns in (("--select", select), ("--skip", skip)):
+        for pattern in patterns:
+            if not any(r.matches(pattern) for r in runnable):
+                raise UnknownSelector(_unknown(flag, pattern, runnable, command))
+    return [
+        candidate
+        for candidate in runnable
+        if (not select or any(candidate.matches(p) for p in select))
+        and not any(candidate.matches(p) for p in skip)
+        and (level is None or candidate.cis is None or candidate.cis.level <= level)
+    ]
+
+
+def _unknown(flag: str, pattern: str, rules: list[Rule], command: str | None) -> str:
+    by_upper = {r.id.upper(): r.id for r in rules}
+    # 0.75: a transposed or doubled character still matches, a different control number (CIS-4.9 for CIS-5.5) does not
+    close = difflib.get_close_matches(pattern.strip().upper(), list(by_upper), n=1, cutoff=0.75)
+    hint = f"; did you mean {by_upper[close[0]]}?" if close else ""
+    scope = f" `{command}` runs" if command else ""
+    return f"{flag} {pattern.strip()!r} matches no rule{scope}{hint}"

@@ -14,17 +14,20 @@ from portcullis.cli.common import (
     IgnoreFileOption,
     OutputFormat,
     ShowAllOption,
+    StrictOption,
     TLSCACertOption,
     TLSCertOption,
     TLSKeyOption,
     TLSVerifyOption,
     die,
     emit,
+    listed,
     say,
     use_engine_tls,
 )
 from portcullis.collect import CollectionError
-from portcullis.pipelines.audit import audit_report
+from portcullis.pipelines.audit import audit_report, audit_rules
+from portcullis.pipelines.errors import PipelineError
 
 
 def audit(
@@ -56,6 +59,7 @@ def audit(
         Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; no engine needed")
     ] = None,
     ignore_file: IgnoreFileOption = None,
+    strict: StrictOption = False,
     exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Audit a Docker engine, its host and its files against the CIS Docker Benchmark.
@@ -69,9 +73,11 @@ def audit(
     from portcullis.collect.engine import connect
     from portcullis.data.benchmark import UnknownBenchmark, load_benchmark
 
-    try:  # before any collection: a mistyped benchmark should not cost a whole audit
+    select, skip = listed(select), listed(skip)
+    try:  # before any collection: a mistyped benchmark or selector should not cost a whole audit
         benchmark = load_benchmark(benchmark_id)
-    except UnknownBenchmark as exc:
+        audit_rules(select, skip, level, benchmark)
+    except (UnknownBenchmark, PipelineError) as exc:
         die(str(exc))
     try:
         if facts_in is not None:
@@ -91,7 +97,16 @@ def audit(
             facts_out.write_text(facts.to_json(), encoding="utf-8")
         except OSError as exc:
             die(f"cannot write {facts_out}: {exc.strerror}")
-    report = audit_report(facts, select or [], skip or [], level, benchmark)
+    report = audit_report(facts, select, skip, level, benchmark)
     raise typer.Exit(
-        emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code, show_all=show_all)
+        emit(
+            report,
+            output_format,
+            output,
+            fail_on,
+            ignore_file=ignore_file,
+            strict=strict,
+            exit_code=exit_code,
+            show_all=show_all,
+        )
     )

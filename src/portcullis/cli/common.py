@@ -23,6 +23,11 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
+def listed(values: list[str] | None) -> list[str]:
+    """A repeatable option's values with comma-separated lists split: `--select CIS-5.5,CIS-5.4` is two values."""
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
 DEFAULT_IGNORE_FILE = ".portcullisignore.yaml"  # read from the working directory when --ignore-file is not given
 
 
@@ -78,6 +83,9 @@ TLSKeyOption = Annotated[
     Path | None,
     typer.Option("--tlskey", help="client key (default: key.pem in DOCKER_CERT_PATH or ~/.docker)"),
 ]
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="an ignore-file entry that matches no finding is an error, not a warning")
+]
 ShowAllOption = Annotated[
     bool,
     typer.Option("--all", "-a", help="text: also list pass, n/a and suppressed findings (counted either way)"),
@@ -91,27 +99,42 @@ def use_engine_tls(verify: bool, ca: Path | None, cert: Path | None, key: Path |
     use_tls_flags(TLSFlags(verify=verify, ca=ca, cert=cert, key=key))
 
 
-def apply_ignore_file(report: Report, ignore_file: Path | None) -> Report:
-    """Mark the findings the ignore file accepts; with no --ignore-file, ./.portcullisignore.yaml if present."""
-    path = ignore_file
-    if path is None:
-        path = Path(DEFAULT_IGNORE_FILE)
-        if not path.is_file():
-            return report  # the common case: the policy module (pydantic models, YAML) is not even loaded
+def apply_ignore_file(
+    report: Report, ignore_file: Path | None, *, strict: bool = False, legacy: Path | None = None
+) -> Report:
+    """Mark the findings the ignore file accepts; with no --ignore-file, ./.portcullisignore.yaml if present.
+
+    `legacy` is a file named by a deprecated flag (--vuln-ignore), applied after it. An entry that matches no
+    finding is a warning, and an error under `strict`: it is a misspelt id or an acceptance nobody needs any more.
+    """
+    if ignore_file is not None:
+        paths = [ignore_file]
+    else:
+        paths = [Path(DEFAULT_IGNORE_FILE)] if Path(DEFAULT_IGNORE_FILE).is_file() else []
+    if legacy is not None:
+        paths.append(legacy)
+    if not paths:
+        return report  # the common case: the policy module (pydantic models, YAML) is not even loaded
     from portcullis.pipelines.policy import PolicyError, load_policy
 
-    try:
-        policy = load_policy(path, date.today())
-    except PolicyError as exc:
-        die(str(exc))
-    for item in policy.expired:
-        say(
-            f"portcullis: warning: {policy.source}#{item.number} ({item.entry.id}) expired on "
-            f"{item.entry.expires}; it no longer applies"
-        )
-    report = policy.apply(report)
+    for path in paths:
+        try:
+            policy = load_policy(path, date.today())
+        except PolicyError as exc:
+            die(str(exc))
+        for item in policy.expired:
+            say(
+                f"portcullis: warning: {policy.source}#{item.number} ({item.entry.id}) expired on "
+                f"{item.entry.expires}; it no longer applies"
+            )
+        for item in policy.unmatched(report):
+            message = f"{policy.source} entry {item.number} (id {item.entry.id}) matched nothing"
+            if strict:
+                die(f"{message} (--strict)")
+            say(f"portcullis: warning: {message}")
+        report = policy.apply(report)
     if report.summary.suppressed:
-        say(f"{report.summary.suppressed} finding(s) suppressed by {policy.source}")
+        say(f"{report.summary.suppressed} finding(s) suppressed by {', '.join(str(p) for p in paths)}")
     return report
 
 
@@ -122,6 +145,8 @@ def emit(
     fail_on: FailOn | None,
     *,
     ignore_file: Path | None = None,
+    strict: bool = False,
+    legacy_ignore_file: Path | None = None,
     exit_code: int = EXIT_FINDINGS,
     show_all: bool = False,
 ) -> int:
@@ -136,7 +161,7 @@ def emit(
 
     if fmt.value not in RENDERER_MODULES:
         die(f"format {fmt.value!r} is not available for this command")
-    report = apply_ignore_file(report, ignore_file)
+    report = apply_ignore_file(report, ignore_file, strict=strict, legacy=legacy_ignore_file)
     # Renderers describe rules (SARIF descriptors) from the report alone, so every command's report carries them.
     report = report.model_copy(update={"rules": describe(report.findings)})
     if fmt is OutputFormat.text:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import die, say
+from portcullis.cli.common import die, listed, say
 from portcullis.pipelines.database import (
     database_path,
     database_status,
@@ -58,7 +58,7 @@ def update(
     tracker JSON 512 MiB, OSV zip 512 MiB, secdb document 64 MiB, secdb index 1 MiB."""
     path = database_path(db)
     try:
-        result = update_database(path, only or [], url or [], _progress, timeout)
+        result = update_database(path, listed(only), url or [], _progress, timeout)
     except VulnerabilityInputError as exc:
         if sys.stderr.isatty():
             sys.stderr.write("\n")  # end the progress line

@@ -10,22 +10,26 @@ from typing import Annotated
 import typer
 
 from portcullis.cli.common import (
+    DEFAULT_IGNORE_FILE,
     FailOn,
+    IgnoreFileOption,
     OutputFormat,
     ShowAllOption,
+    StrictOption,
     TLSCACertOption,
     TLSCertOption,
     TLSKeyOption,
     TLSVerifyOption,
     die,
     emit,
+    listed,
     say,
     use_engine_tls,
 )
 from portcullis.model.findings import Severity
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
-from portcullis.pipelines.vulnerabilities import VulnOptions
+from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS, VULN_FACT, VulnOptions
 
 USERNAME_ENV = "PORTCULLIS_REGISTRY_USERNAME"
 PASSWORD_ENV = "PORTCULLIS_REGISTRY_PASSWORD"
@@ -85,14 +89,26 @@ def image(
     max_files: Annotated[int | None, typer.Option("--max-files", min=1, help="refuse images with more paths")] = None,
     no_vulns: Annotated[bool, typer.Option("--no-vulns", help="do not match packages against advisories")] = False,
     db: Annotated[Path | None, typer.Option("--db", help="vulnerability database (default: the user cache)")] = None,
+    db_max_age: Annotated[
+        float,
+        typer.Option(
+            "--db-max-age",
+            min=0,
+            help="days the database's oldest source may be old; older is an error under --fail-on (0: no limit)",
+        ),
+    ] = DEFAULT_MAX_AGE_DAYS,
     only_fixed: Annotated[bool, typer.Option("--only-fixed", help="only vulnerabilities with a fix")] = False,
     severity: Annotated[
         list[Severity] | None, typer.Option("--severity", help="only vulnerabilities of these severities")
     ] = None,
     vuln_ignore: Annotated[
-        Path | None, typer.Option("--vuln-ignore", help="YAML ignore rules for advisories (reason required)")
+        Path | None, typer.Option("--vuln-ignore", help="deprecated: its entries belong in the ignore file")
     ] = None,
-    vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX document")] = None,
+    ignore_file: IgnoreFileOption = None,
+    strict: StrictOption = False,
+    vex: Annotated[
+        list[str] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX documents", metavar="FILE")
+    ] = None,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -104,7 +120,7 @@ def image(
     source = ImageSource(
         reference,
         platform=platform,
-        insecure_registries=insecure_registry or [],
+        insecure_registries=listed(insecure_registry),
         credentials=registry_credentials(username, password_stdin),
         engine_host=host,
         max_bytes=max_bytes,
@@ -115,11 +131,29 @@ def image(
         db_path=db,
         only_fixed=only_fixed,
         severities=severity or [],
-        ignore_file=vuln_ignore,
-        vex_files=vex or [],
+        vex_files=[Path(v) for v in listed(vex)],
+        gated=fail_on not in (None, FailOn.none),
+        max_age_days=db_max_age,
     )
     try:
-        report = image_report(source, select or [], skip or [], vulns, log=say)
+        report = image_report(source, listed(select), listed(skip), vulns, log=say)
     except PipelineError as exc:
         die(str(exc))
-    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))
+    # Reached only without a gate (with one these were errors): the report is written, stderr says it is incomplete.
+    for problem in report.problems:
+        if problem.fact == VULN_FACT:
+            say(f"portcullis: warning: {problem.reason}")
+    if vuln_ignore is not None:
+        say(f"portcullis: warning: --vuln-ignore is deprecated: move its entries to {DEFAULT_IGNORE_FILE}")
+    raise typer.Exit(
+        emit(
+            report,
+            output_format,
+            output,
+            fail_on,
+            ignore_file=ignore_file,
+            strict=strict,
+            legacy_ignore_file=vuln_ignore,
+            show_all=show_all,
+        )
+    )

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit
+from portcullis.cli.common import (
+    FailOn,
+    IgnoreFileOption,
+    OutputFormat,
+    ShowAllOption,
+    StrictOption,
+    die,
+    emit,
+    listed,
+)
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.lint import lint_report
 
@@ -32,6 +41,8 @@ def lint(
     ] = None,
     select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
+    ignore_file: IgnoreFileOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """Lint Dockerfiles and compose files: security problems with their exact line.
 
@@ -42,7 +53,9 @@ def lint(
     if not files and not compose_files:
         die("nothing to lint: give a Dockerfile or a compose file")
     try:
-        report = lint_report(files or [], compose_files or [], env_file, select, skip)
+        report = lint_report(files or [], compose_files or [], env_file, listed(select), listed(skip))
     except PipelineError as exc:
         die(str(exc))
-    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))
+    raise typer.Exit(
+        emit(report, output_format, output, fail_on, ignore_file=ignore_file, strict=strict, show_all=show_all)
+    )

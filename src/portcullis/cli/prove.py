@@ -21,6 +21,7 @@ from portcullis.cli.common import (
     TLSVerifyOption,
     die,
     emit,
+    listed,
     say,
     use_engine_tls,
 )
@@ -104,7 +105,7 @@ def prove(
                 pids_limit=pids_limit,
                 cpus=cpus,
                 read_only=read_only,
-                cap_drop=[c.upper().removeprefix("CAP_") for c in cap_drop or []],
+                cap_drop=[c.upper().removeprefix("CAP_") for c in listed(cap_drop)],
                 seccomp_unconfined=seccomp_unconfined,
                 no_new_privileges=no_new_privileges,
                 userns_remap=any("name=userns" in o for o in security_options),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.checks.registry import Rule, all_rules, get_rule, select_rules
+from portcullis.checks.registry import Rule, UnknownSelector, all_rules, get_rule, select_rules
 from portcullis.cli.common import die
 
 
@@ -46,7 +46,8 @@ def rules(
     if exact is not None:
         typer.echo(explain(exact), nl=False)
         return
-    matching = list(select_rules(catalogue, [rule_id]))
-    if not matching:
+    try:
+        matching = select_rules(catalogue, [rule_id])
+    except UnknownSelector:
         die(f"no rule has the id or prefix {rule_id!r}; `portcullis rules` lists them")
     typer.echo("\n".join(explain(item) for item in matching), nl=False)

@@ -13,6 +13,7 @@ from portcullis.cli.common import (
     TLSKeyOption,
     TLSVerifyOption,
     die,
+    listed,
     say,
     use_engine_tls,
 )
@@ -50,7 +51,7 @@ def sbom(
     source = ImageSource(
         reference,
         platform=platform,
-        insecure_registries=insecure_registry or [],
+        insecure_registries=listed(insecure_registry),
         credentials=registry_credentials(username, password_stdin),
         engine_host=host,
     )

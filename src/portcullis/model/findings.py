@@ -194,6 +194,24 @@ class CollectionProblem(BaseModel):
     reason: str
 
 
+class DatabaseSource(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="debian-tracker, osv:PyPI, alpine-secdb:v3.19/main")
+    fetched_at: str = Field(description="when this source's content was obtained (ISO 8601, UTC)")
+
+
+class DatabaseInfo(BaseModel):
+    """The vulnerability database a report was judged against, so a verdict can be traced to its data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    schema_version: str
+    built_at: str | None = Field(None, description="when the database file was last written (ISO 8601, UTC)")
+    sources: list[DatabaseSource] = Field(default_factory=list)
+
+
 class Report(BaseModel):
     schema_version: str = "1"
     command: str
@@ -204,6 +222,7 @@ class Report(BaseModel):
     summary: Summary
     problems: list[CollectionProblem] = Field(default_factory=list)
     rules: list[RuleInfo] = Field(default_factory=list, description="the rules behind the findings, described once")
+    database: DatabaseInfo | None = Field(None, description="the vulnerability database used, when one was")
 
     def failures_at_or_above(self, threshold: Severity) -> list[Finding]:
         return [

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.checks.registry import IMAGE_RULE_MODULES, all_rules, select_rules
+from portcullis.checks.registry import IMAGE_RULE_MODULES, Rule, UnknownSelector, all_rules, select_rules
 from portcullis.checks.runner import run_image_rules
 from portcullis.model.facts import ImageFacts
-from portcullis.model.findings import CollectionProblem, Report, Summary, ToolInfo
-from portcullis.pipelines.errors import SubjectError
-from portcullis.pipelines.vulnerabilities import VulnOptions, vulnerability_findings
+from portcullis.model.findings import CollectionProblem, DatabaseInfo, Report, Summary, ToolInfo
+from portcullis.pipelines.errors import SubjectError, UsageError
+from portcullis.pipelines.vulnerabilities import DatabaseCheck, VulnOptions, check_database, vulnerability_findings
 
 
 @dataclass(frozen=True)
@@ -64,16 +64,33 @@ def read_image(source: ImageSource, log: Callable[[str], None] = _silent) -> Ima
     return facts
 
 
+def image_rules(select: Sequence[str], skip: Sequence[str]) -> list[Rule]:
+    """The image rules (CIS section 4, DKR-IMG) narrowed by `select` and `skip`; a selector matching none of them
+    raises UsageError."""
+    try:
+        return select_rules(all_rules(IMAGE_RULE_MODULES), select, skip, command="image")
+    except UnknownSelector as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def judge_image(
-    reference: str, image: ImageFacts, select: Sequence[str], skip: Sequence[str], vulns: VulnOptions | None
+    reference: str,
+    image: ImageFacts,
+    select: Sequence[str],
+    skip: Sequence[str],
+    vulns: VulnOptions | None,
+    checked: DatabaseCheck | None = None,
 ) -> Report:
-    """The image rules (CIS section 4, DKR-IMG) and, unless `vulns` is None or disabled, its vulnerabilities."""
+    """The image rules and, unless `vulns` is None or disabled, its vulnerabilities (against the database
+    `checked` already, when given)."""
     collected_at = datetime.now(UTC).isoformat(timespec="seconds")
-    findings = run_image_rules(select_rules(all_rules(IMAGE_RULE_MODULES), select, skip), image, collected_at)
+    findings = run_image_rules(image_rules(select, skip), image, collected_at)
     problems: list[CollectionProblem] = []
+    database: DatabaseInfo | None = None
     if vulns is not None and vulns.enabled:
-        found, problems = vulnerability_findings(image, vulns)
-        findings += found
+        result = vulnerability_findings(image, vulns, checked)
+        findings += result.findings
+        problems, database = result.problems, result.database
     return Report(
         command="image",
         tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
@@ -81,6 +98,7 @@ def judge_image(
         findings=findings,
         summary=Summary.of(findings),
         problems=problems,
+        database=database,
     )
 
 
@@ -91,6 +109,10 @@ def image_report(
     vulns: VulnOptions | None = None,
     log: Callable[[str], None] = _silent,
 ) -> Report:
-    """The whole `portcullis image` flow; `log` hears one progress line once the image is read."""
+    """The whole `portcullis image` flow; `log` hears one progress line once the image is read.
+
+    Selectors and the vulnerability database are checked first: a run that cannot judge fails before the read."""
+    image_rules(select, skip)
+    checked = check_database(vulns) if vulns is not None and vulns.enabled else None
     image = read_image(source, log)
-    return judge_image(source.reference, image, select, skip, vulns)
+    return judge_image(source.reference, image, select, skip, vulns, checked)

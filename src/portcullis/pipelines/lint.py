@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from portcullis import __version__
-from portcullis.checks.registry import Rule, all_rules, select_rules
+from portcullis.checks.registry import Rule, UnknownSelector, all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
 from portcullis.collect import CollectionError
 from portcullis.collect.files import open_regular
 from portcullis.model.findings import CollectionProblem, Finding, Report, Summary, Target, TargetKind, ToolInfo
 from portcullis.model.lint import ComposeFacts, DockerfileFacts
-from portcullis.pipelines.errors import SubjectError
+from portcullis.pipelines.errors import SubjectError, UsageError
 
 DOCKERFILE_NAMES = ("dockerfile", "containerfile")
 
@@ -100,7 +100,10 @@ def _lint(
     for path in [*files, *compose_files]:
         if not path.is_file():
             raise SubjectError(f"{path}: no such file")
-    rules = list(select_rules(all_rules(), select, skip, command="lint"))
+    try:
+        rules = select_rules(all_rules(), select, skip, command="lint")
+    except UnknownSelector as exc:
+        raise UsageError(str(exc)) from exc
     kinds = {path: detect_kind(path) for path in files}
     positional_compose = [p for p in files if kinds[p] is TargetKind.COMPOSE]
     projects = [[*positional_compose, *compose_files]] if compose_files else [[p] for p in positional_compose]

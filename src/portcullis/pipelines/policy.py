@@ -1,5 +1,8 @@
 """The ignore file (`.portcullisignore.yaml`): accepted findings, each with a reason and maybe an expiry date.
 
+One file serves rule findings (by rule id or prefix) and vulnerabilities (by advisory id or alias, maybe narrowed
+to a package); the old `--vuln-ignore` files have the same shape and are read by the same parser.
+
 A suppressed finding keeps its status and stays in every report with `suppressed_by` set; it is counted
 apart in the summary and never trips --fail-on. An entry past its `expires` date no longer applies.
 """
@@ -16,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from portcullis.checks.registry import id_matches
 from portcullis.model.findings import Finding, Report, Summary
+from portcullis.model.vuln import VULN_RULE_ID
 from portcullis.pipelines.errors import PipelineError
+from portcullis.vuln.filters import names_advisory, package_matches
 
 
 class PolicyError(PipelineError):
@@ -26,15 +31,23 @@ class PolicyError(PipelineError):
 class IgnoreEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    id: str = Field(min_length=1, description="a rule id (CIS-5.5) or an id prefix (CIS-5, DKR-IMG)")
+    id: str = Field(
+        min_length=1, description="a rule id (CIS-5.5), an id prefix (CIS-5, DKR-IMG) or an advisory id (CVE-…, GHSA-…)"
+    )
     target: str | None = Field(default=None, min_length=1, description="glob on the target name (web-*)")
+    package: str | None = Field(
+        default=None, min_length=1, description="vulnerabilities only: a package name, or a purl without version"
+    )
     reason: str = Field(min_length=1, description="why the finding is accepted; required")
     expires: date | None = Field(default=None, description="last day the entry applies (YYYY-MM-DD)")
 
     def matches(self, finding: Finding) -> bool:
-        if not id_matches(finding.rule_id, self.id):
+        if self.target is not None and not fnmatchcase(finding.target.name, self.target):
             return False
-        return self.target is None or fnmatchcase(finding.target.name, self.target)
+        if finding.rule_id != VULN_RULE_ID:
+            return self.package is None and id_matches(finding.rule_id, self.id)
+        named = id_matches(finding.rule_id, self.id) or names_advisory(finding, self.id)
+        return named and (self.package is None or package_matches(finding, self.package))
 
 
 class IgnoreFile(BaseModel):
@@ -60,6 +73,10 @@ class IgnorePolicy:
             if item.entry.matches(finding):
                 return f"{self.source}#{item.number}: {item.entry.reason}"
         return None
+
+    def unmatched(self, report: Report) -> list[NumberedEntry]:
+        """The active entries that match no finding of `report`: a misspelt id, or a risk gone and forgotten."""
+        return [item for item in self.active if not any(item.entry.matches(f) for f in report.findings)]
 
     def apply(self, report: Report) -> Report:
         """The report with matching findings marked suppressed (never dropped) and the summary recounted."""
@@ -116,7 +133,8 @@ def _first_problem(exc: ValidationError) -> str:
     if error["type"] == "missing":
         message = "is required"
     elif error["type"] == "extra_forbidden":
-        message = "is not a known field (id, target, reason, expires)" if where != "top level" else "is not known"
+        known = "id, target, package, reason, expires"
+        message = f"is not a known field ({known})" if where != "top level" else "is not known"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     subject = f"{where}, field `{field_name}`" if field_name else where
     return f"{subject} {message}{more}"

@@ -53,7 +53,9 @@ def sbom_document(
     subject = sbom_subject(image, source.reference)
     if sbom_format is SbomFormat.spdx:
         return render_spdx(content.packages, subject=subject, os_release=content.os_release).rstrip("\n")
-    findings, problems = vulnerability_findings(image, VulnOptions(db_path=db_path)) if vulns else ([], [])
-    for problem in problems:
+    if not vulns:
+        return render_cyclonedx(content.packages, [], subject=subject, os_release=content.os_release)
+    result = vulnerability_findings(image, VulnOptions(db_path=db_path))
+    for problem in result.problems:
         log(f"note: {problem.fact}: {problem.reason}")
-    return render_cyclonedx(content.packages, findings, subject=subject, os_release=content.os_release)
+    return render_cyclonedx(content.packages, result.findings, subject=subject, os_release=content.os_release)

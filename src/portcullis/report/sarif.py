@@ -95,6 +95,9 @@ def to_sarif(report: Report) -> dict[str, Any]:
         "informationUri": PROJECT_URL,
         "rules": descriptors,
     }
+    properties: dict[str, Any] = {"subject": report.subject, "benchmark": report.tool.benchmark}
+    if report.database is not None:  # which advisory data the vulnerability results were matched against
+        properties["database"] = report.database.model_dump(mode="json")
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
@@ -110,7 +113,7 @@ def to_sarif(report: Report) -> dict[str, Any]:
                     }
                 ],
                 "results": results,
-                "properties": {"subject": report.subject, "benchmark": report.tool.benchmark},
+                "properties": properties,
             }
         ],
     }

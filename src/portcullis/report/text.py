@@ -185,6 +185,11 @@ def render(report: Report, width: int | None = None, *, show_all: bool = False, 
     console.print(Text(f"Portcullis {report.command}: {report.subject}", style="bold"))
     if report.tool.benchmark:
         console.print(Text(f"Benchmark: {report.tool.benchmark}"))
+    if report.database is not None:
+        db = report.database
+        sources = ", ".join(f"{s.name} {s.fetched_at}" for s in db.sources) or "none"
+        built = db.built_at or "unknown"
+        console.print(Text(f"Vulnerability database: schema {db.schema_version}, built {built}; sources: {sources}"))
     listed = [f for f in report.findings if shown(f, show_all)]
     others = [f for f in listed if f.vulnerability is None]
     for section, group in groupby(others, key=_section):

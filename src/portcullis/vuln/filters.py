@@ -1,6 +1,7 @@
-"""Filters over vulnerability findings (pure functions): --only-fixed, --severity, ignore rules and VEX.
+"""Filters over vulnerability findings (pure functions): --only-fixed, --severity, VEX, and the matching the ignore
+file (pipelines/policy.py) uses for vulnerability entries.
 
-Filters that narrow the question (--only-fixed, --severity) drop findings; ignore rules and VEX statements are
+Filters that narrow the question (--only-fixed, --severity) drop findings; VEX statements and ignore entries are
 decisions about a finding, so they keep it and set `suppressed_by` (the summary counts it as suppressed).
 Findings of other rules pass through every filter untouched.
 """
@@ -10,10 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
-import yaml
 from packageurl import PackageURL
 
 from portcullis.model.findings import Finding, Severity
@@ -42,70 +41,17 @@ def with_severity(findings: Iterable[Finding], severities: Collection[Severity])
     return [f for f in findings if not _is_vuln(f) or f.severity in severities]
 
 
-# --- ignore rules -------------------------------------------------------------------------------------------
+def names_advisory(finding: Finding, name: str) -> bool:
+    """True when `name` is the vulnerability's advisory id or one of its aliases, in any case."""
+    return _is_vuln(finding) and name.upper() in {n.upper() for n in _names(finding)}
 
 
-@dataclass(frozen=True)
-class IgnoreRule:
-    id: str  # advisory id or alias
-    reason: str
-    expires: date | None = None
-    package: str | None = None  # a package name, or a purl without version; None = every package
-
-    def applies(self, finding: Finding, today: date) -> bool:
-        if self.expires is not None and today > self.expires:
-            return False
-        if self.id not in _names(finding):
-            return False
-        if self.package is None:
-            return True
-        pkg = finding.evidence["package"]
-        if self.package.startswith("pkg:"):
-            return _purl_matches(self.package, pkg["purl"])
-        return self.package in (pkg["name"], pkg.get("source_name"))
-
-
-def load_ignore_rules(text: str, origin: str) -> list[IgnoreRule]:
-    """YAML: `ignore: [{id: CVE-…, reason: "…", expires: 2025-12-31, package: curl}]`; a reason is required."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FilterInputError(f"{origin}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    entries = document.get("ignore") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise FilterInputError(f"{origin}: expected a top-level 'ignore:' list")
-    rules = []
-    for number, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict) or not entry.get("id"):
-            raise FilterInputError(f"{origin}: ignore entry {number} has no id")
-        reason = str(entry.get("reason") or "").strip()
-        if not reason:
-            raise FilterInputError(
-                f"{origin}: ignore entry {number} ({entry['id']}) has no reason; a reason is required"
-            )
-        expires = entry.get("expires")
-        if expires is not None and not isinstance(expires, date):
-            try:
-                expires = date.fromisoformat(str(expires))
-            except ValueError:
-                raise FilterInputError(
-                    f"{origin}: ignore entry {number}: expires {expires!r} is not YYYY-MM-DD"
-                ) from None
-        rules.append(IgnoreRule(str(entry["id"]), reason, expires, entry.get("package")))
-    return rules
-
-
-def apply_ignores(findings: Iterable[Finding], rules: Iterable[IgnoreRule], today: date) -> list[Finding]:
-    rules = list(rules)
-    out = []
-    for finding in findings:
-        rule = next((r for r in rules if _is_vuln(finding) and r.applies(finding, today)), None)
-        if rule is None or finding.suppressed_by:
-            out.append(finding)
-            continue
-        until = f" (until {rule.expires.isoformat()})" if rule.expires else ""
-        out.append(finding.model_copy(update={"suppressed_by": f"ignore rule: {rule.reason}{until}"}))
-    return out
+def package_matches(finding: Finding, package: str) -> bool:
+    """True when `package` (a binary or source package name, or a purl without version) names the finding's."""
+    pkg = finding.evidence["package"]
+    if package.startswith("pkg:"):
+        return _purl_matches(package, pkg["purl"])
+    return package in (pkg["name"], pkg.get("source_name"))
 
 
 # --- VEX ----------------------------------------------------------------------------------------------------
