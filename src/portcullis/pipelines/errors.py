@@ -17,3 +17,7 @@ class VulnerabilityInputError(PipelineError):
 
 class UsageError(PipelineError):
     """The arguments cannot work as given: they conflict, or they need something this host does not offer."""
+
+
+class OutputError(PipelineError):
+    """A result could not be written where the arguments asked (a missing directory, no permission)."""
