@@ -21,3 +21,10 @@ class UsageError(PipelineError):
 
 class OutputError(PipelineError):
     """A result could not be written where the arguments asked (a missing directory, no permission)."""
+
+
+class ExperimentsInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a flow once its experiments began; every container it started is removed.
+
+    Still a KeyboardInterrupt, so callers that do not know it stop as before; the CLI prints its own line.
+    """
