@@ -24,7 +24,7 @@ class OutputError(PipelineError):
 
 
 class ExperimentsInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped a flow once its experiments began; every container it started is removed.
+    """Ctrl-C or SIGTERM stopped an experiment flow after it reached the engine; every container it started is gone.
 
     Still a KeyboardInterrupt, so callers that do not know it stop as before; the CLI prints its own line.
     """
