@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from portcullis.pipelines.errors import UsageError
+from portcullis.proofs.overhead import OverheadError, Plan, overhead_report
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,3 +33,16 @@ def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), done.stderr
+
+
+def test_the_flow_answers_with_typed_errors() -> None:
+    with pytest.raises(UsageError, match=r"^--native-dir /nonexistent/dir is not a directory$"):
+        overhead_report(Plan.fast(), native_dir=Path("/nonexistent/dir"))
+    with pytest.raises(OverheadError, match=r"^no Docker engine answers at tcp://127\.0\.0\.1:1: "):
+        overhead_report(Plan.fast(), host="tcp://127.0.0.1:1")
+
+
+def test_the_numbers_given_replace_the_plans_own() -> None:
+    assert Plan.chosen(quick=True) == Plan.fast()
+    chosen = Plan.chosen(quick=False, repetitions=3, time_limit=9.0)
+    assert (chosen.repetitions, chosen.time_limit, chosen.rtt_samples) == (3, 9.0, Plan.standard().rtt_samples)

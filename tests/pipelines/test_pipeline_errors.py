@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from portcullis.model.facts import Facts
+from portcullis.pipelines.audit import choose_benchmark, gather_facts, write_facts
 from portcullis.pipelines.database import database_status, import_into_database, update_database
-from portcullis.pipelines.errors import SubjectError, UsageError, VulnerabilityInputError
+from portcullis.pipelines.errors import OutputError, SubjectError, UsageError, VulnerabilityInputError
 from portcullis.pipelines.image import ImageSource, image_report, read_image
 from portcullis.pipelines.lint import lint_report
 from portcullis.pipelines.vulnerabilities import VulnOptions, vulnerability_findings
+
+BASELINE_FACTS = Path(__file__).parents[1] / "rules" / "baseline.json"  # an engine with nothing configured
 
 
 @pytest.fixture
@@ -51,3 +56,21 @@ def test_database_arguments_and_inputs_fail_with_their_own_types(tmp_path: Path)
         database_status(tmp_path / "vuln.db")
     with pytest.raises(VulnerabilityInputError, match=r"^import failed, the existing database is unchanged: "):
         import_into_database(tmp_path / "absent", tmp_path / "vuln.db")
+
+
+def test_audit_inputs_and_outputs_fail_with_their_own_types(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^unknown benchmark 'nope'; available: "):
+        choose_benchmark("nope")
+    with pytest.raises(SubjectError, match=r"^cannot open .*absent\.json: No such file or directory$"):
+        gather_facts(None, tmp_path / "absent.json")
+    with pytest.raises(SubjectError, match=r"^no Docker engine answers at unix:///nonexistent\.sock: "):
+        gather_facts("unix:///nonexistent.sock", None)
+
+
+def test_saved_facts_replay_as_they_were_and_an_unwritable_path_is_an_output_error(tmp_path: Path) -> None:
+    raw = json.loads(BASELINE_FACTS.read_text())
+    facts = Facts.model_validate({k: v for k, v in raw.items() if not k.startswith("_")})
+    write_facts(facts, tmp_path / "facts.json")
+    assert gather_facts(None, tmp_path / "facts.json") == facts
+    with pytest.raises(OutputError, match=r"^cannot write .*facts\.json: No such file or directory$"):
+        write_facts(facts, tmp_path / "missing-dir" / "facts.json")

@@ -11,6 +11,9 @@ import time
 import pytest
 from tests.runtime.conftest import Containers, docker
 
+from portcullis.pipelines.errors import SubjectError, UsageError
+from portcullis.proofs.prove import PolicyOptions, ProofImages, prove_report
+
 pytestmark = pytest.mark.engine
 
 HARDENED = ["--memory", "64m", "--memory-swap", "64m", "--pids-limit", "40", "--cpus", "0.5", "--read-only",
@@ -88,3 +91,14 @@ def test_unknown_container_is_one_line_error() -> None:
     result = prove("pc-prove-does-not-exist")
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_the_flow_answers_with_typed_errors_before_any_experiment() -> None:
+    images = ProofImages()
+    with pytest.raises(SubjectError, match=r"^no Docker engine answers at unix:///nonexistent\.sock: "):
+        prove_report(None, PolicyOptions(), images, host="unix:///nonexistent.sock")
+    with pytest.raises(SubjectError, match=r"^cannot inspect container 'pc-prove-does-not-exist': "):
+        prove_report("pc-prove-does-not-exist", PolicyOptions(), images)
+    with pytest.raises(UsageError, match=r"^--memory 'lots' is not a size \(examples: 64m, 1g\)$"):
+        prove_report(None, PolicyOptions(memory="lots"), images)
+    assert managed_containers() == []

@@ -25,8 +25,7 @@ from portcullis.cli.common import (
     say,
     use_engine_tls,
 )
-from portcullis.collect import CollectionError
-from portcullis.pipelines.audit import audit_report, audit_rules
+from portcullis.pipelines.audit import audit_report, choose_benchmark, gather_facts, write_facts
 from portcullis.pipelines.errors import PipelineError
 
 
@@ -69,34 +68,14 @@ def audit(
     `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
-    from portcullis.collect.audit import collect_facts, load_facts
-    from portcullis.collect.engine import connect
-    from portcullis.data.benchmark import UnknownBenchmark, load_benchmark
-
     select, skip = listed(select), listed(skip)
-    try:  # before any collection: a mistyped benchmark or selector should not cost a whole audit
-        benchmark = load_benchmark(benchmark_id)
-        audit_rules(select, skip, level, benchmark)
-    except (UnknownBenchmark, PipelineError) as exc:
-        die(str(exc))
     try:
-        if facts_in is not None:
-            facts = load_facts(str(facts_in))
-        else:
-            conn = connect(host)
-            say(f"collecting facts from {conn.endpoint}…")
-            try:
-                facts = collect_facts(conn)
-            finally:
-                conn.close()
-            say(f"collected {len(facts.containers)} containers, {len(facts.images)} images in {conn.calls} API calls")
-    except CollectionError as exc:
+        benchmark = choose_benchmark(benchmark_id)
+        facts = gather_facts(host, facts_in, log=say)
+        if facts_out is not None:
+            write_facts(facts, facts_out)
+    except PipelineError as exc:
         die(str(exc))
-    if facts_out is not None:
-        try:
-            facts_out.write_text(facts.to_json(), encoding="utf-8")
-        except OSError as exc:
-            die(f"cannot write {facts_out}: {exc.strerror}")
     report = audit_report(facts, select, skip, level, benchmark)
     raise typer.Exit(
         emit(

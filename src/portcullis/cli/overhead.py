@@ -17,7 +17,7 @@ from portcullis.cli.common import (
     say,
     use_engine_tls,
 )
-from portcullis.collect import CollectionError
+from portcullis.pipelines.errors import ExperimentsInterrupted, PipelineError
 
 
 class OverheadFormat(StrEnum):
@@ -72,48 +72,20 @@ def overhead(
     also on Ctrl-C and SIGTERM. Exit 0 when measured, 1 on a tool error.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
-    from dataclasses import replace
-
-    import docker.errors
-    import requests
-
-    from portcullis.collect.engine import connect
-    from portcullis.collect.sandbox import SandboxError
-    from portcullis.proofs.overhead import OverheadError, Plan, engine_error, measure_overhead
+    # Late: the flow loads the Docker SDK, which `portcullis --help` (every command's module) should not.
+    from portcullis.proofs.overhead import Plan, overhead_report
     from portcullis.proofs.overhead_results import render_markdown, render_plot, render_text
 
     if plot is not None and plot.suffix.lower() != ".svg":
         die(f"--plot {plot}: only SVG charts are drawn (name the file *.svg)")
-    if native_dir is not None and not native_dir.is_dir():
-        die(f"--native-dir {native_dir} is not a directory")
-    plan = Plan.fast() if quick else Plan.standard()
-    plan = replace(
-        plan,
-        repetitions=repetitions or plan.repetitions,
-        rtt_samples=rtt_samples or plan.rtt_samples,
-        time_limit=time_limit or plan.time_limit,
-    )
+    plan = Plan.chosen(quick, repetitions, rtt_samples, time_limit)
     try:
-        conn = connect(host, timeout=180)  # creating a container on the vfs driver copies the whole image
-    except CollectionError as exc:
+        report = overhead_report(plan, host, image, native_python, native_dir, log=say)
+    except PipelineError as exc:
         die(str(exc))
-    try:
-        report = measure_overhead(
-            conn, plan, image=image, native_python=native_python,
-            native_dir=str(native_dir) if native_dir else None,
-            progress=lambda message: say(message),
-        )  # fmt: skip
-    except KeyboardInterrupt:
+    except ExperimentsInterrupted:
         say("portcullis: interrupted; every experiment container was removed")
         raise typer.Exit(130) from None
-    except (OverheadError, SandboxError) as exc:
-        die(str(exc))
-    except OSError as exc:
-        die(f"an agent connection failed: {exc}")
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        die(str(engine_error(exc)))
-    finally:
-        conn.close()
     if output_format is OverheadFormat.json:
         rendered = report.model_dump_json(indent=2) + "\n"
     elif output_format is OverheadFormat.markdown:

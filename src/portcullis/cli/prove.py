@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from portcullis import __version__
-from portcullis.checks.registry import all_rules, select_rules
-from portcullis.checks.runner import evaluate_on
 from portcullis.cli.common import (
     FailOn,
     OutputFormat,
@@ -25,25 +21,7 @@ from portcullis.cli.common import (
     say,
     use_engine_tls,
 )
-from portcullis.collect import CollectionError
-from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
-
-
-def _parse_bytes(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    text = text.strip().lower().removesuffix("b")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
-
-
-def _host_uid(pid: int) -> int | None:
-    from portcullis.collect.host import read_text
-
-    for line in (read_text(f"/proc/{pid}/status") or "").splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
+from portcullis.pipelines.errors import ExperimentsInterrupted, PipelineError
 
 
 def prove(
@@ -77,58 +55,23 @@ def prove(
     Every container it starts is labelled portcullis.managed=true and removed, also on Ctrl-C and SIGTERM.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
-    from portcullis.collect.engine import connect
-    from portcullis.collect.sandbox import sandbox
-    from portcullis.proofs.prove import Policy, ProofImages, run_proofs
+    # Late: the flow loads the Docker SDK, which `portcullis --help` (every command's module) should not.
+    from portcullis.proofs.prove import PolicyOptions, ProofImages, prove_report
 
+    options = PolicyOptions(
+        memory=memory,
+        pids_limit=pids_limit,
+        cpus=cpus,
+        read_only=read_only,
+        cap_drop=listed(cap_drop),
+        no_new_privileges=no_new_privileges,
+        seccomp_unconfined=seccomp_unconfined,
+    )
     try:
-        conn = connect(host)
-    except CollectionError as exc:
+        report = prove_report(container, options, ProofImages(busybox_image, python_image), host, log=say)
+    except PipelineError as exc:
         die(str(exc))
-    try:
-        security_options = list(conn.api.info().get("SecurityOptions") or [])
-        if container:
-            try:
-                inspect = conn.api.inspect_container(container)
-            except Exception as exc:  # the SDK raises NotFound/APIError; either way one line
-                die(f"cannot inspect container {container!r}: {getattr(exc, 'explanation', None) or exc}")
-            policy = Policy.from_inspect(inspect, security_options)
-            target = Target(kind=TargetKind.CONTAINER, name=policy.source.removeprefix("container "), id=inspect["Id"])
-        else:
-            try:
-                memory_bytes = _parse_bytes(memory) if memory else None
-            except ValueError:
-                die(f"--memory {memory!r} is not a size (examples: 64m, 1g)")
-            policy = Policy(
-                source="explicit policy",
-                memory=memory_bytes,
-                pids_limit=pids_limit,
-                cpus=cpus,
-                read_only=read_only,
-                cap_drop=[c.upper().removeprefix("CAP_") for c in listed(cap_drop)],
-                seccomp_unconfined=seccomp_unconfined,
-                no_new_privileges=no_new_privileges,
-                userns_remap=any("name=userns" in o for o in security_options),
-            )
-            target = Target(kind=TargetKind.CONTAINER, name="explicit policy")
-        say(f"proving the limits of {policy.source} in labelled throw-away containers…")
-        with sandbox(conn, "prove") as box:
-            measurements = run_proofs(
-                box, policy, ProofImages(busybox_image, python_image), os.cpu_count() or 1, _host_uid
-            )
-    except KeyboardInterrupt:
+    except ExperimentsInterrupted:
         say("portcullis: interrupted; every experiment container was removed")
         raise typer.Exit(130) from None
-    finally:
-        conn.close()
-    findings = []
-    for item in select_rules(all_rules(), command="prove"):
-        findings.extend(evaluate_on(item, measurements[item.id], target))
-    report = Report(
-        command="prove",
-        tool=ToolInfo(version=__version__),
-        subject=policy.source,
-        findings=findings,
-        summary=Summary.of(findings),
-    )
     raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))

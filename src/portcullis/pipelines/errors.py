@@ -17,3 +17,14 @@ class VulnerabilityInputError(PipelineError):
 
 class UsageError(PipelineError):
     """The arguments cannot work as given: they conflict, or they need something this host does not offer."""
+
+
+class OutputError(PipelineError):
+    """A result could not be written where the arguments asked (a missing directory, no permission)."""
+
+
+class ExperimentsInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped an experiment flow after it reached the engine; every container it started is gone.
+
+    Still a KeyboardInterrupt, so callers that do not know it stop as before; the CLI prints its own line.
+    """

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -38,10 +38,12 @@ import docker.errors
 import requests
 
 from portcullis import __version__
+from portcullis.collect import CollectionError
 from portcullis.collect.daemon import collect_daemon_config
-from portcullis.collect.engine import EngineConnection
+from portcullis.collect.engine import EngineConnection, connect
 from portcullis.collect.sandbox import MANAGED_LABEL, Sandbox, SandboxError, sandbox
 from portcullis.model.findings import CollectionProblem
+from portcullis.pipelines.errors import ExperimentsInterrupted, PipelineError, UsageError
 from portcullis.proofs.overhead_results import (
     Environment,
     Measurement,
@@ -62,7 +64,7 @@ RTT_WARMUP = 100
 DEFAULT_IMAGE = "portcullis-test/python:bookworm"
 
 
-class OverheadError(Exception):
+class OverheadError(PipelineError):
     """The measurement cannot run (remote engine, missing image, agent not answering…): one clear line."""
 
 
@@ -84,6 +86,23 @@ class Plan:
     @classmethod
     def fast(cls) -> Plan:
         return cls(True, 5, 1_000_000, 32, 4, 16, 500, 30.0)
+
+    @classmethod
+    def chosen(
+        cls,
+        quick: bool,
+        repetitions: int | None = None,
+        rtt_samples: int | None = None,
+        time_limit: float | None = None,
+    ) -> Plan:
+        """The fast or the standard plan, with any of its numbers the caller gives instead."""
+        plan = cls.fast() if quick else cls.standard()
+        return replace(
+            plan,
+            repetitions=repetitions or plan.repetitions,
+            rtt_samples=rtt_samples or plan.rtt_samples,
+            time_limit=time_limit or plan.time_limit,
+        )
 
 
 @dataclass
@@ -404,6 +423,45 @@ def measure_overhead(
         claims=check_claims(comparisons, path),
         notes=environment_notes(environment, settings, loads),
     )
+
+
+def _silent(message: str) -> None:
+    """The default progress sink: callers that show no progress (tests, a service) pass nothing."""
+
+
+def overhead_report(
+    plan: Plan,
+    host: str | None = None,
+    image: str = DEFAULT_IMAGE,
+    native_python: str | None = None,
+    native_dir: Path | None = None,
+    log: Callable[[str], None] = _silent,
+) -> OverheadReport:
+    """The whole `portcullis overhead` flow: connect to the engine at `host` (it must be local) and measure.
+
+    A `native_dir` that is no directory raises UsageError, every other failure OverheadError; Ctrl-C or SIGTERM
+    raises ExperimentsInterrupted once the containers, the volume and the native agent are gone.
+    """
+    if native_dir is not None and not native_dir.is_dir():
+        raise UsageError(f"--native-dir {native_dir} is not a directory")
+    try:
+        conn = connect(host, timeout=180)  # creating a container on the vfs driver copies the whole image
+    except CollectionError as exc:
+        raise OverheadError(str(exc)) from exc
+    try:
+        return measure_overhead(conn, plan, image, native_python, str(native_dir) if native_dir else None, log)
+    except KeyboardInterrupt as exc:  # once connected: an interrupt while connecting stays a plain one
+        raise ExperimentsInterrupted(*exc.args) from exc
+    except OverheadError:
+        raise
+    except SandboxError as exc:
+        raise OverheadError(str(exc)) from exc
+    except OSError as exc:  # as before the move: requests' exceptions are OSErrors, so they land here too
+        raise OverheadError(f"an agent connection failed: {exc}") from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise engine_error(exc) from exc
+    finally:
+        conn.close()
 
 
 def engine_error(exc: Exception) -> OverheadError:

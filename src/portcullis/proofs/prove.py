@@ -2,18 +2,27 @@
 container that carries the same setting (never in the user's own container).
 
 `run_proofs` records one measurement per proof through `collect.sandbox`; the pure verdicts on
-those measurements are `checks.prove_judges`.
+those measurements are `checks.prove_judges`; `prove_report` is the whole `portcullis prove` flow.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from portcullis import __version__
 from portcullis.checks.prove_judges import Measurement
-from portcullis.collect.sandbox import RunResult, Sandbox, SandboxError
+from portcullis.checks.registry import all_rules, select_rules
+from portcullis.checks.runner import evaluate_on
+from portcullis.collect import CollectionError
+from portcullis.collect.engine import connect
+from portcullis.collect.host import read_text
+from portcullis.collect.sandbox import RunResult, Sandbox, SandboxError, sandbox
+from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
+from portcullis.pipelines.errors import ExperimentsInterrupted, SubjectError, UsageError
 
 # Capabilities whose absence a proof can demonstrate with a busybox one-liner.
 CAPABILITY_PROBES = {
@@ -238,3 +247,101 @@ def parse_probes(output: str) -> dict[str, str] | None:
             parsed: dict[str, str] = json.loads(line[len("PROBES ") :])
             return parsed
     return None
+
+
+# --- the flow: `portcullis prove` without the options and the printing -----------------------------
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """An explicit policy as the user gave it; `prove_report` reads it only when no container is named."""
+
+    memory: str | None = None  # a size as typed: 64m, 1g
+    pids_limit: int | None = None
+    cpus: float | None = None
+    read_only: bool = False
+    cap_drop: Sequence[str] = ()
+    no_new_privileges: bool = False
+    seccomp_unconfined: bool = False
+
+
+def _parse_bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def _host_uid(pid: int) -> int | None:
+    """The real uid that process `pid` has on this host (from /proc), or None when it cannot be read."""
+    for line in (read_text(f"/proc/{pid}/status") or "").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
+
+
+def _silent(message: str) -> None:
+    """The default progress sink: callers that show no progress (tests, a service) pass nothing."""
+
+
+def prove_report(
+    container: str | None,
+    options: PolicyOptions,
+    images: ProofImages,
+    host: str | None = None,
+    log: Callable[[str], None] = _silent,
+) -> Report:
+    """Prove the limits of `container` (or of `options` when it is None) on the engine at `host`; one Report.
+
+    An engine that does not answer or a container that cannot be inspected raises SubjectError, a memory
+    size that is not one UsageError; Ctrl-C or SIGTERM raises ExperimentsInterrupted once the containers are gone.
+    """
+    try:
+        conn = connect(host)
+    except CollectionError as exc:
+        raise SubjectError(str(exc)) from exc
+    try:
+        security_options = list(conn.api.info().get("SecurityOptions") or [])
+        if container:
+            try:
+                inspect = conn.api.inspect_container(container)
+            except Exception as exc:  # the SDK raises NotFound/APIError; either way one line
+                message = f"cannot inspect container {container!r}: {getattr(exc, 'explanation', None) or exc}"
+                raise SubjectError(message) from exc
+            policy = Policy.from_inspect(inspect, security_options)
+            target = Target(kind=TargetKind.CONTAINER, name=policy.source.removeprefix("container "), id=inspect["Id"])
+        else:
+            try:
+                memory_bytes = _parse_bytes(options.memory) if options.memory else None
+            except ValueError:
+                raise UsageError(f"--memory {options.memory!r} is not a size (examples: 64m, 1g)") from None
+            policy = Policy(
+                source="explicit policy",
+                memory=memory_bytes,
+                pids_limit=options.pids_limit,
+                cpus=options.cpus,
+                read_only=options.read_only,
+                cap_drop=[c.upper().removeprefix("CAP_") for c in options.cap_drop],
+                seccomp_unconfined=options.seccomp_unconfined,
+                no_new_privileges=options.no_new_privileges,
+                userns_remap=any("name=userns" in o for o in security_options),
+            )
+            target = Target(kind=TargetKind.CONTAINER, name="explicit policy")
+        log(f"proving the limits of {policy.source} in labelled throw-away containers…")
+        with sandbox(conn, "prove") as box:
+            measurements = run_proofs(box, policy, images, os.cpu_count() or 1, _host_uid)
+    except KeyboardInterrupt as exc:  # once connected: an interrupt while connecting stays a plain one
+        raise ExperimentsInterrupted(*exc.args) from exc
+    finally:
+        conn.close()
+    findings = []
+    for item in select_rules(all_rules(), command="prove"):
+        findings.extend(evaluate_on(item, measurements[item.id], target))
+    return Report(
+        command="prove",
+        tool=ToolInfo(version=__version__),
+        subject=policy.source,
+        findings=findings,
+        summary=Summary.of(findings),
+    )
