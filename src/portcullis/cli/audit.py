@@ -13,9 +13,11 @@ from portcullis.cli.common import (
     FailOn,
     IgnoreFileOption,
     OutputFormat,
+    SeverityOption,
     ShowAllOption,
     die,
     emit,
+    parse_severities,
     say,
 )
 from portcullis.collect import CollectionError
@@ -29,6 +31,7 @@ def audit(
     fail_on: Annotated[
         FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
     ] = None,
+    severity: SeverityOption = None,
     select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
     level: Annotated[int | None, typer.Option("--level", min=1, max=2, help="1: level-1 controls only")] = None,
@@ -59,6 +62,7 @@ def audit(
     from portcullis.collect.engine import connect
     from portcullis.data.benchmark import UnknownBenchmark, load_benchmark
 
+    severities = parse_severities(severity)  # a typo should not cost a whole audit either
     try:  # before any collection: a mistyped benchmark should not cost a whole audit
         benchmark = load_benchmark(benchmark_id)
     except UnknownBenchmark as exc:
@@ -83,5 +87,14 @@ def audit(
             die(f"cannot write {facts_out}: {exc.strerror}")
     report = audit_report(facts, select or [], skip or [], level, benchmark)
     raise typer.Exit(
-        emit(report, output_format, output, fail_on, ignore_file=ignore_file, exit_code=exit_code, show_all=show_all)
+        emit(
+            report,
+            output_format,
+            output,
+            fail_on,
+            ignore_file=ignore_file,
+            exit_code=exit_code,
+            show_all=show_all,
+            severities=severities,
+        )
     )

@@ -9,8 +9,18 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
-from portcullis.model.findings import Severity
+from portcullis.cli.common import (
+    EXIT_FINDINGS,
+    ExitCodeOption,
+    FailOn,
+    OutputFormat,
+    SeverityOption,
+    ShowAllOption,
+    die,
+    emit,
+    parse_severities,
+    say,
+)
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
 from portcullis.pipelines.vulnerabilities import VulnOptions
@@ -69,14 +79,18 @@ def image(
     max_files: Annotated[int | None, typer.Option("--max-files", min=1, help="refuse images with more paths")] = None,
     no_vulns: Annotated[bool, typer.Option("--no-vulns", help="do not match packages against advisories")] = False,
     db: Annotated[Path | None, typer.Option("--db", help="vulnerability database (default: the user cache)")] = None,
-    only_fixed: Annotated[bool, typer.Option("--only-fixed", help="only vulnerabilities with a fix")] = False,
-    severity: Annotated[
-        list[Severity] | None, typer.Option("--severity", help="only vulnerabilities of these severities")
-    ] = None,
+    only_fixed: Annotated[
+        bool,
+        typer.Option(
+            "--only-fixed", "--ignore-unfixed", help="only vulnerabilities with a fix (Trivy: --ignore-unfixed)"
+        ),
+    ] = False,
+    severity: SeverityOption = None,
     vuln_ignore: Annotated[
         Path | None, typer.Option("--vuln-ignore", help="YAML ignore rules for advisories (reason required)")
     ] = None,
     vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX document")] = None,
+    exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -84,6 +98,7 @@ def image(
     `portcullis image oci:./layout --platform linux/arm64`,
     `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`.
     """
+    severities = parse_severities(severity)
     source = ImageSource(
         reference,
         platform=platform,
@@ -97,7 +112,7 @@ def image(
         enabled=not no_vulns,
         db_path=db,
         only_fixed=only_fixed,
-        severities=severity or [],
+        severities=severities,
         ignore_file=vuln_ignore,
         vex_files=vex or [],
     )
@@ -105,4 +120,6 @@ def image(
         report = image_report(source, select or [], skip or [], vulns, log=say)
     except PipelineError as exc:
         die(str(exc))
-    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))
+    raise typer.Exit(
+        emit(report, output_format, output, fail_on, exit_code=exit_code, show_all=show_all, severities=severities)
+    )

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit
+from portcullis.cli.common import (
+    EXIT_FINDINGS,
+    ExitCodeOption,
+    FailOn,
+    OutputFormat,
+    SeverityOption,
+    ShowAllOption,
+    die,
+    emit,
+    parse_severities,
+)
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.inside import assess_inside
 
@@ -22,6 +32,8 @@ def inside(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     show_all: ShowAllOption = False,
     fail_on: Annotated[FailOn | None, typer.Option("--fail-on")] = None,
+    severity: SeverityOption = None,
+    exit_code: ExitCodeOption = EXIT_FINDINGS,
     signals_out: Annotated[Path | None, typer.Option("--signals-out", help="save the raw signals as JSON")] = None,
 ) -> None:
     """Self-assessment: capabilities, seccomp, namespaces, sockets, mounts, devices, escape hooks.
@@ -31,10 +43,21 @@ def inside(
     """
     import json
 
+    severities = parse_severities(severity)
     try:
         assessment = assess_inside(container, host, probes)
     except PipelineError as exc:
         die(str(exc))
     if signals_out is not None:
         signals_out.write_text(json.dumps(assessment.signals, indent=1), encoding="utf-8")
-    raise typer.Exit(emit(assessment.report, output_format, output, fail_on, show_all=show_all))
+    raise typer.Exit(
+        emit(
+            assessment.report,
+            output_format,
+            output,
+            fail_on,
+            exit_code=exit_code,
+            show_all=show_all,
+            severities=severities,
+        )
+    )

@@ -11,7 +11,7 @@ import typer
 from portcullis import __version__
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
-from portcullis.cli.common import FailOn, OutputFormat, ShowAllOption, die, emit, say
+from portcullis.cli.common import EXIT_FINDINGS, ExitCodeOption, FailOn, OutputFormat, ShowAllOption, die, emit, say
 from portcullis.collect import CollectionError
 from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
 
@@ -51,6 +51,7 @@ def prove(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     show_all: ShowAllOption = False,
     fail_on: Annotated[FailOn | None, typer.Option("--fail-on")] = None,
+    exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Prove that limits hold: OOM at the memory limit, fork storms stopped, CPU throttled, read-only root,
     dropped capabilities, seccomp, no-new-privileges, userns-remap.
@@ -113,4 +114,4 @@ def prove(
         findings=findings,
         summary=Summary.of(findings),
     )
-    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))
+    raise typer.Exit(emit(report, output_format, output, fail_on, exit_code=exit_code, show_all=show_all))
