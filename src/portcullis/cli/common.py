@@ -59,6 +59,19 @@ class FailOn(StrEnum):
     none = "none"
 
 
+# Format names people pass to -o out of habit (syft's -o is the format): never a file to write silently.
+FORMAT_WORDS = {*OutputFormat, "table", "cyclonedx", "cyclonedx-json", "cyclonedx-xml", "spdx", "spdx-json"}
+
+
+def refuse_format_as_output(output: Path | None) -> None:
+    """`-o cyclonedx-json` would write a file named `cyclonedx-json`: refuse it (Path drops `./`, so a file of that
+    name needs its full path)."""
+    if output is not None and str(output) in FORMAT_WORDS:
+        die(
+            f"--output {output} is a format name, not a file: -f sets the format (for a file of that name give its full path)"
+        )
+
+
 def die(message: str) -> NoReturn:
     """One clear line on stderr, exit code 1."""
     shout(f"portcullis: error: {message}")
@@ -150,6 +163,7 @@ def emit(
 
     if fmt.value not in RENDERER_MODULES:
         die(f"format {fmt.value!r} is not available for this command")
+    refuse_format_as_output(output)
     if severities:
         kept = [f for f in report.findings if f.severity in severities]
         report = report.model_copy(update={"findings": kept, "summary": Summary.of(kept)})
