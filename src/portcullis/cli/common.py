@@ -68,7 +68,8 @@ def refuse_format_as_output(output: Path | None) -> None:
     name needs its full path)."""
     if output is not None and str(output) in FORMAT_WORDS:
         die(
-            f"--output {output} is a format name, not a file: -f sets the format (for a file of that name give its full path)"
+            f"--output {output} is a format name, not a file: -f sets the format "
+            "(for a file of that name give its full path)"
         )
 
 
