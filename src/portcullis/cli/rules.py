@@ -15,9 +15,10 @@ from portcullis.model.vuln import VULN_RULE_ID, VULN_UNDECIDED_RULE_ID
 VULNERABILITIES = f"""{VULN_RULE_ID}: No known vulnerability in an installed package
 
 Findings of `portcullis image` (and the vulnerabilities of `portcullis sbom -f cyclonedx`): every installed
-package (Debian, Ubuntu and Alpine packages, rpm, PyPI, npm, Go, Maven, RubyGems, crates) matched against the advisory database that `portcullis db update`
-downloads (Debian security tracker, Alpine secdb, OSV). One finding per advisory and package; the advisory id
-(CVE-…, GHSA-…) is in the title, in `evidence.advisory_id` and in the `vulnerability` object of the JSON report.
+package (Debian, Ubuntu and Alpine packages, rpm, PyPI, npm, Go, Maven, RubyGems, crates) matched against
+the advisory database that `portcullis db update` downloads (Debian security tracker, Alpine secdb, OSV).
+One finding per advisory and package; the advisory id (CVE-…, GHSA-…) is in the title, in
+`evidence.advisory_id` and in the `vulnerability` object of the JSON report.
 
 Statuses it can return:
   fail    the installed version is affected (fixed in a later version, no fix yet, or the vendor won't fix)
