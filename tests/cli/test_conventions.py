@@ -111,6 +111,8 @@ def test_env_list_and_second_spelling(project: Path) -> None:
 def test_named_config_file_and_unknown_keys(project: Path) -> None:
     (project / "ci.yaml").write_text("lint:\n  severity: [critical]\n  format: json\n")
     assert severities(run_cli("lint", "--config", "ci.yaml", "Dockerfile", cwd=project).stdout) == set()
+    (project / "docs.yaml").write_text("severity: HIGH,CRITICAL\nlint:\n  format: json\n")  # as docs/configuration.md
+    assert severities(run_cli("lint", "--config", "docs.yaml", "Dockerfile", cwd=project).stdout) == {"high"}
     (project / "portcullis.yaml").write_text("fial-on: high\n")
     result = run_cli("lint", "Dockerfile", cwd=project)
     assert result.code == 1

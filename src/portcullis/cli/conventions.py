@@ -55,12 +55,12 @@ def _commands(command: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield from _commands(child, f"{path} {name}".strip())
 
 
-def option_names(root: Any) -> dict[str, dict[str, str]]:
+def option_names(root: Any) -> dict[str, dict[str, Any]]:
     """Every command's config keys, its long flags without dashes (`fail-on`, `format`), each mapped to the
-    parameter it sets (`fail_on`, `output_format`), by command path (`audit`, `db update`)."""
+    click parameter it sets (named `fail_on`, `output_format`), by command path (`audit`, `db update`)."""
     return {
         path: {
-            flag[2:]: p.name
+            flag[2:]: p
             for p in command.params
             if p.param_type_name == "option" and p.name
             for flag in p.opts
@@ -70,7 +70,12 @@ def option_names(root: Any) -> dict[str, dict[str, str]]:
     }
 
 
-def load_config(path: Path, known: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _value(param: Any, value: Any) -> Any:
+    # `severity: HIGH,CRITICAL` or `vex: one.json` for an option that takes several values
+    return [value] if param.multiple and not isinstance(value, list) else value
+
+
+def load_config(path: Path, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The config file as click's default_map. Top-level keys apply to every command having that option; a section
     named after a command (`image:`, `db update:`) applies to it alone and wins. An unknown key is an error."""
     import yaml
@@ -92,7 +97,8 @@ def load_config(path: Path, known: dict[str, dict[str, str]]) -> dict[str, Any]:
             for option in value:
                 if str(option).replace("_", "-") not in known[key]:
                     common.die(f"{path}: {key}: unknown key {option!r}; `portcullis {key} -h` lists its options")
-            sections[key] = {known[key][str(k).replace("_", "-")]: v for k, v in value.items()}
+            params = [(known[key][str(k).replace("_", "-")], v) for k, v in value.items()]
+            sections[key] = {p.name: _value(p, v) for p, v in params}
         elif key in every:
             shared[key] = value
         else:
@@ -103,7 +109,8 @@ def load_config(path: Path, known: dict[str, dict[str, str]]) -> dict[str, Any]:
         *groups, leaf = command.split(" ")
         for group in groups:
             node = node.setdefault(group, {})
-        node[leaf] = {options[k]: v for k, v in shared.items() if k in options} | sections.get(command, {})
+        mine = {options[k].name: _value(options[k], v) for k, v in shared.items() if k in options}
+        node[leaf] = mine | sections.get(command, {})
     return default_map
 
 
@@ -167,7 +174,7 @@ def _with_envvar(name: str, hint: Any) -> Any:
     if not names:
         return hint
     info = copy.copy(info)
-    info.envvar = names
+    info.envvar = names if len(names) > 1 else names[0]  # a list prints as "['X']" in typer's error lines
     info.show_envvar = True
     return Annotated[hint.__origin__, info]
 
