@@ -74,6 +74,14 @@ def test_exit_code_on_lint(project: Path) -> None:
     assert run_cli("lint", "--fail-on", "low", "--exit-code", "9", "Dockerfile", cwd=project).code == 9
 
 
+def test_inside_takes_severity_and_exit_code() -> None:
+    # on this host (not in a container) the self-assessment fails at several severities
+    assert run_cli("inside", "--no-probes", "-q", "--fail-on", "low", "--exit-code", "7").code == 7
+    critical = run_cli("inside", "--no-probes", "-f", "json", "--severity", "CRITICAL")
+    assert severities(critical.stdout) <= {"critical"}
+    assert len(severities(run_cli("inside", "--no-probes", "-f", "json").stdout)) > 1
+
+
 @pytest.mark.parametrize("command", ["audit", "image", "lint", "inside", "prove"])
 def test_exit_code_and_severity_on_every_judging_command(command: str) -> None:
     help_text = run_cli(command, "-h", env={"COLUMNS": "200"}).stdout
