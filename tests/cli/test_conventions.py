@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clirun import run_cli
+from clirun import Recorded, run_cli
 
 from portcullis.cli.conventions import parse_duration
 
@@ -72,6 +72,12 @@ def test_unknown_severity_is_one_line(project: Path) -> None:
 
 def test_exit_code_on_lint(project: Path) -> None:
     assert run_cli("lint", "--fail-on", "low", "--exit-code", "9", "Dockerfile", cwd=project).code == 9
+
+
+def test_audit_severity_on_replayed_facts(recorded: Recorded) -> None:
+    assert len({f["severity"] for f in recorded.report["findings"]}) > 1
+    replay = run_cli("audit", "--facts-in", str(recorded.facts), "-f", "json", "--severity", "Critical")
+    assert severities(replay.stdout) == {"critical"}  # CIS-5.5 on the planted privileged container
 
 
 def test_inside_takes_severity_and_exit_code() -> None:
