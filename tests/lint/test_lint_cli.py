@@ -59,7 +59,7 @@ def test_fail_on_gates_the_exit_code(tmp_path: Path) -> None:
 
 def test_compose_with_override_reports_the_override_line() -> None:
     result = run(
-        "--format", "json", str(PROJECT / "compose.yaml"), "-f", str(PROJECT / "compose.prod.yaml"), cwd=PROJECT
+        "--format", "json", str(PROJECT / "compose.yaml"), "-c", str(PROJECT / "compose.prod.yaml"), cwd=PROJECT
     )
     assert result.returncode == 0, result.stderr
     host = [f for f in findings(result) if f["rule_id"] == "DKR-CMP-003"]

@@ -121,3 +121,22 @@ def test_without_a_database_the_report_says_so(case_images: Any, tmp_path: Path)
     report = json.loads(result.stdout)
     assert not [f for f in report["findings"] if f["rule_id"] == "DKR-VULN"]
     assert any(p["fact"] == "vulnerabilities" and "portcullis db update" in p["reason"] for p in report["problems"])
+
+
+def test_trivy_spellings_narrow_the_vulnerabilities(case_images: Any, full_db_path: Path) -> None:
+    """--ignore-unfixed is --only-fixed; --severity takes Trivy's comma list in capitals and drops the rest."""
+    name = case_images[0][0]
+    everything = [f for f in _report(name, full_db_path)["findings"] if f["rule_id"] == "DKR-VULN"]
+    assert any(f["evidence"]["fixed_version"] is None for f in everything), "the case image needs an unfixed one"
+    result = subprocess.run(
+        [sys.executable, "-m", "portcullis", "image", f"engine:{name}", "--db", str(full_db_path), "-f", "json",
+         "--ignore-unfixed", "--severity", "HIGH,CRITICAL"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    narrowed = [f for f in json.loads(result.stdout)["findings"] if f["rule_id"] == "DKR-VULN"]
+    expected = [
+        f for f in everything if f["evidence"]["fixed_version"] is not None and f["severity"] in ("high", "critical")
+    ]
+    assert len(narrowed) == len(expected) < len(everything)
+    assert all(f["severity"] in ("high", "critical") for f in json.loads(result.stdout)["findings"])

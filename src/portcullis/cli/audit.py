@@ -13,6 +13,7 @@ from portcullis.cli.common import (
     FailOn,
     IgnoreFileOption,
     OutputFormat,
+    SeverityOption,
     ShowAllOption,
     StrictOption,
     TLSCACertOption,
@@ -22,6 +23,7 @@ from portcullis.cli.common import (
     die,
     emit,
     listed,
+    parse_severities,
     say,
     use_engine_tls,
 )
@@ -36,6 +38,7 @@ def audit(
     fail_on: Annotated[
         FailOn | None, typer.Option("--fail-on", help="exit 2 when a failure at or above this severity exists")
     ] = None,
+    severity: SeverityOption = None,
     select: Annotated[list[str] | None, typer.Option("--select", help="only these rule ids or prefixes")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="leave out these rule ids or prefixes")] = None,
     level: Annotated[int | None, typer.Option("--level", min=1, max=2, help="1: level-1 controls only")] = None,
@@ -69,6 +72,7 @@ def audit(
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     select, skip = listed(select), listed(skip)
+    severities = parse_severities(severity)  # a typo should not cost a whole audit either
     try:
         benchmark = choose_benchmark(benchmark_id)
         facts = gather_facts(host, facts_in, log=say)
@@ -87,5 +91,6 @@ def audit(
             strict=strict,
             exit_code=exit_code,
             show_all=show_all,
+            severities=severities,
         )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -10,15 +11,24 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from portcullis.model.findings import Report, Severity, Status
+from portcullis.model.findings import Report, Severity, Status, Summary
 
 EXIT_OK = 0
 EXIT_TOOL_ERROR = 1
 EXIT_FINDINGS = 2
 
 
-def say(message: str) -> None:
-    """One line for people on stderr, as written: diagnostics only; reports go to stdout or --output."""
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """-q/--quiet: say() stays silent; errors (die, shout) still print."""
+    global _quiet
+    _quiet = quiet
+
+
+def shout(message: str) -> None:
+    """One line on stderr even under --quiet: errors."""
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
 
@@ -26,6 +36,12 @@ def say(message: str) -> None:
 def listed(values: list[str] | None) -> list[str]:
     """A repeatable option's values with comma-separated lists split: `--select CIS-5.5,CIS-5.4` is two values."""
     return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
+def say(message: str) -> None:
+    """One line for people on stderr, as written: diagnostics only; reports go to stdout or --output."""
+    if not _quiet:
+        shout(message)
 
 
 DEFAULT_IGNORE_FILE = ".portcullisignore.yaml"  # read from the working directory when --ignore-file is not given
@@ -48,9 +64,23 @@ class FailOn(StrEnum):
     none = "none"
 
 
+# Format names people pass to -o out of habit (syft's -o is the format): never a file to write silently.
+FORMAT_WORDS = {*OutputFormat, "table", "cyclonedx", "cyclonedx-json", "cyclonedx-xml", "spdx", "spdx-json"}
+
+
+def refuse_format_as_output(output: Path | None) -> None:
+    """`-o cyclonedx-json` would write a file named `cyclonedx-json`: refuse it (Path drops `./`, so a file of that
+    name needs its full path)."""
+    if output is not None and str(output) in FORMAT_WORDS:
+        die(
+            f"--output {output} is a format name, not a file: -f sets the format "
+            "(for a file of that name give its full path)"
+        )
+
+
 def die(message: str) -> NoReturn:
     """One clear line on stderr, exit code 1."""
-    say(f"portcullis: error: {message}")
+    shout(f"portcullis: error: {message}")
     raise typer.Exit(EXIT_TOOL_ERROR)
 
 
@@ -86,6 +116,14 @@ TLSKeyOption = Annotated[
 StrictOption = Annotated[
     bool, typer.Option("--strict", help="an ignore-file entry that matches no finding is an error, not a warning")
 ]
+SeverityOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--severity",
+        metavar="SEVERITY[,SEVERITY]",
+        help="report and gate only these severities, e.g. HIGH,CRITICAL (any case; comma list or repeated)",
+    ),
+]
 ShowAllOption = Annotated[
     bool,
     typer.Option("--all", "-a", help="text: also list pass, n/a and suppressed findings (counted either way)"),
@@ -97,6 +135,18 @@ def use_engine_tls(verify: bool, ca: Path | None, cert: Path | None, key: Path |
     from portcullis.collect.engine import TLSFlags, use_tls_flags
 
     use_tls_flags(TLSFlags(verify=verify, ca=ca, cert=cert, key=key))
+
+
+def parse_severities(values: list[str] | None) -> list[Severity]:
+    """--severity HIGH,CRITICAL (Trivy's spelling) or --severity high --severity critical."""
+    chosen: list[Severity] = []
+    for word in (w.strip().lower() for value in values or [] for w in value.split(",")):
+        if not word:
+            continue
+        if word not in Severity.__members__.values():
+            die(f"--severity: {word!r} is not a severity ({', '.join(s.value for s in Severity)})")
+        chosen.append(Severity(word))
+    return chosen
 
 
 def apply_ignore_file(
@@ -149,18 +199,24 @@ def emit(
     legacy_ignore_file: Path | None = None,
     exit_code: int = EXIT_FINDINGS,
     show_all: bool = False,
+    severities: Collection[Severity] = (),
 ) -> int:
     """Apply the ignore file, describe the rules behind the findings, render the report to stdout or --output, and
     return the exit code the gate decides.
 
     Only unsuppressed `fail` findings at or above --fail-on trip the gate; it then returns `exit_code`.
     With a gate in force, any `error` finding (a check that raised) makes the exit code 1.
+    With `severities` (--severity), findings of other severities are neither reported nor gated.
     """
     from portcullis.checks.registry import describe
     from portcullis.report import RENDERER_MODULES, renderer
 
     if fmt.value not in RENDERER_MODULES:
         die(f"format {fmt.value!r} is not available for this command")
+    refuse_format_as_output(output)
+    if severities:
+        kept = [f for f in report.findings if f.severity in severities]
+        report = report.model_copy(update={"findings": kept, "summary": Summary.of(kept)})
     report = apply_ignore_file(report, ignore_file, strict=strict, legacy=legacy_ignore_file)
     # Renderers describe rules (SARIF descriptors) from the report alone, so every command's report carries them.
     report = report.model_copy(update={"rules": describe(report.findings)})
@@ -185,7 +241,7 @@ def emit(
     # A check that raised cannot vouch for its target: with a gate in force that is a tool error, not a pass.
     broken = [f for f in report.findings if f.status is Status.ERROR]
     if broken:
-        say(f"{len(broken)} check(s) raised an error (first: {broken[0].rule_id}); the gate cannot be trusted")
+        shout(f"{len(broken)} check(s) raised an error (first: {broken[0].rule_id}); the gate cannot be trusted")
         return EXIT_TOOL_ERROR
     gate = report.failures_at_or_above(Severity(fail_on.value))
     if gate:

@@ -11,9 +11,12 @@ import typer
 
 from portcullis.cli.common import (
     DEFAULT_IGNORE_FILE,
+    EXIT_FINDINGS,
+    ExitCodeOption,
     FailOn,
     IgnoreFileOption,
     OutputFormat,
+    SeverityOption,
     ShowAllOption,
     StrictOption,
     TLSCACertOption,
@@ -23,10 +26,10 @@ from portcullis.cli.common import (
     die,
     emit,
     listed,
+    parse_severities,
     say,
     use_engine_tls,
 )
-from portcullis.model.findings import Severity
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, image_report
 from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS, VULN_FACT, VulnOptions
@@ -97,10 +100,13 @@ def image(
             help="days the database's oldest source may be old; older is an error under --fail-on (0: no limit)",
         ),
     ] = DEFAULT_MAX_AGE_DAYS,
-    only_fixed: Annotated[bool, typer.Option("--only-fixed", help="only vulnerabilities with a fix")] = False,
-    severity: Annotated[
-        list[Severity] | None, typer.Option("--severity", help="only vulnerabilities of these severities")
-    ] = None,
+    only_fixed: Annotated[
+        bool,
+        typer.Option(
+            "--only-fixed", "--ignore-unfixed", help="only vulnerabilities with a fix (Trivy: --ignore-unfixed)"
+        ),
+    ] = False,
+    severity: SeverityOption = None,
     vuln_ignore: Annotated[
         Path | None, typer.Option("--vuln-ignore", help="deprecated: its entries belong in the ignore file")
     ] = None,
@@ -109,6 +115,7 @@ def image(
     vex: Annotated[
         list[str] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX documents", metavar="FILE")
     ] = None,
+    exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -117,6 +124,7 @@ def image(
     `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
+    severities = parse_severities(severity)
     source = ImageSource(
         reference,
         platform=platform,
@@ -130,7 +138,7 @@ def image(
         enabled=not no_vulns,
         db_path=db,
         only_fixed=only_fixed,
-        severities=severity or [],
+        severities=severities,
         vex_files=[Path(v) for v in listed(vex)],
         gated=fail_on not in (None, FailOn.none),
         max_age_days=db_max_age,
@@ -154,6 +162,8 @@ def image(
             ignore_file=ignore_file,
             strict=strict,
             legacy_ignore_file=vuln_ignore,
+            exit_code=exit_code,
             show_all=show_all,
+            severities=severities,
         )
     )

@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 
 from portcullis.cli.common import (
+    EXIT_FINDINGS,
+    ExitCodeOption,
     FailOn,
     OutputFormat,
+    SeverityOption,
     ShowAllOption,
     TLSCACertOption,
     TLSCertOption,
@@ -17,6 +20,7 @@ from portcullis.cli.common import (
     TLSVerifyOption,
     die,
     emit,
+    parse_severities,
     use_engine_tls,
 )
 from portcullis.pipelines.errors import PipelineError
@@ -37,6 +41,8 @@ def inside(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     show_all: ShowAllOption = False,
     fail_on: Annotated[FailOn | None, typer.Option("--fail-on")] = None,
+    severity: SeverityOption = None,
+    exit_code: ExitCodeOption = EXIT_FINDINGS,
     signals_out: Annotated[Path | None, typer.Option("--signals-out", help="save the raw signals as JSON")] = None,
 ) -> None:
     """Self-assessment: capabilities, seccomp, namespaces, sockets, mounts, devices, escape hooks.
@@ -47,10 +53,21 @@ def inside(
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     import json
 
+    severities = parse_severities(severity)
     try:
         assessment = assess_inside(container, host, probes)
     except PipelineError as exc:
         die(str(exc))
     if signals_out is not None:
         signals_out.write_text(json.dumps(assessment.signals, indent=1), encoding="utf-8")
-    raise typer.Exit(emit(assessment.report, output_format, output, fail_on, show_all=show_all))
+    raise typer.Exit(
+        emit(
+            assessment.report,
+            output_format,
+            output,
+            fail_on,
+            exit_code=exit_code,
+            show_all=show_all,
+            severities=severities,
+        )
+    )

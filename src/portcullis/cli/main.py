@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
-from portcullis.cli.common import EXIT_TOOL_ERROR, say
+from portcullis.cli import conventions
+from portcullis.cli.common import EXIT_TOOL_ERROR, shout
 
 # Command -> the module defining it. Only the invoked command's module is imported (an image scan should not pay
 # for the audit's Docker SDK or the HTML renderer); help and unknown names load them all.
@@ -35,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings=conventions.HELP,
 )
 
 
@@ -63,9 +65,9 @@ def schema() -> None:
 def register(names: Iterable[str]) -> None:
     for name in names:
         if name in COMMANDS:
-            app.command(name=name)(getattr(importlib.import_module(COMMANDS[name]), name))
+            conventions.install(app, name, getattr(importlib.import_module(COMMANDS[name]), name))
         elif name in GROUPS:
-            app.add_typer(importlib.import_module(GROUPS[name]).app, name=name)
+            conventions.install_group(app, importlib.import_module(GROUPS[name]).app, name)
 
 
 def invoked_command(argv: list[str]) -> str | None:
@@ -87,15 +89,18 @@ def run() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        say("portcullis: interrupted")
+        shout("portcullis: interrupted")
         sys.exit(130)
     except KeyboardInterrupt:
-        say("portcullis: interrupted")
+        shout("portcullis: interrupted")
         sys.exit(130)
+    except conventions.CommandTimeout as exc:
+        shout(f"portcullis: error: {exc}")
+        sys.exit(EXIT_TOOL_ERROR)
     except typer.TyperException as exc:  # usage errors: bad option, bad value
-        say(f"portcullis: error: {exc.format_message()}")
+        shout(f"portcullis: error: {exc.format_message()}")
         sys.exit(EXIT_TOOL_ERROR)
     except Exception as exc:  # the last line of defence: one line, exit 1, no traceback
-        say(f"portcullis: internal error: {type(exc).__name__}: {exc}")
+        shout(f"portcullis: internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_TOOL_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from portcullis.cli.common import (
+    EXIT_FINDINGS,
+    ExitCodeOption,
     FailOn,
     OutputFormat,
     ShowAllOption,
@@ -46,6 +48,7 @@ def prove(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     show_all: ShowAllOption = False,
     fail_on: Annotated[FailOn | None, typer.Option("--fail-on")] = None,
+    exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Prove that limits hold: OOM at the memory limit, fork storms stopped, CPU throttled, read-only root,
     dropped capabilities, seccomp, no-new-privileges, userns-remap.
@@ -74,4 +77,4 @@ def prove(
     except ExperimentsInterrupted:
         say("portcullis: interrupted; every experiment container was removed")
         raise typer.Exit(130) from None
-    raise typer.Exit(emit(report, output_format, output, fail_on, show_all=show_all))
+    raise typer.Exit(emit(report, output_format, output, fail_on, exit_code=exit_code, show_all=show_all))

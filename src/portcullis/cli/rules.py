@@ -8,6 +8,50 @@ import typer
 
 from portcullis.checks.registry import Rule, UnknownSelector, all_rules, get_rule, select_rules
 from portcullis.cli.common import die
+from portcullis.model.vuln import VULN_RULE_ID, VULN_UNDECIDED_RULE_ID
+
+# Not a declared rule (its findings come from the advisory database, one per advisory and package, not from a
+# check over facts), so its page is written here; docs/environment.md and the README point to it.
+VULNERABILITIES = f"""{VULN_RULE_ID}: No known vulnerability in an installed package
+
+Findings of `portcullis image` (and the vulnerabilities of `portcullis sbom -f cyclonedx`): every installed
+package (Debian, Ubuntu and Alpine packages, rpm, PyPI, npm, Go, Maven, RubyGems, crates) matched against
+the advisory database that `portcullis db update` downloads (Debian security tracker, Alpine secdb, OSV).
+One finding per advisory and package; the advisory id (CVE-…, GHSA-…) is in the title, in
+`evidence.advisory_id` and in the `vulnerability` object of the JSON report.
+
+Statuses it can return:
+  fail    the installed version is affected (fixed in a later version, no fix yet, or the vendor won't fix)
+  manual  the vendor has not determined whether this release is affected
+  error   rule {VULN_UNDECIDED_RULE_ID}: the package could not be matched (a version that does not parse,
+          an unknown release); it is listed, not guessed
+
+Severity, in this order:
+  1. the vendor's word for this release (Debian urgency, Ubuntu/GHSA/Red Hat severity);
+  2. else the highest CVSS base score published with the advisory (v2, v3.x or v4.0):
+     9.0+ critical, 7.0+ high, 4.0+ medium, above 0 low;
+  3. else medium, marked `severity_source: assumed`, so an unrated advisory is not below a --fail-on gate.
+  `vulnerability.severity_source` says which (vendor, cvss, assumed); every CVSS vector and score is kept.
+
+Narrowing the question (the findings are dropped):
+  --only-fixed / --ignore-unfixed   only vulnerabilities with a fixed version
+  --severity HIGH,CRITICAL          only these severities (reported and gated)
+
+Accepting a finding (kept, marked suppressed, not gated):
+  --vuln-ignore FILE   YAML: ignore: [{{id: CVE-2023-38545, reason: "not reachable", expires: 2026-12-31,
+                       package: curl}}]; the id matches an advisory id or alias; a reason is required
+  --vex FILE           OpenVEX (not_affected, fixed) or CycloneDX VEX (not_affected, false_positive,
+                       resolved) statements suppress the advisory for the products they name
+  .portcullisignore.yaml   an entry with id {VULN_RULE_ID} accepts every vulnerability of its target (a
+                       rule id, not an advisory id: use --vuln-ignore for one CVE); see docs/ignore-file.md
+
+How to fix it:
+Upgrade the package (or the base image) to the fixed version; rebuild on a maintained base image when the
+release has no fix. `portcullis db status` shows how old the database is.
+
+References:
+  docs/environment.md (PORTCULLIS_DB, PORTCULLIS_DOWNLOAD_TIMEOUT), docs/json-report.md
+"""
 
 
 def explain(rule: Rule) -> str:
@@ -35,12 +79,15 @@ def explain(rule: Rule) -> str:
 def rules(
     rule_id: Annotated[str | None, typer.Argument(help="a rule id (CIS-5.5) or prefix (CIS-5) to explain")] = None,
 ) -> None:
-    """List every rule, or explain one: `portcullis rules`, `portcullis rules CIS-5.5`."""
+    """List every rule, or explain one: `portcullis rules`, `portcullis rules CIS-5.5`, `portcullis rules DKR-VULN`."""
     catalogue = all_rules()
     if rule_id is None:
         for item in catalogue:
             level = f"L{item.cis.level}" if item.cis else "  "
             typer.echo(f"{item.id:<14} {level} {item.severity.value:<8} {item.scope.value:<9} {item.title}")
+        return
+    if rule_id.upper() in (VULN_RULE_ID, VULN_UNDECIDED_RULE_ID):
+        typer.echo(VULNERABILITIES, nl=False)
         return
     exact = get_rule(rule_id)
     if exact is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from portcullis.cli.common import (
     TLSVerifyOption,
     die,
     listed,
+    refuse_format_as_output,
     say,
     use_engine_tls,
 )
@@ -23,9 +25,25 @@ from portcullis.pipelines.image import ImageSource
 from portcullis.pipelines.sbom import SbomFormat, sbom_document
 
 
+class SbomFormatName(StrEnum):
+    """What -f accepts: ours and syft's/Trivy's names for the same documents (both are JSON)."""
+
+    cyclonedx = "cyclonedx"
+    cyclonedx_json = "cyclonedx-json"
+    spdx = "spdx"
+    spdx_json = "spdx-json"
+
+    @property
+    def document(self) -> SbomFormat:
+        return SbomFormat(self.value.removesuffix("-json"))
+
+
 def sbom(
     reference: Annotated[str, typer.Argument(metavar="REF", help="an image, as `portcullis image` takes it")],
-    output_format: Annotated[SbomFormat, typer.Option("--format", "-f", help="SBOM format")] = SbomFormat.cyclonedx,
+    output_format: Annotated[
+        SbomFormatName,
+        typer.Option("--format", "-f", case_sensitive=False, help="SBOM format (JSON either way)"),
+    ] = SbomFormatName.cyclonedx,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the SBOM here, not stdout")] = None,
     vulns: Annotated[
         bool, typer.Option("--vulns/--no-vulns", help="CycloneDX: add the vulnerabilities found (needs a database)")
@@ -45,9 +63,10 @@ def sbom(
 ) -> None:
     """Write a software bill of materials: every package, its purl and the layer that introduced it.
 
-    Examples: `portcullis sbom app:1 -o app.cdx.json`, `portcullis sbom docker-archive:app.tar -f spdx`.
+    Examples: `portcullis sbom app:1 -o app.cdx.json`, `portcullis sbom docker-archive:app.tar -f spdx-json`.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
+    refuse_format_as_output(output)  # before reading the image: `-o cyclonedx-json` is syft's spelling of -f
     source = ImageSource(
         reference,
         platform=platform,
@@ -56,7 +75,7 @@ def sbom(
         engine_host=host,
     )
     try:
-        text = sbom_document(source, output_format, vulns=vulns, db_path=db, log=say)
+        text = sbom_document(source, output_format.document, vulns=vulns, db_path=db, log=say)
     except PipelineError as exc:
         die(str(exc))
     if output is None:
