@@ -27,7 +27,7 @@ from portcullis.cli.common import (
     say,
     use_engine_tls,
 )
-from portcullis.pipelines.audit import audit_report, choose_benchmark, gather_facts, write_facts
+from portcullis.pipelines.audit import audit_report, audit_rules, choose_benchmark, gather_facts, write_facts
 from portcullis.pipelines.errors import PipelineError
 
 
@@ -75,6 +75,7 @@ def audit(
     severities = parse_severities(severity)  # a typo should not cost a whole audit either
     try:
         benchmark = choose_benchmark(benchmark_id)
+        audit_rules(select, skip, level, benchmark)  # a misspelt selector should not cost a whole collection
         facts = gather_facts(host, facts_in, log=say)
         if facts_out is not None:
             write_facts(facts, facts_out)

@@ -40,6 +40,7 @@ def build_report(findings: List[Dict[str, Any]], subject: str) -> Dict[str, Any]
         "problems": [],
         # rule descriptors come from `portcullis rules DKR-IN-…` on the host; the zipapp carries none
         "rules": [],
+        "database": None,  # no vulnerability database is involved in an inside assessment
     }
 
 
