@@ -108,11 +108,13 @@ def emit(
     With a gate in force, any `error` finding (a check that raised) makes the exit code 1.
     """
     from portcullis.checks.registry import describe
+    from portcullis.model.redaction import redact_report
     from portcullis.report import RENDERER_MODULES, renderer
 
     if fmt.value not in RENDERER_MODULES:
         die(f"format {fmt.value!r} is not available for this command")
     report = apply_ignore_file(report, ignore_file)
+    report = redact_report(report)  # the one pass every format goes through: no quoted secret is printed
     # Renderers describe rules (SARIF descriptors) from the report alone, so every command's report carries them.
     report = report.model_copy(update={"rules": describe(report.findings)})
     if fmt is OutputFormat.text:

@@ -15,7 +15,7 @@ from portcullis.checks.image_rules import unread_paths
 from portcullis.checks.registry import CheckResult, failed, manual, passed, rule, skipped
 from portcullis.model.facts import Facts, HistoryEntry, ImageFacts
 from portcullis.model.findings import Severity, Status, TargetKind
-from portcullis.model.redaction import ASSIGNMENT, URL_CREDENTIALS, is_secret_assignment, redact_line
+from portcullis.model.redaction import is_secret_assignment, redact_line, secret_spans
 
 COMMAND_PREVIEW = 240  # history lines can be huge; evidence keeps the start
 
@@ -422,14 +422,11 @@ def no_baked_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
             hits.append({"where": "Config.Env", "name": name, "value": _redacted(value)})
     for step in _steps(image.history or []):
         seen: set[str] = set()
-        for name, value in ASSIGNMENT.findall(step.created_by):
-            if name not in seen and is_secret_assignment(name, value):
+        for name, start, end in secret_spans(step.created_by):
+            if name not in seen:
                 seen.add(name)
+                value = step.created_by[start:end]
                 hits.append({"where": f"history step {step.index}", "name": name, "value": _redacted(value)})
-        if URL_CREDENTIALS.search(step.created_by):
-            hits.append(
-                {"where": f"history step {step.index}", "name": "URL with user:password", "value": "<redacted>"}
-            )
     for found in image.content.secrets if image.content else []:
         hits.append(
             {
