@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import docker.errors
+import requests
 from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
@@ -20,6 +21,17 @@ from portcullis.model.findings import CollectionProblem
 
 
 def collect_facts(conn: EngineConnection) -> Facts:
+    """The snapshot; an engine that dies or drops the connection part-way is one CollectionError naming it."""
+    try:
+        return _collect_facts(conn)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CollectionError(
+            f"the engine at {conn.endpoint} stopped answering during collection: {text[:200]}"
+        ) from None
+
+
+def _collect_facts(conn: EngineConnection) -> Facts:
     snapshot = collect_engine(conn)
     problems: list[CollectionProblem] = list(snapshot.problems)
     daemon = collect_daemon_config(conn.endpoint, conn.local, problems)
