@@ -55,7 +55,7 @@ def audit(
     `portcullis audit --benchmark cis-docker-1.8.0`,
     `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`.
     """
-    from portcullis.collect.audit import collect_facts, load_facts
+    from portcullis.collect.audit import collect_facts, load_facts, save_facts
     from portcullis.collect.engine import connect
     from portcullis.data.benchmark import UnknownBenchmark, load_benchmark
 
@@ -78,7 +78,7 @@ def audit(
         die(str(exc))
     if facts_out is not None:
         try:
-            facts_out.write_text(facts.to_json(), encoding="utf-8")
+            save_facts(facts, str(facts_out))
         except OSError as exc:
             die(f"cannot write {facts_out}: {exc.strerror}")
     report = audit_report(facts, select or [], skip or [], level, benchmark)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +22,7 @@ from portcullis.collect.host import collect_host
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
 from portcullis.model.facts import FACTS_SCHEMA_VERSION, Facts, HostFacts
 from portcullis.model.findings import CollectionProblem
+from portcullis.model.redaction import redact_snapshot
 
 
 def collect_facts(conn: EngineConnection) -> Facts:
@@ -69,6 +74,22 @@ def _collect_facts(conn: EngineConnection) -> Facts:
         problems=problems,
         skipped_containers=snapshot.skipped_containers,
     )
+
+
+def save_facts(facts: Facts, path: str) -> None:
+    """Write the snapshot with secrets masked (env values, labels, command lines), readable by its owner only:
+    created 0600 under a temporary name and renamed, so no other user can open it, even briefly or when it existed."""
+    text = json.dumps(redact_snapshot(json.loads(facts.to_json())), indent=1)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".facts-", dir=directory)  # mkstemp creates with mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # A facts file is read whole and every JSON object in it becomes a model with all its defaults: ~8x the file's

@@ -63,8 +63,8 @@ _KEY_VALUE = re.compile(r"[\"']?([A-Za-z_][\w.-]*)[\"']?\s*:\s+(?!//)" + _VALUE 
 def is_secret_assignment(name: str, value: str) -> bool:
     """Whether NAME=value puts a literal secret in the line (not an empty value or a $reference)."""
     value = value.strip("\"'")
-    if not value or value.startswith("$") or value.startswith(MASK):
-        return False
+    if not value or value.startswith("$"):
+        return False  # a value already masked still counts: it proves a literal was there (a replayed snapshot)
     return bool(SECRET_NAME.search(name)) and not NOT_SECRET_NAME.search(name)
 
 
@@ -83,7 +83,7 @@ def secret_spans(text: str) -> Iterator[tuple[str, int, int]]:
     for kind, pattern, group in _DETECTORS:
         for match in pattern.finditer(text):
             start, end = value_span(match, group)
-            if end > start and not text.startswith(MASK, start) and not text.startswith("$", start):
+            if end > start and not text.startswith("$", start):
                 yield (kind, start, end)
     for match in _KEY_VALUE.finditer(text):
         name, group = (match.group(1), 2) if match.group(1) else (match.group(3), 4)
@@ -132,3 +132,53 @@ def _redact_finding(finding: Finding) -> Finding:
     return finding.model_copy(
         update={"message": redact_line(finding.message), "evidence": redact_value(finding.evidence)}
     )
+
+
+# Snapshot fields (Engine API spelling) that carry command lines, and those that carry NAME=value or name: value.
+_ARGV_FIELDS = frozenset({"Cmd", "Entrypoint", "cmdline", "command"})
+_TEXT_FIELDS = frozenset({"CreatedBy", "created_by"})
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The words with secrets masked, judged on the whole line: `docker login -p PASS` spans three words."""
+    line = " ".join(argv)
+    spans = [(start, end) for _, start, end in secret_spans(line)]
+    out: list[str] = []
+    offset = 0
+    for word in argv:
+        masked = word
+        for start, end in spans:
+            if start < offset + len(word) and end > offset:
+                masked = word[: max(start - offset, 0)] + MASK + word[min(end - offset, len(word)) :]
+                break
+        out.append(masked)
+        offset += len(word) + 1
+    return out
+
+
+def redact_snapshot(data: Any) -> Any:
+    """A facts snapshot (as JSON data) with secret values masked in env, labels, command lines and build lines;
+    keys and names are kept, so a rule reading the replay still sees that a secret-named variable holds a literal."""
+    if isinstance(data, list):
+        return [redact_snapshot(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "Env" and isinstance(value, list):
+            out[key] = [redact_line(item) if isinstance(item, str) else item for item in value]
+        elif key == "Labels" and isinstance(value, dict):
+            out[key] = {name: _redact_label(name, text) for name, text in value.items()}
+        elif key in _ARGV_FIELDS and isinstance(value, list) and all(isinstance(w, str) for w in value):
+            out[key] = redact_argv(value)
+        elif key in _TEXT_FIELDS and isinstance(value, str):
+            out[key] = redact_line(value)
+        else:
+            out[key] = redact_snapshot(value)
+    return out
+
+
+def _redact_label(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return MASK if is_secret_assignment(name, value) else redact_line(value)
