@@ -15,7 +15,7 @@ from portcullis.checks.image_rules import unread_paths
 from portcullis.checks.registry import CheckResult, failed, manual, passed, rule, skipped
 from portcullis.model.facts import Facts, HistoryEntry, ImageFacts
 from portcullis.model.findings import Severity, Status, TargetKind
-from portcullis.model.redaction import is_secret_assignment, redact_line, secret_spans
+from portcullis.model.redaction import MASK, is_secret_assignment, redact_line, secret_spans
 
 COMMAND_PREVIEW = 240  # history lines can be huge; evidence keeps the start
 
@@ -425,8 +425,9 @@ def no_baked_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
         for name, start, end in secret_spans(step.created_by):
             if name not in seen:
                 seen.add(name)
-                value = step.created_by[start:end]
-                hits.append({"where": f"history step {step.index}", "name": name, "value": _redacted(value)})
+                # a variable's length is kept as a hint; a password in a URL or option is not even measured
+                value = _redacted(step.created_by[start:end]) if name.isidentifier() else MASK
+                hits.append({"where": f"history step {step.index}", "name": name, "value": value})
     for found in image.content.secrets if image.content else []:
         hits.append(
             {
