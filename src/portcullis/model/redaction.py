@@ -60,6 +60,13 @@ _DETECTORS: tuple[tuple[str, re.Pattern[str], int], ...] = (
 _KEY_VALUE = re.compile(r"[\"']?([A-Za-z_][\w.-]*)[\"']?\s*:\s+(?!//)" + _VALUE + r"|\"([A-Za-z_][\w.-]*)\":" + _VALUE)
 
 
+# Text none of whose detectors could match lacks every one of these anchors: one scan spares the dozen patterns on
+# the bulk of a report (advisory text, paths, versions).
+_GATE = re.compile(
+    r"=|@|BEGIN|A[KS]IA|gh[pousr]_|xox|-u|--user|pass|pwd|secret|token|key|credential|login|mysql|configure", re.I
+)
+
+
 def is_secret_assignment(name: str, value: str) -> bool:
     """Whether NAME=value puts a literal secret in the line (not an empty value or a $reference)."""
     value = value.strip("\"'")
@@ -70,6 +77,9 @@ def is_secret_assignment(name: str, value: str) -> bool:
 
 def secret_spans(text: str) -> Iterator[tuple[str, int, int]]:
     """(kind, start, end) of every literal secret value in the text; a quoted value's span excludes the quotes."""
+
+    if not _GATE.search(text):
+        return
 
     def value_span(match: re.Match[str], group: int) -> tuple[int, int]:
         start, end = match.span(group)
@@ -99,6 +109,8 @@ def secret_kinds(text: str) -> list[str]:
 def redact_line(text: str) -> str:
     """The text with every secret value replaced by <redacted>."""
     spans = sorted((start, end) for _, start, end in secret_spans(text))
+    if not spans:
+        return text
     out: list[str] = []
     done = 0
     for start, end in spans:
@@ -129,9 +141,10 @@ def redact_report(report: Report) -> Report:
 
 
 def _redact_finding(finding: Finding) -> Finding:
-    return finding.model_copy(
-        update={"message": redact_line(finding.message), "evidence": redact_value(finding.evidence)}
-    )
+    message, evidence = redact_line(finding.message), redact_value(finding.evidence)
+    if message is finding.message and evidence == finding.evidence:
+        return finding  # the common case: nothing quoted holds a secret
+    return finding.model_copy(update={"message": message, "evidence": evidence})
 
 
 # Snapshot fields (Engine API spelling) that carry command lines, and those that carry NAME=value or name: value.
