@@ -209,6 +209,7 @@ def emit(
     With `severities` (--severity), findings of other severities are neither reported nor gated.
     """
     from portcullis.checks.registry import describe
+    from portcullis.model.redaction import redact_report
     from portcullis.report import RENDERER_MODULES, renderer
 
     if fmt.value not in RENDERER_MODULES:
@@ -218,6 +219,7 @@ def emit(
         kept = [f for f in report.findings if f.severity in severities]
         report = report.model_copy(update={"findings": kept, "summary": Summary.of(kept)})
     report = apply_ignore_file(report, ignore_file, strict=strict, legacy=legacy_ignore_file)
+    report = redact_report(report)  # the one pass every format goes through: no quoted secret is printed
     # Renderers describe rules (SARIF descriptors) from the report alone, so every command's report carries them.
     report = report.model_copy(update={"rules": describe(report.findings)})
     if fmt is OutputFormat.text:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 import importlib
+import io
+import os
 import sys
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -84,23 +86,69 @@ def run() -> None:
     # Everything imported so far lives until exit: keep it out of the collector's full passes, which otherwise
     # rescan these hundreds of thousands of objects while a scan builds its own.
     gc.freeze()
+    stdout = sys.stdout = _Stdout(sys.stdout)
+    code = _dispatch(stdout)
+    try:  # the report's last bytes: a full disk or a closed pipe is a failed run, not a silent 0
+        stdout.flush()
+    except OSError as exc:
+        code = _stdout_lost(exc)
+    sys.exit(code)
+
+
+class _Stdout(io.TextIOWrapper):
+    """sys.stdout, remembering whether a write to it failed: that OSError is about the report, not the subject."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(
+            stream.buffer, encoding=stream.encoding, errors=stream.errors, line_buffering=bool(stream.line_buffering)
+        )
+        self.lost: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError as exc:
+            self.lost = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self.lost = exc
+            raise
+
+
+def _dispatch(stdout: _Stdout) -> int:
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
+        return exc.exit_code
+    except SystemExit:
+        if stdout.lost:  # click's own answer to a closed pipe: a silent exit 1
+            return _stdout_lost(stdout.lost)
+        raise
+    except (typer.Abort, KeyboardInterrupt):
         shout("portcullis: interrupted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        shout("portcullis: interrupted")
-        sys.exit(130)
+        return 130
     except conventions.CommandTimeout as exc:
         shout(f"portcullis: error: {exc}")
-        sys.exit(EXIT_TOOL_ERROR)
+        return EXIT_TOOL_ERROR
     except typer.TyperException as exc:  # usage errors: bad option, bad value
         shout(f"portcullis: error: {exc.format_message()}")
-        sys.exit(EXIT_TOOL_ERROR)
+        return EXIT_TOOL_ERROR
     except Exception as exc:  # the last line of defence: one line, exit 1, no traceback
+        if stdout.lost:
+            return _stdout_lost(stdout.lost)
         shout(f"portcullis: internal error: {type(exc).__name__}: {exc}")
-        sys.exit(EXIT_TOOL_ERROR)
-    sys.exit(code if isinstance(code, int) else 0)
+        return EXIT_TOOL_ERROR
+    return code if isinstance(code, int) else 0
+
+
+def _stdout_lost(exc: OSError) -> int:
+    # Unflushed bytes would make the interpreter's own flush at exit print a second error: send them nowhere.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    shout(f"portcullis: error: cannot write to stdout: {exc.strerror or exc}")
+    return EXIT_TOOL_ERROR

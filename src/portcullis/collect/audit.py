@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import docker.errors
+import requests
 from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
@@ -17,9 +22,21 @@ from portcullis.collect.host import collect_host
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
 from portcullis.model.facts import FACTS_SCHEMA_VERSION, Facts, HostFacts
 from portcullis.model.findings import CollectionProblem
+from portcullis.model.redaction import redact_snapshot
 
 
 def collect_facts(conn: EngineConnection) -> Facts:
+    """The snapshot; an engine that dies or drops the connection part-way is one CollectionError naming it."""
+    try:
+        return _collect_facts(conn)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CollectionError(
+            f"the engine at {conn.endpoint} stopped answering during collection: {text[:200]}"
+        ) from None
+
+
+def _collect_facts(conn: EngineConnection) -> Facts:
     snapshot = collect_engine(conn)
     problems: list[CollectionProblem] = list(snapshot.problems)
     daemon = collect_daemon_config(conn.endpoint, conn.local, problems)
@@ -57,6 +74,22 @@ def collect_facts(conn: EngineConnection) -> Facts:
         problems=problems,
         skipped_containers=snapshot.skipped_containers,
     )
+
+
+def save_facts(facts: Facts, path: str) -> None:
+    """Write the snapshot with secrets masked (env values, labels, command lines), readable by its owner only:
+    created 0600 under a temporary name and renamed, so no other user can open it, even briefly or when it existed."""
+    text = json.dumps(redact_snapshot(json.loads(facts.to_json())), indent=1)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".facts-", dir=directory)  # mkstemp creates with mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # A facts file is read whole and every JSON object in it becomes a model with all its defaults: ~8x the file's

@@ -1,13 +1,16 @@
 """Short-lived, labelled containers for experiments, always removed: on success, failure, timeout,
 Ctrl-C and SIGTERM.
 
-Every container carries `portcullis.managed=true` and the run's id, so a crashed run can also be
-swept by label. Nothing here touches containers the tool did not create.
+Every container carries `portcullis.managed=true`, the run's id and its owner (host and pid), and is named before
+the create request, so a run removes what it created even when a signal arrives mid-create, and the next run sweeps
+what a killed one (SIGKILL) left. Nothing here touches containers the tool did not create.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,6 +25,7 @@ from portcullis.collect.engine import EngineConnection
 
 MANAGED_LABEL = "portcullis.managed"
 RUN_LABEL = "portcullis.run"
+OWNER_LABEL = "portcullis.owner"  # host:pid of the run, so the next run can tell a dead run's leftovers
 
 
 class SandboxError(Exception):
@@ -42,19 +46,31 @@ class Sandbox:
     conn: EngineConnection
     purpose: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    created: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # names, given before each create request is sent
+    creating: bool = False
+    pending_signal: int | None = None  # a signal that arrived mid-create, raised once the create returns
 
     @property
     def labels(self) -> dict[str, str]:
-        return {MANAGED_LABEL: "true", RUN_LABEL: self.run_id, "portcullis.purpose": self.purpose}
+        return {
+            MANAGED_LABEL: "true",
+            RUN_LABEL: self.run_id,
+            OWNER_LABEL: _owner(),
+            "portcullis.purpose": self.purpose,
+        }
 
     def create(self, image: str, command: list[str], user: str = "", **host_options: Any) -> str:
         api = self.conn.api
+        name = f"portcullis-{self.purpose}-{self.run_id}-{len(self.created)}"
+        self.created.append(name)
+        # The engine may finish a create whose client was interrupted: hold signals until its answer is in.
+        self.creating = True
         try:
             host_config = api.create_host_config(**host_options)
             created = api.create_container(
                 image,
                 command=command,
+                name=name,
                 user=user or None,
                 labels=self.labels,
                 host_config=host_config,
@@ -66,9 +82,11 @@ class Sandbox:
             raise SandboxError(f"image {image} is not in the engine (build it with `make test-images`)") from None
         except docker.errors.APIError as exc:
             raise SandboxError(f"the engine refused the experiment container: {exc.explanation or exc}") from None
-        container_id = str(created["Id"])
-        self.created.append(container_id)
-        return container_id
+        finally:
+            self.creating = False
+            if self.pending_signal is not None:
+                raise KeyboardInterrupt(f"signal {self.pending_signal}")
+        return str(created["Id"])
 
     def run(
         self, image: str, command: list[str], timeout: float = 30, user: str = "", **host_options: Any
@@ -100,27 +118,66 @@ class Sandbox:
         return RunResult(None, "", False, False, host_pid=int(state.get("Pid") or 0) or None)
 
     def close(self) -> None:
-        for container_id in self.created:
-            with suppress(docker.errors.NotFound):
-                self.conn.api.remove_container(container_id, force=True)
+        for name in self.created:
+            _remove(self.conn, name)
         self.created.clear()
+        # Anything of this run the names missed (a create the engine completed after its client gave up).
+        for container in self.conn.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+            _remove(self.conn, str(container["Id"]))
+
+    def interrupt(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM and Ctrl-C: raise KeyboardInterrupt, or after the create request in flight has returned."""
+        if self.creating:
+            self.pending_signal = signum
+            return
+        raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _remove(conn: EngineConnection, container: str) -> None:
+    with suppress(docker.errors.NotFound):
+        conn.api.remove_container(container, force=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    return True
+
+
+def sweep_orphans(conn: EngineConnection) -> int:
+    """Remove managed containers whose run, on this host, is no longer alive (killed before its clean-up)."""
+    host = socket.gethostname()
+    removed = 0
+    for container in conn.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}=true"}):
+        owner_host, _, pid = str((container.get("Labels") or {}).get(OWNER_LABEL, "")).rpartition(":")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            _remove(conn, str(container["Id"]))
+            removed += 1
+    return removed
 
 
 @contextmanager
 def sandbox(conn: EngineConnection, purpose: str) -> Iterator[Sandbox]:
     """A sandbox whose containers are removed however the block ends; SIGTERM is treated as Ctrl-C."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     box = Sandbox(conn, purpose)
+    previous = {signum: signal.signal(signum, box.interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
+        sweep_orphans(conn)
         yield box
     finally:
         # A second signal during clean-up must not leave containers behind.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
         try:
             box.close()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

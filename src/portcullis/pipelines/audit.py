@@ -54,9 +54,12 @@ def gather_facts(host: str | None, facts_in: Path | None, log: Callable[[str], N
 
 
 def write_facts(facts: Facts, path: Path) -> None:
-    """Save `facts` for a later `--facts-in` replay; a path that cannot be written raises OutputError."""
+    """Save `facts` for a later `--facts-in` replay, secrets masked and readable by its owner only; a path that
+    cannot be written raises OutputError."""
+    from portcullis.collect.audit import save_facts
+
     try:
-        path.write_text(facts.to_json(), encoding="utf-8")
+        save_facts(facts, str(path))
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
 

@@ -15,7 +15,7 @@ from portcullis.checks.image_rules import unread_paths
 from portcullis.checks.registry import CheckResult, failed, manual, passed, rule, skipped
 from portcullis.model.facts import Facts, HistoryEntry, ImageFacts
 from portcullis.model.findings import Severity, Status, TargetKind
-from portcullis.model.redaction import ASSIGNMENT, URL_CREDENTIALS, is_secret_assignment, redact_line
+from portcullis.model.redaction import MASK, is_secret_assignment, redact_line, secret_spans
 
 COMMAND_PREVIEW = 240  # history lines can be huge; evidence keeps the start
 
@@ -422,14 +422,12 @@ def no_baked_secrets(image: ImageFacts, facts: Facts) -> CheckResult:
             hits.append({"where": "Config.Env", "name": name, "value": _redacted(value)})
     for step in _steps(image.history or []):
         seen: set[str] = set()
-        for name, value in ASSIGNMENT.findall(step.created_by):
-            if name not in seen and is_secret_assignment(name, value):
+        for name, start, end in secret_spans(step.created_by):
+            if name not in seen:
                 seen.add(name)
-                hits.append({"where": f"history step {step.index}", "name": name, "value": _redacted(value)})
-        if URL_CREDENTIALS.search(step.created_by):
-            hits.append(
-                {"where": f"history step {step.index}", "name": "URL with user:password", "value": "<redacted>"}
-            )
+                # a variable's length is kept as a hint; a password in a URL or option is not even measured
+                value = _redacted(step.created_by[start:end]) if name.isidentifier() else MASK
+                hits.append({"where": f"history step {step.index}", "name": name, "value": value})
     for found in image.content.secrets if image.content else []:
         hits.append(
             {

@@ -71,6 +71,8 @@ def analyse_image(reference: str, options: ImageOptions | None = None) -> ImageF
     """Read an image's config and every layer once; raise ImageError with one clear line on failure."""
     options = options or ImageOptions()
     transport, rest = split_transport(reference)
+    if not rest.strip():  # an unset $IMAGE in CI: Path("") is the current directory, which must not be scanned
+        raise ImageError(f"empty image reference {reference!r}: name an image, archive or layout")
     if transport is None:
         if Path(reference).exists():
             transport = detect_path(Path(reference))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 
-_PEM_PRIVATE = re.compile(rb"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----")
-_AWS_KEY_ID = re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
-_GITHUB_TOKEN = re.compile(rb"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,}")
-_SLACK_TOKEN = re.compile(rb"(?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9-]{10,}")
+from portcullis.model.redaction import AWS_KEY_ID, GITHUB_TOKEN, PEM_PRIVATE, SLACK_TOKEN
+
+# The same patterns that mask secrets in build lines and reports, compiled for bytes.
+_PEM_PRIVATE = re.compile(PEM_PRIVATE.encode())
+_AWS_KEY_ID = re.compile(AWS_KEY_ID.encode())
+_GITHUB_TOKEN = re.compile(GITHUB_TOKEN.encode())
+_SLACK_TOKEN = re.compile(SLACK_TOKEN.encode())
 
 # Content checks: (gate, pattern, kind). A gate starts with literal text, which the regex engine finds by a fast
 # scan; one alternation of all of them would be tried at every byte and costs about three times as much.
