@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Collection
 from datetime import date
@@ -27,10 +28,35 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+_progress_open = False  # a transient progress line is on the terminal and must be cleared before anything else
+
+
 def shout(message: str) -> None:
     """One line on stderr even under --quiet: errors."""
+    end_progress()
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+def progress(message: str) -> None:
+    """What a long step is doing, as one line rewritten in place on a terminal; nothing when stderr is piped (a
+    CI log keeps only the lines that matter) or under --quiet."""
+    global _progress_open
+    if _quiet or not sys.stderr.isatty():
+        return
+    width = shutil.get_terminal_size((80, 24)).columns
+    sys.stderr.write("\r\x1b[K" + message[: max(width - 1, 1)])
+    sys.stderr.flush()
+    _progress_open = True
+
+
+def end_progress() -> None:
+    """Clear the progress line, so the summary or an error starts on a clean line."""
+    global _progress_open
+    if _progress_open:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+        _progress_open = False
 
 
 def listed(values: list[str] | None) -> list[str]:
@@ -212,6 +238,7 @@ def emit(
     from portcullis.model.redaction import redact_report
     from portcullis.report import RENDERER_MODULES, renderer
 
+    end_progress()
     if fmt.value not in RENDERER_MODULES:
         die(f"format {fmt.value!r} is not available for this command")
     refuse_format_as_output(output)

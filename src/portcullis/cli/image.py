@@ -27,6 +27,7 @@ from portcullis.cli.common import (
     emit,
     listed,
     parse_severities,
+    progress,
     say,
     use_engine_tls,
 )
@@ -144,6 +145,7 @@ def image(
         max_age_days=db_max_age,
     )
     try:
+        progress(f"reading {reference or '(no reference)'} layer by layer…")
         report = image_report(source, listed(select), listed(skip), vulns, log=say)
     except PipelineError as exc:
         die(str(exc))

@@ -14,6 +14,7 @@ from portcullis.cli.common import (
     TLSKeyOption,
     TLSVerifyOption,
     die,
+    progress,
     say,
     use_engine_tls,
 )
@@ -80,7 +81,7 @@ def overhead(
         die(f"--plot {plot}: only SVG charts are drawn (name the file *.svg)")
     plan = Plan.chosen(quick, repetitions, rtt_samples, time_limit)
     try:
-        report = overhead_report(plan, host, image, native_python, native_dir, log=say)
+        report = overhead_report(plan, host, image, native_python, native_dir, log=progress)
     except PipelineError as exc:
         die(str(exc))
     except ExperimentsInterrupted:

@@ -20,6 +20,7 @@ from portcullis.cli.common import (
     die,
     emit,
     listed,
+    progress,
     say,
     use_engine_tls,
 )
@@ -71,7 +72,9 @@ def prove(
         seccomp_unconfined=seccomp_unconfined,
     )
     try:
-        report = prove_report(container, options, ProofImages(busybox_image, python_image), host, log=say)
+        report = prove_report(
+            container, options, ProofImages(busybox_image, python_image), host, log=say, progress=progress
+        )
     except PipelineError as exc:
         die(str(exc))
     except ExperimentsInterrupted:

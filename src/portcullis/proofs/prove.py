@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portcullis import __version__
-from portcullis.checks.prove_judges import Measurement
+from portcullis.checks.prove_judges import PROVE_RULES, Measurement
 from portcullis.checks.registry import all_rules, select_rules
 from portcullis.checks.runner import evaluate_on
 from portcullis.collect import CollectionError
@@ -234,11 +234,20 @@ def _attempt(experiment: Callable[[Lab], Measurement], lab: Lab) -> Measurement:
 
 
 def run_proofs(
-    box: Sandbox, policy: Policy, images: ProofImages, host_cpus: int, read_host_uid: Callable[[int], int | None]
+    box: Sandbox,
+    policy: Policy,
+    images: ProofImages,
+    host_cpus: int,
+    read_host_uid: Callable[[int], int | None],
+    progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Measurement]:
     """One measurement per proof, in a fresh labelled container each; `checks.prove_judges.judge` judges them."""
     lab = Lab(box, policy, images, host_cpus, read_host_uid)
-    return {rule_id: _attempt(experiment, lab) for rule_id, experiment in EXPERIMENTS.items()}
+    measurements: dict[str, Measurement] = {}
+    for number, (rule_id, experiment) in enumerate(EXPERIMENTS.items(), 1):
+        progress(f"proof {number}/{len(EXPERIMENTS)}: {PROVE_RULES[rule_id][0]}…")
+        measurements[rule_id] = _attempt(experiment, lab)
+    return measurements
 
 
 def parse_probes(output: str) -> dict[str, str] | None:
@@ -291,6 +300,7 @@ def prove_report(
     images: ProofImages,
     host: str | None = None,
     log: Callable[[str], None] = _silent,
+    progress: Callable[[str], None] = _silent,
 ) -> Report:
     """Prove the limits of `container` (or of `options` when it is None) on the engine at `host`; one Report.
 
@@ -330,7 +340,7 @@ def prove_report(
             target = Target(kind=TargetKind.CONTAINER, name="explicit policy")
         log(f"proving the limits of {policy.source} in labelled throw-away containers…")
         with sandbox(conn, "prove") as box:
-            measurements = run_proofs(box, policy, images, os.cpu_count() or 1, _host_uid)
+            measurements = run_proofs(box, policy, images, os.cpu_count() or 1, _host_uid, progress)
     except KeyboardInterrupt as exc:  # once connected: an interrupt while connecting stays a plain one
         raise ExperimentsInterrupted(*exc.args) from exc
     finally:
