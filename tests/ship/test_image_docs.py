@@ -87,6 +87,22 @@ def test_completion_is_documented_as_the_cli_has_it() -> None:
         assert "portcullis --install-completion" in readme
 
 
+def test_completion_completes_commands_and_options() -> None:
+    """What the installed script asks the CLI: the words that complete the one being typed."""
+
+    def complete(words: str, index: int) -> list[str]:
+        script = Path(sys.executable).parent / "portcullis"  # completion is keyed to the program's name
+        done = subprocess.run(
+            [str(script)], capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "_PORTCULLIS_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(index)},
+        )  # fmt: skip
+        return done.stdout.split()
+
+    assert complete("portcullis au", 1) == ["audit"]
+    assert "--fail-on" in complete("portcullis audit --fa", 2)
+    assert complete("portcullis db up", 2) == ["update"]
+
+
 def test_license_is_the_apache_2_text_pyproject_names() -> None:
     text = (REPO / "LICENSE").read_text()
     assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]

@@ -37,7 +37,7 @@ app = typer.Typer(
     "Exit codes: 0 completed with nothing at or above --fail-on, 2 failures at or above it, 1 tool error.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings=conventions.HELP,
 )
 
