@@ -112,16 +112,17 @@ def engines_to_audit(hosts: list[str], engines_file: Path | None) -> list[Engine
     """The engines of a many-engine run: each --host (named by its address), then those `engines_file` lists.
     A bad file raises UsageError (one line); the same name twice does too, since findings are told apart by it."""
     from portcullis.collect import CollectionError
+    from portcullis.collect.engine import validate_docker_host
     from portcullis.collect.engines_file import EngineSpec, load_engines
 
     try:
+        for host in hosts:  # as a single --host is told, rather than as a validation error
+            validate_docker_host(host)
         engines = [EngineSpec(name=host, host=host) for host in hosts]
         if engines_file is not None:
             engines += load_engines(engines_file)
     except CollectionError as exc:
         raise UsageError(str(exc)) from exc
-    except ValueError as exc:  # a --host that is no engine address
-        raise UsageError(f"--host: {str(exc).splitlines()[-1].removeprefix('  Value error, ')}") from exc
     names = [engine.name for engine in engines]
     if len(set(names)) != len(names):
         raise UsageError(f"engine {next(n for n in names if names.count(n) > 1)!r} is named twice")
