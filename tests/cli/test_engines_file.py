@@ -17,7 +17,7 @@ GOOD = "- name: a\n  host: unix:///nowhere/a.sock\n"
         ("- name: a\n", "0.host: Field required"),
         ("- name: a\n  host: ftp://a\n", "is not a valid engine address"),
         ("- name: a\n  host: tcp://\n", "names no host"),
-        (GOOD + GOOD, "engine name 'a' is used twice"),
+        (GOOD + GOOD, "engine 'a' is named twice"),
         ("name: a\nhost: unix:///x\n", "Input should be a valid list"),
         ("[]\n", "lists no engines"),
         ("- name: [a\n", "is not YAML"),

@@ -42,7 +42,7 @@ _ENGINES = TypeAdapter(list[EngineSpec])
 
 
 def load_engines(path: Path) -> list[EngineSpec]:
-    """The engines listed in `path`; anything wrong (unreadable, not YAML, an unknown key, a repeated name) is one
+    """The engines listed in `path`; anything wrong (unreadable, not YAML, an unknown key, no engine) is one
     CollectionError line naming the file."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -56,8 +56,4 @@ def load_engines(path: Path) -> list[EngineSpec]:
         raise CollectionError(f"{path}: {first_problem(exc)}") from None
     if not engines:
         raise CollectionError(f"{path} lists no engines")
-    names = [engine.name for engine in engines]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:  # findings are told apart by engine name
-        raise CollectionError(f"{path}: engine name {repeated[0]!r} is used twice")
     return engines
