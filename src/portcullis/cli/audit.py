@@ -27,8 +27,16 @@ from portcullis.cli.common import (
     say,
     use_engine_tls,
 )
-from portcullis.pipelines.audit import audit_report, audit_rules, choose_benchmark, gather_facts, write_facts
-from portcullis.pipelines.errors import PipelineError
+from portcullis.pipelines.audit import (
+    audit_engines,
+    audit_report,
+    audit_rules,
+    choose_benchmark,
+    engines_to_audit,
+    gather_facts,
+    write_facts,
+)
+from portcullis.pipelines.errors import PipelineError, UsageError
 
 
 def audit(
@@ -47,10 +55,17 @@ def audit(
         typer.Option("--benchmark", help="the benchmark to audit against, e.g. cis-docker-1.8.0 (default: the newest)"),
     ] = None,
     host: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--host", "-H", help="engine address (default: DOCKER_HOST, the active context, the local socket)"
+            "--host",
+            "-H",
+            help="engine address (default: DOCKER_HOST, the active context, the local socket); "
+            "repeat it or give a comma list to audit several engines at once",
         ),
+    ] = None,
+    engines_file: Annotated[
+        Path | None,
+        typer.Option("--engines", help="a YAML list of engines (name, host, TLS material) to audit at once"),
     ] = None,
     tlsverify: TLSVerifyOption = False,
     tlscacert: TLSCACertOption = None,
@@ -68,20 +83,27 @@ def audit(
 
     Examples: `portcullis audit`, `portcullis audit -f sarif -o audit.sarif --fail-on high`,
     `portcullis audit --benchmark cis-docker-1.8.0`,
-    `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`.
+    `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`,
+    `portcullis audit -H tcp://a:2376,tcp://b:2376 --engines engines.yaml`.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
-    select, skip = listed(select), listed(skip)
+    select, skip, hosts = listed(select), listed(skip), listed(host)
     severities = parse_severities(severity)  # a typo should not cost a whole audit either
+    many = len(hosts) > 1 or engines_file is not None
     try:
         benchmark = choose_benchmark(benchmark_id)
         audit_rules(select, skip, level, benchmark)  # a misspelt selector should not cost a whole collection
-        facts = gather_facts(host, facts_in, log=say)
-        if facts_out is not None:
-            write_facts(facts, facts_out)
+        if many:
+            if facts_in is not None or facts_out is not None:
+                raise UsageError("--facts-in and --facts-out take one engine, not --engines or several --host")
+            report = audit_engines(engines_to_audit(hosts, engines_file), select, skip, level, benchmark, log=say)
+        else:
+            facts = gather_facts(hosts[0] if hosts else None, facts_in, log=say)
+            if facts_out is not None:
+                write_facts(facts, facts_out)
+            report = audit_report(facts, select, skip, level, benchmark)
     except PipelineError as exc:
         die(str(exc))
-    report = audit_report(facts, select, skip, level, benchmark)
     raise typer.Exit(
         emit(
             report,

@@ -69,7 +69,7 @@ class EngineConnection:
             self.relay.close()
 
 
-def _validate_docker_host(value: str) -> None:
+def validate_docker_host(value: str) -> None:
     parsed = urlparse(value)
     if parsed.scheme not in ("unix", "tcp", "ssh", "http", "https", "npipe"):
         raise CollectionError(
@@ -142,15 +142,16 @@ class _EngineAPI(docker.APIClient):  # type: ignore[misc]  # docker ships no typ
         return settings
 
 
-def connect(host: str | None = None, timeout: int = 30) -> EngineConnection:
+def connect(host: str | None = None, timeout: int = 30, tls_flags: TLSFlags | None = None) -> EngineConnection:
     """Connect as the docker CLI does: `host`, else DOCKER_HOST, else the active Docker context, else the default
-    socket; TLS from the command-line flags (use_tls_flags) or DOCKER_TLS_VERIFY/DOCKER_CERT_PATH."""
+    socket; TLS from `tls_flags` (one engine's own material, when several are audited at once), else the
+    command-line flags (use_tls_flags), or DOCKER_TLS_VERIFY/DOCKER_CERT_PATH."""
     address = host or os.environ.get("DOCKER_HOST") or None
     if address:
-        _validate_docker_host(address)
+        validate_docker_host(address)
     relay: SSHRelay | None = None
     try:
-        tls: docker.tls.TLSConfig | bool | None = _tls_config(_tls_flags)
+        tls: docker.tls.TLSConfig | bool | None = _tls_config(tls_flags or _tls_flags)
         if address is None and (context := current_context()) is not None:
             address = context.host
             tls = tls or _context_tls(context)

@@ -34,7 +34,8 @@ def build_report(findings: List[Dict[str, Any]], subject: str) -> Dict[str, Any]
         "started_at": datetime.now(timezone.utc).isoformat(),
         "subject": subject,
         "findings": [
-            dict(f, cis=None, target=target, location=None, suppressed_by=None, vulnerability=None) for f in findings
+            dict(f, cis=None, target=target, location=None, suppressed_by=None, engine=None, vulnerability=None)
+            for f in findings
         ],
         "summary": {"total": len(findings), "by_status": by_status, "failed_by_severity": failed, "suppressed": 0},
         "problems": [],

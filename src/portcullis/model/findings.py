@@ -156,6 +156,9 @@ class Finding(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)
     remediation: str = ""
     suppressed_by: str | None = None
+    engine: str | None = Field(
+        default=None, description="the engine this finding is about, when one run audited several (None: one engine)"
+    )
     vulnerability: VulnerabilityDetail | None = Field(
         default=None, description="set on vulnerability findings (DKR-VULN): the advisory and package, typed"
     )

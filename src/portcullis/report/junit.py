@@ -75,6 +75,8 @@ def _case_name(finding: Finding) -> str:
     where = finding.target.name
     if finding.location:
         where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
+    if finding.engine is not None:
+        where = f"{finding.engine}: {where}"
     return f"{finding.rule_id} {where}: {finding.title}"
 
 
@@ -97,6 +99,8 @@ def _testcase(finding: Finding, name: str) -> ET.Element:
 
 def _details(finding: Finding) -> str:
     lines = [finding.message, f"target: {finding.target.kind.value} {finding.target.name}"]
+    if finding.engine is not None:
+        lines.append(f"engine: {finding.engine}")
     if finding.location:
         where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
         lines.append(f"at: {where}")

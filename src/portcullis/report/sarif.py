@@ -73,7 +73,10 @@ def to_sarif(report: Report) -> dict[str, Any]:
     descriptors += [_advisory_descriptor(advisory_id, group) for advisory_id, group in advisories.items()]
     index = {descriptor["id"]: position for position, descriptor in enumerate(descriptors)}
     engine = engine_authority(report.subject)
-    results = [_result(f, index[sarif_rule_id(f)], engine, p) for f, p in zip(kept, fingerprints(kept), strict=True)]
+    results = [
+        _result(f, index[sarif_rule_id(f)], _engine_of(f, engine), p)
+        for f, p in zip(kept, fingerprints(kept), strict=True)
+    ]
     notifications = [_error_notification(f, index[f.rule_id]) for f in report.findings if f.status is Status.ERROR]
     notifications += [
         {"level": "warning", "message": {"text": f"{p.fact} not collected: {p.reason}"}} for p in report.problems
@@ -266,6 +269,8 @@ def fingerprint(finding: Finding, *, by_message: bool = False) -> str:
     container); otherwise the message stays out, so a count or a date in it does not open a new alert. Never the
     run time, a container id or the evidence."""
     parts = [sarif_rule_id(finding), finding.target.kind.value, finding.target.name]
+    if finding.engine is not None:  # one report of several engines: the same container name on two is two alerts
+        parts.append(finding.engine)
     detail = _advisory(finding)
     if detail is not None:
         parts += [detail.package, detail.installed_version, detail.path or ""]
@@ -279,7 +284,7 @@ def fingerprint(finding: Finding, *, by_message: bool = False) -> str:
 
 def _place(finding: Finding) -> tuple[str, ...]:
     where = (finding.location.path, str(finding.location.line)) if finding.location else ()
-    return (finding.rule_id, finding.target.kind.value, finding.target.name, *where)
+    return (finding.rule_id, finding.engine or "", finding.target.kind.value, finding.target.name, *where)
 
 
 def fingerprints(failures: list[Finding]) -> list[str]:
@@ -294,6 +299,15 @@ def engine_authority(subject: str) -> str:
     if parts.scheme in ("tcp", "ssh", "http", "https") and parts.hostname:
         return parts.hostname + (f":{parts.port}" if parts.port else "")
     return _LOCAL_ENGINE
+
+
+def _engine_of(finding: Finding, report_engine: str) -> str:
+    """A finding's engine in its URIs: the report's, or, in a many-engine report, its own (a remote one's host:port,
+    else its percent-encoded name, so that several local engines stay apart)."""
+    if finding.engine is None:
+        return report_engine
+    authority = engine_authority(finding.engine)
+    return quote(finding.engine, safe="") if authority == _LOCAL_ENGINE else authority
 
 
 def object_uri(kind: TargetKind, name: str, engine: str = _LOCAL_ENGINE) -> str:
@@ -350,12 +364,16 @@ def _result(finding: Finding, rule_index: int, engine: str, finding_print: str) 
         properties["vulnerability"] = finding.vulnerability.model_dump(mode="json", exclude={"vendor_status"})
     else:
         properties["evidence"] = finding.evidence
+    if finding.engine is not None:
+        properties["engine"] = finding.engine
     result: dict[str, Any] = {
         "ruleId": sarif_rule_id(finding),
         "ruleIndex": rule_index,
         "kind": "fail",
         "level": LEVEL_BY_SEVERITY[finding.severity],
-        "message": {"text": f"{finding.target.kind.value} {finding.target.name}: {finding.message}"},
+        "message": {
+            "text": f"{_on_engine(finding)}{finding.target.kind.value} {finding.target.name}: {finding.message}"
+        },
         "locations": [_location(finding, engine)],
         "partialFingerprints": {FINGERPRINT_KEY: finding_print},
         "properties": properties,
@@ -365,11 +383,16 @@ def _result(finding: Finding, rule_index: int, engine: str, finding_print: str) 
     return result
 
 
+def _on_engine(finding: Finding) -> str:
+    return f"engine {finding.engine} " if finding.engine is not None else ""
+
+
 def _error_notification(finding: Finding, rule_index: int) -> dict[str, Any]:
     return {
         "level": "error",
         "message": {
-            "text": f"{finding.rule_id} on {finding.target.kind.value} {finding.target.name}: {finding.message}"
+            "text": f"{finding.rule_id} on {_on_engine(finding)}{finding.target.kind.value} {finding.target.name}: "
+            f"{finding.message}"
         },
         "associatedRule": {"id": finding.rule_id, "index": rule_index},
     }

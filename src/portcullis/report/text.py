@@ -88,8 +88,10 @@ def _section(finding: Finding) -> str:
 
 def _where(finding: Finding) -> str:
     if finding.location:
-        return finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
-    return finding.target.name
+        where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
+    else:
+        where = finding.target.name
+    return f"{finding.engine}: {where}" if finding.engine is not None else where
 
 
 def _status_cell(finding: Finding) -> Text:
