@@ -3,7 +3,6 @@ for the failures an earlier run already had."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,26 +100,29 @@ def diff_runs(location: str | None, before_ref: str, after_ref: str, subject: st
 
 
 def load_baseline(ref: str, location: str | None) -> set[str]:
-    """The failure fingerprints of a baseline: a JSON report file (`-f json`), or a stored run (id, latest,
-    previous). A file that is there wins over a run of the same name."""
+    """The failure fingerprints of a baseline: a JSON report file (`-f json`), or the report of a stored run (id,
+    latest, previous). A file that is there wins over a run of the same name."""
     path = Path(ref)
     if path.is_file() or not (ref.isdigit() or ref in RELATIVE_RUNS):
         try:
             report = Report.model_validate_json(path.read_bytes())
         except OSError as exc:
             raise HistoryError(f"baseline {ref}: {exc.strerror or exc}; give a JSON report or a run id") from exc
-        except (ValidationError, json.JSONDecodeError) as exc:
+        except ValidationError as exc:  # also malformed JSON
             raise HistoryError(f"baseline {ref}: not a portcullis JSON report (-f json)") from exc
-        failed = [f for f in report.findings if f.status is Status.FAIL]
-        return set(report_fingerprints(failed))
-    store = open_history(location)
-    try:
-        run = resolve_run(store, ref)
-        return set(_failures(store.findings(run.id)))
-    except StoreError as exc:
-        raise HistoryError(str(exc)) from exc
-    finally:
-        store.close()
+    else:
+        store = open_history(location)
+        try:
+            report = store.report(resolve_run(store, ref).id)
+        except StoreError as exc:
+            raise HistoryError(str(exc)) from exc
+        finally:
+            store.close()
+    return {
+        mark
+        for f, mark in zip(report.findings, report_fingerprints(report.findings), strict=True)
+        if f.status is Status.FAIL
+    }
 
 
 def apply_baseline(report: Report, known: set[str]) -> Report:
