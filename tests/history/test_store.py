@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 
+from portcullis.cli.common import History, keep_run
 from portcullis.model.findings import Finding, Location, Report, Severity, Status, Summary, Target, TargetKind, ToolInfo
 from portcullis.model.fingerprint import report_fingerprints
 from portcullis.pipelines.errors import HistoryError
@@ -155,3 +157,18 @@ def test_a_baseline_that_cannot_be_read_is_one_error_line(tmp_path: Path, conten
     for command in (["audit"], ["image", "alpine:3.20"]):
         line = run_cli(*command, "--baseline", str(path), "--store", str(tmp_path / "h.sqlite3")).one_error_line()
         assert words in line
+
+
+def test_an_unwritable_default_store_warns_and_a_named_one_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a data dir under a file cannot be made, even by root
+    monkeypatch.delenv("PORTCULLIS_STORE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    keep_run(FIRST, History(store=None, save=True, baseline=None))
+    assert capsys.readouterr().err.startswith("portcullis: warning: run not stored: cannot open store")
+    with pytest.raises(typer.Exit) as stopped:
+        keep_run(FIRST, History(store=str(blocker / "h.sqlite3"), save=True, baseline=None))
+    assert stopped.value.exit_code == 1
+    assert capsys.readouterr().err.startswith("portcullis: error: run not stored: cannot open store")
