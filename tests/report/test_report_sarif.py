@@ -26,6 +26,7 @@ from report_samples import (
 
 from portcullis.checks.registry import get_rule
 from portcullis.model.findings import Location, Report, Severity, Status, Target, TargetKind
+from portcullis.model.fingerprint import fingerprint
 from portcullis.report import sarif
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "schemas" / "sarif-schema-2.1.0.json"
@@ -249,11 +250,11 @@ def test_vulnerability_fingerprint_is_rule_target_package_version_and_path() -> 
             ["CVE-2023-1234", "image", IMAGE.name, "openssl", "3.0.11-1~deb12u2", "var/lib/dpkg/status"]
         ).encode()
     ).hexdigest()
-    assert sarif.fingerprint(one) == expected
+    assert fingerprint(one) == expected
     # a fix published upstream changes the message and evidence, not the alert
     fixed_later = one.model_copy(update={"message": "now fixed upstream", "evidence": {}})
-    assert sarif.fingerprint(fixed_later) == expected
-    assert sarif.fingerprint(vuln("CVE-2023-1234", "openssl", "3.0.13-1~deb12u1")) != expected
+    assert fingerprint(fixed_later) == expected
+    assert fingerprint(vuln("CVE-2023-1234", "openssl", "3.0.13-1~deb12u1")) != expected
 
 
 def test_each_vulnerability_is_its_own_rule() -> None:

@@ -9,12 +9,15 @@ import typer
 
 from portcullis.cli.common import (
     EXIT_FINDINGS,
+    BaselineOption,
     ExitCodeOption,
     FailOn,
     IgnoreFileOption,
+    NoStoreOption,
     OutputFormat,
     SeverityOption,
     ShowAllOption,
+    StoreOption,
     StrictOption,
     TLSCACertOption,
     TLSCertOption,
@@ -22,6 +25,7 @@ from portcullis.cli.common import (
     TLSVerifyOption,
     die,
     emit,
+    history_options,
     listed,
     parse_severities,
     say,
@@ -78,6 +82,9 @@ def audit(
     ignore_file: IgnoreFileOption = None,
     strict: StrictOption = False,
     exit_code: ExitCodeOption = EXIT_FINDINGS,
+    store: StoreOption = None,
+    no_store: NoStoreOption = False,
+    baseline: BaselineOption = None,
 ) -> None:
     """Audit a Docker engine, its host and its files against the CIS Docker Benchmark.
 
@@ -89,6 +96,7 @@ def audit(
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     select, skip, hosts = listed(select), listed(skip), listed(host)
     severities = parse_severities(severity)  # a typo should not cost a whole audit either
+    history = history_options(store, no_store, baseline)
     many = len(hosts) > 1 or engines_file is not None
     try:
         benchmark = choose_benchmark(benchmark_id)
@@ -115,5 +123,6 @@ def audit(
             exit_code=exit_code,
             show_all=show_all,
             severities=severities,
+            history=history,
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -156,6 +157,64 @@ ShowAllOption = Annotated[
 ]
 
 
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="PORTCULLIS_STORE",
+        help="keep runs here: postgresql://… or an SQLite file (default: history.sqlite3 in the user data dir)",
+    ),
+]
+NoStoreOption = Annotated[bool, typer.Option("--no-store", help="do not keep this run in the store")]
+BaselineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--baseline",
+        metavar="FILE_OR_RUN",
+        help="a JSON report (-f json) or a stored run (id, latest, previous): only failures it lacks trip --fail-on",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class History:
+    """Where this run is kept (None: not kept) and the failure fingerprints of its baseline (None: no baseline)."""
+
+    store: str | None
+    save: bool
+    baseline: frozenset[str] | None
+
+
+def history_options(store: str | None, no_store: bool, baseline: str | None) -> History:
+    """Read the baseline now: one that cannot be read should not cost a whole audit or scan."""
+    from portcullis.pipelines.errors import HistoryError
+    from portcullis.pipelines.history import load_baseline
+
+    known = None
+    if baseline is not None:
+        try:
+            known = frozenset(load_baseline(baseline, store))
+        except HistoryError as exc:
+            die(str(exc))
+    return History(store=store, save=not no_store, baseline=known)
+
+
+def keep_run(report: Report, history: History) -> None:
+    """Store the report; a failure is an error when --store named the store, a warning for the default one (a
+    read-only home should not fail every CI run)."""
+    from portcullis.pipelines.errors import HistoryError
+    from portcullis.pipelines.history import save_run
+
+    try:
+        run_id = save_run(report, history.store)
+    except HistoryError as exc:
+        if history.store is not None:
+            die(f"run not stored: {exc}")
+        say(f"portcullis: warning: run not stored: {exc}")
+        return
+    say(f"stored as run {run_id}")
+
+
 def use_engine_tls(verify: bool, ca: Path | None, cert: Path | None, key: Path | None) -> None:
     """Every engine connection this command makes uses these TLS flags (over DOCKER_TLS_VERIFY/DOCKER_CERT_PATH)."""
     from portcullis.collect.engine import TLSFlags, use_tls_flags
@@ -226,6 +285,7 @@ def emit(
     exit_code: int = EXIT_FINDINGS,
     show_all: bool = False,
     severities: Collection[Severity] = (),
+    history: History | None = None,
 ) -> int:
     """Apply the ignore file, describe the rules behind the findings, render the report to stdout or --output, and
     return the exit code the gate decides.
@@ -233,6 +293,8 @@ def emit(
     Only unsuppressed `fail` findings at or above --fail-on trip the gate; it then returns `exit_code`.
     With a gate in force, any `error` finding (a check that raised) makes the exit code 1.
     With `severities` (--severity), findings of other severities are neither reported nor gated.
+    With a baseline in `history`, the failures it already had are marked "in baseline" and not gated; the run is
+    then stored (as reported, marks included) unless --no-store.
     """
     from portcullis.checks.registry import describe
     from portcullis.model.redaction import redact_report
@@ -249,6 +311,10 @@ def emit(
     report = redact_report(report)  # the one pass every format goes through: no quoted secret is printed
     # Renderers describe rules (SARIF descriptors) from the report alone, so every command's report carries them.
     report = report.model_copy(update={"rules": describe(report.findings)})
+    if history is not None and history.baseline is not None:
+        from portcullis.pipelines.history import apply_baseline
+
+        report = apply_baseline(report, set(history.baseline))
     if fmt is OutputFormat.text:
         from portcullis.report import text
 
@@ -265,6 +331,8 @@ def emit(
         except OSError as exc:
             die(f"cannot write {output}: {exc.strerror}")
         say(f"report written to {output}")
+    if history is not None and history.save:
+        keep_run(report, history)
     if fail_on is None or fail_on is FailOn.none:
         return EXIT_OK
     # A check that raised cannot vouch for its target: with a gate in force that is a tool error, not a pass.

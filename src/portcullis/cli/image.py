@@ -12,12 +12,15 @@ import typer
 from portcullis.cli.common import (
     DEFAULT_IGNORE_FILE,
     EXIT_FINDINGS,
+    BaselineOption,
     ExitCodeOption,
     FailOn,
     IgnoreFileOption,
+    NoStoreOption,
     OutputFormat,
     SeverityOption,
     ShowAllOption,
+    StoreOption,
     StrictOption,
     TLSCACertOption,
     TLSCertOption,
@@ -25,6 +28,7 @@ from portcullis.cli.common import (
     TLSVerifyOption,
     die,
     emit,
+    history_options,
     listed,
     parse_severities,
     progress,
@@ -117,6 +121,9 @@ def image(
         list[str] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX documents", metavar="FILE")
     ] = None,
     exit_code: ExitCodeOption = EXIT_FINDINGS,
+    store: StoreOption = None,
+    no_store: NoStoreOption = False,
+    baseline: BaselineOption = None,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -126,6 +133,7 @@ def image(
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     severities = parse_severities(severity)
+    history = history_options(store, no_store, baseline)
     source = ImageSource(
         reference,
         platform=platform,
@@ -167,5 +175,6 @@ def image(
             exit_code=exit_code,
             show_all=show_all,
             severities=severities,
+            history=history,
         )
     )

@@ -27,6 +27,8 @@ COMMANDS = {
     "image": "portcullis.cli.image",
     "sbom": "portcullis.cli.sbom",
     "lint": "portcullis.cli.lint",
+    "history": "portcullis.cli.history",
+    "diff": "portcullis.cli.history",
     "schema": "portcullis.cli.main",
 }
 GROUPS = {"db": "portcullis.cli.db", "harden": "portcullis.cli.harden"}  # each module's `app` is a typer group

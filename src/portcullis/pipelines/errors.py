@@ -28,3 +28,7 @@ class ExperimentsInterrupted(KeyboardInterrupt):
 
     Still a KeyboardInterrupt, so callers that do not know it stop as before; the CLI prints its own line.
     """
+
+
+class HistoryError(PipelineError):
+    """The result store cannot be used, or a run or baseline named is not there or cannot be read."""

@@ -13,15 +13,14 @@ objects, which are not files, a `docker://` URI (see `object_uri`). The whole sc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from portcullis.model.findings import Finding, Report, RuleInfo, Severity, Status, TargetKind, VulnerabilityDetail
+from portcullis.model.fingerprint import advisory_rule_id, fingerprints
 from portcullis.model.vuln import VULN_RULE_ID
 from portcullis.report import PROJECT_URL, RULE_DOCS_URL
 
@@ -137,10 +136,7 @@ def _advisory(finding: Finding) -> VulnerabilityDetail | None:
     return finding.vulnerability if finding.rule_id == VULN_RULE_ID else None
 
 
-def sarif_rule_id(finding: Finding) -> str:
-    """The SARIF rule of a finding: its rule id, or for a vulnerability the advisory id (CVE-…, GHSA-…)."""
-    detail = _advisory(finding)
-    return detail.advisory_id if detail else finding.rule_id
+sarif_rule_id = advisory_rule_id  # the SARIF rule of a finding: its rule id, or a vulnerability's advisory id
 
 
 def _within_limits(failures: list[Finding], advisory_budget: int) -> tuple[list[Finding], int]:
@@ -260,37 +256,6 @@ def _advisory_descriptor(advisory_id: str, findings: list[Finding]) -> dict[str,
         "defaultConfiguration": {"level": LEVEL_BY_SEVERITY[worst]},
         "properties": properties,
     }
-
-
-def fingerprint(finding: Finding, *, by_message: bool = False) -> str:
-    """Stable across runs, and never from a finding's position in the report: rule (the advisory for a vulnerability),
-    target kind and name, then package, installed version and path for a vulnerability, or file and line for any other
-    finding. `by_message` adds the message, for a rule with several findings on one target (two bad mounts of one
-    container); otherwise the message stays out, so a count or a date in it does not open a new alert. Never the
-    run time, a container id or the evidence."""
-    parts = [sarif_rule_id(finding), finding.target.kind.value, finding.target.name]
-    if finding.engine is not None:  # one report of several engines: the same container name on two is two alerts
-        parts.append(finding.engine)
-    detail = _advisory(finding)
-    if detail is not None:
-        parts += [detail.package, detail.installed_version, detail.path or ""]
-    else:
-        if finding.location:
-            parts += [finding.location.path, str(finding.location.line or "")]
-        if by_message:
-            parts.append(finding.message)
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _place(finding: Finding) -> tuple[str, ...]:
-    where = (finding.location.path, str(finding.location.line)) if finding.location else ()
-    return (finding.rule_id, finding.engine or "", finding.target.kind.value, finding.target.name, *where)
-
-
-def fingerprints(failures: list[Finding]) -> list[str]:
-    """Each failure's fingerprint; the message tells apart the findings of one rule on one target and place."""
-    shared = Counter(_place(f) for f in failures if _advisory(f) is None)
-    return [fingerprint(f, by_message=_advisory(f) is None and shared[_place(f)] > 1) for f in failures]
 
 
 def engine_authority(subject: str) -> str:

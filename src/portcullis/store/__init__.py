@@ -1,0 +1,237 @@
+"""Where reports are kept between runs: SQLite (a file in the user data dir) or PostgreSQL, one schema on both.
+
+The schema is versioned: `schema_version` holds the number of the last migration applied, and a store written by a
+newer portcullis (a number this code does not know) is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from portcullis.model.findings import Report
+from portcullis.model.fingerprint import report_fingerprints
+
+STORE_ENV = "PORTCULLIS_STORE"
+STORE_FILENAME = "history.sqlite3"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+# Migration n is MIGRATIONS[n - 1]; `{id}` is the backend's auto-numbered primary key. Append, never edit.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE runs (id {id}, started_at TEXT NOT NULL, command TEXT NOT NULL, subject TEXT NOT NULL,"
+        " tool_version TEXT NOT NULL, report TEXT NOT NULL)",
+        "CREATE INDEX runs_by_subject ON runs (subject, command, id)",
+        "CREATE TABLE findings (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
+        " position INTEGER NOT NULL, fingerprint TEXT NOT NULL, rule_id TEXT NOT NULL, status TEXT NOT NULL,"
+        " severity TEXT NOT NULL, target_kind TEXT NOT NULL, target_name TEXT NOT NULL, message TEXT NOT NULL,"
+        " suppressed_by TEXT, PRIMARY KEY (run_id, position))",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The store cannot be opened, read or written; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    started_at: str  # ISO 8601, UTC
+    command: str
+    subject: str
+    tool_version: str
+    counts: dict[str, int] = field(default_factory=dict)  # findings by status
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    fingerprint: str
+    rule_id: str
+    status: str
+    severity: str
+    target_kind: str
+    target_name: str
+    message: str
+    suppressed_by: str | None
+
+
+def default_location() -> str:
+    """PORTCULLIS_STORE, else the SQLite file in the user data dir."""
+    return os.environ.get(STORE_ENV) or str(Path(platformdirs.user_data_dir("portcullis")) / STORE_FILENAME)
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class Store:
+    """One open store. SQL is written with `?` placeholders; PostgreSQL's driver wants `%s`."""
+
+    def __init__(self, connection: Any, *, postgres: bool, where: str) -> None:
+        self._db = connection
+        self._postgres = postgres
+        self.where = where
+        self._errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+        if postgres:
+            import psycopg
+
+            self._errors = (psycopg.Error,)
+
+    def _run_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._db.cursor()
+        try:
+            cursor.execute(sql.replace("?", "%s") if self._postgres else sql, tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+        except self._errors as exc:
+            self._db.rollback()
+            raise StoreError(f"store {self.where}: {_one_line(exc)}") from exc
+        finally:
+            cursor.close()
+
+    def migrate(self) -> None:
+        """Apply the migrations this store lacks; refuse a store from a newer portcullis."""
+        self._run_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        rows = self._run_sql("SELECT max(version) FROM schema_version")
+        current = rows[0][0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.where} has schema version {current}, newer than this portcullis knows "
+                f"({SCHEMA_VERSION}): upgrade portcullis to use it"
+            )
+        key = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY" if self._postgres else "INTEGER PRIMARY KEY"
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                self._run_sql(statement.replace("{id}", key))
+            self._run_sql("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        self._db.commit()
+
+    def save(self, report: Report) -> int:
+        """Keep `report` with each finding's fingerprint; the new run's id."""
+        rows = self._run_sql(
+            "INSERT INTO runs (started_at, command, subject, tool_version, report) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (
+                report.started_at.isoformat(),
+                report.command,
+                report.subject,
+                report.tool.version,
+                report.model_dump_json(),
+            ),
+        )
+        run_id = int(rows[0][0])
+        for position, (finding, mark) in enumerate(
+            zip(report.findings, report_fingerprints(report.findings), strict=True)
+        ):
+            self._run_sql(
+                "INSERT INTO findings (run_id, position, fingerprint, rule_id, status, severity, target_kind,"
+                " target_name, message, suppressed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    position,
+                    mark,
+                    finding.rule_id,
+                    finding.status.value,
+                    finding.severity.value,
+                    finding.target.kind.value,
+                    finding.target.name,
+                    finding.message,
+                    finding.suppressed_by,
+                ),
+            )
+        self._db.commit()
+        return run_id
+
+    def runs(self, *, subject: str | None = None, command: str | None = None, limit: int | None = None) -> list[Run]:
+        """Stored runs, newest first."""
+        where, params = [], []
+        if subject is not None:
+            where.append("subject = ?")
+            params.append(subject)
+        if command is not None:
+            where.append("command = ?")
+            params.append(command)
+        sql = "SELECT id, started_at, command, subject, tool_version FROM runs"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        found = self._run_sql(sql, params)
+        counts: dict[int, dict[str, int]] = {}
+        if found:
+            ids = [row[0] for row in found]
+            marks = ", ".join("?" for _ in ids)
+            for run_id, status, count in self._run_sql(
+                f"SELECT run_id, status, count(*) FROM findings WHERE run_id IN ({marks}) GROUP BY run_id, status",
+                ids,
+            ):
+                counts.setdefault(run_id, {})[status] = int(count)
+        return [Run(int(r[0]), r[1], r[2], r[3], r[4], counts.get(r[0], {})) for r in found]
+
+    def run(self, run_id: int) -> Run:
+        rows = self._run_sql("SELECT id, started_at, command, subject, tool_version FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"store {self.where} has no run {run_id}")
+        counts = self._run_sql("SELECT status, count(*) FROM findings WHERE run_id = ? GROUP BY status", (run_id,))
+        r = rows[0]
+        return Run(int(r[0]), r[1], r[2], r[3], r[4], {status: int(n) for status, n in counts})
+
+    def findings(self, run_id: int) -> list[StoredFinding]:
+        self.run(run_id)  # an unknown id is an error, not an empty run
+        rows = self._run_sql(
+            "SELECT fingerprint, rule_id, status, severity, target_kind, target_name, message, suppressed_by"
+            " FROM findings WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        )
+        return [StoredFinding(*row) for row in rows]
+
+    def report(self, run_id: int) -> Report:
+        self.run(run_id)
+        (text,) = self._run_sql("SELECT report FROM runs WHERE id = ?", (run_id,))[0]
+        return Report.model_validate_json(text)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _open_sqlite(path: Path) -> Store:
+    # Reports name hosts, images and their weaknesses: the directory and the file are the owner's alone.
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
+        connection = sqlite3.connect(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open store {path}: {_one_line(exc)}") from exc
+    connection.execute("PRAGMA foreign_keys = ON")
+    return Store(connection, postgres=False, where=str(path))
+
+
+def _open_postgres(url: str) -> Store:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        where = str(conninfo_to_dict(url).get("dbname") or url.split("@")[-1])  # never the password
+        connection = psycopg.connect(url, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot open PostgreSQL store: {_one_line(exc)}") from exc
+    return Store(connection, postgres=True, where=f"postgresql {where}")
+
+
+def open_store(location: str | None = None) -> Store:
+    """The store at `location` (a postgresql:// URL, or an SQLite file path), else at `default_location()`,
+    migrated to this code's schema."""
+    location = location or default_location()
+    store = _open_postgres(location) if location.startswith(_POSTGRES_SCHEMES) else _open_sqlite(Path(location))
+    try:
+        store.migrate()
+    except StoreError:
+        store.close()
+        raise
+    return store
