@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -43,13 +44,14 @@ def test_interrupted_run_cleans_up(signum: signal.Signals) -> None:
     )  # fmt: skip
     try:
         assert process.stderr is not None
-        seen = []
-        for line in process.stderr:
-            seen.append(line)
-            if line.startswith("repetition 2/"):
-                break
-        assert seen and seen[-1].startswith("repetition 2/"), "".join(seen)
-        # Mid-measurement: both experiment containers and the volume exist now.
+        # Progress is silent when piped: wait for the measurement itself, both experiment containers running and
+        # the volume there, then for the agents to take their first samples.
+        deadline = time.monotonic() + 240
+        while len(client.containers.list(filters=overhead)) < 2 or not client.volumes.list(filters=overhead):
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "overhead started no experiment containers within 240 s"
+            time.sleep(0.5)
+        time.sleep(3)
         assert len(client.containers.list(filters=overhead)) == 2
         assert len(client.volumes.list(filters=overhead)) == 1
         process.send_signal(signum)
