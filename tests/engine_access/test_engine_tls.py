@@ -5,122 +5,15 @@ and certificates made here (a CA, a server certificate for 127.0.0.1, a client c
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from portcullis.harden.trial_daemon import TrialDaemon, missing_requirement
+from support.tls_engine import TLSDaemon
 
 pytestmark = pytest.mark.engine
-
-
-@dataclass
-class TLSDaemon(TrialDaemon):
-    port: int = 0
-
-    def argv(self) -> list[str]:
-        return [*super().argv(), "-H", f"tcp://127.0.0.1:{self.port}"]
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _make_ca(directory: Path, name: str) -> None:
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-        "-keyout",
-        f"{name}-key.pem",
-        "-out",
-        f"{name}.pem",
-        cwd=directory,
-    )
-
-
-def _issue(directory: Path, ca: str, name: str, extensions: str) -> None:
-    (directory / f"{name}.ext").write_text(extensions + "\n", encoding="utf-8")
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        f"/CN={name}",
-        "-keyout",
-        f"{name}-key.pem",
-        "-out",
-        f"{name}.csr",
-        cwd=directory,
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        f"{ca}.pem",
-        "-CAkey",
-        f"{ca}-key.pem",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        f"{name}.ext",
-        "-out",
-        f"{name}.pem",
-        cwd=directory,
-    )
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tls")
-    _make_ca(directory, "ca")
-    _make_ca(directory, "other-ca")  # unrelated: the wrong --tlscacert and the REQUESTS_CA_BUNDLE decoy
-    _issue(directory, "ca", "server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-    _issue(directory, "ca", "client", "extendedKeyUsage=clientAuth")
-    # DOCKER_CERT_PATH's layout: ca.pem, cert.pem, key.pem
-    cert_path = directory / "cert-path"
-    cert_path.mkdir()
-    (cert_path / "ca.pem").write_bytes((directory / "ca.pem").read_bytes())
-    (cert_path / "cert.pem").write_bytes((directory / "client.pem").read_bytes())
-    (cert_path / "key.pem").write_bytes((directory / "client-key.pem").read_bytes())
-    return directory
-
-
-@pytest.fixture(scope="module")
-def daemon(certs: Path) -> Iterator[TLSDaemon]:
-    missing = missing_requirement()
-    if missing:
-        pytest.skip(missing)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = {
-        "tlsverify": True,
-        "tlscacert": str(certs / "ca.pem"),
-        "tlscert": str(certs / "server.pem"),
-        "tlskey": str(certs / "server-key.pem"),
-    }
-    running = TLSDaemon(config, port=port)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
 
 
 def _audit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portcullis.harden.trial_daemon import TrialDaemon, missing_requirement
+from support.tls_engine import TLSDaemon
 
 pytestmark = pytest.mark.engine
 
@@ -23,35 +22,6 @@ MAIN = "unix:///var/run/docker.sock"
 NOWHERE = "tcp://127.0.0.1:1"  # port 1: nothing listens, the connection is refused at once
 # Daemon-level controls only: the main engine's containers come and go with other people's tests.
 SELECT = "CIS-2"
-
-
-@dataclass
-class TLSDaemon(TrialDaemon):
-    port: int = 0
-
-    def argv(self) -> list[str]:
-        return [*super().argv(), "-H", f"tcp://127.0.0.1:{self.port}"]
-
-
-def _openssl(directory: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("many-tls")
-    key = ["-newkey", "rsa:2048", "-nodes"]
-    _openssl(
-        directory, "req", "-x509", *key, "-days", "2", "-subj", "/CN=ca", "-keyout", "ca-key.pem", "-out", "ca.pem"
-    )
-    for name, usage in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"), ("client", "")):
-        (directory / f"{name}.ext").write_text((usage or "extendedKeyUsage=clientAuth") + "\n", encoding="utf-8")
-        _openssl(directory, "req", *key, "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr")
-        _openssl(
-            directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
-        )  # fmt: skip
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -69,33 +39,11 @@ def plain() -> Iterator[TrialDaemon]:
 
 
 @pytest.fixture(scope="module")
-def tls(certs: Path) -> Iterator[TLSDaemon]:
-    missing = missing_requirement()
-    if missing:
-        pytest.skip(missing)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = {
-        "tlsverify": True,
-        "tlscacert": str(certs / "ca.pem"),
-        "tlscert": str(certs / "server.pem"),
-        "tlskey": str(certs / "server-key.pem"),
-    }
-    running = TLSDaemon(config, port=port)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def engines_file(tls: TLSDaemon, certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def engines_file(daemon: TLSDaemon, certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("engines") / "engines.yaml"
     path.write_text(
         f"""- name: secure
-  host: tcp://127.0.0.1:{tls.port}
+  host: tcp://127.0.0.1:{daemon.port}
   tlsverify: true
   tlscacert: {certs / "ca.pem"}
   tlscert: {certs / "client.pem"}
@@ -127,7 +75,7 @@ def together(plain: TrialDaemon, engines_file: Path) -> subprocess.CompletedProc
 
 
 def test_each_engine_judged_as_when_audited_alone(
-    together: subprocess.CompletedProcess[str], plain: TrialDaemon, tls: TLSDaemon, certs: Path
+    together: subprocess.CompletedProcess[str], plain: TrialDaemon, daemon: TLSDaemon, certs: Path
 ) -> None:
     assert together.returncode == 0, together.stderr
     report = json.loads(together.stdout)
@@ -139,7 +87,7 @@ def test_each_engine_judged_as_when_audited_alone(
     alone_args = {
         MAIN: ["-H", MAIN],
         plain.host: ["-H", plain.host],
-        "secure": ["-H", f"tcp://127.0.0.1:{tls.port}", *tls_args, "--tlskey", str(certs / "client-key.pem")],
+        "secure": ["-H", f"tcp://127.0.0.1:{daemon.port}", *tls_args, "--tlskey", str(certs / "client-key.pem")],
     }
     alone: dict[str, list[tuple[str, str, str, str]]] = {}
     for name, args in alone_args.items():
