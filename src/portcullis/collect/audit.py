@@ -14,13 +14,14 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
+from portcullis.collect.api_probe import probe_local_daemon, probe_remote_endpoint
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
 from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.files import open_regular
 from portcullis.collect.host import collect_host
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
-from portcullis.model.facts import FACTS_SCHEMA_VERSION, Facts, HostFacts
+from portcullis.model.facts import FACTS_SCHEMA_VERSION, ApiProbe, Facts, HostFacts
 from portcullis.model.findings import CollectionProblem
 from portcullis.model.redaction import redact_snapshot
 
@@ -42,11 +43,14 @@ def _collect_facts(conn: EngineConnection) -> Facts:
     daemon = collect_daemon_config(conn.endpoint, conn.local, problems)
     bridge = next((n for n in snapshot.networks if n.name == "bridge"), None)
     daemon.bridge_options = dict(bridge.options) if bridge else None
+    api_probes: list[ApiProbe] | None
     if conn.local:
         host = collect_host(daemon, snapshot.engine.info.docker_root_dir, problems, endpoint=conn.endpoint)
+        api_probes = probe_local_daemon(daemon, host)
     else:
         host = HostFacts()
         problems.append(CollectionProblem(fact="host files", reason="the engine is remote; host not audited"))
+        api_probes = probe_remote_endpoint(conn.endpoint) if conn.endpoint.startswith("tcp://") else None
 
     namespaces = PidNamespaces()
     for container in snapshot.containers:
@@ -71,6 +75,7 @@ def _collect_facts(conn: EngineConnection) -> Facts:
         images=snapshot.images,
         networks=snapshot.networks,
         swarm_nodes=snapshot.swarm_nodes,
+        api_probes=api_probes,
         problems=problems,
         skipped_containers=snapshot.skipped_containers,
     )

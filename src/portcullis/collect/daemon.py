@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 from portcullis.collect.host import PROC, read_text
@@ -62,20 +63,26 @@ def _listening_inodes(socket_path: str) -> set[int] | None:
     return inodes
 
 
-def _holds_socket(pid: int, inodes: set[int]) -> bool:
+def socket_inodes(pid: int) -> set[int] | None:
+    """Inodes of every socket process `pid` holds open (its /proc/PID/fd links); None when they cannot be read."""
     fd_dir = PROC / str(pid) / "fd"
     try:
         names = os.listdir(fd_dir)
     except OSError:
-        return False
+        return None
+    inodes = set()
     for name in names:
         try:
             link = os.readlink(fd_dir / name)
         except OSError:
             continue
-        if link.startswith("socket:[") and int(link[8:-1]) in inodes:
-            return True
-    return False
+        if link.startswith("socket:[") and link.endswith("]"):
+            inodes.add(int(link[8:-1]))
+    return inodes
+
+
+def _holds_socket(pid: int, inodes: set[int]) -> bool:
+    return bool((socket_inodes(pid) or set()) & inodes)
 
 
 def find_dockerd(endpoint: str) -> tuple[int, list[str]] | None:
@@ -139,6 +146,26 @@ def collect_daemon_config(endpoint: str, local: bool, problems: list[CollectionP
     config.sysconfig_docker_env = read_text("/etc/sysconfig/docker")
     config.docker_opts = docker_opts(_unit_texts(UNIT_DIRS), config.default_docker_env)
     return config
+
+
+def service_exec_start(unit_dirs: tuple[str, ...] = UNIT_DIRS) -> list[str] | None:
+    """The words of docker.service's ExecStart= (the last one its file and drop-ins set); None without the unit."""
+    texts = _unit_texts(unit_dirs)
+    if not texts:
+        return None
+    exec_start = ""
+    for text in texts:
+        for raw in text.splitlines():
+            key, sep, value = raw.strip().partition("=")
+            if sep and key.strip() == "ExecStart":
+                exec_start = value.strip()  # an empty ExecStart= resets; the last one stands
+    try:
+        words = shlex.split(exec_start)
+    except ValueError:  # an unbalanced quote: systemd would refuse it, a plain split still shows the flags
+        words = exec_start.split()
+    if words:
+        words[0] = words[0].lstrip("-@+!:")  # systemd's executable prefixes
+    return words
 
 
 def _unit_texts(unit_dirs: tuple[str, ...]) -> list[str]:

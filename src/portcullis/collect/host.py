@@ -228,15 +228,19 @@ def _unit_files_without_systemd() -> dict[str, SystemdUnit]:
     return units
 
 
-def _tcp_listeners() -> list[Listener] | None:
-    listeners: list[Listener] = []
+def listening_sockets(net_dir: Path = PROC / "net") -> list[tuple[str, int, int]]:
+    """(address, port, socket inode) of every listening TCP socket in `net_dir`'s tcp and tcp6 tables.
+
+    `net_dir` is /proc/net for this process's network namespace, /proc/PID/net for another process's.
+    """
+    sockets: list[tuple[str, int, int]] = []
     for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-        text = read_text(PROC / "net" / table)
+        text = read_text(net_dir / table, limit=16 << 20)
         if text is None:
             continue
         for line in text.splitlines()[1:]:
             fields = line.split()
-            if len(fields) < 4 or fields[3] != "0A":  # 0A = LISTEN
+            if len(fields) < 10 or fields[3] != "0A":  # 0A = LISTEN
                 continue
             address_hex, port_hex = fields[1].split(":")
             raw = bytes.fromhex(address_hex)
@@ -245,8 +249,12 @@ def _tcp_listeners() -> list[Listener] | None:
             else:
                 words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
                 address = socket.inet_ntop(family, words)
-            listeners.append(Listener(address=address, port=int(port_hex, 16)))
-    return listeners
+            sockets.append((address, int(port_hex, 16), int(fields[9])))
+    return sockets
+
+
+def _tcp_listeners() -> list[Listener]:
+    return [Listener(address=address, port=port) for address, port, _ in listening_sockets()]
 
 
 def _lsm_state() -> tuple[bool | None, bool | None]:

@@ -7,6 +7,7 @@ reads like `docker inspect`. A value of ``None`` always means "not collected" (t
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -152,6 +153,62 @@ class DaemonConfig(BaseModel):
                 elif arg.startswith(name + "="):
                     values.append(arg.split("=", 1)[1])
         return values
+
+
+# --- the daemon's API, probed live ---------------------------------------------------------------
+
+
+# ApiProbe.sources entries that are not configuration: a socket found held by dockerd, the remote address audited.
+LISTENER_SOURCE = "dockerd listening socket"
+AUDITED_SOURCE = "audited endpoint"
+
+
+class ProbeOutcome(StrEnum):
+    """What a TCP endpoint did when asked GET /_ping without credentials, first in plain HTTP, then over TLS."""
+
+    PLAIN_HTTP = "plain_http"  # the Docker API answered plain HTTP: no TLS, no authentication at all
+    TLS_WITHOUT_CLIENT_CERT = "tls_without_client_cert"  # TLS, but the API answered a client that showed no cert
+    CLIENT_CERT_REQUIRED = "client_cert_required"  # TLS, and the server refused us for lacking a client certificate
+    NO_API_ANSWER = "no_api_answer"  # something accepted the connection but never answered as the Docker API
+    REFUSED = "refused"  # nothing listens there (connection refused)
+    UNREACHABLE = "unreachable"  # the connection timed out or failed otherwise
+    NOT_PROBED = "not_probed"  # deliberately not contacted; detail says why
+
+    @property
+    def unauthenticated(self) -> bool:
+        return self in (ProbeOutcome.PLAIN_HTTP, ProbeOutcome.TLS_WITHOUT_CLIENT_CERT)
+
+
+class BindScope(StrEnum):
+    ALL = "all_interfaces"  # 0.0.0.0 or ::: every address of the host, and so every network it is on
+    LOOPBACK = "loopback"  # 127.0.0.0/8 or ::1: this host's own users, processes and host-network containers
+    ADDRESS = "address"  # one address of the host
+    REMOTE = "remote"  # the audited engine's own address, on another machine
+
+
+class ServerCertificate(BaseModel):
+    """The certificate a TLS endpoint presented (not verified: the probe trusts nothing and sends nothing)."""
+
+    subject: str = Field(description="RFC 4514-style, e.g. CN=server,O=Example")
+    issuer: str
+    not_after: str = Field(description="expiry, ISO 8601 UTC")
+    sha256: str = Field(description="SHA-256 of the DER certificate, hex")
+
+
+class ApiProbe(BaseModel):
+    """One TCP endpoint of the daemon's API and what it answered an unauthenticated client."""
+
+    address: str = Field(description="host:port the daemon binds ([v6]:port for IPv6)")
+    bind: BindScope
+    connect_to: str = Field(description="where the probe connected (a wildcard bind is reached over loopback)")
+    sources: list[str] = Field(description="where the endpoint came from: dockerd -H, daemon.json hosts, listener…")
+    outcome: ProbeOutcome
+    detail: str = Field("", description="what happened, in words: the status line, the TLS alert, the error")
+    tls_version: str | None = Field(None, description="the protocol the TLS handshake agreed, when there was one")
+    certificate: ServerCertificate | None = None
+    server_version: str | None = Field(None, description="Version from GET /version when the API answered")
+    api_version: str | None = Field(None, description="ApiVersion from GET /version (or the Api-Version header)")
+    elapsed_ms: int = 0
 
 
 # --- host ----------------------------------------------------------------------------------------
@@ -489,6 +546,9 @@ class Facts(BaseModel):
     images: list[ImageFacts] = Field(default_factory=list)
     networks: list[NetworkFacts] = Field(default_factory=list)
     swarm_nodes: list[dict[str, Any]] | None = Field(None, description="`docker node ls` on a manager")
+    api_probes: list[ApiProbe] | None = Field(
+        None, description="every TCP endpoint of the daemon's API, probed without credentials; None = not probed"
+    )
     problems: list[CollectionProblem] = Field(default_factory=list)
     skipped_containers: list[dict[str, str]] = Field(
         default_factory=list, description="containers that vanished during collection: id, name, reason"

@@ -8,9 +8,11 @@ engine) and the engine does not report the value, the result is `skip`, never `p
 
 from __future__ import annotations
 
+from typing import Any
+
 from portcullis.checks.daemon_settings import Setting, configured, effective, user_insecure_registries
 from portcullis.checks.registry import CheckResult, failed, manual, not_applicable, passed, rule, skipped
-from portcullis.model.facts import Facts
+from portcullis.model.facts import LISTENER_SOURCE, ApiProbe, BindScope, Facts, ProbeOutcome
 from portcullis.model.findings import Severity, Status, TargetKind
 
 PASS_FAIL_SKIP = (Status.PASS, Status.FAIL, Status.SKIP)
@@ -225,6 +227,43 @@ def _socket_unit_tcp(facts: Facts) -> list[str]:
     return [s for s in streams if not s.startswith(("/", "@"))]
 
 
+# How far an unauthenticated endpoint reaches, by where it is bound.
+_REACH = {
+    BindScope.ALL: "on every interface: anyone who can reach this host on that port controls the daemon",
+    BindScope.LOOPBACK: "on loopback only: every local user and process, and every container on the host's "
+    "network, controls the daemon through it",
+    BindScope.ADDRESS: "on one of this host's addresses: anyone who can reach that address controls the daemon",
+    BindScope.REMOTE: "at the audited address: anyone who can reach it controls the daemon",
+}
+_HOW = {
+    ProbeOutcome.PLAIN_HTTP: "answered GET /_ping in plain HTTP (no TLS at all)",
+    ProbeOutcome.TLS_WITHOUT_CLIENT_CERT: "answered GET /_ping over TLS to a client that showed no certificate",
+}
+
+
+def _probe_evidence(probes: list[ApiProbe]) -> list[dict[str, Any]]:
+    return [probe.model_dump(mode="json", exclude_none=True, exclude={"elapsed_ms"}) for probe in probes]
+
+
+def _exposed(probe: ApiProbe) -> str:
+    version = f"Docker {probe.server_version}" if probe.server_version else "the Docker API"
+    if probe.api_version:
+        version += f" (API {probe.api_version})"
+    return f"{probe.address} {_HOW[probe.outcome]}, as {version}, {_REACH[probe.bind]}"
+
+
+def _live_summary(probes: list[ApiProbe]) -> str:
+    """What each probed endpoint did, in one clause each."""
+    said = {
+        ProbeOutcome.CLIENT_CERT_REQUIRED: "refused a client without a certificate",
+        ProbeOutcome.REFUSED: "has nothing listening (connection refused)",
+        ProbeOutcome.UNREACHABLE: "could not be reached",
+        ProbeOutcome.NO_API_ANSWER: "gave no Docker API answer",
+        ProbeOutcome.NOT_PROBED: "was not contacted",
+    }
+    return "; ".join(f"{probe.address} {said.get(probe.outcome, probe.outcome.value)}" for probe in probes)
+
+
 @rule(
     id="CIS-2.8",
     cis="CIS-2.8",
@@ -234,37 +273,92 @@ def _socket_unit_tcp(facts: Facts) -> list[str]:
     rationale="""
 Whoever can talk to the Docker API controls the host. On a TCP socket without verified client
 certificates, anyone who reaches the port gets that control.
+
+The verdict rests on what the endpoints do, not only on what the configuration says: every TCP address
+the daemon is configured to serve (-H, `hosts` in daemon.json, docker.service's ExecStart, DOCKER_OPTS,
+docker.socket) and every TCP socket the dockerd process holds is asked GET /_ping and GET /version, first
+in plain HTTP, then over TLS without a client certificate. Nothing else is sent, so the probe changes no
+state. An endpoint that answers either way fails, whatever the TLS flags say, and the finding names its
+address, whether it is bound to every interface or to loopback only, and the version it reported. TLS
+flags pass only where no endpoint answered without a certificate; a configured endpoint that nothing
+listens on is named as such. Snapshots recorded before the probe existed are judged on the configuration
+alone, and say so.
 """,
     remediation=(
         "Serve TCP only with --tlsverify --tlscacert --tlscert --tlskey (or the daemon.json equivalents), "
         "or listen on the unix socket only."
     ),
-    references=("https://docs.docker.com/engine/security/protect-access/",),
+    references=(
+        "https://docs.docker.com/engine/security/protect-access/",
+        "https://docs.docker.com/reference/api/engine/version/v1.41/#tag/System/operation/SystemPing",
+    ),
     statuses=(Status.PASS, Status.FAIL, Status.NOT_APPLICABLE, Status.SKIP),
 )
 def tcp_needs_tls(facts: Facts) -> CheckResult:
+    probes = facts.api_probes
+    live: dict[str, Any] = {} if probes is None else {"api_probes": _probe_evidence(probes)}
+    exposed = [probe for probe in probes or [] if probe.outcome.unauthenticated]
+    if exposed:
+        return failed(
+            "the Docker API answers without authentication: " + "; ".join(_exposed(p) for p in exposed), **live
+        )
+    verified = [probe for probe in probes or [] if probe.outcome is ProbeOutcome.CLIENT_CERT_REQUIRED]
     hosts = configured(facts.daemon, "hosts")
     if not hosts.known:
+        if verified:
+            return passed(f"{_live_summary(verified)}: no answer without a verified client certificate", **live)
         if facts.engine.endpoint.startswith("tcp://"):
             reason = f"this audit reached the daemon over {facts.engine.endpoint}, but its TLS settings were not read"
-            return skipped(reason, tcp_sockets=[facts.engine.endpoint])
+            if probes:
+                reason += f" and the probe was inconclusive ({_live_summary(probes)})"
+            return skipped(reason, tcp_sockets=[facts.engine.endpoint], **live)
         return _unknown(hosts)
     tcp = [h for h in hosts.value if _is_tcp_host(h)]
     if any(h.startswith("fd://") for h in hosts.value):
         tcp += [f"docker.socket ListenStream={s}" for s in _socket_unit_tcp(facts)]
+    # A socket dockerd holds that the configuration did not name still counts once it speaks the API.
+    held = [
+        p for p in probes or [] if p.sources == [LISTENER_SOURCE] and p.outcome is ProbeOutcome.CLIENT_CERT_REQUIRED
+    ]
+    tcp += [f"{p.address} (held by dockerd)" for p in held]
     if not tcp:
-        return not_applicable("the daemon listens on no TCP socket", **hosts.evidence())
+        note = "the daemon listens on no TCP socket"
+        others = [p for p in probes or [] if p.outcome is ProbeOutcome.NO_API_ANSWER]
+        if others:
+            note += (
+                f" that speaks its API (dockerd also holds {', '.join(p.address for p in others)}: "
+                "no Docker API answer there, e.g. swarm's own ports)"
+            )
+        return not_applicable(note, **hosts.evidence(), **live)
     tls = {key: configured(facts.daemon, key) for key in ("tlsverify", "tlscacert", "tlscert", "tlskey")}
-    evidence = {"tcp_sockets": tcp, **hosts.evidence()}
+    evidence = {"tcp_sockets": tcp, **hosts.evidence(), **live}
     for setting in tls.values():
         evidence.update(setting.evidence())
+    if probes is None:
+        measured = " (configuration only: this snapshot has no live probe of the endpoints)"
+    elif probes:
+        measured = f"; probed: {_live_summary(probes)}"
+    else:
+        measured = "; no TCP endpoint was found to probe"
     unknown = [key for key, setting in tls.items() if not setting.known]
+    missing = [key for key, setting in tls.items() if setting.known and not setting.value]
+    listening = [p for p in probes or [] if p.outcome not in (ProbeOutcome.REFUSED, ProbeOutcome.NOT_PROBED)]
+    if verified and len(verified) == len(listening):
+        # Every endpoint that is there refused us for want of a certificate: that is the fact that counts.
+        gap = f" (the configuration leaves {', '.join(unknown + missing)} to dockerd)" if unknown or missing else ""
+        return passed(f"TCP sockets {', '.join(tcp)} require a verified client certificate{gap}{measured}", **evidence)
     if unknown:
-        return skipped(f"the daemon listens on {', '.join(tcp)} but its TLS settings were not read", **evidence)
-    missing = [key for key, setting in tls.items() if not setting.value]
+        return skipped(
+            f"the daemon listens on {', '.join(tcp)} but its TLS settings were not read{measured}", **evidence
+        )
     if missing:
-        return failed(f"the daemon listens on {', '.join(tcp)} without {', '.join(missing)}", **evidence)
-    return passed(f"TCP sockets {', '.join(tcp)} require verified client certificates", **evidence)
+        return failed(f"the daemon listens on {', '.join(tcp)} without {', '.join(missing)}{measured}", **evidence)
+    if probes is not None and not listening:
+        return passed(
+            f"TCP sockets {', '.join(tcp)} are configured with verified TLS, and no listener is reachable{measured}",
+            **evidence,
+        )
+    return passed(f"TCP sockets {', '.join(tcp)} require verified client certificates{measured}", **evidence)
 
 
 @rule(
