@@ -306,7 +306,7 @@ def tcp_needs_tls(facts: Facts) -> CheckResult:
     hosts = configured(facts.daemon, "hosts")
     if not hosts.known:
         if verified:
-            return passed(f"{_live_summary(verified)}: no answer without a verified client certificate", **live)
+            return passed(f"{_live_summary(verified)}: no answer without a client certificate", **live)
         if facts.engine.endpoint.startswith("tcp://"):
             reason = f"this audit reached the daemon over {facts.engine.endpoint}, but its TLS settings were not read"
             if probes:
@@ -346,7 +346,7 @@ def tcp_needs_tls(facts: Facts) -> CheckResult:
     if verified and len(verified) == len(listening):
         # Every endpoint that is there refused us for want of a certificate: that is the fact that counts.
         gap = f" (the configuration leaves {', '.join(unknown + missing)} to dockerd)" if unknown or missing else ""
-        return passed(f"TCP sockets {', '.join(tcp)} require a verified client certificate{gap}{measured}", **evidence)
+        return passed(f"TCP sockets {', '.join(tcp)} demand a client certificate{gap}{measured}", **evidence)
     if unknown:
         return skipped(
             f"the daemon listens on {', '.join(tcp)} but its TLS settings were not read{measured}", **evidence
