@@ -278,20 +278,18 @@ The verdict rests on what the endpoints do, not only on what the configuration s
 the daemon is configured to serve (-H, `hosts` in daemon.json, docker.service's ExecStart, DOCKER_OPTS,
 docker.socket) and every TCP socket the dockerd process holds is asked GET /_ping and GET /version, first
 in plain HTTP, then over TLS without a client certificate. Nothing else is sent, so the probe changes no
-state. An endpoint that answers either way fails, whatever the TLS flags say, and the finding names its
-address, whether it is bound to every interface or to loopback only, and the version it reported. TLS
-flags pass only where no endpoint answered without a certificate; a configured endpoint that nothing
-listens on is named as such. Snapshots recorded before the probe existed are judged on the configuration
-alone, and say so.
+state, and an address only read from a file that is not on this host is never contacted
+(docs/engine-access.md says exactly what is sent). An endpoint that answers either way fails, whatever
+the TLS flags say, and the finding names its address, whether it is bound to every interface or to
+loopback only, and the version it reported. TLS flags pass only where no endpoint answered without a
+certificate; a configured endpoint that nothing listens on is named as such. Snapshots recorded before
+the probe existed are judged on the configuration alone, and say so.
 """,
     remediation=(
         "Serve TCP only with --tlsverify --tlscacert --tlscert --tlskey (or the daemon.json equivalents), "
         "or listen on the unix socket only."
     ),
-    references=(
-        "https://docs.docker.com/engine/security/protect-access/",
-        "https://docs.docker.com/reference/api/engine/version/v1.41/#tag/System/operation/SystemPing",
-    ),
+    references=("https://docs.docker.com/engine/security/protect-access/",),
     statuses=(Status.PASS, Status.FAIL, Status.NOT_APPLICABLE, Status.SKIP),
 )
 def tcp_needs_tls(facts: Facts) -> CheckResult:
