@@ -28,7 +28,7 @@ from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import TLSFlags, connect
 from portcullis.collect.host import collect_host
 from portcullis.harden.trial_daemon import missing_requirement
-from portcullis.model.facts import LISTENER_SOURCE, BindScope, Facts, ProbeOutcome
+from portcullis.model.facts import LISTENER_SOURCE, ApiProbe, BindScope, Facts, ProbeOutcome
 from portcullis.model.findings import Finding, Status
 from portcullis.pipelines.audit import audit_report
 from support.tls_engine import TLSDaemon
@@ -90,22 +90,22 @@ def _verdict(facts: Facts) -> Finding:
     return finding
 
 
-def _the_probe(facts: Facts, daemon: TLSDaemon) -> dict[str, object]:
+def _the_probe(facts: Facts, daemon: TLSDaemon) -> ApiProbe:
     assert facts.api_probes is not None
     (probe,) = facts.api_probes  # one TCP endpoint: named by -H and held by the process, merged
     assert probe.address == f"127.0.0.1:{daemon.port}"
     assert probe.bind is BindScope.LOOPBACK
     assert probe.sources == ["dockerd -H", LISTENER_SOURCE]
-    return probe.model_dump(mode="json")
+    return probe
 
 
 def test_plain_http_is_a_critical_failure_with_the_version_it_reported(plain: TLSDaemon) -> None:
     facts, finding = _audit(plain)
     probe = _the_probe(facts, plain)
-    assert probe["outcome"] == ProbeOutcome.PLAIN_HTTP
-    assert probe["server_version"] == facts.engine.version.version  # what /version said over TCP is this daemon
-    assert probe["api_version"] == facts.engine.version.api_version
-    assert probe["certificate"] is None
+    assert probe.outcome is ProbeOutcome.PLAIN_HTTP
+    assert probe.server_version == facts.engine.version.version  # what /version said over TCP is this daemon
+    assert probe.api_version == facts.engine.version.api_version
+    assert probe.certificate is None
     assert finding.status is Status.FAIL and finding.severity.value == "critical"
     assert f"127.0.0.1:{plain.port} answered GET /_ping in plain HTTP" in finding.message
     assert "loopback only" in finding.message
@@ -126,12 +126,12 @@ def test_the_probe_sends_only_get_ping_and_get_version(plain: TLSDaemon) -> None
 def test_tls_without_client_verification_is_a_failure(tls_unverified: TLSDaemon) -> None:
     facts, finding = _audit(tls_unverified)
     probe = _the_probe(facts, tls_unverified)
-    assert probe["outcome"] == ProbeOutcome.TLS_WITHOUT_CLIENT_CERT
-    assert probe["tls_version"] in ("TLSv1.2", "TLSv1.3")
-    assert probe["certificate"] is not None
-    assert probe["certificate"]["subject"] == "CN=server"  # type: ignore[index]
-    assert probe["certificate"]["issuer"] == "CN=ca"  # type: ignore[index]
-    assert probe["server_version"] == facts.engine.version.version
+    assert probe.outcome is ProbeOutcome.TLS_WITHOUT_CLIENT_CERT
+    assert probe.tls_version in ("TLSv1.2", "TLSv1.3")
+    assert probe.certificate is not None
+    assert probe.certificate.subject == "CN=server"
+    assert probe.certificate.issuer == "CN=ca"
+    assert probe.server_version == facts.engine.version.version
     assert finding.status is Status.FAIL
     assert "over TLS to a client that showed no certificate" in finding.message
 
@@ -139,10 +139,10 @@ def test_tls_without_client_verification_is_a_failure(tls_unverified: TLSDaemon)
 def test_tlsverify_refuses_a_client_without_a_certificate(daemon: TLSDaemon) -> None:
     facts, finding = _audit(daemon)
     probe = _the_probe(facts, daemon)
-    assert probe["outcome"] == ProbeOutcome.CLIENT_CERT_REQUIRED
-    assert "CERTIFICATE" in str(probe["detail"]).upper()
-    assert probe["server_version"] is None  # nothing was answered, so no version is known
-    assert probe["certificate"]["subject"] == "CN=server"  # type: ignore[index]
+    assert probe.outcome is ProbeOutcome.CLIENT_CERT_REQUIRED
+    assert "CERTIFICATE" in probe.detail.upper()
+    assert probe.server_version is None  # nothing was answered, so no version is known
+    assert probe.certificate is not None and probe.certificate.subject == "CN=server"
     assert finding.status is Status.PASS, finding.message
     assert f"127.0.0.1:{daemon.port} refused a client without a certificate" in finding.message
 
@@ -150,7 +150,7 @@ def test_tlsverify_refuses_a_client_without_a_certificate(daemon: TLSDaemon) -> 
 def test_tls_without_the_tlsverify_flag_is_judged_by_what_it_does(tls_implicit: TLSDaemon) -> None:
     facts, finding = _audit(tls_implicit)
     probe = _the_probe(facts, tls_implicit)
-    assert probe["outcome"] == ProbeOutcome.CLIENT_CERT_REQUIRED
+    assert probe.outcome is ProbeOutcome.CLIENT_CERT_REQUIRED
     assert finding.status is Status.PASS, finding.message
     assert "the configuration leaves tlsverify to dockerd" in finding.message
 
