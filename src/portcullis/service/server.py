@@ -95,7 +95,7 @@ def prepare(store: str | None, bind: Bind, tls: Tls | None, max_body: int) -> Pr
         server_header=False,
         proxy_headers=False,
         log_level="info",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=5,  # pushes are short; a stuck client must not hold a restart
     )
     return Prepared(uvicorn.Server(config), sock, app.state.store_where)
 
