@@ -45,8 +45,8 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE findings ADD COLUMN image TEXT",
         "ALTER TABLE findings ADD COLUMN advisory TEXT",
         "UPDATE findings SET engine = (SELECT subject FROM runs WHERE runs.id = findings.run_id AND command = 'audit')",
-        "UPDATE findings SET image = CASE WHEN target_kind = 'image' THEN target_name ELSE"
-        " (SELECT subject FROM runs WHERE runs.id = findings.run_id AND command = 'image') END",
+        "UPDATE findings SET image = COALESCE((SELECT subject FROM runs WHERE runs.id = findings.run_id"
+        " AND command = 'image'), CASE WHEN target_kind = 'image' THEN target_name END)",
         "UPDATE findings SET advisory = rule_id",
         "CREATE INDEX findings_by_engine ON findings (engine, run_id)",
         "CREATE INDEX findings_by_image ON findings (image, run_id)",
@@ -111,7 +111,7 @@ class Store:
             import psycopg
 
             self._errors = (psycopg.Error,)
-            self._conflicts = (psycopg.IntegrityError,)
+            self._conflicts = (psycopg.errors.UniqueViolation,)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; its rows (none for a statement that returns none). Not committed: see commit()."""
@@ -119,11 +119,10 @@ class Store:
         try:
             cursor.execute(sql.replace("?", "%s") if self._postgres else sql, tuple(params))
             return list(cursor.fetchall()) if cursor.description else []
-        except self._conflicts as exc:
-            self._db.rollback()
-            raise StoreConflict(f"store {self.where}: {_one_line(exc)}") from exc
         except self._errors as exc:
             self._db.rollback()
+            if isinstance(exc, self._conflicts) and (self._postgres or "UNIQUE" in str(exc)):
+                raise StoreConflict(f"store {self.where}: {_one_line(exc)}") from exc
             raise StoreError(f"store {self.where}: {_one_line(exc)}") from exc
         finally:
             cursor.close()
@@ -164,6 +163,7 @@ class Store:
         run_id = int(rows[0][0])
         # An audit's findings are about its engine: the one each names, else the pushing agent's, else the subject.
         engine = agent or (report.subject if report.command == "audit" else None)
+        # An image scan is of one image, its subject; an audit names images in the targets of its image rules.
         image = report.subject if report.command == "image" else None
         for position, (finding, mark) in enumerate(
             zip(report.findings, report_fingerprints(report.findings), strict=True)
@@ -184,7 +184,7 @@ class Store:
                     finding.message,
                     finding.suppressed_by,
                     finding.engine or engine,
-                    finding.target.name if finding.target.kind is TargetKind.IMAGE else image,
+                    image or (finding.target.name if finding.target.kind is TargetKind.IMAGE else None),
                     advisory_rule_id(finding),
                 ),
             )
