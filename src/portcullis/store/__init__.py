@@ -127,6 +127,17 @@ class Store:
         finally:
             cursor.close()
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows, in one round trip where the driver can (psycopg pipelines them)."""
+        cursor = self._db.cursor()
+        try:
+            cursor.executemany(sql.replace("?", "%s") if self._postgres else sql, [tuple(r) for r in rows])
+        except self._errors as exc:
+            self._db.rollback()
+            raise StoreError(f"store {self.where}: {_one_line(exc)}") from exc
+        finally:
+            cursor.close()
+
     def migrate(self) -> None:
         """Apply the migrations this store lacks; refuse a store from a newer portcullis."""
         self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -165,29 +176,32 @@ class Store:
         engine = agent or (report.subject if report.command == "audit" else None)
         # An image scan is of one image, its subject; an audit names images in the targets of its image rules.
         image = report.subject if report.command == "image" else None
-        for position, (finding, mark) in enumerate(
-            zip(report.findings, report_fingerprints(report.findings), strict=True)
-        ):
-            self.execute(
-                "INSERT INTO findings (run_id, position, fingerprint, rule_id, status, severity, target_kind,"
-                " target_name, message, suppressed_by, engine, image, advisory)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    position,
-                    mark,
-                    finding.rule_id,
-                    finding.status.value,
-                    finding.severity.value,
-                    finding.target.kind.value,
-                    finding.target.name,
-                    finding.message,
-                    finding.suppressed_by,
-                    finding.engine or engine,
-                    image or (finding.target.name if finding.target.kind is TargetKind.IMAGE else None),
-                    advisory_rule_id(finding),
-                ),
+        rows = [
+            (
+                run_id,
+                position,
+                mark,
+                finding.rule_id,
+                finding.status.value,
+                finding.severity.value,
+                finding.target.kind.value,
+                finding.target.name,
+                finding.message,
+                finding.suppressed_by,
+                finding.engine or engine,
+                image or (finding.target.name if finding.target.kind is TargetKind.IMAGE else None),
+                advisory_rule_id(finding),
             )
+            for position, (finding, mark) in enumerate(
+                zip(report.findings, report_fingerprints(report.findings), strict=True)
+            )
+        ]
+        self.execute_many(
+            "INSERT INTO findings (run_id, position, fingerprint, rule_id, status, severity, target_kind,"
+            " target_name, message, suppressed_by, engine, image, advisory)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         self._db.commit()
         return run_id
 
