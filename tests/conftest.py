@@ -1,4 +1,5 @@
-"""Every test run keeps its audit and image runs in a throw-away store, never in the user's data dir."""
+"""Every test run keeps its audit and image runs in a throw-away store, never in the user's data dir; the PostgreSQL
+cluster and the fresh-store fixtures (tests/support/postgres.py) are shared by every test directory."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support.postgres import postgres_url, store_url
+
+__all__ = ["postgres_url", "store_url"]  # the PostgreSQL cluster and a fresh store per backend, for any test
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -35,9 +35,14 @@ COMMANDS = {
     "lint": "portcullis.cli.lint",
     "history": "portcullis.cli.history",
     "diff": "portcullis.cli.history",
+    "serve": "portcullis.cli.serve",
     "schema": "portcullis.cli.main",
 }
-GROUPS = {"db": "portcullis.cli.db", "harden": "portcullis.cli.harden"}  # each module's `app` is a typer group
+GROUPS = {
+    "db": "portcullis.cli.db",
+    "harden": "portcullis.cli.harden",
+    "token": "portcullis.cli.token",
+}  # each module's `app` is a typer group
 
 app = typer.Typer(
     name="portcullis",

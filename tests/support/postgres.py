@@ -1,7 +1,9 @@
-"""A throw-away PostgreSQL cluster for the store tests: initdb in a temp dir, its socket there, stopped at the end."""
+"""A throw-away PostgreSQL cluster for the store and service tests: initdb in a temp dir, its socket there, stopped at
+the end; and a fresh store on either backend. The fixtures are registered in tests/conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,11 +54,14 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh store on each backend: an SQLite file, or a new database in the test cluster."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "data" / "history.sqlite3")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def fresh_store(request: pytest.FixtureRequest, backend: str, directory: Path) -> Iterator[str]:
+    """A new, empty store: an SQLite file under `directory`, or a new database in the test cluster."""
+    if backend == "sqlite":
+        yield str(directory / "data" / "history.sqlite3")
         return
     import psycopg
 
@@ -64,6 +69,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     name = f"t_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    yield server.replace("/postgres?", f"/{name}?")
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    try:
+        yield server.replace("/postgres?", f"/{name}?")
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store on each backend, for one test."""
+    with fresh_store(request, request.param, tmp_path) as url:
+        yield url

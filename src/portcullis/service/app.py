@@ -1,0 +1,271 @@
+"""The fleet service's HTTP API, under /api/v1: agents push reports, readers list engines, images, findings and
+trends. Every route wants a bearer token of the right role; every error is `{"error": "one line"}`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.requests import Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portcullis import __version__
+from portcullis.model.findings import Report, Severity, Status
+from portcullis.service.connections import Connections
+from portcullis.service.tokens import NAME_PATTERN, Role, Verifier
+from portcullis.store import StoreConflict, StoreError
+from portcullis.store.fleet import FindingFilter, FleetFinding, StoredToken, Subject, TrendPoint, engines, find, images
+from portcullis.store.fleet import trends as fleet_trends
+
+API = "/api/v1"
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+MAX_PAGE = 1000
+log = logging.getLogger("portcullis.service")
+
+
+class Push(BaseModel):
+    """One report from one agent. `report_id` is the agent's own id for it: pushing it again is answered with the run
+    already stored, never a second copy."""
+
+    report_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    agent: str = Field(pattern=f"^{NAME_PATTERN.pattern}$", description="must be the pushing token's name")
+    report: Report
+
+
+class Pushed(BaseModel):
+    run_id: int
+    report_id: str
+    created: bool = Field(description="false when this report id had been pushed before")
+
+
+class FindingsPage(BaseModel):
+    findings: list[FleetFinding]
+    next_offset: int | None = Field(description="the offset of the next page; null on the last")
+
+
+class ApiError(BaseModel):
+    error: str
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the limit of {limit} bytes")
+
+
+class BodyLimit:
+    """Refuse a body over `limit` bytes: by its Content-Length before reading it, else while it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            reason = BodyTooLarge(self.limit).detail if declared.isdigit() else "the Content-Length is not a number"
+            await JSONResponse({"error": reason}, 413 if declared.isdigit() else 400)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _problem(exc: RequestValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return f"the body is not JSON: {first.get('ctx', {}).get('error', 'invalid')} (at character {first['loc'][-1]})"
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+bearer = HTTPBearer(auto_error=False, description="a token from `portcullis token add NAME --role ROLE`")
+
+
+def _connections(request: Request) -> Connections:
+    connections: Connections = request.app.state.connections
+    return connections
+
+
+Stores = Annotated[Connections, Depends(_connections)]
+
+
+def authenticated(
+    request: Request, connections: Stores, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> StoredToken:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise HTTPException(401, "a bearer token is required (Authorization: Bearer …)", challenge)
+    verifier: Verifier = request.app.state.verifier
+    with connections.use() as store:
+        token = verifier.verify(store, credentials.credentials)
+    if token is None:
+        raise HTTPException(401, "the token is not valid: unknown, mistyped or revoked", challenge)
+    return token
+
+
+def holding(role: Role) -> Callable[[StoredToken], StoredToken]:
+    def check(token: Annotated[StoredToken, Depends(authenticated)]) -> StoredToken:
+        if token.role != role.value:
+            raise HTTPException(403, f"a {token.role} token cannot do this; it takes a token of role {role.value}")
+        return token
+
+    return check
+
+
+Anyone = Annotated[StoredToken, Depends(authenticated)]
+Agent = Annotated[StoredToken, Depends(holding(Role.AGENT))]
+Reader = Annotated[StoredToken, Depends(holding(Role.READER))]
+api = APIRouter(prefix=API, responses={401: {"model": ApiError}, 403: {"model": ApiError}})
+
+
+@api.post("/reports", status_code=201, responses={200: {"model": Pushed}, 409: {"model": ApiError}})
+def push_report(push: Push, token: Agent, connections: Stores, response: Response) -> Pushed:
+    """Store one report pushed by an agent. 201 when stored, 200 when this report id was stored before."""
+    if push.agent != token.name:
+        raise HTTPException(403, f"this token pushes as {token.name}, not as {push.agent}")
+    body = push.report.model_dump_json()
+    with connections.use() as store:
+        earlier = store.pushed(push.agent, push.report_id)
+        if earlier is None:
+            try:
+                run_id = store.save(push.report, agent=push.agent, report_uid=push.report_id)
+                return Pushed(run_id=run_id, report_id=push.report_id, created=True)
+            except StoreConflict:  # the same push, retried while the first was being stored
+                earlier = store.pushed(push.agent, push.report_id)
+                if earlier is None:
+                    raise
+    run_id, kept = earlier
+    if kept != body:
+        raise HTTPException(409, f"report id {push.report_id} was pushed before with a different report")
+    response.status_code = 200
+    return Pushed(run_id=run_id, report_id=push.report_id, created=False)
+
+
+@api.get("/engines")
+def list_engines(token: Reader, connections: Stores) -> list[Subject]:
+    """Every engine in the latest runs, with its unsuppressed failures by severity."""
+    with connections.use() as store:
+        return engines(store)
+
+
+@api.get("/images")
+def list_images(token: Reader, connections: Stores) -> list[Subject]:
+    """Every image in the latest runs, with its unsuppressed failures (vulnerabilities included) by severity."""
+    with connections.use() as store:
+        return images(store)
+
+
+@api.get("/findings")
+def list_findings(
+    token: Reader,
+    connections: Stores,
+    engine: str | None = None,
+    image: str | None = None,
+    rule: Annotated[str | None, Query(description="a rule id, or an advisory id (CVE-…) of a vulnerability")] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    status: Annotated[list[Status] | None, Query()] = None,
+    run: Annotated[int | None, Query(description="one run's findings; default: the latest run of each")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> FindingsPage:
+    """Findings of the latest runs (or of one run), filtered, a page at a time, newest run first."""
+    which = FindingFilter(
+        engine=engine,
+        image=image,
+        rule=rule,
+        severities=[s.value for s in severity or ()],
+        statuses=[s.value for s in status or ()],
+        run_id=run,
+    )
+    with connections.use() as store:
+        page = find(store, which, limit=limit + 1, offset=offset)
+    more = len(page) > limit
+    return FindingsPage(findings=page[:limit], next_offset=offset + limit if more else None)
+
+
+@api.get("/trends")
+def list_trends(
+    token: Reader,
+    connections: Stores,
+    engine: str | None = None,
+    image: str | None = None,
+    since: Annotated[str | None, Query(description="ISO 8601 time: runs started at or after it")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
+) -> list[TrendPoint]:
+    """Unsuppressed failures by severity in each run, oldest first: the newest `limit` runs."""
+    with connections.use() as store:
+        return fleet_trends(store, engine=engine, image=image, since=since, limit=limit)
+
+
+@api.get("/openapi.json", include_in_schema=False)
+def openapi(token: Anyone, request: Request) -> dict[str, Any]:
+    document: dict[str, Any] = request.app.openapi()
+    return document
+
+
+def create_app(location: str, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """The API over the store at `location`, opened and migrated now (an unusable store fails here)."""
+    connections = Connections(location)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        connections.close()
+
+    app = FastAPI(
+        title="Portcullis fleet service",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,  # served by the router, behind a token like everything else
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.connections = connections
+    app.state.verifier = Verifier()
+    app.state.store_where = connections.where
+    app.add_middleware(BodyLimit, limit=max_body)
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(StoreError, _store_down)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _fault)
+    app.include_router(api)
+    return app
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"error": _problem(exc)}, 422)
+
+
+async def _store_down(request: Request, exc: StoreError) -> JSONResponse:
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": "the store could not answer; the server log has the reason"}, 503)
+
+
+async def _fault(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return JSONResponse({"error": "internal error; the server log has the reason"}, 500)
