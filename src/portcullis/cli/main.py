@@ -37,7 +37,11 @@ COMMANDS = {
     "diff": "portcullis.cli.history",
     "schema": "portcullis.cli.main",
 }
-GROUPS = {"db": "portcullis.cli.db", "harden": "portcullis.cli.harden"}  # each module's `app` is a typer group
+GROUPS = {
+    "db": "portcullis.cli.db",
+    "harden": "portcullis.cli.harden",
+    "cache": "portcullis.cli.cache",
+}  # each module's `app` is a typer group
 
 app = typer.Typer(
     name="portcullis",
