@@ -1,5 +1,6 @@
-"""Every test run keeps its audit and image runs in a throw-away store, never in the user's data dir; the PostgreSQL
-cluster and the fresh-store fixtures (tests/support/postgres.py) are shared by every test directory."""
+"""Every test run keeps its audit and image runs in a throw-away store, and its layer cache in a throw-away
+directory: never in the user's data or cache dir. The PostgreSQL cluster and the fresh-store fixtures
+(tests/support/postgres.py) are shared by every test directory."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import pytest
 from support.postgres import postgres_url, store_url
 
 __all__ = ["postgres_url", "store_url"]  # the PostgreSQL cluster and a fresh store per backend, for any test
+THROWAWAY = {"PORTCULLIS_STORE": "history.sqlite3", "PORTCULLIS_CACHE_DIR": "cache"}
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _throwaway_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    previous = os.environ.get("PORTCULLIS_STORE")
+    previous = {name: os.environ.get(name) for name in THROWAWAY}
     # the environment, not a monkeypatch: the CLI tests run portcullis in subprocesses, which inherit it
-    os.environ["PORTCULLIS_STORE"] = str(Path(tmp_path_factory.mktemp("store")) / "history.sqlite3")
+    for name, leaf in THROWAWAY.items():
+        os.environ[name] = str(Path(tmp_path_factory.mktemp("throwaway")) / leaf)
     yield
-    if previous is None:
-        del os.environ["PORTCULLIS_STORE"]
-    else:
-        os.environ["PORTCULLIS_STORE"] = previous
+    for name, value in previous.items():
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value

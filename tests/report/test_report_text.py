@@ -82,7 +82,7 @@ def test_by_default_only_what_needs_attention_is_listed(full_report: Report) -> 
         "Summary: 16 findings: 1 pass, 10 fail, 1 manual, 1 skip, 1 n/a, 1 error",
         "1 suppressed by ignore rules",
         "Failures by severity: 3 critical, 2 high, 3 medium, 2 low",
-        "3 passed, not applicable or suppressed finding(s) not listed (--all lists them)",
+        "3 passed, not applicable or suppressed finding(s) not listed (-a lists them)",
         "note: auditctl rules not collected: auditctl is not installed",
     ]
 

@@ -153,7 +153,7 @@ SeverityOption = Annotated[
 ]
 ShowAllOption = Annotated[
     bool,
-    typer.Option("--all", "-a", help="text: also list pass, n/a and suppressed findings (counted either way)"),
+    typer.Option("--show-all", "-a", help="text: also list pass, n/a and suppressed findings (counted either way)"),
 ]
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from portcullis.cli.cache import CacheDirOption
 from portcullis.cli.common import (
     DEFAULT_IGNORE_FILE,
     EXIT_FINDINGS,
@@ -36,7 +37,7 @@ from portcullis.cli.common import (
     use_engine_tls,
 )
 from portcullis.pipelines.errors import PipelineError
-from portcullis.pipelines.image import ImageSource, image_report
+from portcullis.pipelines.image import ImageSource, engine_image_names, image_report, images_report
 from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS, VULN_FACT, VulnOptions
 
 USERNAME_ENV = "PORTCULLIS_REGISTRY_USERNAME"
@@ -58,14 +59,18 @@ def registry_credentials(username: str | None, password_stdin: bool) -> tuple[st
 
 
 def image(
-    reference: Annotated[
-        str,
+    references: Annotated[
+        list[str] | None,
         typer.Argument(
-            metavar="REF",
+            metavar="REF...",
             help="engine:NAME, docker-archive:FILE, oci:DIR[:NAME], oci-archive:FILE[:NAME], dir:ROOT, "
-            "registry:HOST/REPO[:TAG|@DIGEST], or a bare path or name (detected)",
+            "registry:HOST/REPO[:TAG|@DIGEST], or a bare path or name (detected); several are scanned together",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    all_images: Annotated[
+        bool, typer.Option("--all", help="scan every image on the engine (--host), each shared layer read once")
+    ] = False,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="report format")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")] = None,
     show_all: ShowAllOption = False,
@@ -124,24 +129,36 @@ def image(
     store: StoreOption = None,
     no_store: NoStoreOption = False,
     baseline: BaselineOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="read every layer, neither using nor filling the layer cache")
+    ] = False,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
     Examples: `portcullis image alpine:3.20`, `portcullis image docker-archive:app.tar -f json`,
     `portcullis image oci:./layout --platform linux/arm64`,
-    `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`.
+    `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`,
+    `portcullis image --all -f sarif -o images.sarif`.
     """
+    names = list(references or [])  # as given: an empty one (an unset $IMAGE) is an error further down
+    if all_images and names:
+        die("--all scans every image on the engine: name no images with it")
+    if not all_images and not names:
+        die("name an image to scan (or --all for every image on the engine)")
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     severities = parse_severities(severity)
     history = history_options(store, no_store, baseline)
     source = ImageSource(
-        reference,
+        names[0] if names else "",
         platform=platform,
         insecure_registries=listed(insecure_registry),
         credentials=registry_credentials(username, password_stdin),
         engine_host=host,
         max_bytes=max_bytes,
         max_files=max_files,
+        cache=not no_cache,
+        cache_dir=cache_dir,
     )
     vulns = VulnOptions(
         enabled=not no_vulns,
@@ -153,8 +170,18 @@ def image(
         max_age_days=db_max_age,
     )
     try:
-        progress(f"reading {reference or '(no reference)'} layer by layer…")
-        report = image_report(source, listed(select), listed(skip), vulns, log=say)
+        if all_images:
+            progress("listing the engine's images…")
+            names = engine_image_names(host)
+            subject = f"every image on {host or 'the local engine'} ({len(names)})"
+        else:
+            subject = ", ".join(names)
+        if len(names) == 1 and not all_images:
+            progress(f"reading {names[0] or '(no reference)'} layer by layer…")
+            report = image_report(source, listed(select), listed(skip), vulns, log=say)
+        else:
+            progress(f"reading {len(names)} images, each shared layer once…")
+            report = images_report(source, names, subject, listed(select), listed(skip), vulns, log=say)
     except PipelineError as exc:
         die(str(exc))
     # Reached only without a gate (with one these were errors): the report is written, stderr says it is incomplete.

@@ -42,6 +42,7 @@ GROUPS = {
     "db": "portcullis.cli.db",
     "harden": "portcullis.cli.harden",
     "token": "portcullis.cli.token",
+    "cache": "portcullis.cli.cache",
 }  # each module's `app` is a typer group
 
 app = typer.Typer(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 import docker
@@ -140,6 +140,11 @@ class _EngineAPI(docker.APIClient):  # type: ignore[misc]  # docker ships no typ
         settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
         settings["verify"] = self.verify
         return settings
+
+    def export_images(self, ids: list[str], chunk_size: int) -> Iterator[bytes]:
+        """`docker save ID ID …` as one stream: a layer the images share is in it once (the SDK saves one image)."""
+        response = self._get(self._url("/images/get"), params={"names": ids}, stream=True)
+        return cast(Iterator[bytes], self._stream_raw_result(response, chunk_size, False))
 
 
 def connect(host: str | None = None, timeout: int = 30, tls_flags: TLSFlags | None = None) -> EngineConnection:

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portcullis import CIS_BENCHMARK_VERSION, __version__
 from portcullis.checks.registry import IMAGE_RULE_MODULES, Rule, UnknownSelector, all_rules, select_rules
 from portcullis.checks.runner import run_image_rules
 from portcullis.model.facts import ImageFacts
-from portcullis.model.findings import CollectionProblem, DatabaseInfo, Report, Summary, ToolInfo
+from portcullis.model.findings import (
+    CollectionProblem,
+    DatabaseInfo,
+    Finding,
+    Report,
+    Severity,
+    Status,
+    Summary,
+    Target,
+    TargetKind,
+    ToolInfo,
+)
 from portcullis.pipelines.errors import SubjectError, UsageError
 from portcullis.pipelines.vulnerabilities import DatabaseCheck, VulnOptions, check_database, vulnerability_findings
+
+if TYPE_CHECKING:
+    from portcullis.collect.image import ImageOptions
+
+UNREADABLE_RULE = "DKR-IMAGE-UNREADABLE"
 
 
 @dataclass(frozen=True)
@@ -26,42 +44,99 @@ class ImageSource:
     engine_host: str | None = None
     max_bytes: int | None = None
     max_files: int | None = None
+    cache: bool = True  # reuse and keep layer scans in the layer cache
+    cache_dir: Path | None = None  # where the cache lives (default: the user's cache directory)
 
 
 def _silent(message: str) -> None:
     """The default progress sink: callers that show no progress (tests, a service) pass nothing."""
 
 
-def read_image(source: ImageSource, log: Callable[[str], None] = _silent) -> ImageFacts:
-    """Read the image once, layer by layer; a source that cannot be read raises SubjectError."""
-    from dataclasses import replace
-
+def _options(source: ImageSource, log: Callable[[str], None]) -> ImageOptions:
     from portcullis.collect import CollectionError
-    from portcullis.collect.image import Credentials, ImageOptions, Limits, Platform, analyse_image
+    from portcullis.collect.image import Credentials, ImageOptions, Limits, Platform
+    from portcullis.collect.image.layer_cache import CacheUnusable, open_cache
 
+    limits = Limits()
+    if source.max_bytes is not None:
+        limits = replace(limits, max_total_bytes=source.max_bytes)
+    if source.max_files is not None:
+        limits = replace(limits, max_entries=source.max_files)
     try:
-        limits = Limits()
-        if source.max_bytes is not None:
-            limits = replace(limits, max_total_bytes=source.max_bytes)
-        if source.max_files is not None:
-            limits = replace(limits, max_entries=source.max_files)
-        options = ImageOptions(
-            platform=Platform.parse(source.platform) if source.platform else None,
-            insecure_registries=list(source.insecure_registries),
-            credentials=Credentials(*source.credentials) if source.credentials else None,
-            engine_host=source.engine_host,
-            limits=limits,
-        )
-        facts = analyse_image(source.reference, options)
-    except CollectionError as exc:  # ImageError included
+        platform = Platform.parse(source.platform) if source.platform else None
+    except CollectionError as exc:
         raise SubjectError(str(exc)) from exc
+    options = ImageOptions(
+        platform=platform,
+        insecure_registries=list(source.insecure_registries),
+        credentials=Credentials(*source.credentials) if source.credentials else None,
+        engine_host=source.engine_host,
+        limits=limits,
+    )
+    if source.cache:
+        try:
+            options.cache = open_cache(source.cache_dir, limits)
+        except (CacheUnusable, OSError) as exc:  # the scan goes on, reading every layer
+            log(f"portcullis: warning: the layer cache is not used: {exc}")
+    return options
+
+
+def _read_log(reference: str, facts: ImageFacts, log: Callable[[str], None]) -> None:
     content = facts.content
     if content is not None:
         log(
-            f"read {source.reference}: {len(content.layers)} layers, {content.file_count} paths, "
+            f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, "
             f"{len(content.packages)} packages, {facts.size} bytes"
         )
+
+
+def read_image(source: ImageSource, log: Callable[[str], None] = _silent) -> ImageFacts:
+    """Read the image once, layer by layer (layers in the cache not at all); a source that cannot be read raises
+    SubjectError."""
+    from portcullis.collect import CollectionError
+    from portcullis.collect.image import analyse_image
+
+    options = _options(source, log)
+    try:
+        facts = analyse_image(source.reference, options)
+    except CollectionError as exc:  # ImageError included
+        raise SubjectError(str(exc)) from exc
+    _read_log(source.reference, facts, log)
+    if options.cache is not None and options.cache.stats.touched():
+        log(options.cache.stats.line())
     return facts
+
+
+def read_images(
+    source: ImageSource, references: Sequence[str], log: Callable[[str], None] = _silent
+) -> list[ImageFacts | SubjectError]:
+    """Several images with `source`'s options, sharing one cache and one engine export: each one's facts, or the
+    SubjectError that says why it cannot be read."""
+    from portcullis.collect.image import analyse_images
+
+    options = _options(source, log)
+    results: list[ImageFacts | SubjectError] = []
+    for reference, read in zip(references, analyse_images(list(references), options), strict=True):
+        if isinstance(read, Exception):
+            log(f"{reference}: {read}")
+            results.append(SubjectError(str(read)))
+        else:
+            _read_log(reference, read, log)
+            results.append(read)
+    if options.cache is not None and options.cache.stats.touched():
+        log(options.cache.stats.line())
+    return results
+
+
+def engine_image_names(host: str | None) -> list[str]:
+    """Every image on the engine at `host`, by its first tag or its id (`portcullis image --all`)."""
+    from portcullis.collect import CollectionError
+    from portcullis.collect.image.engine_source import list_engine_images
+
+    try:
+        return list_engine_images(host)
+    except CollectionError as exc:
+        raise SubjectError(str(exc)) from exc
 
 
 def image_rules(select: Sequence[str], skip: Sequence[str]) -> list[Rule]:
@@ -116,3 +191,55 @@ def image_report(
     checked = check_database(vulns) if vulns is not None and vulns.enabled else None
     image = read_image(source, log)
     return judge_image(source.reference, image, select, skip, vulns, checked)
+
+
+def images_report(
+    source: ImageSource,
+    references: Sequence[str],
+    subject: str,
+    select: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    vulns: VulnOptions | None = None,
+    log: Callable[[str], None] = _silent,
+) -> Report:
+    """`portcullis image A B …` and `--all`: every image judged as `image_report` judges one, in one report whose
+    findings name their image; an image that cannot be read is one error finding and the others complete."""
+    image_rules(select, skip)
+    checked = check_database(vulns) if vulns is not None and vulns.enabled else None
+    findings: list[Finding] = []
+    problems: list[CollectionProblem] = []
+    database: DatabaseInfo | None = None
+    for reference, read in zip(references, read_images(source, references, log), strict=True):
+        if isinstance(read, SubjectError):
+            findings.append(_unreadable(reference, str(read)))
+            continue
+        one = judge_image(reference, read, select, skip, vulns, checked)
+        # Named as the user named it: two tags of one image are two subjects here, and its first tag may be neither.
+        findings += [
+            finding.model_copy(update={"target": finding.target.model_copy(update={"name": reference})})
+            for finding in one.findings
+        ]
+        problems += [problem.model_copy(update={"fact": f"{reference}: {problem.fact}"}) for problem in one.problems]
+        database = database or one.database
+    return Report(
+        command="image",
+        tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
+        subject=subject,
+        findings=findings,
+        summary=Summary.of(findings),
+        problems=problems,
+        database=database,
+    )
+
+
+def _unreadable(reference: str, reason: str) -> Finding:
+    return Finding(
+        rule_id=UNREADABLE_RULE,
+        title="The image can be read",
+        cis=None,
+        status=Status.ERROR,
+        severity=Severity.HIGH,
+        target=Target(kind=TargetKind.IMAGE, name=reference),
+        message=reason,
+        remediation="check the reference, the engine or registry it names, and the limits (--max-bytes, --max-files)",
+    )

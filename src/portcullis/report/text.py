@@ -221,6 +221,6 @@ def _summary(console: Console, report: Report, hidden: int) -> None:
         )
         console.print(f"Failures by severity: {by_sev}")
     if hidden:
-        console.print(f"{hidden} passed, not applicable or suppressed finding(s) not listed (--all lists them)")
+        console.print(f"{hidden} passed, not applicable or suppressed finding(s) not listed (-a lists them)")
     for problem in report.problems:
         console.print(Text(f"note: {problem.fact} not collected: {problem.reason}"))

@@ -18,11 +18,21 @@ from portcullis.collect.image.errors import Credentials, ImageError, Limits
 from portcullis.collect.image.platforms import Platform
 
 if TYPE_CHECKING:
+    from portcullis.collect.image.layer_cache import LayerCache
     from portcullis.model.facts import ImageFacts
 
 # Each source's reader is imported when used: a scan should not pay for the HTTP stack or the Docker SDK it never uses.
 
-__all__ = ["TRANSPORTS", "Credentials", "ImageError", "ImageOptions", "Limits", "Platform", "analyse_image"]
+__all__ = [
+    "TRANSPORTS",
+    "Credentials",
+    "ImageError",
+    "ImageOptions",
+    "Limits",
+    "Platform",
+    "analyse_image",
+    "analyse_images",
+]
 
 TRANSPORTS = ("engine", "docker-archive", "oci", "oci-archive", "dir", "registry")
 
@@ -34,6 +44,7 @@ class ImageOptions:
     credentials: Credentials | None = None
     engine_host: str | None = None
     limits: Limits = field(default_factory=Limits)
+    cache: LayerCache | None = None  # layer scans and configs kept from earlier reads (layer_cache)
 
 
 def split_transport(reference: str) -> tuple[str | None, str]:
@@ -81,6 +92,42 @@ def analyse_image(reference: str, options: ImageOptions | None = None) -> ImageF
     return _read(transport, rest, options)
 
 
+def analyse_images(references: list[str], options: ImageOptions) -> list[ImageFacts | ImageError]:
+    """Several images in one go: what each yields, or the ImageError that says why not. The engine's images are
+    exported together, so a layer they share is read once; other sources are read one by one through the cache."""
+    from portcullis.collect.image.engine_source import NotInEngine, read_engine_images
+
+    results: dict[int, ImageFacts | ImageError] = {}
+    in_engine: dict[int, str] = {}
+    for index, reference in enumerate(references):
+        transport, rest = split_transport(reference)
+        if transport == "engine" or (transport is None and rest.strip() and not Path(reference).exists()):
+            in_engine[index] = rest
+            continue
+        results[index] = _one(reference, options)
+    if in_engine:
+        try:
+            read = read_engine_images(list(in_engine.values()), options.engine_host, options.limits, options.cache)
+        except CollectionError as engine_down:  # no engine here: a bare name may still be in its registry
+            read = [NotInEngine(str(engine_down)) for _ in in_engine]
+        for (index, name), result in zip(in_engine.items(), read, strict=True):
+            bare = split_transport(references[index])[0] is None
+            if bare and isinstance(result, NotInEngine):
+                results[index] = _one("registry:" + name, options, first=str(result))
+            else:
+                results[index] = result
+    return [results[index] for index in range(len(references))]
+
+
+def _one(reference: str, options: ImageOptions, first: str = "") -> ImageFacts | ImageError:
+    try:
+        return analyse_image(reference, options)
+    except ImageError as exc:
+        return ImageError(f"{first}; registry: {exc}") if first else exc
+    except CollectionError as exc:
+        return ImageError(str(exc))
+
+
 def _engine_then_registry(name: str, options: ImageOptions) -> ImageFacts:
     from portcullis.collect.image.engine_source import NotInEngine
 
@@ -105,16 +152,18 @@ def _read(transport: str, rest: str, options: ImageOptions) -> ImageFacts:
     if transport == "engine":
         from portcullis.collect.image.engine_source import read_engine_image
 
-        return read_engine_image(rest, options.engine_host, limits)
+        return read_engine_image(rest, options.engine_host, limits, options.cache)
     if transport == "registry":
         from portcullis.collect.image.registry import read_registry_image
 
-        return read_registry_image(rest, options.platform, options.insecure_registries, options.credentials, limits)
+        return read_registry_image(
+            rest, options.platform, options.insecure_registries, options.credentials, limits, options.cache
+        )
     if transport == "docker-archive":
         from portcullis.collect.image.docker_archive import read_docker_archive
 
         with open_regular(rest, ImageError) as handle:
-            return read_docker_archive(handle, ImageMeta(source=transport, reference=rest), limits)
+            return read_docker_archive(handle, ImageMeta(source=transport, reference=rest), limits, options.cache)
     if transport in ("oci", "oci-archive"):
         from portcullis.collect.image.oci import LayoutArchive, LayoutDirectory, read_layout
 
@@ -123,10 +172,10 @@ def _read(transport: str, rest: str, options: ImageOptions) -> ImageFacts:
         if transport == "oci":
             if not path.is_dir():
                 raise ImageError(f"{path} is not an OCI layout directory")
-            return read_layout(LayoutDirectory(path), meta, options.platform, name, limits)
+            return read_layout(LayoutDirectory(path), meta, options.platform, name, limits, options.cache)
         archive = LayoutArchive(path)
         try:
-            return read_layout(archive, meta, options.platform, name, limits)
+            return read_layout(archive, meta, options.platform, name, limits, options.cache)
         finally:
             archive.close()
     from portcullis.collect.image.rootfs import scan_rootfs

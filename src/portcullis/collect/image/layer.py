@@ -7,6 +7,7 @@ skipped and recorded as an unsafe entry, so the rules can report it.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from dataclasses import dataclass, field
 
@@ -52,6 +53,11 @@ class LayerScan:
     size: int = 0  # uncompressed bytes
     package_files: dict[str, bytes] = field(default_factory=dict)  # package evidence, read whole (see packages)
     binary_inventories: dict[str, Inventory] = field(default_factory=dict)  # packages proved by binaries, archives
+
+    def for_another_image(self) -> LayerScan:
+        """A copy whose entries a second image can squash: applying a layer rewrites its entries' paths."""
+        entries = [Entry(e.path, e.kind, e.mode, e.size, e.link, e.secret) for e in self.entries]
+        return dataclasses.replace(self, entries=entries)
 
 
 def normalise(name: str) -> str | None:

@@ -15,11 +15,14 @@ import pickle
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import LayerScan, scan_layer
 from portcullis.collect.image.streams import MemberReader
+
+if TYPE_CHECKING:
+    from portcullis.collect.image.layer_cache import LayerCache
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024  # below this the fork and the pickling cost more than they save
 
@@ -29,24 +32,44 @@ class LayerJob:
     open: Callable[[], IO[bytes] | MemberReader]  # opens the layer blob; called in whichever process scans it
     size: int  # stored bytes, to split the work evenly
     what: str  # how errors name the layer
+    diff_id: str = ""  # what the image's config says the uncompressed bytes hash to: the cache key, when known
 
 
 def scan_layers(
-    jobs: Sequence[LayerJob], limits: Limits, parallel: bool = True, min_parallel_bytes: int = PARALLEL_MIN_BYTES
+    jobs: Sequence[LayerJob],
+    limits: Limits,
+    parallel: bool = True,
+    min_parallel_bytes: int = PARALLEL_MIN_BYTES,
+    cache: LayerCache | None = None,
 ) -> list[LayerScan]:
     """Every job's LayerScan, in job order; a failing layer's ImageError is raised.
 
+    A layer the cache holds under the job's diff_id is not opened at all; every layer read is offered to the cache.
     `parallel=False` is for sources a forked child cannot reopen (a network stream): one layer after another.
     """
+    known: dict[int, LayerScan] = {}
+    if cache is not None:
+        for index, job in enumerate(jobs):
+            hit = cache.layer(job.diff_id) if job.diff_id else None
+            if hit is not None:
+                if len(hit.entries) > limits.max_entries:
+                    raise ImageError(f"{job.what} holds more than {limits.max_entries} entries")
+                known[index] = hit
+    todo = [job for index, job in enumerate(jobs) if index not in known]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    big_enough = sum(j.size for j in jobs) >= min_parallel_bytes
-    if parallel and len(jobs) >= 2 and cpus >= 2 and hasattr(os, "fork") and big_enough:
-        scans = _scan_in_two(jobs, limits)
+    big_enough = sum(j.size for j in todo) >= min_parallel_bytes
+    if parallel and len(todo) >= 2 and cpus >= 2 and hasattr(os, "fork") and big_enough:
+        fresh = _scan_in_two(todo, limits)
     else:
-        scans, used = [], 0
-        for job in jobs:  # one by one, each layer may only use what the earlier ones left of the budget
-            scans.append(_scan(job, limits, limits.max_total_bytes - used))
-            used += scans[-1].size
+        fresh, used = [], sum(scan.size for scan in known.values())
+        for job in todo:  # one by one, each layer may only use what the earlier ones left of the budget
+            fresh.append(_scan(job, limits, limits.max_total_bytes - used))
+            used += fresh[-1].size
+    if cache is not None:
+        for scan in fresh:
+            cache.keep_layer(scan)
+    unread = iter(fresh)
+    scans = [known[index] if index in known else next(unread) for index in range(len(jobs))]
     total = sum(scan.size for scan in scans)
     if total > limits.max_total_bytes:
         raise ImageError(f"the image expands beyond the limit of {limits.max_total_bytes} bytes (decompression bomb?)")

@@ -12,16 +12,19 @@ import re
 import tarfile
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from portcullis.collect.files import open_regular
-from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
+from portcullis.collect.image.assemble import ImageMeta, config_diff_ids, image_facts, parse_json
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import normalise
 from portcullis.collect.image.layer_pool import LayerJob, scan_layers
 from portcullis.collect.image.platforms import Platform, select_manifest
 from portcullis.collect.image.streams import MemberReader, read_exactly
 from portcullis.model.facts import ImageFacts
+
+if TYPE_CHECKING:
+    from portcullis.collect.image.layer_cache import LayerCache
 
 DIGEST = re.compile(r"^(sha256):([a-f0-9]{64})$")
 INDEX_TYPES = frozenset(
@@ -84,25 +87,40 @@ def resolve_manifest(
     raise ImageError(f"{what}: indexes nest deeper than {MAX_INDEX_DEPTH} levels")
 
 
-def read_image(store: BlobStore, manifest: dict[str, Any], meta: ImageMeta, limits: Limits) -> ImageFacts:
+def read_image(
+    store: BlobStore, manifest: dict[str, Any], meta: ImageMeta, limits: Limits, cache: LayerCache | None = None
+) -> ImageFacts:
+    """The image a manifest describes; layers the cache holds (by the config's diff_ids) are not fetched."""
     config_desc = manifest.get("config")
     layers = manifest.get("layers")
     if not isinstance(config_desc, dict) or not isinstance(layers, list):
         raise ImageError("the image manifest has no config or no layers list")
     config_digest = str(config_desc.get("digest"))
-    config, _ = read_document(store, config_digest, limits, "config")
+    kept = cache.config(config_digest) if cache is not None else None
+    if kept is not None:
+        config = parse_json(kept, f"config {config_digest}")
+    else:
+        config, config_bytes = read_document(store, config_digest, limits, "config")
+        if cache is not None:
+            cache.keep_config(config_bytes)
+    diff_ids = config_diff_ids(config, "the image config")
     digests = []
     for descriptor in layers:
         digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
         check_digest(digest)
         digests.append(str(digest))
     jobs = [
-        LayerJob(partial(store.open_blob, digest), _declared_size(descriptor), f"layer {index} ({digest[:19]})")
+        LayerJob(
+            partial(store.open_blob, digest),
+            _declared_size(descriptor),
+            f"layer {index} ({digest[:19]})",
+            diff_ids[index] if len(diff_ids) == len(digests) else "",
+        )
         for index, (digest, descriptor) in enumerate(zip(digests, layers, strict=True))
     ]
-    scans = scan_layers(jobs, limits, parallel=store.forkable)
+    scans = scan_layers(jobs, limits, parallel=store.forkable, cache=cache)
     for index, (digest, scan) in enumerate(zip(digests, scans, strict=True)):
-        if scan.digest != digest:
+        if scan.digest and scan.digest != digest:  # a cached scan was not read: its blob was not fetched
             raise ImageError(f"layer {index}: blob digest {scan.digest} does not match the manifest's {digest}")
     meta.image_id = meta.image_id or str(config_digest)
     return image_facts(meta, config, str(config_digest), scans, limits)
@@ -194,8 +212,13 @@ class LayoutArchive:
 
 
 def read_layout(
-    layout: LayoutDirectory | LayoutArchive, meta: ImageMeta, platform: Platform | None, ref_name: str, limits: Limits
+    layout: LayoutDirectory | LayoutArchive,
+    meta: ImageMeta,
+    platform: Platform | None,
+    ref_name: str,
+    limits: Limits,
+    cache: LayerCache | None = None,
 ) -> ImageFacts:
     index = parse_json(layout.read_file("index.json", limits), "index.json")
     manifest, _ = resolve_manifest(layout, index, platform, ref_name, limits, "index.json")
-    return read_image(layout, manifest, meta, limits)
+    return read_image(layout, manifest, meta, limits, cache)

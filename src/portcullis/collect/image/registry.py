@@ -8,7 +8,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import requests
 import urllib3
@@ -19,6 +19,9 @@ from portcullis.collect.image.errors import Credentials, ImageError, Limits
 from portcullis.collect.image.oci import check_digest, read_image, resolve_manifest, verified_bytes
 from portcullis.collect.image.platforms import Platform
 from portcullis.model.facts import ImageFacts
+
+if TYPE_CHECKING:
+    from portcullis.collect.image.layer_cache import LayerCache
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -246,7 +249,12 @@ def _short(exc: Exception) -> str:
 
 
 def read_registry_image(
-    text: str, platform: Platform | None, insecure_hosts: list[str], credentials: Credentials | None, limits: Limits
+    text: str,
+    platform: Platform | None,
+    insecure_hosts: list[str],
+    credentials: Credentials | None,
+    limits: Limits,
+    cache: LayerCache | None = None,
 ) -> ImageFacts:
     ref = ImageReference.parse(text)
     client = RegistryClient(ref, insecure_hosts, credentials)
@@ -259,6 +267,6 @@ def read_registry_image(
             repo_tags=[f"{ref.name}:{ref.tag}"] if ref.tag else [],
             repo_digests=[f"{ref.name}@{ref.digest or top_digest}"] if (ref.digest or top_digest) else [],
         )
-        return read_image(client, manifest, meta, limits)
+        return read_image(client, manifest, meta, limits, cache)
     finally:
         client.close()

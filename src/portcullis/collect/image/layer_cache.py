@@ -1,0 +1,330 @@
+"""The content-addressed layer cache: what one layer yields, kept under its diff_id for every later scan.
+
+A layer's scan (its entries, whiteouts, package evidence, binary inventories and secret hits) depends only on
+the layer's bytes, the code that reads them and the content limits, so it is stored under the layer's diff_id
+(the digest of those bytes) with a key for the other two. Image configs are kept under the image id, which is
+their own digest, and checked against it when read.
+
+Nothing read back is trusted blindly: the directory must be a real directory owned by this user and closed to
+everyone else (0700), every entry must be a regular file owned by this user, and every entry carries the digest
+of its payload, its format and the reader's key; an entry that fails any of these is ignored (and replaced by
+the next scan), never used. Entries are written to a private temporary file and renamed into place, so a
+reader never sees half an entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import ValidationError
+
+from portcullis import __version__
+from portcullis.collect.image.errors import MIB, ImageError, Limits
+from portcullis.collect.image.layer import Entry, LayerScan
+from portcullis.collect.inventory import Inventory
+from portcullis.model.vuln import Package
+
+CACHE_ENV = "PORTCULLIS_CACHE_DIR"
+INDEX_DIR = "index"  # under the cache root, beside (never over) the vulnerability database
+FORMAT = 1
+MAGIC = b"portcullis-layer-cache\n"
+MAX_ENTRY_BYTES = 512 * MIB  # a stored entry larger than this is not read: it cannot be one of ours
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+# The modules whose code decides what a layer scan holds: a change to any of them makes older entries foreign.
+_READER_MODULES = ("layer.py", "tarwalk.py", "evidence.py", "secrets.py", "streams.py")
+
+
+class CacheUnusable(Exception):
+    """The cache directory cannot be used safely (owned by someone else, open to others, not a directory)."""
+
+
+def default_root() -> Path:
+    """$PORTCULLIS_CACHE_DIR, else the user's cache directory (platformdirs), the vulnerability database's home."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path(platformdirs.user_cache_dir("portcullis"))
+
+
+def reader_key(limits: Limits) -> str:
+    """What besides the bytes decides a scan: the reader's code and version, and the content limits."""
+    digest = hashlib.sha256(f"{FORMAT}\0{__version__}\0".encode())
+    here = Path(__file__).parent
+    for name in _READER_MODULES:
+        digest.update((here / name).read_bytes())
+    package = here.parent.parent
+    for path in [*sorted((package / "collect" / "inventory").glob("*.py")), package / "model" / "redaction.py"]:
+        digest.update(path.read_bytes())
+    content_limits = (
+        limits.max_file_bytes,
+        limits.content_file_bytes,
+        limits.content_read_bytes,
+        limits.package_file_bytes,
+    )
+    digest.update(repr(content_limits).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    written: int = 0
+    rejected: list[str] = field(default_factory=list)  # "<entry>: <why>", each entry ignored
+
+    def touched(self) -> bool:
+        return bool(self.hits or self.misses or self.written or self.rejected)
+
+    def line(self) -> str:
+        text = f"layer cache: {self.hits} hit, {self.misses} missed, {self.written} written"
+        if self.rejected:
+            text += f", {len(self.rejected)} ignored ({self.rejected[0]}{', …' if len(self.rejected) > 1 else ''})"
+        return text
+
+
+class LayerCache:
+    """Layer scans by diff_id and image configs by image id, under `root/index`."""
+
+    def __init__(self, root: Path, limits: Limits) -> None:
+        self.root = root
+        self.index = root / INDEX_DIR
+        self.key = reader_key(limits)
+        self.stats = CacheStats()
+        self._decoded: dict[str, dict[str, Any]] = {}  # payloads already read in this process, by diff_id
+        for directory in (root, self.index, self.index / "layers", self.index / "configs"):
+            _private_directory(directory)
+
+    # --- layers ---
+
+    def layer(self, diff_id: str) -> LayerScan | None:
+        """A fresh LayerScan for `diff_id` (callers mutate entries as they squash), or None: scan the layer."""
+        payload = self._decoded.get(diff_id)
+        if payload is not None:
+            self.stats.hits += 1
+            return _scan_from(payload, diff_id)
+        found = self._read_layer(diff_id)
+        if found is None:
+            self.stats.misses += 1
+            return None
+        self._decoded[diff_id], scan = found
+        self.stats.hits += 1
+        return scan
+
+    def layers(self, diff_ids: list[str], limits: Limits) -> list[LayerScan] | None:
+        """Every layer of an image, or None as soon as one is missing; the image's limits hold as if read."""
+        scans = []
+        for diff_id in diff_ids:
+            scan = self.layer(diff_id)
+            if scan is None:
+                return None
+            if len(scan.entries) > limits.max_entries:
+                raise ImageError(f"layer {diff_id[:19]} holds more than {limits.max_entries} entries")
+            scans.append(scan)
+        if sum(scan.size for scan in scans) > limits.max_total_bytes:
+            raise ImageError(f"the image expands beyond the limit of {limits.max_total_bytes} bytes")
+        return scans
+
+    def keep_layer(self, scan: LayerScan) -> None:
+        """Store a scan under the diff_id its bytes hashed to (never one a document claimed)."""
+        if not DIGEST.match(scan.diff_id) or scan.unread:
+            return  # a root directory's synthetic id, or a partial read: nothing to reuse
+        payload = _payload_of(scan)
+        body = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 1)
+        self._write(self._layer_path(scan.diff_id), scan.diff_id, body)
+        self._decoded[scan.diff_id] = payload
+        self.stats.written += 1
+
+    def _read_layer(self, diff_id: str) -> tuple[dict[str, Any], LayerScan] | None:
+        if not DIGEST.match(diff_id):
+            return None
+        body = self._read(self._layer_path(diff_id), diff_id)
+        if body is None:
+            return None
+        try:
+            payload = json.loads(zlib.decompressobj().decompress(body, MAX_ENTRY_BYTES))
+            return payload, _scan_from(payload, diff_id)  # every field must have the shape the reader expects
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, zlib.error, ValidationError) as exc:
+            self._reject(diff_id, f"malformed payload ({type(exc).__name__})")
+            return None
+
+    def _layer_path(self, diff_id: str) -> Path:
+        return self.index / "layers" / diff_id.removeprefix("sha256:")
+
+    # --- image configs ---
+
+    def config(self, image_id: str) -> bytes | None:
+        """The config whose digest is `image_id`, checked against it; None when not kept (or not intact)."""
+        if not DIGEST.match(image_id):
+            return None
+        data = self._read(self.index / "configs" / image_id.removeprefix("sha256:"), image_id)
+        if data is not None and "sha256:" + hashlib.sha256(data).hexdigest() != image_id:
+            self._reject(image_id, "config does not hash to its image id")
+            return None
+        return data
+
+    def keep_config(self, data: bytes) -> None:
+        image_id = "sha256:" + hashlib.sha256(data).hexdigest()
+        self._write(self.index / "configs" / image_id.removeprefix("sha256:"), image_id, data)
+
+    # --- entries on disk ---
+
+    def _read(self, path: Path, name: str) -> bytes | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._reject(name, f"cannot open ({exc.strerror})")
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                self._reject(name, "not a regular file")
+                return None
+            if info.st_uid != os.geteuid():
+                self._reject(name, f"written by uid {info.st_uid}, not this user")
+                return None
+            if info.st_size > MAX_ENTRY_BYTES:
+                self._reject(name, "larger than any entry this cache writes")
+                return None
+            data = handle.read(MAX_ENTRY_BYTES + 1)
+        head, newline, rest = data[len(MAGIC) :].partition(b"\n")
+        if not data.startswith(MAGIC) or not newline:
+            self._reject(name, "not a cache entry")
+            return None
+        try:
+            header = json.loads(head)
+        except ValueError:
+            self._reject(name, "unreadable header")
+            return None
+        if not isinstance(header, dict) or header.get("key") != self.key or header.get("name") != name:
+            return None  # written by another version of the reader, or for other limits: foreign, rebuilt
+        if header.get("sha256") != hashlib.sha256(rest).hexdigest():
+            self._reject(name, "checksum mismatch (corrupt)")
+            return None
+        return rest
+
+    def _write(self, path: Path, name: str, body: bytes) -> None:
+        header = json.dumps({"name": name, "key": self.key, "sha256": hashlib.sha256(body).hexdigest()})
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")  # 0600, this user's
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(MAGIC + header.encode() + b"\n" + body)
+            os.replace(temporary, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def _reject(self, name: str, why: str) -> None:
+        self.stats.rejected.append(f"{name[:19]}: {why}")
+
+
+def open_cache(root: Path | None, limits: Limits) -> LayerCache:
+    """The cache under `root` (default: default_root()); raises CacheUnusable with the reason."""
+    return LayerCache(root or default_root(), limits)
+
+
+def clean(root: Path | None = None) -> tuple[int, int]:
+    """Remove every cached layer and config under `root`; returns (files, bytes). The database is left alone."""
+    index = (root or default_root()) / INDEX_DIR
+    if not index.exists():
+        return 0, 0
+    _private_directory(index, create=False)
+    files = size = 0
+    for path in _walk(index):
+        files += 1
+        size += path.lstat().st_size
+    shutil.rmtree(index)
+    return files, size
+
+
+def usage(root: Path | None = None) -> tuple[Path, int, int, int]:
+    """(the cache root, layers kept, configs kept, bytes on disk)."""
+    root = root or default_root()
+    index = root / INDEX_DIR
+    counts = {"layers": 0, "configs": 0}
+    size = 0
+    if index.is_dir():
+        for path in _walk(index):
+            if path.parent.name in counts:
+                counts[path.parent.name] += 1
+            size += path.lstat().st_size
+    return root, counts["layers"], counts["configs"], size
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    for dirpath, _, filenames in os.walk(directory):
+        for name in filenames:
+            yield Path(dirpath) / name
+
+
+def _private_directory(path: Path, create: bool = True) -> None:
+    """Make sure `path` is a directory of this user's that nobody else can read or write."""
+    if create:
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise CacheUnusable(f"cannot create {path}: {exc.strerror}") from None
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise CacheUnusable(f"{path} is not a directory (a symlink?)")
+    if info.st_uid != os.geteuid():
+        raise CacheUnusable(f"{path} belongs to uid {info.st_uid}, not this user")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)  # our own directory, made private before anything is read from or written to it
+
+
+# --- the payload: a LayerScan as plain JSON (no pickle: a cache file must never be able to run code) ---
+
+
+def _payload_of(scan: LayerScan) -> dict[str, Any]:
+    return {
+        "entries": [(e.path, e.kind, e.mode, e.size, e.link, e.secret) for e in scan.entries],
+        "whiteouts": scan.whiteouts,
+        "opaque_dirs": scan.opaque_dirs,
+        "unsafe": scan.unsafe,
+        "size": scan.size,
+        "package_files": {path: base64.b64encode(data).decode() for path, data in scan.package_files.items()},
+        "binary_inventories": {
+            path: {"packages": [p.model_dump(mode="json") for p in found.packages], "skipped": found.skipped}
+            for path, found in scan.binary_inventories.items()
+        },
+    }
+
+
+def _scan_from(payload: dict[str, Any], diff_id: str) -> LayerScan:
+    entries = [
+        Entry(str(path), str(kind), int(mode), int(size), str(link), None if secret is None else str(secret))
+        for path, kind, mode, size, link, secret in payload["entries"]
+    ]
+    return LayerScan(
+        entries=entries,
+        whiteouts=[str(path) for path in payload["whiteouts"]],
+        opaque_dirs=[str(path) for path in payload["opaque_dirs"]],
+        unsafe=[(str(name), str(why)) for name, why in payload["unsafe"]],
+        diff_id=diff_id,
+        size=int(payload["size"]),
+        package_files={
+            str(path): base64.b64decode(text, validate=True) for path, text in payload["package_files"].items()
+        },
+        binary_inventories={
+            str(path): Inventory(
+                packages=[Package.model_validate(p) for p in found["packages"]],
+                skipped=[str(s) for s in found["skipped"]],
+            )
+            for path, found in payload["binary_inventories"].items()
+        },
+    )

@@ -1,0 +1,36 @@
+"""The layer cache as the user manages it: where it is, what it holds, and emptying it (`portcullis cache`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from portcullis.pipelines.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    root: Path
+    layers: int
+    configs: int
+    bytes: int
+
+
+def cache_usage(cache_dir: Path | None) -> CacheUsage:
+    from portcullis.collect.image.layer_cache import usage
+
+    try:
+        root, layers, configs, size = usage(cache_dir)
+    except OSError as exc:
+        raise PipelineError(f"cannot read the layer cache: {exc.strerror or exc}") from exc
+    return CacheUsage(root, layers, configs, size)
+
+
+def clean_cache(cache_dir: Path | None) -> tuple[int, int]:
+    """Remove the cached layers and configs (the vulnerability database beside them stays); (files, bytes)."""
+    from portcullis.collect.image.layer_cache import CacheUnusable, clean
+
+    try:
+        return clean(cache_dir)
+    except (CacheUnusable, OSError) as exc:
+        raise PipelineError(f"cannot clean the layer cache: {exc}") from exc
