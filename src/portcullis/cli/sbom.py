@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from portcullis.cli.cache import CacheDirOption
 from portcullis.cli.common import (
     TLSCACertOption,
     TLSCertOption,
@@ -60,6 +61,10 @@ def sbom(
     tlscacert: TLSCACertOption = None,
     tlscert: TLSCertOption = None,
     tlskey: TLSKeyOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="read every layer, neither using nor filling the layer cache")
+    ] = False,
 ) -> None:
     """Write a software bill of materials: every package, its purl and the layer that introduced it.
 
@@ -73,6 +78,8 @@ def sbom(
         insecure_registries=listed(insecure_registry),
         credentials=registry_credentials(username, password_stdin),
         engine_host=host,
+        cache=not no_cache,
+        cache_dir=cache_dir,
     )
     try:
         text = sbom_document(source, output_format.document, vulns=vulns, db_path=db, log=say)
