@@ -21,12 +21,7 @@ def scan(
 
     Affected packages are `fail` findings with rule id DKR-VULN; Debian `undetermined` ones are `manual`.
     """
-    from portcullis.vuln.findings import default_target, problem_finding, to_finding
-    from portcullis.vuln.match import match_packages
+    from portcullis.vuln.findings import default_target
+    from portcullis.vuln.scanner import Scanner
 
-    target = target or default_target()
-    result = match_packages(packages, db, release)
-    findings = [to_finding(m, target) for m in result.matches]
-    findings.sort(key=lambda f: (f.evidence["package"]["name"], f.evidence["package"]["version"], f.title))
-    findings.extend(problem_finding(p, target) for p in result.problems)
-    return findings
+    return Scanner(db).scan(packages, release, target or default_target())
