@@ -63,7 +63,7 @@ def _pypa_versions() -> dict[str, list[str]]:
     """PyPI package -> the real versions its advisories name (listed affected versions and fixed versions)."""
     found: dict[str, set[str]] = {}
     for record in sorted(PYPA.glob("*/*.yaml")):
-        doc = yaml.safe_load(record.read_text(encoding="utf-8"))
+        doc = yaml.load(record.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
         for affected in doc.get("affected", []):
             name = affected["package"]["name"]
             versions = found.setdefault(name, set())
@@ -85,7 +85,7 @@ def _npm_versions() -> dict[str, list[str]]:
 
 
 def _secdb_versions() -> dict[str, list[str]]:
-    doc = yaml.safe_load(SECDB.read_text(encoding="utf-8"))
+    doc = yaml.load(SECDB.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     return {p["pkg"]["name"]: sorted(str(v) for v in p["pkg"]["secfixes"]) for p in doc["packages"]}
 
 
@@ -111,28 +111,41 @@ class FleetImage:
 class _Picker:
     """Draws application packages: real advisory names at real versions, and `acme-*` names without advisories."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, distinct: bool) -> None:
         self.rng = rng
         self.pypi = _pypa_versions()
         self.pypi_names = list(self.pypi)
         self.npm = _npm_versions()
         self.plain = 0
+        self.distinct = distinct
+        self.drawn: set[tuple[str, str]] = set()  # (name, version) already handed out, when `distinct`
 
-    def packages(self, count: int, layer: LayerRef, advised_share: float = 0.5) -> list[Package]:
-        rng, chosen = self.rng, set()
+    def _draw(self, versions: dict[str, list[str]], names: list[str], chosen: set[str]) -> tuple[str, str] | None:
+        name = self.rng.choice(names)
+        version = self.rng.choice(versions[name])
+        if name in chosen or (self.distinct and (name, version) in self.drawn):
+            return None
+        self.drawn.add((name, version))
+        return name, version
+
+    def packages(self, count: int, layer: LayerRef, advised_share: float = 0.4) -> list[Package]:
+        rng = self.rng
+        chosen: set[str] = set()
         out: list[Package] = []
         while len(out) < count:
             roll = rng.random()
             if roll < advised_share:
-                name = rng.choice(self.pypi_names)
-                if name in chosen:
+                drawn = self._draw(self.pypi, self.pypi_names, chosen)
+                if drawn is None:
                     continue
-                pkg = _language(Ecosystem.PYPI, name, rng.choice(self.pypi[name]), layer, "/usr/local/lib/python3.11")
+                name = drawn[0]
+                pkg = _language(Ecosystem.PYPI, *drawn, layer, "/usr/local/lib/python3.11")
             elif roll < advised_share + 0.01:
-                name = rng.choice(sorted(self.npm))
-                if name in chosen:
+                drawn = self._draw(self.npm, sorted(self.npm), chosen)
+                if drawn is None:
                     continue
-                pkg = _language(Ecosystem.NPM, name, rng.choice(self.npm[name]), layer, "/opt/app/node_modules")
+                name = drawn[0]
+                pkg = _language(Ecosystem.NPM, *drawn, layer, "/opt/app/node_modules")
             else:
                 self.plain += 1
                 name = f"acme-{'py' if roll < 0.8 else 'js'}-{self.plain}"
@@ -179,8 +192,8 @@ def build_fleet(
     the last sixth Alpine 3.11) and a family layer of application packages; each image adds its own packages.
     `debian_bases` defaults to the vulnlab dpkg databases in the shared data."""
     rng = random.Random(seed)
-    bases = [list(b) for b in debian_bases] if debian_bases else [dpkg_base(t) for t in sorted(INVENTORY.glob("*.tsv"))]
-    picker = _Picker(rng)
+    bases = _bases(debian_bases)
+    picker = _Picker(rng, distinct=False)
     n_alpine = max(1, images // 6)
     families: list[tuple[OsRelease, list[Package]]] = [(BOOKWORM, base) for base in bases]
     families.append((ALPINE, _alpine_base(rng, min(120, per_image // 4))))
@@ -193,3 +206,29 @@ def build_fleet(
         own = picker.packages(max(0, per_image - len(base) - len(shared)), _layer(2, f"image {n} app"))
         fleet.append(_image(f"fleet/app-{n:02d}:1", release, [*base, *shared, *own]))
     return fleet
+
+
+def distinct_fleet(
+    images: int = 20,
+    per_image: int = 500,
+    debian_bases: Sequence[Sequence[Package]] | None = None,
+    seed: int = 20261124,
+) -> list[FleetImage]:
+    """The same kinds of packages with nothing shared: no (name, version) appears twice in the fleet. The first
+    image carries the Debian packages of every base (each distinct name+version once), the rest application
+    packages only."""
+    rng = random.Random(seed)
+    debian = list({(p.name, p.version): p for base in _bases(debian_bases) for p in base}.values())
+    picker = _Picker(rng, distinct=True)
+    fleet = []
+    for n in range(images):
+        base = debian if n == 0 else []
+        own = picker.packages(max(0, per_image - len(base)), _layer(1, f"image {n} app"))
+        fleet.append(_image(f"distinct/app-{n:02d}:1", BOOKWORM, [*base, *own]))
+    return fleet
+
+
+def _bases(debian_bases: Sequence[Sequence[Package]] | None) -> list[list[Package]]:
+    if debian_bases:
+        return [list(b) for b in debian_bases]
+    return [dpkg_base(t) for t in sorted(INVENTORY.glob("*.tsv"))]

@@ -70,24 +70,27 @@ class Scanner:
     def scan(self, packages: Sequence[Package], release: OsRelease | None, target: Target) -> list[Finding]:
         """One finding per (package, advisory) that applies, ordered by package name, version and title, then one
         `error` finding per package that could not be matched."""
-        with _gc_paused():
-            memo = self._reported
-            if len(memo) > _MEMO_LIMIT:
-                memo.clear()
-            release_key = None if release is None else _RELEASE_FIELDS(release)
-            keys = [(release_key, _record(p)) for p in packages]
-            missing = [i for i, key in enumerate(keys) if key not in memo]
-            if missing:
-                self._report([packages[i] for i in missing], [keys[i] for i in missing], release)
-            problems = [unmatched(p) for p in packages if p.ecosystem in OS_ECOSYSTEMS and release is None]
-            collected: list[tuple[FindingParts, Finding]] = []
-            for reported in in_matching_order(packages, [memo.get(key) for key in keys]):
-                if reported.problems:
-                    problems.extend(reported.problems)
-                collected.extend((part, part.finding(target)) for part in reported.parts)
-            collected.sort(key=lambda pair: pair[0].order)
-            findings = [finding for _, finding in collected]
-            findings.extend(problem_finding(p, target) for p in problems)
+        with _gc_paused():  # the work's garbage is freed inside: only what is kept meets the collector after
+            return self._scan(packages, release, target)
+
+    def _scan(self, packages: Sequence[Package], release: OsRelease | None, target: Target) -> list[Finding]:
+        memo = self._reported
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
+        release_key = None if release is None else _RELEASE_FIELDS(release)
+        keys = [(release_key, _record(p)) for p in packages]
+        missing = [i for i, key in enumerate(keys) if key not in memo]
+        if missing:
+            self._report([packages[i] for i in missing], [keys[i] for i in missing], release)
+        problems = [unmatched(p) for p in packages if p.ecosystem in OS_ECOSYSTEMS and release is None]
+        collected: list[tuple[FindingParts, Finding]] = []
+        for reported in in_matching_order(packages, [memo.get(key) for key in keys]):
+            if reported.problems:
+                problems.extend(reported.problems)
+            collected.extend((part, part.finding(target)) for part in reported.parts)
+        collected.sort(key=lambda pair: pair[0].order)
+        findings = [finding for _, finding in collected]
+        findings.extend(problem_finding(p, target) for p in problems)
         return findings
 
     def _report(
