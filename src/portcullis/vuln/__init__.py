@@ -1,6 +1,7 @@
 """Vulnerability scanning: package inventory, the local advisory database, exact matching and filters.
 
-`scan(packages, db, release)` is the entry point the image command uses.
+`scan(packages, db, release)` matches one package list against an open database, remembering nothing afterwards;
+the image command goes through `scanner.shared_scanner(path)`, whose memo serves every image of the process.
 """
 
 from __future__ import annotations

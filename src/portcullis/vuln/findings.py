@@ -56,11 +56,19 @@ def _vendor_fields(vendor: VendorStatus) -> dict[str, str]:
     return vendor.model_dump()  # VendorStatus is frozen and matching shares its instances
 
 
-# Finding(**fields) with the same validation, minus BaseModel.__init__'s Python wrapper
+# Finding(**fields) and VulnerabilityDetail(**fields) with the same validation, minus BaseModel.__init__'s wrapper
 _new_finding: Callable[[dict[str, Any]], Finding] = Finding.__pydantic_validator__.validate_python
+_new_detail: Callable[[dict[str, Any]], VulnerabilityDetail] = (
+    VulnerabilityDetail.__pydantic_validator__.validate_python
+)
 
 
-@dataclass(frozen=True)
+@lru_cache(maxsize=65536)
+def _location(path: str) -> Location:
+    return Location(path=path)  # frozen: the findings of one file share it
+
+
+@dataclass(frozen=True, slots=True)
 class FindingParts:
     """A vulnerability finding less its target: what every image carrying the same package record shares. Built
     once per (package record, advisory) by a scanner; `finding` gives each image its own Finding and evidence."""
@@ -118,26 +126,28 @@ def finding_parts(
         "layer": pkg.layer.model_dump() if pkg.layer else None,
     }
     scores, best = _scores(vendor_severity, vectors)
-    detail = VulnerabilityDetail(
-        advisory_id=advisory_id,
-        aliases=list(aliases),
-        summary=summary,
-        package=pkg.name,
-        installed_version=pkg.version,
-        fixed_version=fixed_version,
-        fix_state=fix_state,
-        ecosystem=pkg.ecosystem,
-        purl=pkg.purl,
-        source_package=pkg.source_name or None,
-        severity=rating.level,
-        severity_source=rating.origin,
-        vendor_severity=vendor_severity,
-        cvss=scores,
-        cvss_score=best.score if best else None,
-        cvss_vector=best.vector if best else None,
-        vendor_status=vendor,
-        layer=pkg.layer,
-        path=pkg.location or None,
+    detail = _new_detail(
+        {
+            "advisory_id": advisory_id,
+            "aliases": aliases,
+            "summary": summary,
+            "package": pkg.name,
+            "installed_version": pkg.version,
+            "fixed_version": fixed_version,
+            "fix_state": fix_state,
+            "ecosystem": pkg.ecosystem,
+            "purl": pkg.purl,
+            "source_package": pkg.source_name or None,
+            "severity": rating.level,
+            "severity_source": rating.origin,
+            "vendor_severity": vendor_severity,
+            "cvss": scores,
+            "cvss_score": best.score if best else None,
+            "cvss_vector": best.vector if best else None,
+            "vendor_status": vendor,
+            "layer": pkg.layer,
+            "path": pkg.location or None,
+        }
     )
     if fix_state is FixState.FIXED:
         remediation = f"Upgrade {pkg.name} to {fixed_version} or later."
@@ -150,7 +160,7 @@ def finding_parts(
         "cis": None,
         "status": Status.MANUAL if fix_state is FixState.UNDETERMINED else Status.FAIL,
         "severity": rating.level,
-        "location": Location(path=pkg.location) if pkg.location else None,
+        "location": _location(pkg.location) if pkg.location else None,
         "message": f"{pkg.name} {pkg.version} is affected by {advisory_id} ({state}; {_vendor_words(vendor)})",
         "remediation": remediation,
         "vulnerability": detail,

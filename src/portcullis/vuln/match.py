@@ -5,7 +5,9 @@ their normalised name. Version comparisons always use the package ecosystem's ow
 
 Speed: the database hands over decoded columns (OSV events already sorted), and versions are compared through
 cached sort keys, so a candidate row is decided with a few dictionary lookups and tuple comparisons. Vendor records
-and report objects are only built for rows that apply, and only their advisories' summaries are read.
+and report objects are only built for rows that apply, and only their advisories' summaries are read. A Matcher
+decides each distinct (ecosystem, lookup key, releases, installed version) once for as long as it lives, reading the
+rows of the keys it has not seen in one query per ecosystem: images that share base layers share their verdicts.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def _releases(ecosystem: Ecosystem, release: OsRelease | None) -> tuple[str, ...
     return tuple(sorted(n for n in names if n))
 
 
-@dataclass
+@dataclass(slots=True)
 class Hit:
     """One advisory that applies to an installed version: a Match without its package (and, until the advisories
     that applied are read, without its summary). Shared by every package with the same lookup key and version."""
