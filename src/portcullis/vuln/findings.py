@@ -8,7 +8,7 @@ advisory its own rule; that is the renderer's business.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -74,7 +74,7 @@ class FindingParts:
     once per (package record, advisory) by a scanner; `finding` gives each image its own Finding and evidence."""
 
     fields: dict[str, Any]  # Finding's fields but target and evidence; its values are frozen models or immutable
-    evidence: dict[str, Any]
+    evidence: dict[str, Any]  # lists kept as tuples (`finding` makes them lists): parts live as long as the memo
     order: tuple[str, str, str]  # package name, package version, title: the order a scan reports findings in
 
     def finding(self, target: Target) -> Finding:
@@ -94,23 +94,23 @@ class FindingParts:
 def finding_parts(
     pkg: Package,
     advisory_id: str,
-    aliases: list[str],
+    aliases: Sequence[str],
     summary: str,
     fix_state: FixState,
     fixed_version: str | None,
     vendor: VendorStatus,
     vendor_severity: str,
-    cvss: list[str],
+    cvss: Sequence[str],
 ) -> FindingParts:
     """The parts of the finding for one advisory (a Match's fields) that applies to `pkg`."""
     vectors = tuple(cvss)
     rating = _rating(vendor_severity, vectors)
     severity = rating.evidence()
-    severity["cvss"] = [dict(scored) for scored in rating.cvss]  # the cached rating is shared: copy what it holds
+    severity["cvss"] = tuple(dict(scored) for scored in rating.cvss)  # the cached rating is shared: copy what it holds
     state = _STATE_WORDS[fix_state].format(fixed=fixed_version)
     evidence: dict[str, Any] = {
         "advisory_id": advisory_id,
-        "aliases": aliases,
+        "aliases": tuple(aliases),
         "package": {
             "name": pkg.name,
             "version": pkg.version,

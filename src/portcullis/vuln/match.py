@@ -191,12 +191,12 @@ class Hit:
     that applied are read, without its summary). Shared by every package with the same lookup key and version."""
 
     advisory_id: str
-    aliases: list[str]
+    aliases: tuple[str, ...]  # tuples of text: the collector stops tracking them, and hits live as long as the memo
     fix_state: FixState
     fixed_version: str | None
     vendor: VendorStatus
     vendor_severity: str
-    cvss: list[str]
+    cvss: tuple[str, ...]
     advisory: str  # CandidateRow.advisory: where its summary is read
     summary: str = ""
 
@@ -330,7 +330,8 @@ def match_packages(packages: Sequence[Package], db: VulnDB, release: OsRelease |
 
 def _merge_names(earlier: Hit, names: set[str]) -> None:
     """The same vulnerability from a second feed: keep the first hit, add the names it lacks."""
-    earlier.aliases.extend(sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases))
+    added = sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases)
+    earlier.aliases = (*earlier.aliases, *added)
 
 
 def _affects(ecosystem: Ecosystem, installed: str, rows: list[CandidateRow]) -> Affects:
@@ -374,16 +375,15 @@ def _affects(ecosystem: Ecosystem, installed: str, rows: list[CandidateRow]) -> 
             if names is not None:  # an id without aliases that is already known adds no name
                 _merge_names(next(seen[n] for n in names if n in seen), names)
             continue
-        own_aliases = [a for a in (aliases if row is first else row.aliases) if a != adv_id]
-        own_aliases.sort()
+        own_aliases = sorted(a for a in (aliases if row is first else row.aliases) if a != adv_id)
         hit = Hit(
             adv_id,
-            own_aliases,
+            tuple(own_aliases),
             verdict.state,
             verdict.fixed_version,
             verdict.vendor,
             row.severity or row.urgency,
-            row.cvss,
+            tuple(row.cvss),
             row.advisory,
         )
         result.hits.append(hit)

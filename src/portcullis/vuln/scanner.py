@@ -56,8 +56,11 @@ def _gc_paused() -> Iterator[None]:
 class _Reported(NamedTuple):
     """What a scan reports for one package record: its findings' parts and the advisories it could not decide."""
 
-    parts: list[FindingParts]
-    problems: list[str]
+    parts: tuple[FindingParts, ...]
+    problems: tuple[str, ...]
+
+
+_NOTHING = _Reported((), ())  # what most package records report: shared
 
 
 class Scanner:
@@ -104,7 +107,10 @@ class Scanner:
         for package, key, verdict in zip(packages, keys, self.matcher.verdicts(packages, release), strict=True):
             if verdict is None:
                 continue
-            parts = [
+            if not verdict.hits and not verdict.undecided:
+                self._reported[key] = _NOTHING
+                continue
+            parts = tuple(
                 finding_parts(
                     package,
                     hit.advisory_id,
@@ -117,8 +123,8 @@ class Scanner:
                     hit.cvss,
                 )
                 for hit in verdict.hits
-            ]
-            self._reported[key] = _Reported(parts, undecided(package, verdict))
+            )
+            self._reported[key] = _Reported(parts, tuple(undecided(package, verdict)))
 
 
 _shared_lock = threading.Lock()
