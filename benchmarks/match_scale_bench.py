@@ -13,7 +13,9 @@ Per fleet, in one process:
 - warm: repeated runs with the process's scanner kept (open database, memo of verdicts and findings): the bar;
 - fresh memo: repeated runs after `forget_shared()` (the database reopened, every distinct package matched and
   reported again; only version keys and Python itself warm): what the first `image --all` after a database
-  change costs.
+  change costs;
+- unshared: every image on its own, the scanner dropped before each (nothing one image learnt serves the next, as
+  before the process kept a scanner): the baseline the memo is measured against.
 Two fleets: the realistic one (the bar) and one of 10,000 packages that are all distinct (nothing shared: every
 package is matched). Medians and bests of the wall time and of the process CPU time; the VM is shared, so the load
 average is recorded. Writes benchmarks/results/match-scale.json.
@@ -86,6 +88,7 @@ def _ms(seconds: float) -> float:
 
 
 def _timed(run: Callable[[], object], runs: int, before: Callable[[], None]) -> dict[str, float]:
+    """Median and best of `runs` runs, each after `before()` (untimed)."""
     wall, cpu = [], []
     for _ in range(runs):
         before()
@@ -109,6 +112,13 @@ def measure(fleet: Sequence[FleetImage], db: Path, runs: int) -> dict[str, Any]:
     def run() -> int:
         return sum(len(vulnerability_findings(image, options, checked).findings) for image in images)
 
+    def unshared() -> int:
+        found = 0
+        for image in images:
+            forget_shared()
+            found += len(vulnerability_findings(image, options, checked).findings)
+        return found
+
     packages = [p for image in images for p in (image.content.packages if image.content else [])]
     forget_shared()
     clear_caches()
@@ -123,6 +133,7 @@ def measure(fleet: Sequence[FleetImage], db: Path, runs: int) -> dict[str, Any]:
         "cold_ms": _ms(cold),
         "warm": _timed(run, runs, lambda: None),
         "fresh_memo": _timed(run, runs, forget_shared),
+        "unshared": _timed(unshared, max(3, runs // 3), forget_shared),
     }
 
 
@@ -147,10 +158,11 @@ def main() -> int:
         results["distinct"] = measure(distinct_fleet(debian_bases=bases or None), db, args.runs)
         forget_shared()
     results["load_average_1min_after"] = round(os.getloadavg()[0], 2)
-    results["bar_met"] = {
-        "fleet_warm_median": results["fleet"]["warm"]["median_ms"] <= BAR_MS,
-        "fleet_fresh_memo_median": results["fleet"]["fresh_memo"]["median_ms"] <= BAR_MS,
-        "distinct_fresh_memo_median": results["distinct"]["fresh_memo"]["median_ms"] <= BAR_MS,
+    results["bar_met"] = {  # wall time depends on the other jobs of the shared VM; CPU time is the code's own cost
+        f"{fleet}_{mode}_median{kind}": results[fleet][mode][f"median{kind}_ms"] <= BAR_MS
+        for fleet in ("fleet", "distinct")
+        for mode in ("warm", "fresh_memo")
+        for kind in ("", "_cpu")
     }
     out = HERE / "results" / "match-scale.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
