@@ -14,7 +14,6 @@ opened afresh with an empty memo, never matched from the old one's.
 from __future__ import annotations
 
 import contextlib
-import gc
 import operator
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,7 +25,7 @@ from portcullis.model.layers import LayerRef
 from portcullis.model.vuln import OsRelease, Package
 from portcullis.vuln.db import VulnDB
 from portcullis.vuln.findings import FindingParts, finding_parts, problem_finding
-from portcullis.vuln.match import OS_ECOSYSTEMS, Matcher, in_matching_order, undecided, unmatched
+from portcullis.vuln.match import OS_ECOSYSTEMS, Matcher, gc_paused, in_matching_order, undecided, unmatched
 
 _PACKAGE_FIELDS = operator.attrgetter(*(f for f in Package.model_fields if f != "layer"))
 _LAYER_FIELDS = operator.attrgetter(*LayerRef.model_fields)
@@ -38,19 +37,6 @@ def _record(package: Package) -> tuple[object, ...]:
     """Every field of the package record, hashable (LayerRef is not): equal records give equal findings."""
     layer = package.layer
     return _PACKAGE_FIELDS(package), None if layer is None else _LAYER_FIELDS(layer)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic collector off for the block: a scan allocates tens of thousands of small acyclic objects, and the
-    collections they would trigger walk every object the process holds (the images' facts included)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Reported(NamedTuple):
@@ -73,7 +59,7 @@ class Scanner:
     def scan(self, packages: Sequence[Package], release: OsRelease | None, target: Target) -> list[Finding]:
         """One finding per (package, advisory) that applies, ordered by package name, version and title, then one
         `error` finding per package that could not be matched."""
-        with _gc_paused():  # the work's garbage is freed inside: only what is kept meets the collector after
+        with gc_paused():  # the work's garbage is freed inside: only what is kept meets the collector after
             return self._scan(packages, release, target)
 
     def _scan(self, packages: Sequence[Package], release: OsRelease | None, target: Target) -> list[Finding]:
