@@ -1,9 +1,9 @@
 """Vulnerability matching at fleet scale: 20 images, about 10,000 packages, in one process (bar: <= 100 ms warm).
 
 What `portcullis image --all` does per image, `vulnerability_findings(image, options, checked)`, timed for a fleet
-of 20 inventories (tests/support/fleet.py): images in families that share a Debian bookworm base (the real
-inventories of the test images on this engine, read once and untimed; the vulnlab dpkg databases in
-../shared/vulndata when the images are absent) or an Alpine 3.11 base, a family layer and their own application
+of 20 inventories (tests/support/fleet.py): images in families that share a Debian bookworm base (the whole real
+inventory of a test image on this engine, read once and untimed; the vulnlab dpkg databases in ../shared/vulndata
+when the images are absent) or an Alpine 3.11 base, a family layer and their own application
 packages (real PyPI/npm names at versions the advisories name, plus packages without advisories). The database is
 built from the real advisory data in ../shared/vulndata (Debian tracker records, the PyPA database, npm records,
 Alpine secdb), as the vulnerability tests build it.
@@ -68,8 +68,8 @@ def build_db(path: Path) -> None:
 
 
 def engine_bases() -> tuple[list[list[Package]], list[str]]:
-    """The Debian packages of the test images on this engine; none when they are absent (the fleet then uses the
-    shared dpkg databases)."""
+    """The inventories of the bookworm test images on this engine (their Debian packages, and the Python and npm
+    packages of the vulnlab ones); none when they are absent (the fleet then uses the shared dpkg databases)."""
     bases, names = [], []
     for reference in BASE_IMAGES:
         try:
@@ -78,7 +78,7 @@ def engine_bases() -> tuple[list[list[Package]], list[str]]:
             print(f"{reference}: not read ({exc}); using the shared dpkg databases", file=sys.stderr)
             return [], []
         if content is not None:
-            bases.append([p for p in content.packages if p.ecosystem.value == "debian"])
+            bases.append(list(content.packages))
             names.append(reference)
     return bases, names
 

@@ -123,9 +123,10 @@ class _Picker:
     def _draw(self, versions: dict[str, list[str]], names: list[str], chosen: set[str]) -> tuple[str, str] | None:
         name = self.rng.choice(names)
         version = self.rng.choice(versions[name])
-        if name in chosen or (self.distinct and (name, version) in self.drawn):
+        if name in chosen or (name, version) in self.drawn:
             return None
-        self.drawn.add((name, version))
+        if self.distinct:
+            self.drawn.add((name, version))
         return name, version
 
     def packages(self, count: int, layer: LayerRef, advised_share: float = 0.4) -> list[Package]:
@@ -190,7 +191,8 @@ def build_fleet(
 ) -> list[FleetImage]:
     """`images` inventories of about `per_image` packages each, in families that share a base (Debian bookworm,
     the last sixth Alpine 3.11) and a family layer of application packages; each image adds its own packages.
-    `debian_bases` defaults to the vulnlab dpkg databases in the shared data."""
+    `debian_bases` (whole inventories of real bookworm images) defaults to the vulnlab dpkg databases in the shared
+    data."""
     rng = random.Random(seed)
     bases = _bases(debian_bases)
     picker = _Picker(rng, distinct=False)
@@ -215,11 +217,12 @@ def distinct_fleet(
     seed: int = 20261124,
 ) -> list[FleetImage]:
     """The same kinds of packages with nothing shared: no (name, version) appears twice in the fleet. The first
-    image carries the Debian packages of every base (each distinct name+version once), the rest application
-    packages only."""
+    image carries the packages of every base (each distinct name+version once), the rest application packages
+    only."""
     rng = random.Random(seed)
     debian = list({(p.name, p.version): p for base in _bases(debian_bases) for p in base}.values())
     picker = _Picker(rng, distinct=True)
+    picker.drawn.update((p.name, p.version) for p in debian)
     fleet = []
     for n in range(images):
         base = debian if n == 0 else []
