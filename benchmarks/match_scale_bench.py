@@ -150,6 +150,12 @@ def main() -> int:
         "load_average_1min_before": round(os.getloadavg()[0], 2),
         "debian_bases": base_names or ["shared/vulndata/image-inventory/*.dpkg.tsv"],
         "bar_ms": BAR_MS,
+        "modes": {
+            "cold_ms": "first run in the process: database not open, version keys not cached, nothing memoised",
+            "warm": "repeat runs, the process's scanner kept (open database, verdict and finding memo): the bar",
+            "fresh_memo": "runs after forget_shared(): every distinct package matched and reported again",
+            "unshared": "each image on its own, scanner dropped before each: no sharing between images",
+        },
     }
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "vuln.db"
