@@ -91,8 +91,7 @@ def vulnerability_findings(image: ImageFacts, options: VulnOptions, checked: Dat
     problems += checked.problems
     if checked.path is None:
         return VulnResult([], problems, None)
-    from portcullis.vuln import scan
-    from portcullis.vuln.db import DatabaseError, VulnDB
+    from portcullis.vuln.db import DatabaseError
     from portcullis.vuln.filters import (
         FilterInputError,
         apply_vex,
@@ -100,10 +99,11 @@ def vulnerability_findings(image: ImageFacts, options: VulnOptions, checked: Dat
         only_fixed,
         with_severity,
     )
+    from portcullis.vuln.scanner import shared_scanner
 
     try:
-        with VulnDB.open(checked.path) as db:
-            found = scan(content.packages, db, content.os_release, target=image_target(image))
+        with shared_scanner(checked.path) as scanner:  # kept for the process: the next image's scan reuses its memo
+            found = scanner.scan(content.packages, content.os_release, image_target(image))
         if options.only_fixed:
             found = only_fixed(found)
         if options.severities:

@@ -1,6 +1,7 @@
 """Vulnerability scanning: package inventory, the local advisory database, exact matching and filters.
 
-`scan(packages, db, release)` is the entry point the image command uses.
+`scan(packages, db, release)` matches one package list against an open database, remembering nothing afterwards;
+the image command goes through `scanner.shared_scanner(path)`, whose memo serves every image of the process.
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ def scan(
 
     Affected packages are `fail` findings with rule id DKR-VULN; Debian `undetermined` ones are `manual`.
     """
-    from portcullis.vuln.findings import default_target, problem_finding, to_finding
-    from portcullis.vuln.match import match_packages
+    from portcullis.vuln.findings import default_target
+    from portcullis.vuln.scanner import Scanner
 
-    target = target or default_target()
-    result = match_packages(packages, db, release)
-    findings = [to_finding(m, target) for m in result.matches]
-    findings.sort(key=lambda f: (f.evidence["package"]["name"], f.evidence["package"]["version"], f.title))
-    findings.extend(problem_finding(p, target) for p in result.problems)
-    return findings
+    return Scanner(db).scan(packages, release, target or default_target())

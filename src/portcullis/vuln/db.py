@@ -305,11 +305,12 @@ class VulnDB:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> VulnDB:
+    def open(cls, path: Path, any_thread: bool = False) -> VulnDB:
+        """Read-only; `any_thread`: the handle may be used from threads other than this one, one at a time."""
         if not path.is_file():
             raise DatabaseError(f"no vulnerability database at {path}; run `portcullis db update` or `db import`")
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=not any_thread)
             conn.execute("PRAGMA mmap_size = 1073741824")  # read pages in place instead of copying them in
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:

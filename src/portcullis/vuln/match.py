@@ -5,16 +5,20 @@ their normalised name. Version comparisons always use the package ecosystem's ow
 
 Speed: the database hands over decoded columns (OSV events already sorted), and versions are compared through
 cached sort keys, so a candidate row is decided with a few dictionary lookups and tuple comparisons. Vendor records
-and report objects are only built for rows that apply, and only their advisories' summaries are read.
+and report objects are only built for rows that apply, and only their advisories' summaries are read. A Matcher
+decides each distinct (ecosystem, lookup key, releases, installed version) once for as long as it lives, reading the
+rows of the keys it has not seen in one query per ecosystem: images that share base layers share their verdicts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from portcullis.model.vuln import Ecosystem, FixState, Match, OsRelease, Package, VendorStatus
 from portcullis.vuln.db import (
@@ -31,6 +35,9 @@ from portcullis.vuln.versions import SortKeys, VersionError, sort_keys
 
 OS_ECOSYSTEMS = {Ecosystem.DEBIAN, Ecosystem.UBUNTU, Ecosystem.ALPINE, Ecosystem.RPM}
 _DPKG = sort_keys(Ecosystem.DEBIAN)  # the tracker's versions are dpkg versions whatever the image's distribution
+
+
+T = TypeVar("T")
 
 
 class Verdict(NamedTuple):
@@ -163,56 +170,192 @@ def _verdict(ecosystem: Ecosystem, keys: SortKeys, installed: str, row: Candidat
     return None
 
 
-def _lookup_key(package: Package) -> str:
-    if package.ecosystem in OS_ECOSYSTEMS:
-        return package.match_name
-    return normalise_name(package.ecosystem, package.name)
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic collector off for the block: matching allocates tens of thousands of small acyclic objects, and
+    the collections they would trigger walk every object the process holds (the images' facts included)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def _releases(package: Package, release: OsRelease | None) -> set[str]:
-    """The release names advisory rows may carry for this package's distribution."""
-    if package.ecosystem not in OS_ECOSYSTEMS:
-        return {""}
+@lru_cache(maxsize=65536)
+def _normalised(ecosystem: Ecosystem, name: str) -> str:
+    return normalise_name(ecosystem, name)
+
+
+def _releases(ecosystem: Ecosystem, release: OsRelease | None) -> tuple[str, ...]:
+    """The release names advisory rows may carry for packages of this ecosystem, sorted."""
+    if ecosystem not in OS_ECOSYSTEMS:
+        return ("",)
     if release is None:
-        return set()
-    if package.ecosystem is Ecosystem.ALPINE:
-        return {release.alpine_branch}
+        return ()
+    if ecosystem is Ecosystem.ALPINE:
+        return (release.alpine_branch,)
     names = {release.codename, release.version_id.split(".")[0]}
-    return {n for n in names if n}
+    return tuple(sorted(n for n in names if n))
+
+
+@dataclass(slots=True)
+class Hit:
+    """One advisory that applies to an installed version: a Match without its package (and, until the advisories
+    that applied are read, without its summary). Shared by every package with the same lookup key and version."""
+
+    advisory_id: str
+    aliases: tuple[str, ...]  # tuples of text: the collector stops tracking them, and hits live as long as the memo
+    fix_state: FixState
+    fixed_version: str | None
+    vendor: VendorStatus
+    vendor_severity: str
+    cvss: tuple[str, ...]
+    advisory: str  # CandidateRow.advisory: where its summary is read
+    summary: str = ""
+
+
+class Affects(NamedTuple):
+    """What the database says of one installed version: the advisories that apply, in matching order, and the
+    (advisory id, reason) of each one that could not be decided."""
+
+    hits: list[Hit]
+    undecided: list[tuple[str, str]]
+
+
+_UNAFFECTED = Affects([], [])  # shared by every installed version no advisory names (most of them)
+
+# (ecosystem, lookup key, releases, installed version): everything a verdict depends on
+VerdictKey = tuple[Ecosystem, str, tuple[str, ...], str]
+
+_MEMO_LIMIT = 200_000  # verdicts kept per Matcher; a fleet of images stays far below it, a service is bounded
+
+
+class Matcher:
+    """Matching against one open database, memoised for the life of the object.
+
+    Each distinct (ecosystem, lookup key, releases, installed version) is decided once, however many packages or
+    images carry it; each lookup key's rows are read once, in one query per ecosystem and call for the keys not read
+    yet; each advisory's summary is read once. The database must not change while the object is used: the process-wide
+    instances (`portcullis.vuln.scanner`) are keyed by the file's identity for that reason.
+    """
+
+    def __init__(self, db: VulnDB) -> None:
+        self.db = db
+        self._rows: dict[tuple[Ecosystem, str, tuple[str, ...]], list[CandidateRow]] = {}
+        self._affects: dict[VerdictKey, Affects] = {}
+        self._summaries: dict[str, str] = {}
+
+    def verdicts(self, packages: Sequence[Package], release: OsRelease | None) -> list[Affects | None]:
+        """What applies to each package, in the packages' order; None for an OS package whose distribution release
+        is unknown (it cannot be matched)."""
+        if len(self._affects) > _MEMO_LIMIT:
+            self._rows.clear()
+            self._affects.clear()
+            self._summaries.clear()
+        releases = {e: _releases(e, release) for e in {p.ecosystem for p in packages}}
+        keys: list[VerdictKey | None] = []
+        for package in packages:
+            ecosystem = package.ecosystem
+            if ecosystem in OS_ECOSYSTEMS:
+                if release is None:
+                    keys.append(None)
+                    continue
+                keys.append((ecosystem, package.match_name, releases[ecosystem], package.match_version))
+            else:
+                keys.append((ecosystem, _normalised(ecosystem, package.name), ("",), package.version))
+        self._decide([k for k in keys if k is not None])
+        affects = self._affects
+        return [None if k is None else affects[k] for k in keys]
+
+    def _decide(self, keys: list[VerdictKey]) -> None:
+        """Fill the memo for the keys it lacks: their rows read in one query per (ecosystem, releases), then the
+        summaries of the advisories that apply in one more."""
+        missing = [k for k in dict.fromkeys(keys) if k not in self._affects]
+        if not missing:
+            return
+        unread: dict[tuple[Ecosystem, tuple[str, ...]], set[str]] = defaultdict(set)
+        for ecosystem, name, releases, _ in missing:
+            if (ecosystem, name, releases) not in self._rows:
+                unread[ecosystem, releases].add(name)
+        for (ecosystem, releases), names in unread.items():
+            found = self.db.candidates(ecosystem.value, sorted(names), releases)
+            for name in names:
+                self._rows[ecosystem, name, releases] = found.get(name, [])
+        decided: dict[VerdictKey, Affects] = {}
+        for key in missing:
+            ecosystem, name, releases, installed = key
+            rows = self._rows[ecosystem, name, releases]
+            decided[key] = _affects(ecosystem, installed, rows) if rows else _UNAFFECTED
+        new_hits = [hit for verdict in decided.values() for hit in verdict.hits]
+        unknown = {hit.advisory for hit in new_hits} - self._summaries.keys()
+        if unknown:
+            self._summaries.update(self.db.summaries(unknown))
+        for hit in new_hits:
+            hit.summary = self._summaries[hit.advisory]
+        self._affects.update(decided)  # only now: a verdict in the memo always has its summaries
+
+
+def in_matching_order(packages: Sequence[Package], outcomes: Sequence[T | None]) -> list[T]:
+    """The outcomes of the matchable packages (those not None) in the order a scan reports them: by ecosystem in
+    order of first appearance, then in the packages' own order."""
+    rank: dict[Ecosystem, int] = {}
+    ranked: list[tuple[int, T]] = []
+    for package, outcome in zip(packages, outcomes, strict=True):
+        if outcome is not None:
+            ranked.append((rank.setdefault(package.ecosystem, len(rank)), outcome))
+    ranked.sort(key=lambda entry: entry[0])  # stable: the packages' own order within an ecosystem
+    return [outcome for _, outcome in ranked]
+
+
+def unmatched(package: Package) -> str:
+    return f"{package.name}: OS package but the distribution release is unknown; not matched"
+
+
+def undecided(package: Package, verdict: Affects) -> list[str]:
+    return [f"{package.name} {package.version} vs {adv}: {why}" for adv, why in verdict.undecided]
 
 
 def match_packages(packages: Sequence[Package], db: VulnDB, release: OsRelease | None) -> MatchResult:
     """Every advisory that applies to each package (affected or undetermined; not-affected rows are dropped)."""
-    result = MatchResult()
-    by_ecosystem: dict[Ecosystem, list[Package]] = defaultdict(list)
-    for package in packages:
-        if package.ecosystem in OS_ECOSYSTEMS and release is None:
-            result.problems.append(f"{package.name}: OS package but the distribution release is unknown; not matched")
-            continue
-        by_ecosystem[package.ecosystem].append(package)
-    for ecosystem, group in by_ecosystem.items():
-        names = [_lookup_key(p) for p in group]
-        candidates = db.candidates(ecosystem.value, names, sorted(_releases(group[0], release)))
-        found: list[Match] = []
-        advisories: list[str] = []  # CandidateRow.advisory of each match found, in the same order
-        for package, name in zip(group, names, strict=True):
-            rows = candidates.get(name)
-            if rows:
-                found.extend(_match_one(package, rows, result.problems, advisories))
-        summaries = db.summaries(advisories)  # read at once, for the advisories that apply only
-        for match, advisory in zip(found, advisories, strict=True):
-            match.summary = summaries[advisory]
-        result.matches.extend(found)
+    with gc_paused():
+        return _match_packages(packages, db, release)
+
+
+def _match_packages(packages: Sequence[Package], db: VulnDB, release: OsRelease | None) -> MatchResult:
+    verdicts = Matcher(db).verdicts(packages, release)
+    result = MatchResult(problems=[unmatched(p) for p, v in zip(packages, verdicts, strict=True) if v is None])
+    paired = [None if v is None else (p, v) for p, v in zip(packages, verdicts, strict=True)]
+    for package, verdict in in_matching_order(packages, paired):
+        result.problems.extend(undecided(package, verdict))
+        result.matches.extend(
+            _new_match(
+                {
+                    "advisory_id": hit.advisory_id,
+                    "aliases": list(hit.aliases),
+                    "summary": hit.summary,
+                    "package": package,
+                    "fix_state": hit.fix_state,
+                    "fixed_version": hit.fixed_version,
+                    "vendor": hit.vendor,
+                    "vendor_severity": hit.vendor_severity,
+                    "cvss": list(hit.cvss),
+                }
+            )
+            for hit in verdict.hits
+        )
     return result
 
 
-def _merge_names(earlier: Match, names: set[str]) -> None:
-    """The same vulnerability from a second feed: keep the first match, add the names it lacks."""
-    earlier.aliases.extend(sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases))
+def _merge_names(earlier: Hit, names: set[str]) -> None:
+    """The same vulnerability from a second feed: keep the first hit, add the names it lacks."""
+    added = sorted(n for n in names if n != earlier.advisory_id and n not in earlier.aliases)
+    earlier.aliases = (*earlier.aliases, *added)
 
 
-def _match_one(package: Package, rows: list[CandidateRow], problems: list[str], advisories: list[str]) -> list[Match]:
-    """The advisories that apply; their summaries are left empty, their CandidateRow.advisory added to `advisories`."""
+def _affects(ecosystem: Ecosystem, installed: str, rows: list[CandidateRow]) -> Affects:
+    """The advisories among one lookup key's rows that apply to the installed version."""
     # One advisory may hold several rows for a package (OSV: one affected[] entry per range); it applies when any
     # row does. The database hands rows of the vendor's own feed first so its verdict wins over OSV's copy.
     groups: dict[str, list[CandidateRow]] = {}
@@ -222,12 +365,10 @@ def _match_one(package: Package, rows: list[CandidateRow], problems: list[str], 
             groups[row.advisory_id] = [row]
         else:
             group.append(row)
-    matches: list[Match] = []
-    seen: dict[str, Match] = {}  # every id and alias already reported for this package -> its match
+    result = Affects([], [])
+    seen: dict[str, Hit] = {}  # every id and alias already reported for this package -> its hit
     silenced: set[str] = set()  # ids a vendor feed declared not affected; OSV's copy must not revive them
-    ecosystem = package.ecosystem
     keys = sort_keys(ecosystem)
-    installed = package.match_version if ecosystem in OS_ECOSYSTEMS else package.version
     for adv_id, group in groups.items():
         first = group[0]
         aliases = first.aliases if silenced else None  # decoded once, and only when needed
@@ -238,7 +379,7 @@ def _match_one(package: Package, rows: list[CandidateRow], problems: list[str], 
             try:
                 verdict = _verdict(ecosystem, keys, installed, row)
             except VersionError as exc:
-                problems.append(f"{package.name} {package.version} vs {adv_id}: {exc}")
+                result.undecided.append((adv_id, str(exc)))
                 continue
             if verdict is not None:
                 break
@@ -254,24 +395,19 @@ def _match_one(package: Package, rows: list[CandidateRow], problems: list[str], 
             if names is not None:  # an id without aliases that is already known adds no name
                 _merge_names(next(seen[n] for n in names if n in seen), names)
             continue
-        own_aliases = [a for a in (aliases if row is first else row.aliases) if a != adv_id]
-        own_aliases.sort()
-        match = _new_match(
-            {
-                "advisory_id": adv_id,
-                "aliases": own_aliases,
-                "summary": "",
-                "package": package,
-                "fix_state": verdict.state,
-                "fixed_version": verdict.fixed_version,
-                "vendor": verdict.vendor,
-                "vendor_severity": row.severity or row.urgency,
-                "cvss": row.cvss,
-            }
+        own_aliases = sorted(a for a in (aliases if row is first else row.aliases) if a != adv_id)
+        hit = Hit(
+            adv_id,
+            tuple(own_aliases),
+            verdict.state,
+            verdict.fixed_version,
+            verdict.vendor,
+            row.severity or row.urgency,
+            tuple(row.cvss),
+            row.advisory,
         )
-        matches.append(match)
-        advisories.append(row.advisory)
-        seen[adv_id] = match
+        result.hits.append(hit)
+        seen[adv_id] = hit
         for name in aliases:
-            seen[name] = match
-    return matches
+            seen[name] = hit
+    return result
