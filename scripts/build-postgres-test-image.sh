@@ -17,7 +17,7 @@ rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 # the package's own cluster is not used: the entry point makes one in the data volume on first start
 rm -rf "$root"/var/lib/postgresql/15 "$root"/etc/postgresql/15
 tar -C "$root" -c . | docker import - portcullis-test/postgres-root:15 >/dev/null
-cp "$here/postgres-image-entrypoint.sh" "$context/entrypoint.sh"
+cp "$here/../tests/support/postgres_image/entrypoint.sh" "$context/entrypoint.sh"
 printf '%s\n' 'FROM portcullis-test/postgres-root:15' 'COPY entrypoint.sh /usr/local/bin/entrypoint.sh' \
   'RUN chmod 0755 /usr/local/bin/entrypoint.sh' 'EXPOSE 5432' 'ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]' \
   >"$context/Dockerfile"
