@@ -182,7 +182,7 @@ def test_the_stack_runs_and_the_agents_first_report_arrives(swarm: Swarm, tmp_pa
     assert sum(engine["failing"].values()) > 0
     images = requests.get(base + "/images", headers=headers, timeout=10).json()
     assert {IMAGE, POSTGRES} <= {image["name"] for image in images}, images
-    findings = requests.get(base + "/findings", headers=headers, params={"engine": node, "limit": 5}, timeout=10)
+    findings = requests.get(base + "/findings", headers=headers, params={"engine": node, "limit": "5"}, timeout=10)
     assert findings.json()["findings"], findings.text
     # the agent's container is as the stack says: root, the socket read-only, the host's network, no host pid
     agent = swarm.docker("inspect", _task(swarm, "agent"), "--format", "{{json .HostConfig}}")
