@@ -218,3 +218,79 @@ def test_a_container_start_brings_a_round_and_sigterm_stops(engine: TrialDaemon,
         subprocess.run(["docker", "-H", engine.host, "rm", "-f", name], capture_output=True, timeout=60)
         stop_server(server.process)
     assert "Traceback" not in log.read_text()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=portcullis-agent-test",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_https_needs_the_servers_ca_and_then_delivers(engine: TrialDaemon, store: str, tmp_path: Path) -> None:
+    port = _free_port()
+    token, spool = tmp_path / "token", tmp_path / "spool"
+    token.write_text(_token(store, "edge-1"))
+    cert, key = _self_signed(tmp_path)
+    server = start_server(store, tmp_path / "serve.log", "--bind", f"127.0.0.1:{port}", "--tls-cert", str(cert),
+                          "--tls-key", str(key))  # fmt: skip
+    try:
+        argv = [a.replace("http://", "https://") for a in _agent_argv(engine, port, token, spool, "--no-images")]
+        unknown = _once(argv)  # the system's CAs do not know a self-signed certificate: nothing is sent
+        assert unknown.returncode == 1 and "TLS with https://127.0.0.1" in unknown.stderr, unknown.stderr
+        assert len(_spooled(spool)) == 1 and _runs(store) == []
+        trusted = _once([*argv, "--ca-bundle", str(cert)])
+        assert trusted.returncode == 0, trusted.stderr
+        assert len(_runs(store)) == 2 and _spooled(spool) == []
+    finally:
+        stop_server(server.process)
+
+
+def test_the_agent_follows_the_engine_again_after_dockerd_restarts(
+    engine: TrialDaemon, store: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    token = tmp_path / "token"
+    token.write_text(_token(store, "edge-1"))
+    server = _serve(store, port, tmp_path / "serve.log")
+    log = tmp_path / "agent.log"
+    with log.open("w") as sink:
+        agent = subprocess.Popen(
+            _agent_argv(engine, port, token, tmp_path / "spool", "--interval", "1h", "--no-images"),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    name = f"portcullis-agent-restart-{os.getpid()}"
+    try:
+        _wait(lambda: len(_runs(store)) == 1, 60)
+        assert engine.process is not None
+        engine.process.send_signal(signal.SIGTERM)  # the daemon goes away...
+        engine.process.wait(timeout=60)
+        _wait(lambda: "engine events lost" in log.read_text(), 30)
+        with engine.log_path.open("ab") as daemon_log:  # ...and comes back with the same configuration
+            engine.process = subprocess.Popen(
+                engine.argv(), stdout=daemon_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        _wait(lambda: "following again" in log.read_text(), 60)
+        _wait(lambda: len(_runs(store)) == 2, 30)  # a round for whatever happened while it was away
+        subprocess.run(
+            ["docker", "-H", engine.host, "run", "-d", "--name", name, "--label", LABEL, IMAGE, "sleep", "60"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        _wait(lambda: len(_runs(store)) == 3, 30)  # events are followed on the new stream
+        agent.send_signal(signal.SIGINT)  # Ctrl-C
+        assert agent.wait(timeout=15) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        subprocess.run(["docker", "-H", engine.host, "rm", "-f", name], capture_output=True, timeout=60)
+        stop_server(server.process)
+    assert "Traceback" not in log.read_text()
