@@ -44,4 +44,5 @@ for recipe in "$here"/tests/images/*/Dockerfile; do
   fi
 done
 bash "$(dirname "$0")/build-python-test-image.sh"
+bash "$(dirname "$0")/build-postgres-test-image.sh"
 bash "$(dirname "$0")/build-vulnlab-image.sh"

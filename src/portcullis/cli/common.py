@@ -29,6 +29,10 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+def is_quiet() -> bool:
+    return _quiet
+
+
 _progress_open = False  # a transient progress line is on the terminal and must be cleared before anything else
 
 

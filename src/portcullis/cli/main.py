@@ -36,6 +36,7 @@ COMMANDS = {
     "history": "portcullis.cli.history",
     "diff": "portcullis.cli.history",
     "serve": "portcullis.cli.serve",
+    "agent": "portcullis.cli.agent",
     "schema": "portcullis.cli.main",
 }
 GROUPS = {
