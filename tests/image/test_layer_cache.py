@@ -87,8 +87,15 @@ def test_second_scan_opens_no_layer_and_yields_the_same_facts(tmp_path: Path) ->
         _read(f"oci:{root}", None)  # without the cache the layers really are gone
     again = LayerCache(tmp_path / "cache", Limits())  # a new process: nothing remembered in memory
     second = _read(f"oci:{root}", again)
-    assert again.stats.hits == 2 and again.stats.written == 0
+    assert again.stats.images == 1 and again.stats.written == 0  # the whole image, without looking at a layer
     assert _comparable(second) == _comparable(first)
+    for kept in (tmp_path / "cache" / INDEX_DIR / "images").iterdir():
+        kept.write_bytes(kept.read_bytes()[:-3] + b"xyz")  # corrupt: the image is put together from its layers
+    rebuilt = LayerCache(tmp_path / "cache", Limits())
+    third = _read(f"oci:{root}", rebuilt)
+    assert (rebuilt.stats.images, rebuilt.stats.hits) == (0, 2)
+    assert rebuilt.stats.rejected and "checksum mismatch" in rebuilt.stats.rejected[0]
+    assert _comparable(third) == _comparable(first)
     assert first.content is not None and {s.detail for s in first.content.secrets} == {"dotenv-file", "private-key"}
     assert [p.name for p in first.content.packages] == ["openssl"]
 
@@ -201,9 +208,9 @@ def test_clean_removes_the_index_and_leaves_the_database(tmp_path: Path) -> None
     root = tmp_path / "cache"
     _read(f"docker-archive:{docker_archive(tmp_path / 'img.tar', _image())}", LayerCache(root, Limits()))
     (root / "vuln.db").write_bytes(b"database")
-    assert usage(root)[1:3] == (2, 1)
+    assert usage(root)[1:4] == (2, 1, 1)
     files, size = clean(root)
-    assert files == 3 and size > 0
+    assert files == 4 and size > 0
     assert not (root / INDEX_DIR).exists() and (root / "vuln.db").read_bytes() == b"database"
     assert clean(root) == (0, 0)
 
@@ -229,9 +236,9 @@ def test_cli_no_cache_and_cache_commands(tmp_path: Path) -> None:
     assert json.loads(first.stdout)["findings"] == json.loads(second.stdout)["findings"]
     assert json.loads(off.stdout)["findings"] == json.loads(first.stdout)["findings"]
     info = _cli("cache", "info", cache=cache)
-    assert info.returncode == 0 and "2 layers, 1 image configs" in info.stdout
+    assert info.returncode == 0 and "2 layers, 1 image configs, 1 whole images" in info.stdout
     cleaned = _cli("cache", "clean", cache=cache)
-    assert cleaned.returncode == 0 and "removed 3 cache entries" in cleaned.stderr
+    assert cleaned.returncode == 0 and "removed 4 cache entries" in cleaned.stderr
     assert not (cache / INDEX_DIR).exists()
 
 

@@ -26,7 +26,10 @@ def info(cache_dir: CacheDirOption = None) -> None:
         usage = cache_usage(cache_dir)
     except PipelineError as exc:
         die(str(exc))
-    typer.echo(f"{usage.root}: {usage.layers} layers, {usage.configs} image configs, {usage.bytes / 1e6:.1f} MB")
+    typer.echo(
+        f"{usage.root}: {usage.layers} layers, {usage.configs} image configs, {usage.images} whole images, "
+        f"{usage.bytes / 1e6:.1f} MB"
+    )
 
 
 @app.command()

@@ -213,7 +213,8 @@ def _ssl_reason(text: str) -> str:
     return "handshake failed"
 
 
-def _parallel(func: Callable[[T], Any], items: list[T]) -> list[Any]:
+def parallel(func: Callable[[T], Any], items: list[T]) -> list[Any]:
+    """func over items, PARALLEL_CALLS at a time: for calls that wait on the engine."""
     if len(items) <= 1:
         return [func(item) for item in items]
     with ThreadPoolExecutor(max_workers=PARALLEL_CALLS) as pool:
@@ -261,8 +262,8 @@ def collect_engine(conn: EngineConnection) -> EngineSnapshot:
 
     container_list = api.containers(all=True)
     image_list = api.images()
-    containers = [c for c in _parallel(inspect_container, container_list) if c is not None]
-    images = [i for i in _parallel(inspect_image, image_list) if i is not None]
+    containers = [c for c in parallel(inspect_container, container_list) if c is not None]
+    images = [i for i in parallel(inspect_image, image_list) if i is not None]
     networks = [from_api(NetworkFacts, n, "network list") for n in api.networks()]
 
     swarm_nodes: list[dict[str, Any]] | None = None

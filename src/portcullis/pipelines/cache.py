@@ -13,6 +13,7 @@ class CacheUsage:
     root: Path
     layers: int
     configs: int
+    images: int
     bytes: int
 
 
@@ -20,10 +21,10 @@ def cache_usage(cache_dir: Path | None) -> CacheUsage:
     from portcullis.collect.image.layer_cache import usage
 
     try:
-        root, layers, configs, size = usage(cache_dir)
+        root, layers, configs, images, size = usage(cache_dir)
     except OSError as exc:
         raise PipelineError(f"cannot read the layer cache: {exc.strerror or exc}") from exc
-    return CacheUsage(root, layers, configs, size)
+    return CacheUsage(root, layers, configs, images, size)
 
 
 def clean_cache(cache_dir: Path | None) -> tuple[int, int]:

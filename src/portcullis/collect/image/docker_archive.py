@@ -232,4 +232,5 @@ def _assemble(
     facts = image_facts(meta, config, digest, scans, limits)
     if cache is not None:
         cache.keep_config(config_bytes)
+        cache.keep_image(digest, facts)
     return facts

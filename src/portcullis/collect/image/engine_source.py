@@ -14,7 +14,7 @@ import docker.errors
 import requests
 
 from portcullis.collect import CollectionError
-from portcullis.collect.engine import EngineConnection, connect, from_api
+from portcullis.collect.engine import EngineConnection, connect, from_api, parallel
 from portcullis.collect.image.assemble import ImageMeta, image_facts, parse_json
 from portcullis.collect.image.docker_archive import read_docker_archive_images
 from portcullis.collect.image.errors import ImageError, Limits
@@ -50,11 +50,10 @@ def read_engine_images(
     try:
         results: list[ImageFacts | ImageError | None] = []
         pending: dict[int, _Inspected] = {}
-        for index, name in enumerate(names):
-            try:
-                inspected = _inspect(conn, name)
-            except ImageError as exc:
-                results.append(exc)
+        # The inspects wait on the daemon, not on us: ask for all of them at once.
+        for index, inspected in enumerate(parallel(lambda name: _inspect_or_error(conn, name), names)):
+            if isinstance(inspected, ImageError):
+                results.append(inspected)
                 continue
             facts = _from_cache(inspected, limits, cache) if cache is not None else None
             results.append(facts)
@@ -83,6 +82,13 @@ def list_engine_images(host: str | None) -> list[str]:
         tags = [tag for tag in summary.get("RepoTags") or [] if tag != "<none>:<none>"]
         names.append(tags[0] if tags else str(summary.get("Id", "")))
     return [name for name in names if name]
+
+
+def _inspect_or_error(conn: EngineConnection, name: str) -> _Inspected | ImageError:
+    try:
+        return _inspect(conn, name)
+    except ImageError as exc:
+        return exc
 
 
 def _inspect(conn: EngineConnection, name: str) -> _Inspected:
@@ -115,13 +121,18 @@ def _diff_ids(answer: Any) -> list[str]:
 def _from_cache(inspected: _Inspected, limits: Limits, cache: LayerCache) -> ImageFacts | None:
     """The image from the cache alone, or None when its config or a layer is missing there."""
     image_id = inspected.meta.image_id
+    whole = cache.image(image_id, inspected.meta)
+    if whole is not None:
+        return whole
     config = cache.config(image_id)
     if config is None or not inspected.diff_ids:
         return None
     scans = cache.layers(inspected.diff_ids, limits)
     if scans is None:
         return None
-    return image_facts(inspected.meta, parse_json(config, f"config {image_id[:19]}"), image_id, scans, limits)
+    facts = image_facts(inspected.meta, parse_json(config, f"config {image_id[:19]}"), image_id, scans, limits)
+    cache.keep_image(image_id, facts)
+    return facts
 
 
 def _export(

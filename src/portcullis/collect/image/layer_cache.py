@@ -33,9 +33,11 @@ import platformdirs
 from pydantic import ValidationError
 
 from portcullis import __version__
+from portcullis.collect.image.assemble import ImageMeta
 from portcullis.collect.image.errors import MIB, ImageError, Limits
 from portcullis.collect.image.layer import Entry, LayerScan
 from portcullis.collect.inventory import Inventory
+from portcullis.model.facts import ImageFacts
 from portcullis.model.vuln import Package
 
 CACHE_ENV = "PORTCULLIS_CACHE_DIR"
@@ -46,6 +48,9 @@ MAX_ENTRY_BYTES = 512 * MIB  # a stored entry larger than this is not read: it c
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 # The modules whose code decides what a layer scan holds: a change to any of them makes older entries foreign.
 _READER_MODULES = ("layer.py", "tarwalk.py", "evidence.py", "secrets.py", "streams.py")
+# ...and what an image's facts hold besides: how layers are squashed and packages attributed, and the facts' shape.
+_IMAGE_MODULES = ("assemble.py", "squash.py", "packages.py")
+_MODEL_MODULES = ("facts.py", "layers.py", "vuln.py")
 
 
 class CacheUnusable(Exception):
@@ -56,6 +61,17 @@ def default_root() -> Path:
     """$PORTCULLIS_CACHE_DIR, else the user's cache directory (platformdirs), the vulnerability database's home."""
     configured = os.environ.get(CACHE_ENV)
     return Path(configured) if configured else Path(platformdirs.user_cache_dir("portcullis"))
+
+
+def image_key(limits: Limits) -> str:
+    """What besides the layers decides an image's facts: the layer key, the squashing code and the facts' model."""
+    digest = hashlib.sha256(reader_key(limits).encode())
+    here = Path(__file__).parent
+    model = here.parent.parent / "model"
+    for path in [*(here / name for name in _IMAGE_MODULES), *(model / name for name in _MODEL_MODULES)]:
+        digest.update(path.read_bytes())
+    digest.update(repr((limits.max_entries, limits.max_total_bytes)).encode())
+    return digest.hexdigest()
 
 
 def reader_key(limits: Limits) -> str:
@@ -79,16 +95,19 @@ def reader_key(limits: Limits) -> str:
 
 @dataclass
 class CacheStats:
+    images: int = 0  # whole images answered from the cache (their layers not even looked up)
     hits: int = 0
     misses: int = 0
     written: int = 0
     rejected: list[str] = field(default_factory=list)  # "<entry>: <why>", each entry ignored
 
     def touched(self) -> bool:
-        return bool(self.hits or self.misses or self.written or self.rejected)
+        return bool(self.images or self.hits or self.misses or self.written or self.rejected)
 
     def line(self) -> str:
         text = f"layer cache: {self.hits} hit, {self.misses} missed, {self.written} written"
+        if self.images:
+            text += f"; {self.images} whole image{'s' if self.images > 1 else ''} from the cache"
         if self.rejected:
             text += f", {len(self.rejected)} ignored ({self.rejected[0]}{', …' if len(self.rejected) > 1 else ''})"
         return text
@@ -101,9 +120,10 @@ class LayerCache:
         self.root = root
         self.index = root / INDEX_DIR
         self.key = reader_key(limits)
+        self.facts_key = image_key(limits)
         self.stats = CacheStats()
         self._decoded: dict[str, dict[str, Any]] = {}  # payloads already read in this process, by diff_id
-        for directory in (root, self.index, self.index / "layers", self.index / "configs"):
+        for directory in (root, self.index, self.index / "layers", self.index / "configs", self.index / "images"):
             _private_directory(directory)
 
     # --- layers ---
@@ -178,9 +198,32 @@ class LayerCache:
         image_id = "sha256:" + hashlib.sha256(data).hexdigest()
         self._write(self.index / "configs" / image_id.removeprefix("sha256:"), image_id, data)
 
+    # --- whole images: the facts an image's config and layers yield, by its config digest ---
+
+    def image(self, config_digest: str, meta: ImageMeta) -> ImageFacts | None:
+        """The facts kept for this config (which names every layer by diff_id), under `meta`'s names; or None."""
+        if not DIGEST.match(config_digest):
+            return None
+        body = self._read(self.index / "images" / config_digest.removeprefix("sha256:"), config_digest, self.facts_key)
+        if body is None:
+            return None
+        try:
+            kept = ImageFacts.model_validate_json(zlib.decompressobj().decompress(body, MAX_ENTRY_BYTES))
+        except (ValueError, zlib.error) as exc:  # pydantic's ValidationError is a ValueError
+            self._reject(config_digest, f"malformed image facts ({type(exc).__name__})")
+            return None
+        self.stats.images += 1
+        return _named(kept, meta, config_digest)
+
+    def keep_image(self, config_digest: str, facts: ImageFacts) -> None:
+        if not DIGEST.match(config_digest) or facts.content is None or facts.content.unread:
+            return
+        body = zlib.compress(facts.model_dump_json(by_alias=True).encode(), 1)
+        self._write(self.index / "images" / config_digest.removeprefix("sha256:"), config_digest, body, self.facts_key)
+
     # --- entries on disk ---
 
-    def _read(self, path: Path, name: str) -> bytes | None:
+    def _read(self, path: Path, name: str, key: str = "") -> bytes | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -209,15 +252,15 @@ class LayerCache:
         except ValueError:
             self._reject(name, "unreadable header")
             return None
-        if not isinstance(header, dict) or header.get("key") != self.key or header.get("name") != name:
+        if not isinstance(header, dict) or header.get("key") != (key or self.key) or header.get("name") != name:
             return None  # written by another version of the reader, or for other limits: foreign, rebuilt
         if header.get("sha256") != hashlib.sha256(rest).hexdigest():
             self._reject(name, "checksum mismatch (corrupt)")
             return None
         return rest
 
-    def _write(self, path: Path, name: str, body: bytes) -> None:
-        header = json.dumps({"name": name, "key": self.key, "sha256": hashlib.sha256(body).hexdigest()})
+    def _write(self, path: Path, name: str, body: bytes, key: str = "") -> None:
+        header = json.dumps({"name": name, "key": key or self.key, "sha256": hashlib.sha256(body).hexdigest()})
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")  # 0600, this user's
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -251,18 +294,18 @@ def clean(root: Path | None = None) -> tuple[int, int]:
     return files, size
 
 
-def usage(root: Path | None = None) -> tuple[Path, int, int, int]:
-    """(the cache root, layers kept, configs kept, bytes on disk)."""
+def usage(root: Path | None = None) -> tuple[Path, int, int, int, int]:
+    """(the cache root, layers kept, configs kept, whole images kept, bytes on disk)."""
     root = root or default_root()
     index = root / INDEX_DIR
-    counts = {"layers": 0, "configs": 0}
+    counts = {"layers": 0, "configs": 0, "images": 0}
     size = 0
     if index.is_dir():
         for path in _walk(index):
             if path.parent.name in counts:
                 counts[path.parent.name] += 1
             size += path.lstat().st_size
-    return root, counts["layers"], counts["configs"], size
+    return root, counts["layers"], counts["configs"], counts["images"], size
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -288,6 +331,21 @@ def _private_directory(path: Path, create: bool = True) -> None:
 
 
 # --- the payload: a LayerScan as plain JSON (no pickle: a cache file must never be able to run code) ---
+
+
+def _named(kept: ImageFacts, meta: ImageMeta, config_digest: str) -> ImageFacts:
+    """Kept facts under the names this read found them by: tags, digests, source and reference are not content."""
+    content = kept.content
+    if content is not None:
+        content = content.model_copy(update={"source": meta.source, "reference": meta.reference})
+    return kept.model_copy(
+        update={
+            "id": meta.image_id or config_digest,
+            "repo_tags": meta.repo_tags,
+            "repo_digests": meta.repo_digests,
+            "content": content,
+        }
+    )
 
 
 def _payload_of(scan: LayerScan) -> dict[str, Any]:

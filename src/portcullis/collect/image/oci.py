@@ -96,6 +96,9 @@ def read_image(
     if not isinstance(config_desc, dict) or not isinstance(layers, list):
         raise ImageError("the image manifest has no config or no layers list")
     config_digest = str(config_desc.get("digest"))
+    whole = cache.image(config_digest, meta) if cache is not None else None
+    if whole is not None:
+        return whole
     kept = cache.config(config_digest) if cache is not None else None
     if kept is not None:
         config = parse_json(kept, f"config {config_digest}")
@@ -123,7 +126,10 @@ def read_image(
         if scan.digest and scan.digest != digest:  # a cached scan was not read: its blob was not fetched
             raise ImageError(f"layer {index}: blob digest {scan.digest} does not match the manifest's {digest}")
     meta.image_id = meta.image_id or str(config_digest)
-    return image_facts(meta, config, str(config_digest), scans, limits)
+    facts = image_facts(meta, config, str(config_digest), scans, limits)
+    if cache is not None:
+        cache.keep_image(config_digest, facts)
+    return facts
 
 
 def _declared_size(descriptor: Any) -> int:
