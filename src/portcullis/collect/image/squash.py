@@ -50,7 +50,6 @@ class SquashedView:
         if scan.whiteouts or scan.opaque_dirs:
             self._delete(index, scan)
         for entry in scan.entries:
-            leaf = waste.is_leaf(entry)
             placed = self.place(entry.path)
             if placed is None:
                 self.unsafe.append((index, "/" + entry.path, "symlink loop in the parent directories"))
@@ -65,8 +64,9 @@ class SquashedView:
                 if old.kind == DIR and entry.kind != DIR:
                     self._drop_tree(placed, index, keep_root=True)
                 self._forget(old, index)
-            waste.written(placed, entry, leaf, old)
+                waste.replaced(placed, old)
             self.paths[placed] = entry
+        waste.end_layer()
         if len(self.paths) > self.limits.max_entries:
             raise ImageError(f"the image holds more than {self.limits.max_entries} paths")
 

@@ -39,34 +39,31 @@ class WasteLedger:
         self.hidden = 0  # bytes of copies the final image no longer shows
         self.earlier: dict[str, list[Copy]] = {}
         self.leaf_dirs: set[str] = set()  # paths whose current entry is a directory its layer wrote nothing below
-        self._above: set[str] = set()  # this layer's directories that have something below them
+        self._new_leaf_dirs: list[Entry] = []  # the directories the layer being applied wrote nothing below
 
     def start_layer(self, scan: LayerScan) -> None:
-        """Note which directories of the layer are copies of their own: those with nothing (not even a whiteout)
-        below them in it."""
-        above: set[str] = set()
-        for path in (*(e.path for e in scan.entries), *scan.whiteouts):
-            parent = path.rpartition("/")[0]
+        """Count the layer's copies: its files' bytes, and which of its directories are copies of their own (those
+        it wrote nothing below, not even a whiteout). Runs before the layer's paths are resolved."""
+        above = {path.rpartition("/")[0] for path in (*(e.path for e in scan.entries), *scan.whiteouts)}
+        for parent in list(above):  # the implicit ancestors: a layer need not write every directory on the way
+            parent = parent.rpartition("/")[0]
             while parent and parent not in above:
                 above.add(parent)
                 parent = parent.rpartition("/")[0]
-        self._above = above
+        self.counted += sum(e.size for e in scan.entries if e.kind == FILE)
+        self._new_leaf_dirs = [e for e in scan.entries if e.kind == DIR and e.path not in above]
 
-    def is_leaf(self, entry: Entry) -> bool:
-        """Whether the entry, as its layer wrote it (path not yet resolved), is a copy in dive's sense."""
-        return entry.kind != DIR or entry.path not in self._above
-
-    def written(self, path: str, entry: Entry, leaf: bool, old: Entry | None) -> None:
-        """A layer wrote `entry` at `path`, over `old` when the path already existed."""
-        if old is not None:
-            self.hidden += stored_size(old)
-            if old.kind != DIR or path in self.leaf_dirs:
-                self.earlier.setdefault(path, []).append(Copy(old.layer, stored_size(old)))
+    def replaced(self, path: str, old: Entry) -> None:
+        """The layer being applied writes `path`, where `old` was."""
+        self.hidden += stored_size(old)
+        if old.kind != DIR or path in self.leaf_dirs:
+            self.earlier.setdefault(path, []).append(Copy(old.layer, stored_size(old)))
             self.leaf_dirs.discard(path)
-        if leaf:
-            self.counted += stored_size(entry)
-            if entry.kind == DIR:
-                self.leaf_dirs.add(path)
+
+    def end_layer(self) -> None:
+        """The layer is applied: its leaf directories, now at their resolved paths, are copies."""
+        self.leaf_dirs.update(e.path for e in self._new_leaf_dirs)
+        self._new_leaf_dirs = []
 
     def removed(self, entry: Entry) -> None:
         """A deletion (or a directory turned into a file) dropped `entry` from the view."""
