@@ -90,6 +90,7 @@ def _read(reference: str, source: ImageSource, facts: ImageFacts, log: Callable[
     waste = ""
     if content.efficiency is not None:
         content.efficiency.limits = source.efficiency
+    if content.efficiency is not None and len(content.layers) > 1:  # one layer cannot waste anything
         waste = f", efficiency {content.efficiency.efficiency:.1%} ({content.efficiency.wasted_bytes} bytes wasted)"
     log(
         f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, "
