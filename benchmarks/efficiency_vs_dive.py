@@ -31,7 +31,7 @@ PREFIX = "portcullis-test/"
 OWN_IMAGE = "portcullis:local"
 TOLERANCE = 0.01
 PORTCULLIS_IMAGE = (sys.executable, "-m", "portcullis", "image", "--no-vulns", "--no-cache", "--no-store", "-q")
-PORTCULLIS_IMAGE += ("--select", "DKR-IMG-010", "-f", "json")
+RULE_010_JSON = ("--select", "DKR-IMG-010", "-f", "json")
 
 
 def test_images() -> list[str]:
@@ -61,7 +61,7 @@ def saved(image: str) -> Path:
 def ours(archive: Path) -> tuple[dict[str, Any], float]:
     started = time.perf_counter()
     result = subprocess.run(
-        [*PORTCULLIS_IMAGE, f"docker-archive:{archive}"],
+        [*PORTCULLIS_IMAGE, *RULE_010_JSON, f"docker-archive:{archive}"],
         capture_output=True,
         text=True,
         check=False,
@@ -184,6 +184,11 @@ Where the two could part, and why none of it shows on these images:
   keeps the names as written. Layer tars from the engine have no such members.
 
 The single-layer images (debootstrap roots imported with `docker import`) have nothing to waste: efficiency 1.
+
+What the measure costs: the ledger is filled while the squashed view applies the layers, and works per path only
+where a layer replaces or deletes one. On `portcullis-test/vulnlab:bookworm` (one layer, 11,489 paths, a 0.4 s read
+from its docker-save tar) applying the layers and summarising went from 10.6 to 13.2 ms (median of 7 in-process
+reads each, 2026-12-03); the whole read's time did not change beyond the noise of a loaded 2-core machine.
 """
 
 

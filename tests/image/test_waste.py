@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from image_builders import Image, M, docker_archive, layer_tar
@@ -122,3 +124,41 @@ def test_dive_agrees_on_the_same_archives(tmp_path: Path, case: str) -> None:
     assert measured.efficiency == pytest.approx(theirs["efficiencyScore"], abs=1e-12)
     assert measured.wasted_paths == len(theirs["fileReference"])
     assert {p.path: p.bytes for p in measured.top} == {r["file"]: r["sizeBytes"] for r in theirs["fileReference"]}
+
+
+RULE_010_ONLY = ("--no-vulns", "--no-cache", "--no-store", "--select", "DKR-IMG-010", "-f", "json", "--fail-on", "low")
+
+
+def _rule_010(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "portcullis", "image", *args, *RULE_010_ONLY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    findings = json.loads(result.stdout)["findings"] if result.stdout else []
+    return result.returncode, findings, result.stderr
+
+
+def test_the_thresholds_come_from_the_command_line(tmp_path: Path) -> None:
+    archive, measured = measure(tmp_path, LAYERS)  # efficiency about 38 %, 1,530 bytes wasted
+    assert measured.efficiency < 0.9
+    code, (finding,), _ = _rule_010(f"docker-archive:{archive}")
+    assert (code, finding["status"]) == (2, "fail") and "(under 90%)" in str(finding["message"])
+    code, (finding,), _ = _rule_010(f"docker-archive:{archive}", "--min-efficiency", "0.3")
+    assert (code, finding["status"]) == (0, "pass")
+    code, (finding,), _ = _rule_010(f"docker-archive:{archive}", "--min-efficiency", "0", "--max-wasted", "1000")
+    assert (code, finding["status"]) == (2, "fail") and "(over 1.0 kB)" in str(finding["message"])
+    # several images in one run are judged against the same thresholds
+    lean, _ = measure(tmp_path, CASES["written-once"], name="lean.tar")
+    code, findings, _ = _rule_010(f"docker-archive:{archive}", f"docker-archive:{lean}", "--max-wasted", "1000")
+    assert [(f["status"], f["evidence"]["limits"]) for f in findings] == [
+        ("fail", {"min_efficiency": 0.9, "max_wasted_bytes": 1000}),
+        ("pass", {"min_efficiency": 0.9, "max_wasted_bytes": 1000}),
+    ]
+
+
+def test_a_threshold_out_of_range_is_one_line(tmp_path: Path) -> None:
+    archive, _ = measure(tmp_path, CASES["written-once"])
+    code, findings, stderr = _rule_010(f"docker-archive:{archive}", "--min-efficiency", "1.5")
+    assert code == 1 and not findings and "Traceback" not in stderr and "--min-efficiency" in stderr

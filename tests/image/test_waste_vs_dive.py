@@ -78,3 +78,4 @@ def test_the_rule_names_the_layers_and_build_lines(tmp_path: Path) -> None:
     assert "/build" not in top and "/build/obj/a.o" not in top
     assert finding["evidence"]["hidden_bytes"] >= 8_000_000 + 3_000_000 + 3_000_000
     assert "/opt/big.bin 8.0 MB (layers 1, 2 deleted)" in finding["message"]
+    assert finding["evidence"]["cache_bytes"] == 1_500_000  # the apt lists stand-in of the last layer

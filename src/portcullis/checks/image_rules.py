@@ -362,7 +362,8 @@ def little_wasted_space(image: ImageFacts, facts: Facts) -> CheckResult:
         over.append(f"under {limits.min_efficiency:.0%}")
     if limits.max_wasted_bytes is not None and measure.wasted_bytes > limits.max_wasted_bytes:
         over.append(f"over {_size(limits.max_wasted_bytes)}")
+    caches = f"; package caches hold {_size(measure.cache_bytes)} more (DKR-IMG-006)" if measure.cache_bytes else ""
     if over:
         worst = "; ".join(_offender(p) for p in measure.top[:3])
-        return failed(f"{summary} ({', '.join(over)}); largest: {worst}", **evidence)
-    return passed(summary, **evidence)
+        return failed(f"{summary} ({', '.join(over)}); largest: {worst}{caches}", **evidence)
+    return passed(summary + caches, **evidence)

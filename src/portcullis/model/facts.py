@@ -521,6 +521,9 @@ class ImageEfficiency(BaseModel):
         description="bytes of the copies the final image no longer shows (overwritten, or deleted: a deleted "
         "directory's files included, which dive does not count); what squashing the layers would save",
     )
+    cache_bytes: int = Field(
+        0, description="bytes of package-manager caches the image still holds (package_caches; not in wasted_bytes)"
+    )
     top: list[WastedPath] = Field(default_factory=list, description="the largest wasted paths, largest first")
     by_layer: list[LayerWaste] = Field(default_factory=list, description="each layer's part, largest first")
     limits: EfficiencyLimits = Field(default_factory=EfficiencyLimits)

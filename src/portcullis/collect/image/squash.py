@@ -240,6 +240,8 @@ def content_facts(view: SquashedView, layers: list[LayerRef], source: str, refer
         facts.package_caches.append(
             PathEvidence(path="/" + root, layer=layers[index], detail=f"{count} files, {size} bytes")
         )
+    if facts.efficiency is not None:
+        facts.efficiency.cache_bytes = sum(size for _, size in caches.values())
     for index, name, why in view.unsafe:
         facts.unsafe_entries.append(PathEvidence(path=name, layer=layers[index], detail=why))
     for index, name, why in view.unread:
