@@ -12,7 +12,7 @@ from typing import Any
 
 from portcullis.checks.registry import CheckResult, failed, not_applicable, passed, rule, skipped
 from portcullis.data.eol import eol_status
-from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence
+from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence, WastedPath
 from portcullis.model.findings import Severity, Status, TargetKind
 from portcullis.model.layers import LayerRef
 from portcullis.model.redaction import redact_line
@@ -309,3 +309,61 @@ def supported_os_release(image: ImageFacts, facts: Facts) -> CheckResult:
     if is_eol:
         return failed(note, **evidence)
     return passed(note, **evidence)
+
+
+def _size(count: int) -> str:
+    """Bytes as people read them: 1.4 MB, 812 kB, 96 B (decimal units, as dive prints them)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
+
+
+def _offender(path: WastedPath) -> str:
+    layers = ", ".join(f"{c.layer.index}{' deleted' if c.deleted else ''}" for c in path.copies)
+    return f"{path.path} {_size(path.bytes)} (layers {layers})"
+
+
+@rule(
+    id="DKR-IMG-010",
+    title="The layers waste little space on files later layers overwrite or delete",
+    severity=Severity.LOW,
+    scope=TargetKind.IMAGE,
+    statuses=CONTENT_STATUSES,
+    commands=("image",),  # needs the layers read, which the engine audit does not do
+    rationale="""
+A file overwritten or deleted by a later layer still ships in the layer that wrote it: every pull and every node
+stores it, and a deleted file can still be extracted. Measured as dive measures it: every copy of a path that more
+than one layer writes or deletes is wasted, and the efficiency is the bytes of each path's smallest copy over the
+bytes of all copies. By default a failure is an efficiency under 90 % (dive's CI default); --min-efficiency and
+--max-wasted (bytes) change the thresholds.
+""",
+    remediation="""
+Create, use and delete temporary files in the same RUN step; clean package caches in the step that installs;
+copy only build results into the final stage of a multi-stage build; set permissions with COPY --chmod or in
+the step that writes the file instead of a later chmod/chown, which copies the whole file again.
+""",
+    references=("https://github.com/wagoodman/dive#ci-integration",),
+)
+def little_wasted_space(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    if content is None:
+        return skipped(NOT_READ)
+    measure = content.efficiency
+    if measure is None:
+        return skipped("the layers' wasted space was not measured")
+    limits = measure.limits
+    evidence = measure.model_dump(mode="json")
+    summary = (
+        f"efficiency {measure.efficiency:.1%}, {_size(measure.wasted_bytes)} wasted in {measure.wasted_paths} path(s)"
+    )
+    over: list[str] = []
+    if measure.efficiency < limits.min_efficiency:
+        over.append(f"under {limits.min_efficiency:.0%}")
+    if limits.max_wasted_bytes is not None and measure.wasted_bytes > limits.max_wasted_bytes:
+        over.append(f"over {_size(limits.max_wasted_bytes)}")
+    caches = f"; package caches hold {_size(measure.cache_bytes)} more (DKR-IMG-006)" if measure.cache_bytes else ""
+    if over:
+        worst = "; ".join(_offender(p) for p in measure.top[:3])
+        return failed(f"{summary} ({', '.join(over)}); largest: {worst}{caches}", **evidence)
+    return passed(summary + caches, **evidence)

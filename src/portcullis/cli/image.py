@@ -36,6 +36,7 @@ from portcullis.cli.common import (
     say,
     use_engine_tls,
 )
+from portcullis.model.facts import EfficiencyLimits
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, engine_image_names, image_report, images_report
 from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS, VULN_FACT, VulnOptions
@@ -133,6 +134,16 @@ def image(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="read every layer, neither using nor filling the layer cache")
     ] = False,
+    min_efficiency: Annotated[
+        float,
+        typer.Option(
+            "--min-efficiency", min=0, max=1, help="DKR-IMG-010 fails under this efficiency (0-1, as dive's CI)"
+        ),
+    ] = EfficiencyLimits().min_efficiency,
+    max_wasted: Annotated[
+        int | None,
+        typer.Option("--max-wasted", min=0, help="DKR-IMG-010 fails over this many wasted bytes (default: no limit)"),
+    ] = None,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -159,6 +170,7 @@ def image(
         max_files=max_files,
         cache=not no_cache,
         cache_dir=cache_dir,
+        efficiency=EfficiencyLimits(min_efficiency=min_efficiency, max_wasted_bytes=max_wasted),
     )
     vulns = VulnOptions(
         enabled=not no_vulns,

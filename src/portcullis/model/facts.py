@@ -473,6 +473,62 @@ class PathEvidence(BaseModel):
     removed_in: LayerRef | None = Field(None, description="set when a later layer deleted the path")
 
 
+class PathCopy(BaseModel):
+    """One layer's write (or deletion) of a path that more than one layer touched."""
+
+    layer: LayerRef
+    bytes: int = Field(description="what this layer stored at the path; a deletion counts the directory it hid, else 0")
+    deleted: bool = Field(False, description="the layer deleted the path (a whiteout) rather than writing it")
+
+
+class WastedPath(BaseModel):
+    """A path written or deleted by more than one layer: every copy but the last only takes space."""
+
+    path: str
+    bytes: int = Field(description="every copy's size added up, as dive counts it")
+    copies: list[PathCopy] = Field(description="oldest first")
+
+
+class LayerWaste(BaseModel):
+    """A layer's part in the wasted bytes: what it stored at paths that more than one layer touched."""
+
+    layer: LayerRef
+    bytes: int
+    paths: int
+
+
+class EfficiencyLimits(BaseModel):
+    """The thresholds DKR-IMG-010 judges against (`portcullis image --min-efficiency/--max-wasted`)."""
+
+    min_efficiency: float = Field(0.9, ge=0, le=1, description="dive's CI default (lowestEfficiency)")
+    max_wasted_bytes: int | None = Field(None, ge=0, description="None: no limit (dive's default)")
+
+
+class ImageEfficiency(BaseModel):
+    """Space the layers spend on files that later layers overwrite or delete, measured the way dive measures it.
+
+    Every layer's write of a path counts (directories only where the layer wrote nothing below them, as bytes 0);
+    a deletion counts 0 bytes, or the bytes of the directory tree it hid. A path touched by more than one layer
+    wastes all its copies' bytes; the efficiency is the bytes of each path's smallest copy over all bytes counted.
+    """
+
+    efficiency: float = Field(description="1.0: no path is written twice or deleted")
+    wasted_bytes: int = Field(description="bytes of every copy of the paths more than one layer touched")
+    counted_bytes: int = Field(description="bytes of every layer's writes (and of the trees deletions hid)")
+    wasted_paths: int = Field(description="paths more than one layer touched")
+    hidden_bytes: int = Field(
+        0,
+        description="bytes of the copies the final image no longer shows (overwritten, or deleted: a deleted "
+        "directory's files included, which dive does not count); what squashing the layers would save",
+    )
+    cache_bytes: int = Field(
+        0, description="bytes of package-manager caches the image still holds (package_caches; not in wasted_bytes)"
+    )
+    top: list[WastedPath] = Field(default_factory=list, description="the largest wasted paths, largest first")
+    by_layer: list[LayerWaste] = Field(default_factory=list, description="each layer's part, largest first")
+    limits: EfficiencyLimits = Field(default_factory=EfficiencyLimits)
+
+
 class ImageContentFacts(BaseModel):
     """What the layer reader found in an image's filesystem; None on ImageFacts when it was not read."""
 
@@ -499,6 +555,7 @@ class ImageContentFacts(BaseModel):
         default_factory=list, description="installed packages, each with the layer where its name+version appeared"
     )
     inventory_skipped: list[str] = Field(default_factory=list, description="package records that did not parse")
+    efficiency: ImageEfficiency | None = Field(None, description="wasted bytes across the layers (DKR-IMG-010)")
 
 
 class ImageFacts(_Docker):

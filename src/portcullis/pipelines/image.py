@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from portcullis import CIS_BENCHMARK_VERSION, __version__
 from portcullis.checks.registry import IMAGE_RULE_MODULES, Rule, UnknownSelector, all_rules, select_rules
 from portcullis.checks.runner import run_image_rules
-from portcullis.model.facts import ImageFacts
+from portcullis.model.facts import EfficiencyLimits, ImageFacts
 from portcullis.model.findings import (
     CollectionProblem,
     DatabaseInfo,
@@ -46,6 +46,7 @@ class ImageSource:
     max_files: int | None = None
     cache: bool = True  # reuse and keep layer scans in the layer cache
     cache_dir: Path | None = None  # where the cache lives (default: the user's cache directory)
+    efficiency: EfficiencyLimits = field(default_factory=EfficiencyLimits)  # DKR-IMG-010's thresholds
 
 
 def _silent(message: str) -> None:
@@ -81,13 +82,20 @@ def _options(source: ImageSource, log: Callable[[str], None]) -> ImageOptions:
     return options
 
 
-def _read_log(reference: str, facts: ImageFacts, log: Callable[[str], None]) -> None:
+def _read(reference: str, source: ImageSource, facts: ImageFacts, log: Callable[[str], None]) -> None:
+    """Give the facts the thresholds they are judged against and say what was read."""
     content = facts.content
-    if content is not None:
-        log(
-            f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, "
-            f"{len(content.packages)} packages, {facts.size} bytes"
-        )
+    if content is None:
+        return
+    waste = ""
+    if content.efficiency is not None:
+        content.efficiency.limits = source.efficiency
+    if content.efficiency is not None and len(content.layers) > 1:  # one layer cannot waste anything
+        waste = f", efficiency {content.efficiency.efficiency:.1%} ({content.efficiency.wasted_bytes} bytes wasted)"
+    log(
+        f"read {reference}: {len(content.layers)} layers, {content.file_count} paths, "
+        f"{len(content.packages)} packages, {facts.size} bytes{waste}"
+    )
 
 
 def read_image(source: ImageSource, log: Callable[[str], None] = _silent) -> ImageFacts:
@@ -101,7 +109,7 @@ def read_image(source: ImageSource, log: Callable[[str], None] = _silent) -> Ima
         facts = analyse_image(source.reference, options)
     except CollectionError as exc:  # ImageError included
         raise SubjectError(str(exc)) from exc
-    _read_log(source.reference, facts, log)
+    _read(source.reference, source, facts, log)
     if options.cache is not None and options.cache.stats.touched():
         log(options.cache.stats.line())
     return facts
@@ -121,7 +129,7 @@ def read_images(
             log(f"{reference}: {read}")
             results.append(SubjectError(str(read)))
         else:
-            _read_log(reference, read, log)
+            _read(reference, source, read, log)
             results.append(read)
     if options.cache is not None and options.cache.stats.touched():
         log(options.cache.stats.line())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from portcullis.collect.image.errors import ImageError, Limits
 from portcullis.collect.image.layer import DIR, FILE, HARDLINK, SYMLINK, Entry, LayerScan
+from portcullis.collect.image.waste import WasteLedger, stored_size
 from portcullis.model.facts import ImageContentFacts, PathEvidence
 from portcullis.model.layers import LayerRef
 
@@ -39,10 +40,13 @@ class SquashedView:
         # Where each parent directory resolves, valid until a symlink on the way changes: most members share parents.
         self._parents: dict[str, str | None] = {}
         self._consulted: set[str] = set()  # every path those answers looked up
+        self.waste = WasteLedger()
 
     def apply(self, index: int, scan: LayerScan) -> None:
         self.unsafe.extend((index, name, why) for name, why in scan.unsafe)
         self.unread.extend((index, name, why) for name, why in scan.unread)
+        waste = self.waste
+        waste.start_layer(scan)
         if scan.whiteouts or scan.opaque_dirs:
             self._delete(index, scan)
         for entry in scan.entries:
@@ -60,7 +64,9 @@ class SquashedView:
                 if old.kind == DIR and entry.kind != DIR:
                     self._drop_tree(placed, index, keep_root=True)
                 self._forget(old, index)
+                waste.replaced(placed, old)
             self.paths[placed] = entry
+        waste.end_layer()
         if len(self.paths) > self.limits.max_entries:
             raise ImageError(f"the image holds more than {self.limits.max_entries} paths")
 
@@ -123,15 +129,26 @@ class SquashedView:
         self._forget_parents()
         doomed = {p for p in (self.place(w) for w in scan.whiteouts) if p}
         hidden = {p for p in (self.place(d) for d in scan.opaque_dirs) if p is not None}
+        dropped: dict[str, int] = {}  # bytes below each deleted directory (dive weighs its deletion by them)
+        kinds = {path: self.paths[path].kind for path in doomed if path in self.paths}
         for path in list(self.paths):
-            if path in doomed or _has_ancestor(path, doomed) or _has_ancestor(path, hidden):
-                self._forget(self.paths.pop(path), index)
+            root = path if path in doomed else _ancestor_in(path, doomed)
+            if root is not None or _has_ancestor(path, hidden):
+                entry = self.paths.pop(path)
+                self._forget(entry, index)
+                self.waste.removed(entry)
+                if root is not None:
+                    dropped[root] = dropped.get(root, 0) + stored_size(entry)
+        for path, kind in kinds.items():  # a whiteout of a path no lower layer wrote weighs nothing and counts not
+            self.waste.deleted(path, index, dropped.get(path, 0) if kind == DIR else 0)
 
     def _drop_tree(self, root: str, index: int, keep_root: bool) -> None:
         self._forget_parents()
         prefix = root + "/"
         for path in [p for p in self.paths if p.startswith(prefix) or (p == root and not keep_root)]:
-            self._forget(self.paths.pop(path), index)
+            entry = self.paths.pop(path)
+            self._forget(entry, index)
+            self.waste.removed(entry)
 
     def _forget(self, entry: Entry, index: int) -> None:
         if entry.secret:
@@ -143,13 +160,20 @@ def _has_ancestor(path: str, dirs: set[str]) -> bool:
         return False
     if "" in dirs:  # an opaque root hides everything below
         return True
+    return _ancestor_in(path, dirs) is not None
+
+
+def _ancestor_in(path: str, dirs: set[str]) -> str | None:
+    """The nearest directory above `path` that is in `dirs`."""
+    if not dirs:
+        return None
     cut = path.rfind("/")
     while cut > 0:
         path = path[:cut]
         if path in dirs:
-            return True
+            return path
         cut = path.rfind("/")
-    return False
+    return None
 
 
 _CACHE_PREFIXES = tuple(prefix for prefix, _ in CACHE_DIRS)
@@ -170,7 +194,13 @@ def _special_bits(mode: int) -> str:
 
 def content_facts(view: SquashedView, layers: list[LayerRef], source: str, reference: str) -> ImageContentFacts:
     """The rule-facing summary of a squashed view."""
-    facts = ImageContentFacts(source=source, reference=reference, layers=layers, file_count=len(view.paths))
+    facts = ImageContentFacts(
+        source=source,
+        reference=reference,
+        layers=layers,
+        file_count=len(view.paths),
+        efficiency=view.waste.summary(view.paths, layers),
+    )
     caches: dict[tuple[str, int], list[int]] = {}
     for entry in view.paths.values():
         layer = layers[entry.layer]
@@ -210,6 +240,8 @@ def content_facts(view: SquashedView, layers: list[LayerRef], source: str, refer
         facts.package_caches.append(
             PathEvidence(path="/" + root, layer=layers[index], detail=f"{count} files, {size} bytes")
         )
+    if facts.efficiency is not None:
+        facts.efficiency.cache_bytes = sum(size for _, size in caches.values())
     for index, name, why in view.unsafe:
         facts.unsafe_entries.append(PathEvidence(path=name, layer=layers[index], detail=why))
     for index, name, why in view.unread:
