@@ -49,7 +49,7 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 # The modules whose code decides what a layer scan holds: a change to any of them makes older entries foreign.
 _READER_MODULES = ("layer.py", "tarwalk.py", "evidence.py", "secrets.py", "streams.py")
 # ...and what an image's facts hold besides: how layers are squashed and packages attributed, and the facts' shape.
-_IMAGE_MODULES = ("assemble.py", "squash.py", "packages.py")
+_IMAGE_MODULES = ("assemble.py", "squash.py", "packages.py", "waste.py")
 _MODEL_MODULES = ("facts.py", "layers.py", "vuln.py")
 
 
