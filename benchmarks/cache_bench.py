@@ -440,7 +440,7 @@ class Portcullis:
             timed(self.cli("image", f"engine:{ref}", *common, "-o", f"{out}.{n:02d}"), self.env)
             for n, ref in enumerate(refs)
         ]
-        return Run(sum(r.seconds for r in runs), max(r.peak_rss_mib for r in runs), "")
+        return Run(sum(r.seconds for r in runs), max(r.peak_rss_mib for r in runs), "".join(r.stderr for r in runs))
 
 
 class Trivy:
@@ -474,7 +474,8 @@ def verify_trivy(ref: str) -> dict[str, Any]:
     probe.cache = WORK / "trivy-probe-cache"
     probe.env["TRIVY_CACHE_DIR"] = str(probe.cache)
     probe.empty_cache()
-    debug = [TRIVY, *TRIVY_COMMON, *probe.flags, "--debug", "-o", "/dev/null", ref]
+    loud = [flag for flag in TRIVY_COMMON if flag != "-q"]  # -q would silence the debug log
+    debug = [TRIVY, *loud, *probe.flags, "--debug", "-o", "/dev/null", ref]
     first = timed(debug, probe.env)
     cache_bytes = dir_bytes(probe.cache)
     second = timed(debug, probe.env)
@@ -494,17 +495,18 @@ def verify_trivy(ref: str) -> dict[str, Any]:
     return facts
 
 
-def outputs(tool: Tool, out: Path, count: int) -> dict[str, int]:
-    """What the last run reported: packages and secrets (Trivy), findings by rule family (portcullis)."""
+def outputs(tool: Tool, out: Path, count: int, stderr: str) -> dict[str, int]:
+    """What the last run reported: packages, secrets and (Trivy + config) misconfigurations for Trivy; packages
+    (from its `read …: N packages` notes) and failed findings by rule for portcullis."""
     if isinstance(tool, Portcullis):
         reports = [out] if tool.layer_cache else [Path(f"{out}.{n:02d}") for n in range(count)]
-        counts: dict[str, int] = {}
+        counts = {"packages": sum(int(n) for n in re.findall(r"(\d+) packages", stderr))}
         for report in reports:
             for finding in json.loads(report.read_text())["findings"]:
-                rule = finding["rule_id"]
-                family = "CIS-4" if rule.startswith("CIS-4") else rule
-                counts[family] = counts.get(family, 0) + 1
-        return dict(sorted(counts.items()))
+                if finding["status"] == "fail":
+                    rule = "CIS-4" if finding["rule_id"].startswith("CIS-4") else finding["rule_id"]
+                    counts[f"failed {rule}"] = counts.get(f"failed {rule}", 0) + 1
+        return counts
     totals = {"packages": 0, "secrets": 0, "misconfigurations": 0}
     for n in range(count):
         for result in json.loads(Path(f"{out}.{n:02d}").read_text()).get("Results", []):
@@ -521,6 +523,8 @@ def measure(tools: list[Tool], refs: list[str], rounds: int, repeats: int) -> di
     repeat: dict[str, list[float]] = {t.name: [] for t in tools}
     rss: dict[str, float] = dict.fromkeys(first, 0.0)
     cache_bytes: dict[str, int] = {}
+    stderr: dict[str, str] = {}
+    cache_lines: dict[str, dict[str, str]] = {}
     out_dir = WORK / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -535,6 +539,10 @@ def measure(tools: list[Tool], refs: list[str], rounds: int, repeats: int) -> di
                 run = tool.scan(refs, out_dir / f"{tool.name}.json")
                 (repeat if step else first)[tool.name].append(round(run.seconds, 3))
                 rss[tool.name] = max(rss[tool.name], round(run.peak_rss_mib, 1))
+                stderr[tool.name] = run.stderr
+                told = re.search(r"layer cache: .*", run.stderr)  # portcullis's own count of hits and misses
+                if told:
+                    cache_lines.setdefault(tool.name, {})["repeat run" if step else "first run"] = told.group(0)
                 if not step:
                     cache_bytes[tool.name] = dir_bytes(tool.cache)
         print(f"cache-bench: {len(refs)} image(s), round {round_index + 1}/{rounds} done", file=sys.stderr)
@@ -546,7 +554,10 @@ def measure(tools: list[Tool], refs: list[str], rounds: int, repeats: int) -> di
             "repeat_seconds": repeat[name],
             "peak_rss_mib": rss[name],
             "cache_bytes_after_first_run": cache_bytes[name],
-            "reported": outputs(next(t for t in tools if t.name == name), out_dir / f"{name}.json", len(refs)),
+            "cache_says": cache_lines.get(name, {}),
+            "reported": outputs(
+                next(t for t in tools if t.name == name), out_dir / f"{name}.json", len(refs), stderr[name]
+            ),
         }
         for name in first
     }
@@ -643,6 +654,13 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{row['first_seconds']} | {row['repeat_seconds']} | {row['peak_rss_mib']} | "
                 f"{row['cache_bytes_after_first_run']} |"
             )
+    lines += ["", "What the last run of each reported:", ""]
+    for where in ("big", "fleet"):
+        for name, row in result[where].items():
+            told = ", ".join(f"{key} {value}" for key, value in row["reported"].items())
+            says = "; ".join(f"{when}: {line}" for when, line in row["cache_says"].items())
+            told += f" ({says})" if says else ""
+            lines.append(f"- {images[where].get('tag') or str(images[where]['images']) + ' apps'}, {name}: {told}")
     fleet = images["fleet"]
     lines += [
         "",
@@ -671,7 +689,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"of cache after the first; {probe['first_seconds']} s then {probe['second_seconds']} s. On a repeat it "
         "inspects the image, finds every layer in its cache and does not export the image from the engine.",
         "",
-        f"Versions: {result['versions']}.",
+        f"Versions: portcullis {result['versions']['portcullis']}, Trivy {result['versions']['trivy']}.",
         "",
     ]
     return "\n".join(lines)
@@ -715,7 +733,7 @@ def main() -> None:
     result["load_average"] = {"before": [round(x, 2) for x in before], "after": [round(x, 2) for x in os.getloadavg()]}
     result["versions"] = {
         "portcullis": f"{portcullis.__version__} ({Path(portcullis.__file__).parent})",
-        "trivy": version([TRIVY, "--version"]),
+        "trivy": version([TRIVY, "--version"]).removeprefix("Version: "),
     }
     result["what_each_tool_did"] = WHAT_EACH_TOOL_DID
     result["commands"] = {
