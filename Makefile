@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: programs bench-programs setup engine test-images image audit test bench lint docs clean
+.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test: programs setup engine test-images image
 ## bench: audit wall time and API calls at 7, 67 and 500 containers (benchmarks/results/audit.*)
 bench: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/audit_bench.py
+
+## bench-cache: the layer cache against Trivy's own cache, the bars of issue 14 §2 (benchmarks/results/cache.*)
+bench-cache: bench-programs setup engine test-images
+	$(BIN)/python benchmarks/cache_bench.py
 
 ## lint: ruff, mypy and the import contracts (.importlinter)
 lint: setup
