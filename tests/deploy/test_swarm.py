@@ -9,6 +9,7 @@ publishes the service in host mode (docker-proxy) and reaches the database by DN
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -34,6 +35,19 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _free_udp_port_below(limit: int) -> int:
+    """A free UDP port under `limit`: swarm refuses a data-path (VXLAN) port above 49151, and the kernel's ephemeral
+    range (where port 0 lands) usually starts at 32768 and goes past it."""
+    for port in random.sample(range(20000, limit), 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free UDP port below {limit}")
 
 
 class Swarm:
@@ -87,7 +101,9 @@ def _wait(what: str, check: Callable[[], Any], seconds: float, swarm: Swarm) -> 
 
 
 def _on_trial(daemon: TrialDaemon, *argv: str) -> None:
-    subprocess.run(["docker", "-H", daemon.host, *argv], check=True, capture_output=True, timeout=300)
+    done = subprocess.run(["docker", "-H", daemon.host, *argv], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(argv[:2])} failed: {done.stderr.strip()}\n{daemon.log_tail(20)}")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +129,8 @@ def swarm() -> Iterator[Swarm]:
         control = _free_port()
         _on_trial(
             daemon, "swarm", "init", "--advertise-addr", f"127.0.0.1:{control}", "--listen-addr",
-            f"127.0.0.1:{control}", "--data-path-port", str(_free_port()), "--default-addr-pool", "10.217.0.0/16",
+            f"127.0.0.1:{control}", "--data-path-port", str(_free_udp_port_below(49152)),
+            "--default-addr-pool", "10.217.0.0/16",
         )  # fmt: skip
         joined = True
         saved = subprocess.Popen(["docker", "save", IMAGE, POSTGRES], stdout=subprocess.PIPE)
