@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from portcullis import __version__
 from portcullis.model.findings import Report, Severity, Status
 from portcullis.service.connections import Connections
+from portcullis.service.dashboard import LoginNeeded, dashboard, error_page, is_page, to_login
 from portcullis.service.tokens import NAME_PATTERN, Role, Verifier
 from portcullis.store import StoreConflict, StoreError
 from portcullis.store.fleet import FindingFilter, FleetFinding, StoredToken, Subject, TrendPoint, engines, find, images
@@ -245,19 +246,25 @@ def create_app(location: str, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     app.state.verifier = Verifier()
     app.state.store_where = connections.where
     app.add_middleware(BodyLimit, limit=max_body)
+    app.add_exception_handler(LoginNeeded, to_login)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(StoreError, _store_down)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _fault)
     app.include_router(api)
+    app.include_router(dashboard)
     return app
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if is_page(request):
+        return error_page(exc.status_code, str(exc.detail))
     return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
 
-async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    if is_page(request):
+        return error_page(400, _problem(exc))
     return JSONResponse({"error": _problem(exc)}, 422)
 
 

@@ -87,6 +87,8 @@ class StoredFinding:
     target_name: str
     message: str
     suppressed_by: str | None
+    engine: str | None = None
+    image: str | None = None
 
 
 def default_location() -> str:
@@ -246,8 +248,8 @@ class Store:
     def findings(self, run_id: int) -> list[StoredFinding]:
         self.run(run_id)  # an unknown id is an error, not an empty run
         rows = self.execute(
-            "SELECT fingerprint, rule_id, status, severity, target_kind, target_name, message, suppressed_by"
-            " FROM findings WHERE run_id = ? ORDER BY position",
+            "SELECT fingerprint, rule_id, status, severity, target_kind, target_name, message, suppressed_by, engine,"
+            " image FROM findings WHERE run_id = ? ORDER BY position",
             (run_id,),
         )
         return [StoredFinding(*row) for row in rows]
