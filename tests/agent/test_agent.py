@@ -19,6 +19,7 @@ import pytest
 from portcullis.harden.trial_daemon import TrialDaemon, missing_requirement
 from portcullis.service.tokens import Role, issue
 from portcullis.store import open_store
+from portcullis.store.rematch import inventories
 from support.fleet_service import Service, start_server, stop_server
 from support.postgres import fresh_store
 
@@ -107,14 +108,22 @@ def test_one_round_pushes_the_engine_and_each_image(engine: TrialDaemon, store: 
     runs = _runs(store)
     assert [(command, subject) for _, command, subject in runs] == [("audit", "trial"), ("image", IMAGE)]
     assert _spooled(tmp_path / "spool") == []
+    image_id = subprocess.run(
+        ["docker", "-H", engine.host, "image", "inspect", "-f", "{{.Id}}", IMAGE],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     opened = open_store(store)
     try:
         engines = opened.execute("SELECT DISTINCT engine FROM findings")
         images = opened.execute("SELECT DISTINCT image FROM findings WHERE image IS NOT NULL")
+        kept = inventories(opened, [image_id])
     finally:
         opened.close()
     assert engines == [("trial",)]  # every finding names the engine, image findings too
     assert (IMAGE,) in images
+    assert [inventory.image_id for inventory in kept] == [image_id]  # pushed beside the report, for re-matching
 
 
 def test_reports_wait_for_a_lost_server_and_arrive_once_in_order(

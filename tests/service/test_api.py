@@ -279,6 +279,7 @@ def test_the_openapi_document_describes_the_api_to_any_token_holder(service: Ser
         "/api/v1/images",
         "/api/v1/findings",
         "/api/v1/trends",
+        "/api/v1/rematch",
     }
     assert "HTTPBearer" in document["components"]["securitySchemes"]
     push_body = document["paths"]["/api/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -15,10 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from portcullis.model.facts import ImageFacts
 from portcullis.model.findings import Report, Summary
+from portcullis.model.fleet import ImageInventory
 from portcullis.pipelines.audit import audit_report, gather_facts
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, engine_image_names, images_report
+from portcullis.pipelines.rematch import deployed_containers, image_inventory
 from portcullis.pipelines.vulnerabilities import VulnOptions
 
 
@@ -36,7 +39,7 @@ class RoundOptions:
 @dataclass(frozen=True)
 class Round:
     engine: str
-    bodies: list[dict[str, Any]]  # {report_id, agent, report}, the audit first
+    bodies: list[dict[str, Any]]  # {report_id, agent, report, containers | inventories}, the audit first
     problems: list[str]  # what went wrong without stopping the round (the images could not be listed)
 
 
@@ -79,20 +82,38 @@ def run_round(options: RoundOptions, log: Callable[[str], None] = _silent) -> Ro
     facts = gather_facts(options.host, None, log)
     engine = options.engine_name or facts.engine.info.name or facts.engine.endpoint
     reports = [_on_engine(audit_report(facts, [], [], None), engine, subject=engine)]
+    # Beside the reports, what the service re-matches when its advisories change: which images the engine runs
+    # (with the audit) and each image's packages (with its own report).
+    extras: list[dict[str, Any]] = [{"containers": [c.model_dump(mode="json") for c in deployed_containers(facts)]}]
     problems: list[str] = []
     if options.images:
+        inventories: dict[str, ImageInventory] = {}
+
+        def keep(reference: str, image: ImageFacts) -> None:
+            found = image_inventory(reference, image)
+            if found is not None:
+                inventories[reference] = found
+
         try:
             names = engine_image_names(options.host)
             if names:
                 source = ImageSource("", engine_host=options.host, cache_dir=options.cache_dir)
                 vulns = VulnOptions(enabled=options.vulns, db_path=options.db)
-                combined = images_report(source, names, f"images on {engine}", vulns=vulns, log=log)
-                reports += [_on_engine(part, engine, part.subject) for part in split_by_image(combined, names)]
+                combined = images_report(source, names, f"images on {engine}", vulns=vulns, log=log, each=keep)
+                for part in split_by_image(combined, names):
+                    reports.append(_on_engine(part, engine, part.subject))
+                    kept = inventories.get(part.subject)
+                    extras.append({"inventories": [kept.model_dump(mode="json")] if kept is not None else []})
         except PipelineError as exc:
             problems.append(f"the images of {engine} were not read: {exc}")
     round_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(5)}"
     bodies = [
-        {"report_id": f"{round_id}-{index:04d}", "agent": options.agent, "report": report.model_dump(mode="json")}
-        for index, report in enumerate(reports)
+        {
+            "report_id": f"{round_id}-{index:04d}",
+            "agent": options.agent,
+            "report": report.model_dump(mode="json"),
+            **extra,
+        }
+        for index, (report, extra) in enumerate(zip(reports, extras, strict=True))
     ]
     return Round(engine, bodies, problems)

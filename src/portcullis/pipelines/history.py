@@ -84,12 +84,16 @@ def diff_runs(location: str | None, before_ref: str, after_ref: str, subject: st
     """Failures of `after_ref` not in `before_ref` (new), the other way round (fixed), and in both (unchanged)."""
     store = open_history(location)
     try:
-        before, after = resolve_run(store, before_ref, subject), resolve_run(store, after_ref, subject)
-        old, now = _failures(store.findings(before.id)), _failures(store.findings(after.id))
+        return diff_stored(store, resolve_run(store, before_ref, subject), resolve_run(store, after_ref, subject))
     except StoreError as exc:
         raise HistoryError(str(exc)) from exc
     finally:
         store.close()
+
+
+def diff_stored(store: Store, before: Run, after: Run) -> RunDiff:
+    """`diff_runs` over an open store, for two runs already resolved (StoreError when one has gone)."""
+    old, now = _failures(store.findings(before.id)), _failures(store.findings(after.id))
     return RunDiff(
         before=before,
         after=after,

@@ -209,9 +209,11 @@ def images_report(
     skip: Sequence[str] = (),
     vulns: VulnOptions | None = None,
     log: Callable[[str], None] = _silent,
+    each: Callable[[str, ImageFacts], None] | None = None,
 ) -> Report:
     """`portcullis image A B …` and `--all`: every image judged as `image_report` judges one, in one report whose
-    findings name their image; an image that cannot be read is one error finding and the others complete."""
+    findings name their image; an image that cannot be read is one error finding and the others complete.
+    `each` hears every image read, with its reference (the agent keeps their package inventories)."""
     image_rules(select, skip)
     checked = check_database(vulns) if vulns is not None and vulns.enabled else None
     findings: list[Finding] = []
@@ -221,6 +223,8 @@ def images_report(
         if isinstance(read, SubjectError):
             findings.append(_unreadable(reference, str(read)))
             continue
+        if each is not None:
+            each(reference, read)
         one = judge_image(reference, read, select, skip, vulns, checked)
         # Named as the user named it: two tags of one image are two subjects here, and its first tag may be neither.
         findings += [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
@@ -19,7 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portcullis import __version__
 from portcullis.model.findings import Report, Severity, Status
+from portcullis.model.fleet import DeployedContainer, ImageInventory
+from portcullis.pipelines.errors import VulnerabilityInputError
+from portcullis.pipelines.rematch import accept_inventories
 from portcullis.service.connections import Connections
+from portcullis.service.dashboard import LoginNeeded, dashboard, error_page, is_page, to_login
+from portcullis.service.notify import Notifier, Rematcher, Watcher, Webhook
 from portcullis.service.tokens import NAME_PATTERN, Role, Verifier
 from portcullis.store import StoreConflict, StoreError
 from portcullis.store.fleet import FindingFilter, FleetFinding, StoredToken, Subject, TrendPoint, engines, find, images
@@ -38,6 +44,12 @@ class Push(BaseModel):
     report_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
     agent: str = Field(pattern=f"^{NAME_PATTERN.pattern}$", description="must be the pushing token's name")
     report: Report
+    inventories: list[ImageInventory] = Field(
+        default_factory=list, description="the package inventory of each image the report scanned, for re-matching"
+    )
+    containers: list[DeployedContainer] | None = Field(
+        None, description="every container of the agent's engine (replacing the list pushed before); null: not sent"
+    )
 
 
 class Pushed(BaseModel):
@@ -49,6 +61,12 @@ class Pushed(BaseModel):
 class FindingsPage(BaseModel):
     findings: list[FleetFinding]
     next_offset: int | None = Field(description="the offset of the next page; null on the last")
+
+
+class RematchDone(BaseModel):
+    images: int = Field(description="deployed images re-matched")
+    new_matches: int = Field(description="advisories newly matched to them")
+    notification: int | None = Field(description="the id of the queued webhook notification; null if nothing new")
 
 
 class ApiError(BaseModel):
@@ -136,12 +154,14 @@ def holding(role: Role) -> Callable[[StoredToken], StoredToken]:
 Anyone = Annotated[StoredToken, Depends(authenticated)]
 Agent = Annotated[StoredToken, Depends(holding(Role.AGENT))]
 Reader = Annotated[StoredToken, Depends(holding(Role.READER))]
+Admin = Annotated[StoredToken, Depends(holding(Role.ADMIN))]
 api = APIRouter(prefix=API, responses={401: {"model": ApiError}, 403: {"model": ApiError}})
 
 
 @api.post("/reports", status_code=201, responses={200: {"model": Pushed}, 409: {"model": ApiError}})
-def push_report(push: Push, token: Agent, connections: Stores, response: Response) -> Pushed:
-    """Store one report pushed by an agent. 201 when stored, 200 when this report id was stored before."""
+def push_report(push: Push, token: Agent, connections: Stores, request: Request, response: Response) -> Pushed:
+    """Store one report pushed by an agent, with its images' inventories and its engine's containers when sent.
+    201 when stored, 200 when this report id was stored before."""
     if push.agent != token.name:
         raise HTTPException(403, f"this token pushes as {token.name}, not as {push.agent}")
     body = push.report.model_dump_json()
@@ -150,6 +170,10 @@ def push_report(push: Push, token: Agent, connections: Stores, response: Respons
         if earlier is None:
             try:
                 run_id = store.save(push.report, agent=push.agent, report_uid=push.report_id)
+                if push.inventories or push.containers is not None:
+                    accept_inventories(
+                        store, push.agent, push.inventories, push.containers, request.app.state.rematcher.db_path
+                    )
                 return Pushed(run_id=run_id, report_id=push.report_id, created=True)
             except StoreConflict:  # the same push, retried while the first was being stored
                 earlier = store.pushed(push.agent, push.report_id)
@@ -218,19 +242,50 @@ def list_trends(
         return fleet_trends(store, engine=engine, image=image, since=since, limit=limit)
 
 
+@api.post("/rematch", responses={409: {"model": ApiError}})
+def rematch_now(token: Admin, request: Request) -> RematchDone:
+    """Re-match the deployed images against the service's vulnerability database now (the service also does so by
+    itself when the database file changes) and queue a webhook notification of what is newly affected."""
+    rematcher: Rematcher = request.app.state.rematcher
+    try:
+        done = rematcher.run()
+    except VulnerabilityInputError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return RematchDone(images=done.images, new_matches=done.new_matches, notification=done.notification)
+
+
 @api.get("/openapi.json", include_in_schema=False)
 def openapi(token: Anyone, request: Request) -> dict[str, Any]:
     document: dict[str, Any] = request.app.openapi()
     return document
 
 
-def create_app(location: str, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """The API over the store at `location`, opened and migrated now (an unusable store fails here)."""
+def create_app(
+    location: str,
+    *,
+    db_path: Path,
+    max_body: int = DEFAULT_MAX_BODY,
+    webhook: Webhook | None = None,
+    watch_every: float = 0.0,
+) -> FastAPI:
+    """The API over the store at `location`, opened and migrated now (an unusable store fails here). Deployed images
+    are re-matched against the database at `db_path` when it changes (checked every `watch_every` seconds; 0: only
+    on an admin's request) and what is newly affected is sent to `webhook`."""
     connections = Connections(location)
+    notifier = Notifier(connections, webhook) if webhook is not None else None
+    rematcher = Rematcher(connections, db_path, notifier.wake if notifier else lambda: None)
+    watcher = Watcher(rematcher, watch_every) if watch_every > 0 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loops = [loop for loop in (notifier, watcher) if loop is not None]
+        for loop in loops:
+            loop.start()
+        if notifier is not None:
+            notifier.wake()  # what a previous run left in the outbox
         yield
+        for loop in loops:
+            loop.stop()
         connections.close()
 
     app = FastAPI(
@@ -242,22 +297,29 @@ def create_app(location: str, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
         redoc_url=None,
     )
     app.state.connections = connections
+    app.state.rematcher = rematcher
     app.state.verifier = Verifier()
     app.state.store_where = connections.where
     app.add_middleware(BodyLimit, limit=max_body)
+    app.add_exception_handler(LoginNeeded, to_login)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(StoreError, _store_down)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _fault)
     app.include_router(api)
+    app.include_router(dashboard)
     return app
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if is_page(request):
+        return error_page(exc.status_code, str(exc.detail))
     return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
 
-async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    if is_page(request):
+        return error_page(400, _problem(exc))
     return JSONResponse({"error": _problem(exc)}, 422)
 
 

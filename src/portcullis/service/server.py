@@ -8,10 +8,12 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from portcullis.service.app import create_app
+from portcullis.service.notify import Webhook
 from portcullis.store import StoreError, default_location
 
 
@@ -82,12 +84,45 @@ class Prepared:
         return int(self.socket.getsockname()[1])
 
 
-def prepare(store: str | None, bind: Bind, tls: Tls | None, max_body: int) -> Prepared:
+@dataclass(frozen=True)
+class Rematching:
+    """Where the vulnerability database is, how often to look for a new one, and where to tell of new matches."""
+
+    db_path: Path
+    watch_every: float
+    webhook: Webhook | None
+
+
+def read_secret(path: Path) -> bytes:
+    """The webhook's shared secret: the file's bytes without a final newline, at least 16 of them."""
+    try:
+        secret = path.read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise ServeError(f"--notify-secret-file {path}: {exc.strerror or exc}") from exc
+    if len(secret) < 16:
+        raise ServeError(f"--notify-secret-file {path}: the secret is shorter than 16 bytes; make a longer one")
+    return secret
+
+
+def webhook_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ServeError(f"--notify-url {url!r}: give an http:// or https:// URL")
+    return url
+
+
+def prepare(store: str | None, bind: Bind, tls: Tls | None, max_body: int, rematching: Rematching) -> Prepared:
     """The server and its listening socket, ready for `serve`. The store is opened and migrated here."""
     if tls is not None:
         tls.check()
     try:
-        app = create_app(store or default_location(), max_body=max_body)
+        app = create_app(
+            store or default_location(),
+            max_body=max_body,
+            db_path=rematching.db_path,
+            webhook=rematching.webhook,
+            watch_every=rematching.watch_every,
+        )
     except StoreError as exc:
         raise ServeError(str(exc)) from exc
     sock = listen(bind)

@@ -28,6 +28,7 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 class Role(StrEnum):
     AGENT = "agent"  # pushes reports, as its own name
     READER = "reader"  # reads the fleet
+    ADMIN = "admin"  # runs the service's own tasks (a re-match now); reads and pushes nothing
 
 
 class TokenError(Exception):

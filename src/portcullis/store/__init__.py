@@ -55,6 +55,22 @@ MIGRATIONS: list[list[str]] = [
         " salt TEXT NOT NULL, digest TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)",
         "CREATE INDEX tokens_by_name ON tokens (name)",
     ],
+    # 3: re-match and notify. The package inventory of each image pushed with one (by image id); the containers each
+    # agent's engine has (its latest list replaces the one before); the advisories each deployed image was last
+    # matched to (what a new database adds is what gets notified); the webhook outbox, delivered with retries.
+    [
+        "CREATE TABLE inventories (image_id TEXT PRIMARY KEY, image TEXT NOT NULL, agent TEXT NOT NULL,"
+        " inventory TEXT NOT NULL, pushed_at TEXT NOT NULL, matched_at TEXT)",
+        "CREATE TABLE containers (agent TEXT NOT NULL, container_id TEXT NOT NULL, name TEXT NOT NULL,"
+        " image TEXT NOT NULL, image_id TEXT NOT NULL, running INTEGER NOT NULL, seen_at TEXT NOT NULL,"
+        " PRIMARY KEY (agent, container_id))",
+        "CREATE INDEX containers_by_image ON containers (image_id)",
+        "CREATE TABLE image_matches (image_id TEXT NOT NULL, advisory TEXT NOT NULL, package TEXT NOT NULL,"
+        " installed TEXT NOT NULL, fixed TEXT, severity TEXT NOT NULL, PRIMARY KEY (image_id, advisory, package))",
+        "CREATE TABLE notifications (id {id}, created_at TEXT NOT NULL, body TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, delivered_at TEXT, last_error TEXT)",
+        "CREATE INDEX notifications_pending ON notifications (delivered_at, next_attempt_at)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -87,6 +103,8 @@ class StoredFinding:
     target_name: str
     message: str
     suppressed_by: str | None
+    engine: str | None = None
+    image: str | None = None
 
 
 def default_location() -> str:
@@ -246,8 +264,8 @@ class Store:
     def findings(self, run_id: int) -> list[StoredFinding]:
         self.run(run_id)  # an unknown id is an error, not an empty run
         rows = self.execute(
-            "SELECT fingerprint, rule_id, status, severity, target_kind, target_name, message, suppressed_by"
-            " FROM findings WHERE run_id = ? ORDER BY position",
+            "SELECT fingerprint, rule_id, status, severity, target_kind, target_name, message, suppressed_by, engine,"
+            " image FROM findings WHERE run_id = ? ORDER BY position",
             (run_id,),
         )
         return [StoredFinding(*row) for row in rows]

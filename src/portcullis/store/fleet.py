@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from portcullis.store import Store
+from portcullis.model.vuln import VULN_RULE_ID
+from portcullis.store import Run, Store
 
 LATEST_RUNS = "SELECT max(id) FROM runs GROUP BY agent, command, subject"
 _UNSUPPRESSED_FAILURE = "f.status = 'fail' AND f.suppressed_by IS NULL"
@@ -26,6 +27,12 @@ class Subject:
     last_seen: str
     findings: int
     failing: dict[str, int] = field(default_factory=dict)
+    vulnerable: dict[str, int] = field(default_factory=dict)  # the failing DKR-VULN findings among them
+
+    def controls(self) -> dict[str, int]:
+        """The failures that are not vulnerabilities (controls, checks), by severity."""
+        left = {s: n - self.vulnerable.get(s, 0) for s, n in self.failing.items()}
+        return {s: n for s, n in left.items() if n}
 
 
 @dataclass(frozen=True)
@@ -71,19 +78,25 @@ class TrendPoint:
 def _subjects(store: Store, column: str) -> list[Subject]:
     rows = store.execute(
         f"SELECT f.{column}, max(f.run_id), max(r.started_at), count(*),"
-        f" sum(CASE WHEN {_UNSUPPRESSED_FAILURE} THEN 1 ELSE 0 END), f.severity"
+        f" sum(CASE WHEN {_UNSUPPRESSED_FAILURE} THEN 1 ELSE 0 END),"
+        f" sum(CASE WHEN {_UNSUPPRESSED_FAILURE} AND f.rule_id = ? THEN 1 ELSE 0 END), f.severity"
         f" FROM findings f JOIN runs r ON r.id = f.run_id"
         f" WHERE f.run_id IN ({LATEST_RUNS}) AND f.{column} IS NOT NULL"
-        f" GROUP BY f.{column}, f.severity ORDER BY f.{column}"
+        f" GROUP BY f.{column}, f.severity ORDER BY f.{column}",
+        (VULN_RULE_ID,),
     )
     merged: dict[str, dict[str, Any]] = {}
-    for name, last_run, last_seen, count, failing, severity in rows:
-        entry = merged.setdefault(name, {"last_run": 0, "last_seen": "", "findings": 0, "failing": {}})
+    for name, last_run, last_seen, count, failing, vulnerable, severity in rows:
+        entry = merged.setdefault(
+            name, {"last_run": 0, "last_seen": "", "findings": 0, "failing": {}, "vulnerable": {}}
+        )
         entry["last_run"] = max(entry["last_run"], int(last_run))
         entry["last_seen"] = max(entry["last_seen"], last_seen)
         entry["findings"] += int(count)
         if failing:
             entry["failing"][severity] = int(failing)
+        if vulnerable:
+            entry["vulnerable"][severity] = int(vulnerable)
     return [Subject(name, **entry) for name, entry in merged.items()]
 
 
@@ -95,6 +108,29 @@ def engines(store: Store) -> list[Subject]:
 def images(store: Store) -> list[Subject]:
     """Every image in the latest runs, by name."""
     return _subjects(store, "image")
+
+
+def latest_runs_of(store: Store, *, engine: str | None = None, image: str | None = None) -> list[Run]:
+    """The latest run of each stream that has findings about `engine` (or `image`), newest first."""
+    column, value = ("engine", engine) if engine is not None else ("image", image)
+    rows = store.execute(
+        "SELECT r.id, r.started_at, r.command, r.subject, r.tool_version FROM runs r"
+        f" WHERE r.id IN ({LATEST_RUNS}) AND EXISTS (SELECT 1 FROM findings f WHERE f.run_id = r.id"
+        f" AND f.{column} = ?) ORDER BY r.id DESC",
+        (value,),
+    )
+    return [Run(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def previous_run(store: Store, run: Run) -> Run | None:
+    """The run before `run` in its stream (the same agent, command and subject), if one is kept."""
+    rows = store.execute(
+        "SELECT p.id, p.started_at, p.command, p.subject, p.tool_version FROM runs p JOIN runs r ON r.id = ?"
+        " WHERE p.agent IS NOT DISTINCT FROM r.agent AND p.command = r.command AND p.subject = r.subject"
+        " AND p.id < r.id ORDER BY p.id DESC LIMIT 1",
+        (run.id,),
+    )
+    return Run(int(rows[0][0]), rows[0][1], rows[0][2], rows[0][3], rows[0][4]) if rows else None
 
 
 def find(store: Store, which: FindingFilter, *, limit: int, offset: int = 0) -> list[FleetFinding]:
