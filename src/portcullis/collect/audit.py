@@ -19,6 +19,7 @@ from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
 from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.files import open_regular
+from portcullis.collect.hardening import collect_hardening
 from portcullis.collect.host import collect_host
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
 from portcullis.model.facts import FACTS_SCHEMA_VERSION, ApiProbe, Facts, HostFacts
@@ -46,6 +47,7 @@ def _collect_facts(conn: EngineConnection) -> Facts:
     api_probes: list[ApiProbe] | None
     if conn.local:
         host = collect_host(daemon, snapshot.engine.info.docker_root_dir, problems, endpoint=conn.endpoint)
+        host.hardening = collect_hardening()
         api_probes = probe_local_daemon(daemon, host)
     else:
         host = HostFacts()

@@ -255,6 +255,30 @@ class Listener(BaseModel):
     protocol: str = "tcp"
 
 
+class HostProcessSocket(BaseModel):
+    """A socket listening on the host (TCP LISTEN, or a bound UDP socket) and the processes holding it."""
+
+    address: str
+    port: int
+    protocol: str = Field(description="tcp or udp")
+    processes: list[str] = Field(default_factory=list, description="comm of each process holding the socket")
+
+
+class HardeningFacts(BaseModel):
+    """What the host rules (DKR-HOST-*) read: kernel settings, LSM, services, tools, time and audit daemons."""
+
+    sysctls: dict[str, str] = Field(
+        default_factory=dict, description="dotted sysctl name -> value, only those this kernel has"
+    )
+    modules_supported: bool | None = Field(None, description="the kernel loads modules (/proc/modules exists)")
+    lsms: list[str] | None = Field(None, description="/sys/kernel/security/lsm; None when unreadable")
+    apparmor_enforcing_profiles: int | None = Field(None, description="AppArmor profiles loaded in enforce mode")
+    selinux_enforce: str | None = Field(None, description="/sys/fs/selinux/enforce (1 enforcing, 0 permissive)")
+    sockets: list[HostProcessSocket] | None = None
+    tools: list[FileStat] = Field(default_factory=list, description="compilers and intruder tools found on PATH")
+    processes: list[str] | None = Field(None, description="distinct process names (comm) running on the host")
+
+
 class HostFacts(BaseModel):
     hostname: str = ""
     kernel: str = ""
@@ -284,6 +308,7 @@ class HostFacts(BaseModel):
     binaries: dict[str, str | None] = Field(
         default_factory=dict, description="resolved path of dockerd, containerd, runc and the shims"
     )
+    hardening: HardeningFacts | None = Field(None, description="host hardening beyond CIS; None: not collected")
 
     def file(self, path: str) -> FileStat | None:
         return self.files.get(path)
