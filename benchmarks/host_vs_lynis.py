@@ -21,6 +21,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "lynis-compare.md"
 SYSCTL_LINE = re.compile(r"- ([a-z0-9_.-]+) \(exp: ([^)]*)\)\S*\s*\[ (OK|DIFFERENT) \]")
+# Why a kernel setting's verdict can differ from Lynis' (its wanted value is stricter, or we judge a group together).
+WHY_DIFFERENT = {
+    "fs.protected_hardlinks": "one rule judges all four fs.protected_* settings",
+    "fs.protected_symlinks": "one rule judges all four fs.protected_* settings",
+    "fs.protected_fifos": "one rule judges all four fs.protected_* settings",
+    "fs.protected_regular": "one rule judges all four fs.protected_* settings",
+    "kernel.perf_event_paranoid": "Lynis wants 3, a value only Debian-patched kernels know; 2 already keeps "
+    "unprivileged users from kernel profiling",
+    "kernel.unprivileged_bpf_disabled": "Lynis wants exactly 1; 2 blocks unprivileged BPF as well (and cannot be "
+    "undone at run time)",
+}
 # Lynis kernel settings and the rule that judges the same setting; the rest are network-stack tuning (below).
 SYSCTL_RULES = {
     "kernel.kptr_restrict": "DKR-HOST-001",
@@ -174,7 +185,7 @@ def main() -> None:
         rule_id = judged_by
         status, message = ours.get(rule_id, ("", ""))
         agree = (state == "OK") == (status == "pass")
-        note = "same verdict" if agree else f"differs: one rule judges all four fs.protected_* settings ({message})"
+        note = "same verdict" if agree else f"differs: {WHY_DIFFERENT.get(key, 'see the rule')} ({message})"
         lines.append(f"| {key} | {expected} | {state} | {rule_id} | {status} | {note} |")
     others = sorted(set(lynis) - set(TESTS))
     lines += [
