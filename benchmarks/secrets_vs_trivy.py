@@ -39,7 +39,18 @@ RUNS = int(os.environ.get("SECRETS_BENCH_RUNS", "5"))
 def portcullis_hits(ref: str, src: Path = ROOT / "src") -> dict[str, str]:
     """Layer files CIS-4.10 reports: path -> kind."""
     env = {**os.environ, "PYTHONPATH": str(src)}
-    cmd = [sys.executable, "-m", "portcullis", "image", ref, "--no-cache", "--no-vulns", "-f", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "portcullis",
+        "image",
+        f"engine:{ref}",
+        "--no-cache",
+        "--no-vulns",
+        "--no-store",
+        "-f",
+        "json",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode not in (0, 2):
         sys.exit(f"secrets-bench: portcullis failed on {ref}: {done.stderr.strip()[-500:]}")

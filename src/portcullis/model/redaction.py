@@ -101,6 +101,8 @@ _DETECTORS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ),
     ("aws configure set", re.compile(r"\baws\s+configure\s+set\s+(?:\S*(?:secret|token|key)\S*)\s+" + _VALUE, re.I), 1),
 )
+# Source-code assignments with spaces and a quoted value: `SECRET_KEY = "value"`, `api_token := 'value'`.
+_SPACED_ASSIGNMENT = re.compile(r"(?<![\w$])([A-Za-z_][A-Za-z0-9_]*)\s*(?::=|=)\s*(\"[^\"]*\"|'[^']*')")
 # YAML `password: value` and JSON `"password": "value"`: only under a secret-sounding name.
 _KEY_VALUE = re.compile(r"[\"']?([A-Za-z_][\w.-]*)[\"']?\s*:\s+(?!//)" + _VALUE + r"|\"([A-Za-z_][\w.-]*)\":" + _VALUE)
 
@@ -142,6 +144,9 @@ def secret_spans(text: str) -> Iterator[tuple[str, int, int]]:
             start, end = value_span(match, group)
             if end > start and not text.startswith("$", start):
                 yield (kind, start, end)
+    for match in _SPACED_ASSIGNMENT.finditer(text):
+        if is_secret_assignment(match.group(1), match.group(2)):
+            yield (match.group(1), *value_span(match, 2))
     for match in _KEY_VALUE.finditer(text):
         name, group = (match.group(1), 2) if match.group(1) else (match.group(3), 4)
         if is_secret_assignment(name, match.group(group)):
