@@ -25,6 +25,7 @@ def _s(n: int, alphabet: str = _ALNUM) -> str:
 
 _UPPER_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _HEX = "0123456789abcdef"
+_BECH32 = "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
 _URLSAFE = _ALNUM + "-_"
 _B64 = _ALNUM + "+/"
 _KEY_BODY = "\n".join(base64.b64encode(_rng.randbytes(48)).decode() for _ in range(12))
@@ -35,7 +36,7 @@ PLANTED: dict[str, tuple[str, str]] = {
         "private key",
         f"-----BEGIN RSA PRIVATE KEY-----\n{_KEY_BODY}\n-----END RSA PRIVATE KEY-----\n",
     ),
-    "srv/app/keys/age.txt": ("private key", f"# created: 2026-01-01\nAGE-SECRET-KEY-1{_s(58, _UPPER_DIGITS)}\n"),
+    "srv/app/keys/age.txt": ("private key", f"# created: 2026-01-01\nAGE-SECRET-KEY-1{_s(58, _BECH32)}\n"),
     "srv/app/conf/aws-id.ini": ("cloud", f"[default]\naws_access_key_id = AKIA{_s(16, _UPPER_DIGITS)}\n"),
     "srv/app/conf/aws-secret.ini": ("cloud", f"[default]\naws_secret_access_key = {_s(40, _B64)}\n"),
     "srv/app/conf/gcp.js": ("cloud", f'const mapsKey = "AIza{_s(35, _URLSAFE)}";\n'),

@@ -67,6 +67,7 @@ NOT_SECRETS = [
     ("a PEM header in code", 'HEADER = "-----BEGIN RSA PRIVATE KEY-----"'),
     ("AWS key id one character short", "AKIAZ7QRSTUVWXYZ234"),
     ("GitLab prefix, too short", "glpat-abc123"),
+    ("age key with a letter Bech32 lacks", "AGE-SECRET-KEY-1" + "B" * 58),
     ("low entropy", "password = correcthorsebatterystaple"),
     ("dotted module name", "token_backend = rest_framework.authtoken.models"),
     ("a path", "private_key = /etc/ssl/private/server1234567.key"),

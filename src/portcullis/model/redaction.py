@@ -68,8 +68,8 @@ TOKEN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("OpenAI API key", r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}T3BlbkFJ[A-Za-z0-9_-]{16,}"),
     ("Anthropic API key", r"(?<![A-Za-z0-9_-])sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{80,}"),
     ("Hugging Face token", r"(?<![A-Za-z0-9_])hf_[A-Za-z]{34}(?![A-Za-z0-9])"),
-    # age secret keys (age-encryption.org/v1): Bech32 after the HRP
-    ("age secret key", r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
+    # age secret keys (age-encryption.org/v1): upper-case Bech32 (BIP 173's 32-character alphabet) after the HRP
+    ("age secret key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
     # JSON Web Tokens (RFC 7519): base64url header and payload, both JSON objects, so both start "eyJ"
     ("JSON web token", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{16,}"),
 )
