@@ -1,8 +1,9 @@
 """Secret detection over a path and the first bytes of a file. Cheap literal anchors gate the regexes.
 
-Each family of secrets has one gate, a regex that starts with literal text the regex engine finds by a fast scan;
-only a file that passes a gate is searched with the family's patterns. A match is then judged: a documented
-example or placeholder value, or a file under a test-fixture or documentation directory, is not reported.
+Each family of secrets has one literal gate; only a file that passes it is searched with the family's pattern. The
+four oldest families are searched in every text file, the others outside package trees only (third-party code is
+most of an image's text, and every anchor scans all of it). A match is then judged: a documented example or a
+placeholder value is not reported, nor is anything in a file under a test-fixture or documentation directory.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from portcullis.model.redaction import AWS_KEY_ID, GITHUB_TOKEN, PEM_PRIVATE, SL
 _TOKENS = dict(TOKEN_PATTERNS)
 
 
-def _bytes(*patterns: str) -> re.Pattern[bytes]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns).encode())
+def _bytes(pattern: str) -> re.Pattern[bytes]:
+    return re.compile(pattern.encode())
 
 
 # A PEM private key is its BEGIN line followed by a body (or encryption headers), not a mention of the header in
