@@ -158,7 +158,8 @@ def test_history_newest_first_and_config(tmp_path: Path) -> None:
     ("path", "head", "kind"),
     [
         ("/k", b"-----BEGIN OPENSSH PRIVATE KEY-----\nabc", "private-key"),
-        ("/x.py", b"key = 'AKIAIOSFODNN7EXAMPLE'", "aws-access-key-id"),
+        ("/x.py", b"key = 'AKIAZ7QRSTUVWXYZ2345'", "aws-access-key-id"),
+        ("/x.py", b"key = 'AKIAIOSFODNN7EXAMPLE'", None),  # the AWS documentation's example key
         ("/t", b"token=ghp_" + b"a1" * 18, "github-token"),
         ("/s", b"SLACK=xoxb-123456789012-abcdef", "slack-token"),
         ("/sa.json", json.dumps({"type": "service_account", "private_key": "x"}).encode(), "gcp-service-account-key"),

@@ -31,6 +31,49 @@ AWS_KEY_ID = r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"
 GITHUB_TOKEN = r"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,}"
 SLACK_TOKEN = r"(?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9-]{10,}"
 
+# Further token formats with a fixed, documented shape: (kind, pattern), the secret being the whole match. The file
+# sniffer (collect/image/secrets.py) groups them into families behind one literal anchor each; here they mask.
+TOKEN_PATTERNS: tuple[tuple[str, str], ...] = (
+    # AWS secret access key: 40 base64 characters, recognisable only beside its name (AWS IAM user guide)
+    (
+        "AWS secret access key",
+        r"(?i:aws_?secret_?access_?key|secretaccesskey)[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+    ),
+    # Google Cloud API key: "AIza" and 35 URL-safe characters (cloud.google.com/docs/authentication/api-keys)
+    ("Google API key", r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"),
+    # Azure Storage / Service Bus connection strings carry a base64 key (learn.microsoft.com, "connection strings")
+    ("Azure account key", r"(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{40,}={0,2})"),
+    # DigitalOcean personal, OAuth and refresh tokens: do[por]_v1_ and 64 hex digits (docs.digitalocean.com)
+    ("DigitalOcean token", r"(?<![A-Za-z0-9])do[por]_v1_[a-f0-9]{64}"),
+    # GitHub fine-grained personal access tokens (github.blog, "Introducing fine-grained personal access tokens")
+    ("GitHub token", r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{60,}"),
+    # GitLab token prefixes (docs.gitlab.com/ee/security/token_overview.html#token-prefixes)
+    ("GitLab token", r"(?<![A-Za-z0-9_-])gl(?:pat|ptt|rt|dt|cbt|soat|ft|imt|oas)-[A-Za-z0-9_-]{20,}"),
+    # npm granular/automation tokens, PyPI API tokens (a macaroon for pypi.org), Docker Hub access tokens
+    ("npm token", r"(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    ("PyPI token", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"),
+    ("Docker Hub token", r"(?<![A-Za-z0-9_])dckr_pat_[A-Za-z0-9_-]{27,}"),
+    # Slack incoming webhooks (api.slack.com/messaging/webhooks), Discord webhooks, Telegram bot tokens
+    ("Slack webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]{16,}"),
+    ("Discord webhook", r"discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{40,}"),
+    ("Telegram bot token", r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])"),
+    # Stripe secret and restricted keys (docs.stripe.com/keys); publishable pk_ keys are public by design
+    ("Stripe key", r"(?<![A-Za-z0-9])[sr]k_(?:live|test)_[A-Za-z0-9]{24,}"),
+    # Square access tokens and application secrets, Shopify app tokens, SendGrid and Twilio API keys
+    ("Square token", r"(?<![A-Za-z0-9])sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}"),
+    ("Shopify token", r"(?<![A-Za-z0-9])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
+    ("SendGrid API key", r"(?<![A-Za-z0-9])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
+    ("Twilio API key", r"(?<![A-Za-z0-9])SK[0-9a-f]{32}(?![A-Za-z0-9])"),
+    # OpenAI keys carry "T3BlbkFJ" (base64 of "OpenAI"); Anthropic and Hugging Face keys have fixed prefixes
+    ("OpenAI API key", r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}T3BlbkFJ[A-Za-z0-9_-]{16,}"),
+    ("Anthropic API key", r"(?<![A-Za-z0-9_-])sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{80,}"),
+    ("Hugging Face token", r"(?<![A-Za-z0-9_])hf_[A-Za-z]{34}(?![A-Za-z0-9])"),
+    # age secret keys (age-encryption.org/v1): upper-case Bech32 (BIP 173's 32-character alphabet) after the HRP
+    ("age secret key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
+    # JSON Web Tokens (RFC 7519): base64url header and payload, both JSON objects, so both start "eyJ"
+    ("JSON web token", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{16,}"),
+)
+
 _VALUE = r"(\"[^\"]*\"|'[^']*'|[^\s;&|'\"]+)"
 # (kind, pattern, group holding the secret). Command forms stop at a shell separator so that the next command's
 # options are never taken for this one's.
@@ -40,6 +83,8 @@ _DETECTORS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ("AWS access key id", re.compile(r"(" + AWS_KEY_ID + ")"), 1),
     ("GitHub token", re.compile(r"(" + GITHUB_TOKEN + ")"), 1),
     ("Slack token", re.compile(r"(" + SLACK_TOKEN + ")"), 1),
+    # a pattern with a group holds the secret in it (after its name); one without is the secret whole
+    *((kind, compiled, min(compiled.groups, 1)) for kind, compiled in ((k, re.compile(p)) for k, p in TOKEN_PATTERNS)),
     ("URL with user:password", re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@", re.I), 1),
     # curl -u user:pass, --user user:pass, wget --password=…, docker login -p PASS, --password-stdin excluded
     ("-u user:password", re.compile(r"(?:^|\s)(?:-u|--user|--proxy-user)(?:\s+|=)?[\"']?[^\s:;&|\"']*:" + _VALUE), 1),
@@ -56,6 +101,8 @@ _DETECTORS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ),
     ("aws configure set", re.compile(r"\baws\s+configure\s+set\s+(?:\S*(?:secret|token|key)\S*)\s+" + _VALUE, re.I), 1),
 )
+# Source-code assignments with spaces and a quoted value: `SECRET_KEY = "value"`, `api_token := 'value'`.
+_SPACED_ASSIGNMENT = re.compile(r"(?<![\w$])([A-Za-z_][A-Za-z0-9_]*)\s*(?::=|=)\s*(\"[^\"]*\"|'[^']*')")
 # YAML `password: value` and JSON `"password": "value"`: only under a secret-sounding name.
 _KEY_VALUE = re.compile(r"[\"']?([A-Za-z_][\w.-]*)[\"']?\s*:\s+(?!//)" + _VALUE + r"|\"([A-Za-z_][\w.-]*)\":" + _VALUE)
 
@@ -63,7 +110,9 @@ _KEY_VALUE = re.compile(r"[\"']?([A-Za-z_][\w.-]*)[\"']?\s*:\s+(?!//)" + _VALUE 
 # Text none of whose detectors could match lacks every one of these anchors: one scan spares the dozen patterns on
 # the bulk of a report (advisory text, paths, versions).
 _GATE = re.compile(
-    r"=|@|BEGIN|A[KS]IA|gh[pousr]_|xox|-u|--user|pass|pwd|secret|token|key|credential|login|mysql|configure", re.I
+    r"=|@|BEGIN|A[KS]IA|gh[pousr]_|xox|-u|--user|pass|pwd|secret|token|key|credential|login|mysql|configure|"
+    r"AIza|_v1_|github_pat_|gl[a-z]{1,4}-|npm_|pypi-|dckr_|hooks|webhooks|:AA|[sr]k_|sq0|shp|SG\.|SK|sk-|hf_|eyJ",
+    re.I,
 )
 
 
@@ -95,6 +144,9 @@ def secret_spans(text: str) -> Iterator[tuple[str, int, int]]:
             start, end = value_span(match, group)
             if end > start and not text.startswith("$", start):
                 yield (kind, start, end)
+    for match in _SPACED_ASSIGNMENT.finditer(text):
+        if is_secret_assignment(match.group(1), match.group(2)):
+            yield (match.group(1), *value_span(match, 2))
     for match in _KEY_VALUE.finditer(text):
         name, group = (match.group(1), 2) if match.group(1) else (match.group(3), 4)
         if is_secret_assignment(name, match.group(group)):
