@@ -69,6 +69,42 @@ def engine_components(
     paths = {p for p in binaries.values() if p}
     owners = _owners(info_dir, paths) if paths else {}
     installed = _installed(status_path) if owners else {}
+    return _components(binaries, api_components, owners, installed)
+
+
+def kernel_build(
+    release: str | None = None,
+    proc_version: Path = Path("/proc/version"),
+    status_path: Path = DPKG_STATUS,
+    info_dir: Path = DPKG_INFO,
+) -> KernelBuild:
+    """The running kernel, and the package that installed its image when one did (/boot/vmlinuz-<release>)."""
+    release = release or os.uname().release
+    image = f"/boot/vmlinuz-{release}"
+    owners = _owners(info_dir, {image})
+    return _kernel(release, proc_version, owners, _installed(status_path) if owners else {})
+
+
+def engine_exposure(
+    binaries: Mapping[str, str | None], api_components: list[dict[str, Any]]
+) -> tuple[list[EngineComponent], KernelBuild]:
+    """Both, from one pass over dpkg's file lists (reading them all is most of the cost)."""
+    release = os.uname().release
+    paths = {p for p in binaries.values() if p} | {f"/boot/vmlinuz-{release}"}
+    owners = _owners(DPKG_INFO, paths)
+    installed = _installed(DPKG_STATUS) if owners else {}
+    return (
+        _components(binaries, api_components, owners, installed),
+        _kernel(release, Path("/proc/version"), owners, installed),
+    )
+
+
+def _components(
+    binaries: Mapping[str, str | None],
+    api_components: list[dict[str, Any]],
+    owners: dict[str, str],
+    installed: dict[str, Package],
+) -> list[EngineComponent]:
     reported = _component_versions(api_components)
     found: list[EngineComponent] = []
     for name, path in sorted(binaries.items()):
@@ -81,22 +117,13 @@ def engine_components(
     return found
 
 
-def kernel_build(
-    release: str | None = None,
-    proc_version: Path = Path("/proc/version"),
-    status_path: Path = DPKG_STATUS,
-    info_dir: Path = DPKG_INFO,
-) -> KernelBuild:
-    """The running kernel, and the package that installed its image when one did (/boot/vmlinuz-<release>)."""
-    release = release or os.uname().release
+def _kernel(release: str, proc_version: Path, owners: dict[str, str], installed: dict[str, Package]) -> KernelBuild:
     try:
         build = proc_version.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         build = ""
     kernel = KernelBuild(release=release, build=build)
-    image = f"/boot/vmlinuz-{release}"
-    owner = _owners(info_dir, {image}).get(image)
-    package = _installed(status_path).get(owner or "")
+    package = installed.get(owners.get(f"/boot/vmlinuz-{release}", ""))
     if package is not None:
         kernel.package, kernel.package_version = package.name, package.version
         kernel.source, kernel.source_version = package.match_name, package.match_version
