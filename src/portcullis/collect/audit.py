@@ -17,6 +17,7 @@ from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.api_probe import probe_local_daemon, probe_remote_endpoint
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
+from portcullis.collect.engine_packages import engine_exposure
 from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.files import open_regular
 from portcullis.collect.hardening import collect_hardening
@@ -48,6 +49,7 @@ def _collect_facts(conn: EngineConnection) -> Facts:
     if conn.local:
         host = collect_host(daemon, snapshot.engine.info.docker_root_dir, problems, endpoint=conn.endpoint)
         host.hardening = collect_hardening()
+        host.engine_components, host.kernel_build = engine_exposure(host.binaries, snapshot.engine.version.components)
         api_probes = probe_local_daemon(daemon, host)
     else:
         host = HostFacts()

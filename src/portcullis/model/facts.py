@@ -279,6 +279,29 @@ class HardeningFacts(BaseModel):
     processes: list[str] | None = Field(None, description="distinct process names (comm) running on the host")
 
 
+class EngineComponent(BaseModel):
+    """One engine binary (dockerd, containerd, runc, a shim) and where its version comes from."""
+
+    name: str = Field(description="the binary's name: dockerd, containerd, runc, containerd-shim-runc-v2 …")
+    path: str | None = Field(None, description="the resolved file; None when the binary was not found")
+    package: str | None = Field(None, description="the dpkg package whose file list holds the path; None: none does")
+    package_version: str | None = Field(None, description="that package's installed version (dpkg)")
+    source: str | None = Field(None, description="its source package (what the Debian tracker is keyed by)")
+    source_version: str | None = None
+    upstream_version: str | None = Field(None, description="the version the engine's /version reports for it")
+
+
+class KernelBuild(BaseModel):
+    """The running kernel and whether a distribution package vouches for it."""
+
+    release: str = Field(description="uname -r")
+    build: str = Field("", description="/proc/version: compiler, builder and build string")
+    package: str | None = Field(None, description="the dpkg package owning /boot/vmlinuz-<release>; None: none")
+    package_version: str | None = None
+    source: str | None = None
+    source_version: str | None = None
+
+
 class HostFacts(BaseModel):
     hostname: str = ""
     kernel: str = ""
@@ -309,6 +332,10 @@ class HostFacts(BaseModel):
         default_factory=dict, description="resolved path of dockerd, containerd, runc and the shims"
     )
     hardening: HardeningFacts | None = Field(None, description="host hardening beyond CIS; None: not collected")
+    engine_components: list[EngineComponent] | None = Field(
+        None, description="the engine's binaries with their package and version; None: not collected"
+    )
+    kernel_build: KernelBuild | None = Field(None, description="the running kernel's provenance; None: not collected")
 
     def file(self, path: str) -> FileStat | None:
         return self.files.get(path)
