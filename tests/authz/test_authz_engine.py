@@ -35,6 +35,8 @@ class Guarded:
     daemon: TrialDaemon
     policy: Path
     plugin: subprocess.Popen[bytes]
+    socket: Path
+    log: Path
 
 
 def _start_plugin(socket: Path, policy: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -68,11 +70,13 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
         daemon.start()
         with closing(docker.from_env()) as engine, closing(daemon.client()) as target:
             copy_image(BUSYBOX, engine.api, target)
-        yield Guarded(daemon, policy, plugin)
+        guarded = Guarded(daemon, policy, plugin, socket, work / "plugin.log")
+        yield guarded
     finally:
         daemon.stop()
-        plugin.terminate()
-        plugin.wait(timeout=30)
+        for process in {plugin, guarded.plugin} if "guarded" in locals() else {plugin}:
+            process.terminate()
+            process.wait(timeout=30)
         socket.unlink(missing_ok=True)
 
 
@@ -158,3 +162,21 @@ def test_the_plugin_refuses_to_start_without_a_policy(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot be read" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "p.sock").exists()
+
+
+def test_while_the_plugin_is_down_the_daemon_refuses_and_recovers_after_a_restart(guarded: Guarded) -> None:
+    """dockerd retries a plugin it cannot reach (17-36 s measured here), then fails the request (even the CLI's /_ping,
+    with a 500 that does not name the plugin): closed, not open."""
+    guarded.plugin.terminate()
+    guarded.plugin.wait(timeout=30)
+    guarded.socket.unlink(missing_ok=True)
+    started = time.monotonic()
+    result = run(guarded, *SAFE, BUSYBOX, "true")
+    waited = time.monotonic() - started
+    assert result.returncode != 0, "a request passed while the plugin was down"
+    assert "500 Internal Server Error" in result.stderr, result.stderr
+    print(f"plugin down: docker run failed after {waited:.1f} s: {result.stderr.strip()}")
+    guarded.plugin = _start_plugin(guarded.socket, guarded.policy, guarded.log)
+    assert run(guarded, *SAFE, BUSYBOX, "true").returncode == 0
+    refused = run(guarded, *SAFE, "--privileged", BUSYBOX, "true")
+    assert refused.returncode != 0 and "CIS-5.5" in refused.stderr
