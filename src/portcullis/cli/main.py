@@ -37,6 +37,7 @@ COMMANDS = {
     "diff": "portcullis.cli.history",
     "serve": "portcullis.cli.serve",
     "agent": "portcullis.cli.agent",
+    "authz": "portcullis.cli.authz",
     "schema": "portcullis.cli.main",
 }
 GROUPS = {
