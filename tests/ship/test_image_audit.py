@@ -201,6 +201,8 @@ def test_engine_level_verdicts_are_the_hosts(both: Both) -> None:
             continue
         if rule_id in AUDITD_RULES and auditctl_on_host(both):
             continue  # test_auditd_rules_without_auditctl_in_the_image
+        if rule_id.startswith("DKR-HOST-"):
+            continue  # test_host_rules_are_undecided_in_a_container
         assert key in image, f"{key} is missing from the container's audit"
         got = image[key]
         assert got["status"] == expected["status"], f"{key}: {got['message']} (host: {expected['message']})"
@@ -220,6 +222,15 @@ def test_engine_level_verdicts_are_the_hosts(both: Both) -> None:
     # and nothing engine-level appears inside that the host did not report
     extra = {k for k in image if k[1] in ENGINE_KINDS and k not in host}
     assert extra == set()
+
+
+def test_host_rules_are_undecided_in_a_container(both: Both) -> None:
+    # Inside, PATH, securityfs and capability-gated sysctls are the image's, not the host's: skip, never a verdict.
+    host = {k: v for k, v in both.host.findings().items() if k[0].startswith("DKR-HOST-")}
+    inside = {k: v for k, v in both.image.findings().items() if k[0].startswith("DKR-HOST-")}
+    assert len(host) == 16 and set(inside) == set(host)
+    assert {v["status"] for v in host.values()} <= {"pass", "fail"}
+    assert all(v["status"] == "skip" and "mount namespace" in v["message"] for v in inside.values())
 
 
 def test_planted_containers_get_the_same_verdicts(both: Both) -> None:

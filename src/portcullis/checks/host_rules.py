@@ -17,7 +17,10 @@ from portcullis.model.facts import Facts, HardeningFacts
 from portcullis.model.findings import Severity, Status, TargetKind
 
 STATUSES = (Status.PASS, Status.FAIL, Status.SKIP)
-NOT_COLLECTED = "host hardening facts were not collected (a snapshot from an older Portcullis)"
+NOT_COLLECTED = (
+    "host hardening facts were not collected: the audit ran outside the host's mount namespace (in a container), "
+    "or the snapshot is from an older Portcullis; run the audit on the host to judge this"
+)
 SYSCTL_FIX = "Set it in a file under /etc/sysctl.d/ (e.g. 90-container-host.conf) and load it with `sysctl --system`."
 
 

@@ -20,7 +20,7 @@ from portcullis.collect.engine import EngineConnection, api_top_processes, colle
 from portcullis.collect.engine_packages import engine_exposure
 from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.files import open_regular
-from portcullis.collect.hardening import collect_hardening
+from portcullis.collect.hardening import collect_hardening, on_the_host
 from portcullis.collect.host import collect_host
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
 from portcullis.model.facts import FACTS_SCHEMA_VERSION, ApiProbe, Facts, HostFacts
@@ -48,7 +48,7 @@ def _collect_facts(conn: EngineConnection) -> Facts:
     api_probes: list[ApiProbe] | None
     if conn.local:
         host = collect_host(daemon, snapshot.engine.info.docker_root_dir, problems, endpoint=conn.endpoint)
-        host.hardening = collect_hardening()
+        host.hardening = collect_hardening() if on_the_host(daemon.dockerd_pid) else None
         host.engine_components, host.kernel_build = engine_exposure(host.binaries, snapshot.engine.version.components)
         api_probes = probe_local_daemon(daemon, host)
     else:

@@ -136,6 +136,21 @@ def _tools() -> list[FileStat]:
     return [stat_path(located) for name in TOOLS if (located := shutil.which(name, path=TOOL_PATH))]
 
 
+def on_the_host(dockerd_pid: int | None) -> bool:
+    """Whether this process shares the engine host's mount namespace (dockerd's). An audit in a container sees the
+    host's processes (--pid host) but the image's own PATH, /sys/kernel/security and capability-gated sysctls: there
+    the host rules cannot be decided, and saying otherwise would be a guess. Without dockerd's pid (not running here,
+    or hidden) it falls back to pid 1's namespace, and to "the host" when neither can be read."""
+    for pid in (dockerd_pid, 1):
+        if pid is None:
+            continue
+        try:
+            return os.readlink(PROC / str(pid) / "ns" / "mnt") == os.readlink(PROC / "self" / "ns" / "mnt")
+        except OSError:
+            continue
+    return True
+
+
 def collect_hardening() -> HardeningFacts:
     names, holders = _process_table()
     lsm = read_text("/sys/kernel/security/lsm")
