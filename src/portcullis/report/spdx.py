@@ -2,7 +2,8 @@
 every package. Each package carries its purl as a PACKAGE-MANAGER external reference and, in `sourceInfo`, the file
 that proved it and the layer that introduced it.
 
-Nothing is asserted that inventory did not prove: download locations and licences are NOASSERTION.
+Nothing is asserted that inventory did not prove: `licenseDeclared` is the package's declared licence expression
+(NOASSERTION when unknown); download locations and concluded licences are NOASSERTION.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from uuid import uuid4
 
 from portcullis import __version__
+from portcullis.model.licences import UNKNOWN
 from portcullis.model.vuln import OsRelease, Package
 
 SPDX_VERSION = "SPDX-2.3"
@@ -50,7 +52,7 @@ def package_entry(package: Package, element_id: str) -> dict[str, Any]:
         "downloadLocation": NOASSERTION,
         "filesAnalyzed": False,
         "licenseConcluded": NOASSERTION,
-        "licenseDeclared": NOASSERTION,
+        "licenseDeclared": NOASSERTION if package.license == UNKNOWN else package.license,
         "copyrightText": NOASSERTION,
         "primaryPackagePurpose": "LIBRARY",
         "externalRefs": [
