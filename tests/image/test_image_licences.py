@@ -50,6 +50,9 @@ def test_cyclonedx_carries_each_source_formats_licence(cache: Path) -> None:
     assert licences["pkg:pypi/requests@2.25.1"] == "Apache-2.0"  # METADATA License: Apache 2.0
     assert licences["pkg:pypi/markupsafe@2.1.3"] == "BSD-3-Clause"
     assert licences["pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1"] == "Zlib"  # usr/share/doc/zlib1g/copyright (DEP-5)
+    # usr/share/doc/libgcc-s1 is a symlink to gcc-12-base: the package shares that copyright file
+    libgcc = next(v for k, v in licences.items() if k.startswith("pkg:deb/debian/libgcc-s1@"))
+    assert "GPL-3.0-only" in libgcc  # the free-form file cites /usr/share/common-licenses/GPL-3
     bash = next(v for k, v in licences.items() if k.startswith("pkg:deb/debian/bash@"))
     assert "GPL-3.0-or-later" in bash
     known = [v for v in licences.values() if v != "unknown"]

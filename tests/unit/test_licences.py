@@ -64,6 +64,8 @@ def test_dpkg_free_form_copyright_gives_the_common_licences_it_cites() -> None:
     text = "This is the Debian package of bash.\nOn Debian systems, see /usr/share/common-licenses/GPL-3.\n"
     assert parse_dpkg_copyright(text) == "GPL-3.0-only"
     assert parse_dpkg_copyright("Copyright 2001 someone. All rights reserved.\n") == ""
+    mixed = "License: The main library is under the LGPL\n\nLicense: Expat\nLicense: LGPLv3+_or_GPLv2+\n"
+    assert parse_dpkg_copyright(mixed) == "MIT AND (LGPL-3.0-or-later OR GPL-2.0-or-later)"
 
 
 def test_python_metadata_prefers_expression_then_license_then_classifiers() -> None:

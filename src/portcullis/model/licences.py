@@ -122,9 +122,10 @@ def _spdx_name(name: str) -> str:
         minor = minor or "0"
         tail = "-or-later" if suffix in ("+", "-or-later") else "-only"
         return f"{family}-{major}.{minor}{tail}"
-    symbol = _licensing().known_symbols.get(name) or _licensing().known_symbols_lowercase.get(name.lower())
-    if symbol is not None:
-        return str(symbol.key)
+    for candidate in (name, f"{name}.0"):  # DEP-5 also drops the ".0" outside the GNU family: Artistic-2, MPL-2
+        symbol = _licensing().known_symbols_lowercase.get(candidate.lower())
+        if symbol is not None:
+            return str(symbol.key)
     return "LicenseRef-" + (re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-") or "unnamed")
 
 
@@ -139,6 +140,7 @@ def to_spdx(declared: str) -> str:
     text = declared.strip()
     if not text or len(text) > _MAX_DECLARATION or "\n" in text or text.upper() in ("UNKNOWN", "NONE", "NOASSERTION"):
         return ""
+    text = re.sub(r"_(or|and)_", r" \1 ", text)  # Debian's `LGPLv3+_or_GPLv2+` names an alternative
     whole = _ALIASES.get(text.lower())
     if whole:
         return whole

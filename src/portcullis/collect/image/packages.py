@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from portcullis.collect.image.evidence import (
+    DPKG_DOC,
     OS_RELEASE_PATHS,
     RPMDB_PATHS,
     copyright_package,
@@ -20,7 +21,7 @@ from portcullis.collect.image.evidence import (
     is_dpkg_file_list,
     text_parser,
 )
-from portcullis.collect.image.layer import LayerScan
+from portcullis.collect.image.layer import SYMLINK, LayerScan
 from portcullis.collect.inventory import Inventory, inventory_from_layers, parse_dpkg_copyright, parse_os_release
 from portcullis.model.layers import LayerRef
 from portcullis.model.licences import UNKNOWN
@@ -89,8 +90,26 @@ def dpkg_owned_paths(history: History) -> set[str]:
     return owned
 
 
-def dpkg_licences(history: History) -> dict[str, str]:
-    """dpkg package name -> SPDX expression, from each usr/share/doc/PKG/copyright as the top layer has it."""
+def _doc_links(scans: Sequence[LayerScan]) -> dict[str, str]:
+    """usr/share/doc/PKG symlinks to a sibling directory (libgcc-s1 -> gcc-12-base): PKG -> the sibling's name."""
+    links: dict[str, str] = {}
+    for scan in scans:
+        for gone in scan.whiteouts:
+            if gone.startswith(DPKG_DOC):
+                links.pop(gone[len(DPKG_DOC) :], None)
+        for entry in scan.entries:
+            if entry.path.startswith(DPKG_DOC) and entry.path.count("/") == 3:
+                target = entry.link.rstrip("/")
+                if entry.kind == SYMLINK and target and "/" not in target.removeprefix("../doc/"):
+                    links[entry.path[len(DPKG_DOC) :]] = target.removeprefix("../doc/")
+                else:
+                    links.pop(entry.path[len(DPKG_DOC) :], None)
+    return links
+
+
+def dpkg_licences(history: History, scans: Sequence[LayerScan]) -> dict[str, str]:
+    """dpkg package name -> SPDX expression, from each usr/share/doc/PKG/copyright as the top layer has it; a
+    package whose doc directory is a symlink to another package's shares that package's file."""
     found: dict[str, str] = {}
     for path, versions in history.items():
         content = versions[-1][1]
@@ -98,6 +117,9 @@ def dpkg_licences(history: History) -> dict[str, str]:
             expression = parse_dpkg_copyright(content.decode("utf-8", "replace"))
             if expression:
                 found[copyright_package(path)] = expression
+    for name, target in _doc_links(scans).items():
+        if target in found:
+            found.setdefault(name, found[target])
     return found
 
 
@@ -125,6 +147,6 @@ def inventory(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> tuple[Inv
     # A Python, npm, Ruby or Java package that a Debian package installed is that OS package (matched, and fixed,
     # through its dpkg name); listing it again under its language would duplicate or misjudge it.
     found.packages = [p for p in found.packages if p.ecosystem in OS_ECOSYSTEMS or p.location not in owned]
-    licences = dpkg_licences(history)
+    licences = dpkg_licences(history, scans)
     found.packages = [_with_dpkg_licence(p, licences) for p in found.packages]
     return found, release

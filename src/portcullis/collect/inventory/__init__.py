@@ -133,15 +133,18 @@ _COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/([A-Za-z0-9][A-Za-z0-9
 
 def parse_dpkg_copyright(text: str) -> str:
     """/usr/share/doc/PKG/copyright: every `License:` short name of a machine-readable (DEP-5) file, ANDed (each
-    covers some of the package's files); a free-form file gives the /usr/share/common-licenses/ names it cites."""
-    if text.startswith("Format:") or "\nFormat:" in text[:400]:
-        names = []
-        for line in text.splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.lower() == "license" and value.strip():
-                names.append(to_spdx(value.strip()))
-        return combine(names)
-    return combine(to_spdx(name) for name in _COMMON_LICENSE.findall(text))
+    covers some of the package's files). A free-form file gives the /usr/share/common-licenses/ names it cites and
+    its `License: NAME` lines whose value is one name (a sentence there is prose, not a declaration)."""
+    machine_readable = text.startswith("Format:") or "\nFormat:" in text[:400]
+    names = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        value = value.strip()
+        if sep and key.lower() == "license" and value and (machine_readable or len(value.split()) == 1):
+            names.append(to_spdx(value))
+    if not machine_readable:
+        names += [to_spdx(name) for name in _COMMON_LICENSE.findall(text)]
+    return combine(names)
 
 
 def parse_dpkg_status(text: str, location: str = "var/lib/dpkg/status", release: OsRelease | None = None) -> Inventory:
