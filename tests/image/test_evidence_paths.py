@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portcullis.collect.image.evidence import OS_RELEASE_PATHS, is_dpkg_file_list, is_evidence, text_parser
+from portcullis.collect.image.evidence import (
+    OS_RELEASE_PATHS,
+    is_dpkg_copyright,
+    is_dpkg_file_list,
+    is_evidence,
+    text_parser,
+)
 
 EVIDENCE = [
     "var/lib/dpkg/status",
@@ -23,12 +29,18 @@ EVIDENCE = [
     "app/node_modules/@scope/name/package.json",
     "usr/share/rubygems-integration/all/specifications/rake-13.0.6.gemspec",
     "usr/lib/ruby/gems/3.1.0/specifications/default/json-2.6.1.gemspec",
+    "usr/share/doc/libc6/copyright",
     *OS_RELEASE_PATHS,
 ]
 
 
 def full_check(path: str) -> bool:
-    return path in OS_RELEASE_PATHS or is_dpkg_file_list(path) or text_parser(path, None) is not None
+    return (
+        path in OS_RELEASE_PATHS
+        or is_dpkg_file_list(path)
+        or is_dpkg_copyright(path)
+        or text_parser(path, None) is not None
+    )
 
 
 def test_every_kind_of_evidence_passes_the_gate() -> None:

@@ -15,6 +15,7 @@ from portcullis.data.eol import eol_status
 from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence, WastedPath
 from portcullis.model.findings import Severity, Status, TargetKind
 from portcullis.model.layers import LayerRef
+from portcullis.model.licences import UNKNOWN, denied
 from portcullis.model.redaction import redact_line
 
 CONTENT_STATUSES = (Status.PASS, Status.FAIL, Status.SKIP)
@@ -367,3 +368,56 @@ def little_wasted_space(image: ImageFacts, facts: Facts) -> CheckResult:
         worst = "; ".join(_offender(p) for p in measure.top[:3])
         return failed(f"{summary} ({', '.join(over)}); largest: {worst}{caches}", **evidence)
     return passed(summary + caches, **evidence)
+
+
+@rule(
+    id="DKR-IMG-011",
+    title="No package is under a denied licence",
+    severity=Severity.MEDIUM,
+    scope=TargetKind.IMAGE,
+    statuses=(*CONTENT_STATUSES, Status.NOT_APPLICABLE),
+    commands=("image",),  # needs the layers read, which the engine audit does not do
+    rationale="""
+Shipping an image distributes every package in it under that package's licence; an organisation that may not
+distribute software under some licences (strong copyleft such as AGPL in a product, or non-free terms) needs to
+know which packages carry them. The declared licence comes from the package's own metadata: dpkg copyright files,
+Python metadata, npm package.json, apk L:, rpm License. A package offering a choice (`MIT OR GPL-3.0-only`) fails
+only when every choice includes a denied licence. Packages whose licence is unknown never fail; the evidence counts
+them. Not applicable until --license-deny (or `license-deny` in the config file) names the denied licences.
+""",
+    remediation="""
+Remove the package, replace it with one under an acceptable licence, or, when a choice of licences is offered,
+record which one you take; a legal review may decide the use is acceptable, in which case suppress the finding.
+""",
+    references=("https://spdx.github.io/spdx-spec/v2.3/SPDX-license-expressions/",),
+)
+def no_denied_licences(image: ImageFacts, facts: Facts) -> CheckResult:
+    content = image.content
+    if content is None:
+        return skipped(NOT_READ)
+    deny = content.license_deny
+    if not deny:
+        return not_applicable("no licences are denied (--license-deny)")
+    unknown = sum(1 for p in content.packages if p.license == UNKNOWN)
+    hits = [
+        {
+            "package": p.name,
+            "version": p.version,
+            "license": p.license,
+            "file": p.location,
+            "layer": p.layer.model_dump(mode="json") if p.layer else None,
+        }
+        for p in content.packages
+        if denied(p.license, deny)
+    ]
+    counted = f"{len(content.packages)} package(s), {unknown} with an unknown licence"
+    if hits:
+        shown = ", ".join(f"{h['package']} {h['version']} ({h['license']})" for h in hits[:3])
+        more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""
+        return failed(
+            f"{len(hits)} package(s) under a denied licence: {shown}{more}",
+            packages=hits,
+            denied=deny,
+            unknown_licences=unknown,
+        )
+    return passed(f"no package under {', '.join(deny)} ({counted})", packages=[], denied=deny, unknown_licences=unknown)

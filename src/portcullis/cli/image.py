@@ -59,6 +59,14 @@ def registry_credentials(username: str | None, password_stdin: bool) -> tuple[st
     return (username, password) if username else None
 
 
+def deny_patterns(given: list[str] | None) -> list[str]:
+    """--license-deny values, split on commas as other repeatable options are; an empty value is an error."""
+    patterns = listed(given)
+    if given and not patterns:
+        die("--license-deny needs an SPDX licence id or pattern, e.g. GPL-3.0-only or 'AGPL-*'")
+    return patterns
+
+
 def image(
     references: Annotated[
         list[str] | None,
@@ -144,6 +152,14 @@ def image(
         int | None,
         typer.Option("--max-wasted", min=0, help="DKR-IMG-010 fails over this many wasted bytes (default: no limit)"),
     ] = None,
+    license_deny: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--license-deny",
+            metavar="EXPR",
+            help="DKR-IMG-011 fails a package under this licence: an SPDX id or glob, e.g. 'GPL-3.0*' (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
@@ -171,6 +187,7 @@ def image(
         cache=not no_cache,
         cache_dir=cache_dir,
         efficiency=EfficiencyLimits(min_efficiency=min_efficiency, max_wasted_bytes=max_wasted),
+        license_deny=deny_patterns(license_deny),
     )
     vulns = VulnOptions(
         enabled=not no_vulns,

@@ -608,6 +608,9 @@ class ImageContentFacts(BaseModel):
     )
     inventory_skipped: list[str] = Field(default_factory=list, description="package records that did not parse")
     efficiency: ImageEfficiency | None = Field(None, description="wasted bytes across the layers (DKR-IMG-010)")
+    license_deny: list[str] = Field(
+        default_factory=list, description="SPDX ids or glob patterns DKR-IMG-011 fails (`--license-deny`)"
+    )
 
 
 class ImageFacts(_Docker):

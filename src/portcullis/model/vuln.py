@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from portcullis.model.layers import LayerRef
+from portcullis.model.licences import UNKNOWN
 
 # Every vulnerability finding carries one of these two rule ids; the advisory id is in its evidence.
 VULN_RULE_ID = "DKR-VULN"
@@ -42,6 +43,7 @@ class Package(BaseModel):
     source_version: str = Field("", description="set when the source version differs from the binary version")
     location: str = Field("", description="the file that proved the package")
     layer: LayerRef | None = Field(None, description="the layer where this name+version first appeared")
+    license: str = Field(UNKNOWN, description="the declared licence as an SPDX expression, or 'unknown'")
 
     @property
     def match_name(self) -> str:

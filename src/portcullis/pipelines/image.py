@@ -47,6 +47,7 @@ class ImageSource:
     cache: bool = True  # reuse and keep layer scans in the layer cache
     cache_dir: Path | None = None  # where the cache lives (default: the user's cache directory)
     efficiency: EfficiencyLimits = field(default_factory=EfficiencyLimits)  # DKR-IMG-010's thresholds
+    license_deny: Sequence[str] = ()  # DKR-IMG-011's denied licences (SPDX ids or glob patterns)
 
 
 def _silent(message: str) -> None:
@@ -88,6 +89,7 @@ def _read(reference: str, source: ImageSource, facts: ImageFacts, log: Callable[
     if content is None:
         return
     waste = ""
+    content.license_deny = list(source.license_deny)
     if content.efficiency is not None:
         content.efficiency.limits = source.efficiency
     if content.efficiency is not None and len(content.layers) > 1:  # one layer cannot waste anything

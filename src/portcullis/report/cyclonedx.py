@@ -1,6 +1,7 @@
 """CycloneDX 1.6 JSON: the image's packages as components and, when findings are given, its vulnerabilities.
 
-Built with cyclonedx-python-lib. Each component carries its purl, the file that proved it and the layer that
+Built with cyclonedx-python-lib. Each component carries its purl, its declared licence (an SPDX expression; none
+when unknown), the file that proved it and the layer that
 introduced it (as `portcullis:*` properties). Each advisory becomes one vulnerability whose `affects` lists every
 affected component; ratings hold the vendor's own severity word and each published CVSS vector with its score.
 """
@@ -17,6 +18,7 @@ from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.impact_analysis import ImpactAnalysisAffectedStatus
+from cyclonedx.model.license import LicenseAcknowledgement, LicenseExpression
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.model.vulnerability import (
     BomTarget,
@@ -33,6 +35,7 @@ from packageurl import PackageURL
 
 from portcullis import __version__
 from portcullis.model.findings import Finding, Status
+from portcullis.model.licences import UNKNOWN
 from portcullis.model.vuln import VULN_RULE_ID, OsRelease, Package
 
 _SEVERITY = {
@@ -66,6 +69,9 @@ def component_for(package: Package, ref: str) -> Component:
         version=package.version,
         purl=PackageURL.from_string(package.purl),
         bom_ref=ref,
+        licenses=[]
+        if package.license == UNKNOWN
+        else [LicenseExpression(package.license, acknowledgement=LicenseAcknowledgement.DECLARED)],
         properties=_properties(
             {
                 "package:ecosystem": package.ecosystem.value,

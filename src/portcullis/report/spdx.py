@@ -2,7 +2,8 @@
 every package. Each package carries its purl as a PACKAGE-MANAGER external reference and, in `sourceInfo`, the file
 that proved it and the layer that introduced it.
 
-Nothing is asserted that inventory did not prove: download locations and licences are NOASSERTION.
+Nothing is asserted that inventory did not prove: `licenseDeclared` is the package's declared licence expression
+(NOASSERTION when unknown); download locations and concluded licences are NOASSERTION.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from uuid import uuid4
 
 from portcullis import __version__
+from portcullis.model.licences import UNKNOWN
 from portcullis.model.vuln import OsRelease, Package
 
 SPDX_VERSION = "SPDX-2.3"
@@ -42,6 +44,23 @@ def _source_info(package: Package) -> str:
     return "; ".join(parts)
 
 
+_LICENSE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.-]+")
+
+
+def extracted_licences(packages: Sequence[Package]) -> list[dict[str, str]]:
+    """SPDX requires every LicenseRef- an expression uses to be declared: a name the SPDX list does not hold."""
+    refs = sorted({ref for p in packages if p.license != UNKNOWN for ref in _LICENSE_REF.findall(p.license)})
+    return [
+        {
+            "licenseId": ref,
+            "name": ref.removeprefix("LicenseRef-"),
+            "extractedText": f"A licence declared as '{ref.removeprefix('LicenseRef-')}' by the package's metadata; "
+            "its text is in the package's own copyright or licence files.",
+        }
+        for ref in refs
+    ]
+
+
 def package_entry(package: Package, element_id: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": package.name,
@@ -50,7 +69,7 @@ def package_entry(package: Package, element_id: str) -> dict[str, Any]:
         "downloadLocation": NOASSERTION,
         "filesAnalyzed": False,
         "licenseConcluded": NOASSERTION,
-        "licenseDeclared": NOASSERTION,
+        "licenseDeclared": NOASSERTION if package.license == UNKNOWN else package.license,
         "copyrightText": NOASSERTION,
         "primaryPackagePurpose": "LIBRARY",
         "externalRefs": [
@@ -108,6 +127,7 @@ def spdx_document(
             {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": element_id}
         )
     safe_subject = re.sub(r"[^A-Za-z0-9._-]+", "-", subject).strip("-")
+    extracted = extracted_licences(packages)
     return {
         "spdxVersion": SPDX_VERSION,
         "dataLicense": DATA_LICENSE,
@@ -120,6 +140,7 @@ def spdx_document(
         },
         "packages": entries,
         "relationships": relationships,
+        **({"hasExtractedLicensingInfos": extracted} if extracted else {}),
     }
 
 

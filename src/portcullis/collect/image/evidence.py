@@ -1,7 +1,8 @@
 """Which files of a layer are package evidence, decided as the layer streams past.
 
 Database-like files (dpkg status, apk installed, rpmdb, Python metadata, npm lockfiles, gemspecs, os-release)
-are kept whole for `packages` to read across layers; Java archives and executables are parsed on the spot.
+and dpkg's copyright files (the packages' licences, up to MAX_COPYRIGHT_BYTES) are kept whole for
+`packages` to read across layers; Java archives and executables are parsed on the spot.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ RPMDB_BDB_PATHS = ("var/lib/rpm/Packages",)
 RPMDB_PATHS = RPMDB_SQLITE_PATHS + RPMDB_BDB_PATHS
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear")
 DPKG_INFO = "var/lib/dpkg/info/"
+DPKG_DOC = "usr/share/doc/"
+MAX_COPYRIGHT_BYTES = 256 * 1024  # Debian's largest copyright files are ~100 KiB; a bigger one is not read
 ELF_MAGIC = b"\x7fELF"
 
 
@@ -38,6 +41,15 @@ def is_dpkg_file_list(path: str) -> bool:
     return path.startswith(DPKG_INFO) and path.endswith(".list") and "/" not in path[len(DPKG_INFO) :]
 
 
+def is_dpkg_copyright(path: str) -> bool:
+    """usr/share/doc/PKG/copyright: the licences of dpkg package PKG."""
+    return path.startswith(DPKG_DOC) and path.endswith("/copyright") and path.count("/") == 4
+
+
+def copyright_package(path: str) -> str:
+    return path[len(DPKG_DOC) : -len("/copyright")]
+
+
 # Every evidence path ends with one of these or lies under dpkg's status.d (checked first: most files are not evidence)
 _EVIDENCE_ENDINGS = (
     "os-release",
@@ -51,6 +63,7 @@ _EVIDENCE_ENDINGS = (
     ".gemspec",
     "/rpmdb.sqlite",
     "/Packages",
+    "/copyright",
 )
 
 
@@ -58,7 +71,17 @@ def is_evidence(path: str) -> bool:
     """Files kept whole, every version, to be parsed once all layers are known."""
     if not path.endswith(_EVIDENCE_ENDINGS) and not path.startswith("var/lib/dpkg/status.d/"):
         return False
-    return path in OS_RELEASE_PATHS or is_dpkg_file_list(path) or text_parser(path, None) is not None
+    return (
+        path in OS_RELEASE_PATHS
+        or is_dpkg_file_list(path)
+        or is_dpkg_copyright(path)
+        or text_parser(path, None) is not None
+    )
+
+
+def within_bound(path: str, size: int) -> bool:
+    """Evidence files are read whole up to the package-file limit; copyright files only up to their own bound."""
+    return size <= MAX_COPYRIGHT_BYTES or not is_dpkg_copyright(path)
 
 
 def wants_binary(path: str, mode: int) -> bool:

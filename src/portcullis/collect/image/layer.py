@@ -148,7 +148,7 @@ def _record(walker: TarWalker, member: Member, scan: LayerScan, limits: Limits) 
             head = None  # holes and data need a map to put together: the content is not readable in one pass
         elif size == 0:
             head = b""
-        elif size <= limits.package_file_bytes and evidence.is_evidence(path):
+        elif size <= limits.package_file_bytes and evidence.is_evidence(path) and evidence.within_bound(path, size):
             whole = walker.read(size)
             scan.package_files[path] = whole
             head = whole[: limits.content_read_bytes]

@@ -1,7 +1,7 @@
 """Package evidence across layers: every version of each evidence file, and the image's inventory from them.
 
-The layer reader keeps the whole content of database-like evidence files (dpkg status, apk
-installed, rpmdb.sqlite, Python metadata, npm lockfiles, gemspecs, os-release; see `evidence`) as it
+The layer reader keeps the whole content of database-like evidence files (dpkg status, apk installed,
+rpmdb.sqlite, Python metadata, npm lockfiles, gemspecs, os-release, dpkg copyright files; see `evidence`) as it
 streams each layer once; this module turns those per-layer versions into the image's inventory, each package
 attributed to the layer where its name+version first appeared (not to the layer that last rewrote
 the database file). Binaries and Java archives are parsed as they stream past instead (Go build
@@ -12,11 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from portcullis.collect.image.evidence import OS_RELEASE_PATHS, RPMDB_PATHS, is_dpkg_file_list, text_parser
-from portcullis.collect.image.layer import LayerScan
-from portcullis.collect.inventory import Inventory, inventory_from_layers, parse_os_release
+from portcullis.collect.image.evidence import (
+    DPKG_DOC,
+    OS_RELEASE_PATHS,
+    RPMDB_PATHS,
+    copyright_package,
+    is_dpkg_copyright,
+    is_dpkg_file_list,
+    text_parser,
+)
+from portcullis.collect.image.layer import SYMLINK, LayerScan
+from portcullis.collect.inventory import Inventory, inventory_from_layers, parse_dpkg_copyright, parse_os_release
 from portcullis.model.layers import LayerRef
-from portcullis.model.vuln import Ecosystem, OsRelease
+from portcullis.model.licences import UNKNOWN
+from portcullis.model.vuln import Ecosystem, OsRelease, Package
 
 OS_ECOSYSTEMS = {Ecosystem.DEBIAN, Ecosystem.UBUNTU, Ecosystem.ALPINE, Ecosystem.RPM}
 History = dict[str, list[tuple[LayerRef, bytes | None]]]
@@ -81,6 +90,46 @@ def dpkg_owned_paths(history: History) -> set[str]:
     return owned
 
 
+def _doc_links(scans: Sequence[LayerScan]) -> dict[str, str]:
+    """usr/share/doc/PKG symlinks to a sibling directory (libgcc-s1 -> gcc-12-base): PKG -> the sibling's name."""
+    links: dict[str, str] = {}
+    for scan in scans:
+        for gone in scan.whiteouts:
+            if gone.startswith(DPKG_DOC):
+                links.pop(gone[len(DPKG_DOC) :], None)
+        for entry in scan.entries:
+            if entry.path.startswith(DPKG_DOC) and entry.path.count("/") == 3:
+                target = entry.link.rstrip("/")
+                if entry.kind == SYMLINK and target and "/" not in target.removeprefix("../doc/"):
+                    links[entry.path[len(DPKG_DOC) :]] = target.removeprefix("../doc/")
+                else:
+                    links.pop(entry.path[len(DPKG_DOC) :], None)
+    return links
+
+
+def dpkg_licences(history: History, scans: Sequence[LayerScan]) -> dict[str, str]:
+    """dpkg package name -> SPDX expression, from each usr/share/doc/PKG/copyright as the top layer has it; a
+    package whose doc directory is a symlink to another package's shares that package's file."""
+    found: dict[str, str] = {}
+    for path, versions in history.items():
+        content = versions[-1][1]
+        if is_dpkg_copyright(path) and content is not None:
+            expression = parse_dpkg_copyright(content.decode("utf-8", "replace"))
+            if expression:
+                found[copyright_package(path)] = expression
+    for name, target in _doc_links(scans).items():
+        if target in found:
+            found.setdefault(name, found[target])
+    return found
+
+
+def _with_dpkg_licence(package: Package, licences: dict[str, str]) -> Package:
+    if package.ecosystem not in (Ecosystem.DEBIAN, Ecosystem.UBUNTU) or package.license != UNKNOWN:
+        return package
+    expression = licences.get(package.name)
+    return package.model_copy(update={"license": expression}) if expression else package
+
+
 def inventory(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> tuple[Inventory, OsRelease | None]:
     history = file_history(scans, refs)
     release = os_release(history)
@@ -88,7 +137,7 @@ def inventory(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> tuple[Inv
     texts = {
         path: [(ref, None if content is None else _decode(path, content)) for ref, content in versions]
         for path, versions in history.items()
-        if path not in OS_RELEASE_PATHS and not is_dpkg_file_list(path)
+        if path not in OS_RELEASE_PATHS and not is_dpkg_file_list(path) and not is_dpkg_copyright(path)
     }
     found = inventory_from_layers(texts, release, text_parser)
     binaries = _binary_packages(scans, refs)
@@ -98,4 +147,6 @@ def inventory(scans: Sequence[LayerScan], refs: Sequence[LayerRef]) -> tuple[Inv
     # A Python, npm, Ruby or Java package that a Debian package installed is that OS package (matched, and fixed,
     # through its dpkg name); listing it again under its language would duplicate or misjudge it.
     found.packages = [p for p in found.packages if p.ecosystem in OS_ECOSYSTEMS or p.location not in owned]
+    licences = dpkg_licences(history, scans)
+    found.packages = [_with_dpkg_licence(p, licences) for p in found.packages]
     return found, release

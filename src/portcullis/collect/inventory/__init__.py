@@ -20,6 +20,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from portcullis.model.layers import LayerRef
+from portcullis.model.licences import UNKNOWN, combine, from_classifiers, to_spdx
 from portcullis.model.vuln import Ecosystem, OsRelease, Package
 
 
@@ -127,6 +128,25 @@ def _dpkg_packages(text: str, location: str, release: OsRelease | None, require_
     return inventory
 
 
+_COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/([A-Za-z0-9][A-Za-z0-9.+-]*[A-Za-z0-9+])")
+
+
+def parse_dpkg_copyright(text: str) -> str:
+    """/usr/share/doc/PKG/copyright: every `License:` short name of a machine-readable (DEP-5) file, ANDed (each
+    covers some of the package's files). A free-form file gives the /usr/share/common-licenses/ names it cites and
+    its `License: NAME` lines whose value is one name (a sentence there is prose, not a declaration)."""
+    machine_readable = text.startswith("Format:") or "\nFormat:" in text[:400]
+    names = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        value = value.strip()
+        if sep and key.lower() == "license" and value and (machine_readable or len(value.split()) == 1):
+            names.append(to_spdx(value))
+    if not machine_readable:
+        names += [to_spdx(name) for name in _COMMON_LICENSE.findall(text)]
+    return combine(names)
+
+
 def parse_dpkg_status(text: str, location: str = "var/lib/dpkg/status", release: OsRelease | None = None) -> Inventory:
     """/var/lib/dpkg/status: only packages whose Status ends in `installed` count."""
     return _dpkg_packages(text, location, release, require_installed=True)
@@ -179,6 +199,7 @@ def parse_apk_installed(
                 arch=arch,
                 source_name=origin if origin and origin != name else "",
                 location=location,
+                license=to_spdx(record.get("L", "")) or UNKNOWN,
             )
         )
     return inventory
@@ -190,27 +211,68 @@ def parse_apk_installed(
 def parse_python_metadata(text: str, location: str) -> Inventory:
     """A dist-info METADATA or egg-info PKG-INFO file: the `Name:` and `Version:` headers."""
     headers: dict[str, str] = {}
+    classifiers: list[str] = []
     for line in text.splitlines():
         if not line.strip():
             break  # the headers end at the first blank line; the long description follows
         key, sep, value = line.partition(":")
         if sep and key and not key[0].isspace():
             headers.setdefault(key.strip().lower(), value.strip())
+            if key.strip().lower() == "classifier":
+                classifiers.append(value.strip())
     name, version = headers.get("name", ""), headers.get("version", "")
     if not name or not version:
         return Inventory(skipped=[f"{location}: no Name/Version header"])
     normalised = re.sub(r"[-_.]+", "-", name).lower()
     purl = PackageURL(type="pypi", name=normalised, version=version).to_string()
-    return Inventory([Package(ecosystem=Ecosystem.PYPI, name=name, version=version, purl=purl, location=location)])
+    # Core metadata 2.4's License-Expression is SPDX already; else the License field when it is a name, not a text
+    declared = (
+        to_spdx(headers.get("license-expression", ""))
+        or to_spdx(headers.get("license", ""))
+        or from_classifiers(classifiers)
+    )
+    return Inventory(
+        [
+            Package(
+                ecosystem=Ecosystem.PYPI,
+                name=name,
+                version=version,
+                purl=purl,
+                location=location,
+                license=declared or UNKNOWN,
+            )
+        ]
+    )
 
 
 # --- npm ----------------------------------------------------------------------------------------------------
 
 
-def _npm_package(name: str, version: str, location: str) -> Package:
+def npm_license(manifest: Mapping[str, Any]) -> str:
+    """`license` (an SPDX expression, or the old `{"type": ...}` object) or the older `licenses` list."""
+    declared = manifest.get("license")
+    if isinstance(declared, dict):
+        declared = declared.get("type")
+    if isinstance(declared, str):
+        return to_spdx(declared)
+    listed = manifest.get("licenses")
+    if isinstance(listed, list):
+        names = [item.get("type") if isinstance(item, dict) else item for item in listed]
+        return " OR ".join(e for e in (to_spdx(n) for n in names if isinstance(n, str)) if e)
+    return ""
+
+
+def _npm_package(name: str, version: str, location: str, license_expression: str = "") -> Package:
     namespace, _, short = name.rpartition("/")
     purl = PackageURL(type="npm", namespace=namespace or None, name=short, version=version).to_string()
-    return Package(ecosystem=Ecosystem.NPM, name=name, version=version, purl=purl, location=location)
+    return Package(
+        ecosystem=Ecosystem.NPM,
+        name=name,
+        version=version,
+        purl=purl,
+        location=location,
+        license=license_expression or UNKNOWN,
+    )
 
 
 _NPM_VERSION = re.compile(r"^\d+\.\d+\.\d+")
@@ -227,13 +289,13 @@ def parse_npm_lock(text: str, location: str) -> Inventory:
         return Inventory(skipped=[f"{location}: not a package-lock object"])
     seen: set[tuple[str, str]] = set()
 
-    def add(name: str, version: Any, where: str) -> None:
+    def add(name: str, version: Any, where: str, entry: Mapping[str, Any]) -> None:
         if not isinstance(version, str) or not _NPM_VERSION.match(version):
             inventory.skipped.append(f"{location}: {where}: version {version!r} is not a registry version")
             return
         if (name, version) not in seen:
             seen.add((name, version))
-            inventory.packages.append(_npm_package(name, version, location))
+            inventory.packages.append(_npm_package(name, version, location, npm_license(entry)))
 
     packages = lock.get("packages")
     if isinstance(packages, dict):  # v2 and v3
@@ -241,7 +303,7 @@ def parse_npm_lock(text: str, location: str) -> Inventory:
             if "node_modules/" not in key or not isinstance(entry, dict) or entry.get("link"):
                 continue  # the root project, workspaces and symlinks are not installed registry packages
             name = entry.get("name") or key.rsplit("node_modules/", 1)[1]
-            add(name, entry.get("version"), key)
+            add(name, entry.get("version"), key, entry)
         return inventory
 
     def walk(dependencies: Any, trail: str) -> None:
@@ -251,7 +313,7 @@ def parse_npm_lock(text: str, location: str) -> Inventory:
             if not isinstance(entry, dict):
                 inventory.skipped.append(f"{location}: {trail}{name}: not an object")
                 continue
-            add(name, entry.get("version"), f"{trail}{name}")
+            add(name, entry.get("version"), f"{trail}{name}", entry)
             walk(entry.get("dependencies"), f"{trail}{name}>")
 
     if "dependencies" not in lock:
@@ -268,7 +330,7 @@ def parse_package_json(text: str, location: str) -> Inventory:
         return Inventory(skipped=[f"{location}: not valid JSON: {exc.msg} at line {exc.lineno}"])
     if not isinstance(manifest, dict) or not manifest.get("name") or not manifest.get("version"):
         return Inventory(skipped=[f"{location}: no name/version"])
-    return Inventory([_npm_package(str(manifest["name"]), str(manifest["version"]), location)])
+    return Inventory([_npm_package(str(manifest["name"]), str(manifest["version"]), location, npm_license(manifest))])
 
 
 # --- dispatch and layers ------------------------------------------------------------------------------------

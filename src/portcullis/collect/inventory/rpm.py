@@ -20,6 +20,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from portcullis.collect.inventory import Inventory
+from portcullis.model.licences import UNKNOWN, to_spdx
 from portcullis.model.vuln import Ecosystem, OsRelease, Package
 
 RPMDB_SQLITE = "var/lib/rpm/rpmdb.sqlite"
@@ -136,6 +137,7 @@ def _package(header: RpmHeader, location: str, release: OsRelease | None) -> Pac
         arch=header.arch,
         source_name=source if source and source != header.name else "",
         location=location,
+        license=to_spdx(header.license) or UNKNOWN,
     )
 
 
