@@ -98,7 +98,8 @@ def test_completion_completes_commands_and_options() -> None:
         )  # fmt: skip
         return done.stdout.split()
 
-    assert complete("portcullis au", 1) == ["audit"]
+    assert complete("portcullis aud", 1) == ["audit"]
+    assert complete("portcullis au", 1) == ["audit", "authz"]
     assert "--fail-on" in complete("portcullis audit --fa", 2)
     assert complete("portcullis db up", 2) == ["update"]
 
