@@ -224,6 +224,7 @@ def test_cli_risky_fails_every_own_rule_with_layers(risky_save: Path) -> None:
         **{f"DKR-IMG-00{n}": "fail" for n in range(1, 9)},
         "DKR-IMG-009": "pass",
         "DKR-IMG-010": "pass",  # 101 bytes (the key) wasted: efficiency 99.9999 %
+        "DKR-IMG-011": "not_applicable",  # no --license-deny
     }
     secret = findings["DKR-IMG-001"]["evidence"]["paths"][0]
     assert secret["path"] == "/root/.ssh/id_ed25519"
@@ -241,7 +242,12 @@ def test_cli_hardened_passes_every_own_rule() -> None:
     assert result.returncode == 0, result.stdout
     statuses = {f["rule_id"]: f["status"] for f in json.loads(result.stdout)["findings"]}
     # busybox has no /etc/os-release: its OS support cannot be judged
-    assert statuses == {**{f"DKR-IMG-00{n}": "pass" for n in range(1, 9)}, "DKR-IMG-009": "skip", "DKR-IMG-010": "pass"}
+    assert statuses == {
+        **{f"DKR-IMG-00{n}": "pass" for n in range(1, 9)},
+        "DKR-IMG-009": "skip",
+        "DKR-IMG-010": "pass",
+        "DKR-IMG-011": "not_applicable",
+    }
 
 
 def test_cli_bad_references_are_one_line_errors(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def _ranges(raw: Any, origin: str, what: str) -> list[dict[str, Any]]:
         raw = [{"type": "ECOSYSTEM", **raw}]
     ranges = []
     for rng in _list(raw, origin, what):
-        if not isinstance(rng, dict) or rng.get("type") not in _MATCHABLE_RANGES:
+        if not isinstance(rng, dict) or not isinstance(rng.get("type"), str) or rng["type"] not in _MATCHABLE_RANGES:
             continue
         events = _list(rng.get("events"), origin, f"{what} events")
         if not all(isinstance(event, dict) for event in events):
