@@ -16,18 +16,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import random
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from portcullis.model.findings import Finding, Report, Severity, Status, Summary, Target, TargetKind, ToolInfo  # noqa: E402
 from portcullis.model.fleet import DeployedContainer, ImageInventory  # noqa: E402
-from portcullis.model.vuln import Ecosystem, OsRelease, Package  # noqa: E402
+from portcullis.model.vuln import OsRelease  # noqa: E402
 from portcullis.pipelines.history import diff_stored  # noqa: E402
 from portcullis.pipelines.rematch import rematch  # noqa: E402
 from portcullis.service.tokens import Role  # noqa: E402
@@ -54,8 +51,9 @@ from portcullis.store.fleet import (  # noqa: E402
 from portcullis.store.rematch import keep_inventory, replace_containers  # noqa: E402
 from portcullis.vuln.db import SourceInfo, now_iso, rebuild  # noqa: E402
 from portcullis.vuln.sources import load_path  # noqa: E402
+from support.fleet import dpkg_base  # noqa: E402
 from support.fleet_service import start_server, stop_server  # noqa: E402
-from support.postgres import CLUSTER_USER, INITDB, PG_CTL, _as_cluster_user  # noqa: E402
+from support.postgres import throwaway_cluster  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BAR_MS = 200.0
@@ -64,33 +62,6 @@ TRACKER = ROOT / "tests" / "vuln" / "data" / "debian-tracker-converted.json"
 BOOKWORM = OsRelease(id="debian", version_id="12", codename="bookworm")
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 STATUSES = [Status.FAIL] * 3 + [Status.PASS] * 5 + [Status.MANUAL, Status.SKIP]
-
-
-@contextlib.contextmanager
-def cluster() -> Iterator[str]:
-    """initdb and start a cluster on a unix socket in a temp dir; its URL; stopped and removed afterwards."""
-    base = Path(tempfile.mkdtemp(prefix="portcullis-bench-pg-"))
-    data, sockets = base / "data", base / "run"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(base, CLUSTER_USER, CLUSTER_USER)
-        shutil.chown(sockets, CLUSTER_USER, CLUSTER_USER)
-    subprocess.run(
-        _as_cluster_user([INITDB, "-D", str(data), "-U", "portcullis", "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-k {sockets} -c listen_addresses='' -c shared_buffers=128MB"
-    subprocess.run(
-        _as_cluster_user([PG_CTL, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://portcullis@/postgres?host={sockets}"
-    finally:
-        subprocess.run(_as_cluster_user([PG_CTL, "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def audit(engine: int, run: int, count: int, started: datetime) -> Report:
@@ -207,31 +178,12 @@ def api_pushes(url: str, count: int, per_report: int, work: Path) -> dict[str, A
     }
 
 
-def inventory() -> list[Package]:
-    lines = INVENTORY.read_text().splitlines()[1:]
-    packages = []
-    for line in lines:
-        name, version, source, source_version, arch = line.split("\t")
-        packages.append(
-            Package(
-                ecosystem=Ecosystem.DEBIAN,
-                name=name,
-                version=version,
-                purl=f"pkg:deb/debian/{name}@{version}?arch={arch}",
-                arch=arch,
-                source_name="" if source == name else source,
-                source_version="" if source_version == version else source_version,
-            )
-        )
-    return packages
-
-
 def rematch_cost(store: Store, count: int, work: Path) -> dict[str, Any]:
     db = work / "vuln.db"
     with rebuild(db) as database:
         for feed in load_path(TRACKER):
             database.replace_source(SourceInfo(feed.name, str(TRACKER), now_iso()), feed.advisories)
-    packages = inventory()
+    packages = dpkg_base(INVENTORY)
     when = now_iso()
     for n in range(count):
         image_id = "sha256:" + f"{n:064x}"
@@ -366,7 +318,10 @@ def main() -> None:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "bar_ms": BAR_MS,
     }
-    with cluster() as server, tempfile.TemporaryDirectory(prefix="portcullis-fleet-bench-") as scratch:
+    with (
+        throwaway_cluster("-c shared_buffers=128MB") as server,
+        tempfile.TemporaryDirectory(prefix="portcullis-fleet-bench-") as scratch,
+    ):
         work = Path(scratch)
         store = open_store(server)
         try:

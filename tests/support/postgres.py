@@ -25,10 +25,10 @@ def _as_cluster_user(argv: list[str]) -> list[str]:
     return ["setpriv", f"--reuid={CLUSTER_USER}", f"--regid={CLUSTER_USER}", "--clear-groups", *argv]
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    if not (Path(INITDB).exists() and Path(PG_CTL).exists()):
-        pytest.skip(f"PostgreSQL is not installed ({INITDB}): `make test` installs it from scripts/programs.tsv")
+@contextlib.contextmanager
+def throwaway_cluster(settings: str = "") -> Iterator[str]:
+    """initdb and start a cluster whose only socket is in a temp dir (no port to collide); its URL; stopped and
+    removed afterwards. `settings`: more `-c name=value` server options."""
     # not under pytest's temp root: that is root's alone, and the cluster user must reach its directory
     base = Path(tempfile.mkdtemp(prefix="portcullis-pg-"))
     data, socket_dir = base / "data", base / "run"
@@ -41,7 +41,7 @@ def postgres_url() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-k {socket_dir} -c listen_addresses=''"  # a unix socket in the temp dir only: no port to collide
+    options = f"-k {socket_dir} -c listen_addresses='' {settings}".rstrip()
     subprocess.run(
         _as_cluster_user([PG_CTL, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
         check=True,
@@ -52,6 +52,14 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run(_as_cluster_user([PG_CTL, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if not (Path(INITDB).exists() and Path(PG_CTL).exists()):
+        pytest.skip(f"PostgreSQL is not installed ({INITDB}): `make test` installs it from scripts/programs.tsv")
+    with throwaway_cluster() as url:
+        yield url
 
 
 BACKENDS = ["sqlite", "postgresql"]
