@@ -253,3 +253,16 @@ def test_cli_scans_on_without_a_usable_cache(tmp_path: Path) -> None:
     assert f"the layer cache is not used: {foreign} belongs to uid {NOBODY}" in result.stderr
     assert json.loads(result.stdout)["findings"]
     shutil.rmtree(foreign)
+
+
+def test_a_file_named_as_the_cache_is_one_clear_line(tmp_path: Path) -> None:
+    file = tmp_path / "not-a-dir"
+    file.write_text("x")
+    for command, said in (("clean", "cannot clean"), ("info", "cannot read")):
+        result = _cli("cache", command, "--cache-dir", str(file), cache=tmp_path / "unused")
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [f"portcullis: error: {said} the layer cache: {file} is not a directory"]
+    archive = docker_archive(tmp_path / "img.tar", _image())
+    scan = _cli("image", f"docker-archive:{archive}", "--no-vulns", "--no-store", "-f", "json", cache=file)
+    assert scan.returncode == 0 and json.loads(scan.stdout)["findings"]
+    assert f"the layer cache is not used: {file} is not a directory" in scan.stderr

@@ -167,9 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(
-    socket_path: Path, policy_path: Path, log: Callable[[str], None], ready: threading.Event | None = None
+    socket_path: Path, policy_path: Path, log: Callable[[str], None], ready: Callable[[], None] | None = None
 ) -> None:
-    """Answer the engine on `socket_path` until interrupted. Raises AuthzError when the policy or socket is unusable."""
+    """Answer the engine on `socket_path` until interrupted; `ready` is called once it listens. Raises AuthzError
+    when the policy or socket is unusable."""
     rules = judged_rules()
     policy_file = PolicyFile(policy_path, [r.id for r in rules])
     judge = Judge(rules)
@@ -186,7 +187,7 @@ def serve(
     os.chmod(socket_path, 0o600)
     try:
         if ready is not None:
-            ready.set()
+            ready()
         server.serve_forever()
     finally:
         server.server_close()

@@ -36,9 +36,8 @@ def authz(
     Start dockerd with `--authorization-plugin=NAME` where the socket is /run/docker/plugins/NAME.sock. Denied and
     logged requests are written to stderr as JSON lines.
     """
-    say(f"portcullis authz: listening on {socket} with policy {policy}")
     try:
-        serve(socket, policy, _log)
+        serve(socket, policy, _log, ready=lambda: say(f"portcullis authz: listening on {socket} with policy {policy}"))
     except AuthzError as exc:
         die(str(exc))
     except KeyboardInterrupt:

@@ -282,7 +282,10 @@ def open_cache(root: Path | None, limits: Limits) -> LayerCache:
 
 def clean(root: Path | None = None) -> tuple[int, int]:
     """Remove every cached layer and config under `root`; returns (files, bytes). The database is left alone."""
-    index = (root or default_root()) / INDEX_DIR
+    root = root or default_root()
+    if root.exists() and not root.is_dir():
+        raise CacheUnusable(f"{root} is not a directory")
+    index = root / INDEX_DIR
     if not index.exists():
         return 0, 0
     _private_directory(index, create=False)
@@ -297,6 +300,8 @@ def clean(root: Path | None = None) -> tuple[int, int]:
 def usage(root: Path | None = None) -> tuple[Path, int, int, int, int]:
     """(the cache root, layers kept, configs kept, whole images kept, bytes on disk)."""
     root = root or default_root()
+    if root.exists() and not root.is_dir():
+        raise OSError(f"{root} is not a directory")
     index = root / INDEX_DIR
     counts = {"layers": 0, "configs": 0, "images": 0}
     size = 0
@@ -319,6 +324,8 @@ def _private_directory(path: Path, create: bool = True) -> None:
     if create:
         try:
             path.mkdir(mode=0o700, exist_ok=True)
+        except FileExistsError:
+            raise CacheUnusable(f"{path} is not a directory") from None
         except OSError as exc:
             raise CacheUnusable(f"cannot create {path}: {exc.strerror}") from None
     info = path.lstat()
