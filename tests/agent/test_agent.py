@@ -185,7 +185,10 @@ def _wait(predicate: object, seconds: float) -> float:
     raise AssertionError(f"not within {seconds} s")
 
 
-def test_a_container_start_brings_a_round_and_sigterm_stops(engine: TrialDaemon, store: str, tmp_path: Path) -> None:
+def _agent_following_events(
+    engine: TrialDaemon, store: str, tmp_path: Path
+) -> tuple[Service, subprocess.Popen[str], Path]:
+    """A server and an agent that audits at start and then only on events (hourly interval, no images); its log."""
     port = _free_port()
     token = tmp_path / "token"
     token.write_text(_token(store, "edge-1"))
@@ -198,6 +201,11 @@ def test_a_container_start_brings_a_round_and_sigterm_stops(engine: TrialDaemon,
             stderr=subprocess.STDOUT,
             text=True,
         )
+    return server, agent, log
+
+
+def test_a_container_start_brings_a_round_and_sigterm_stops(engine: TrialDaemon, store: str, tmp_path: Path) -> None:
+    server, agent, log = _agent_following_events(engine, store, tmp_path)
     name = f"portcullis-agent-event-{os.getpid()}"
     try:
         _wait(lambda: len(_runs(store)) == 1 and "delivered 1" in log.read_text(), 60)  # the round at start
@@ -261,18 +269,7 @@ def test_https_needs_the_servers_ca_and_then_delivers(engine: TrialDaemon, store
 def test_the_agent_follows_the_engine_again_after_dockerd_restarts(
     engine: TrialDaemon, store: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    token = tmp_path / "token"
-    token.write_text(_token(store, "edge-1"))
-    server = _serve(store, port, tmp_path / "serve.log")
-    log = tmp_path / "agent.log"
-    with log.open("w") as sink:
-        agent = subprocess.Popen(
-            _agent_argv(engine, port, token, tmp_path / "spool", "--interval", "1h", "--no-images"),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    server, agent, log = _agent_following_events(engine, store, tmp_path)
     name = f"portcullis-agent-restart-{os.getpid()}"
     try:
         _wait(lambda: len(_runs(store)) == 1, 60)
