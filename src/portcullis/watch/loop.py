@@ -191,6 +191,7 @@ class Watch(threading.Thread):
             "id": container.id,
             "name": container.short_name,
             "image": container.config.image,
+            "state": container.state.status,  # a create event judged late sees the container running already
         }
         self._emit(subject, event, findings, problems)
 
