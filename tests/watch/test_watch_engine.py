@@ -222,3 +222,9 @@ def test_an_empty_secret_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("\n")
     done = _watch("--webhook", "http://127.0.0.1:9/x", "--webhook-secret-file", str(tmp_path / "secret"))
     assert done.returncode == 1 and "is empty" in done.stderr
+
+
+def test_help_shows_the_example() -> None:
+    done = _watch("--help")
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout and "--webhook-secret-file" in done.stdout and "Example:" in done.stdout

@@ -74,7 +74,7 @@ def watch(
     since: Annotated[
         str | None, typer.Option("--since", metavar="DURATION", help="first replay the engine's events of the last 10m")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="containers judged at once")] = 4,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="containers judged at once")] = 8,
     webhook: Annotated[
         str | None, typer.Option("--webhook", metavar="URL", help="also POST each judgement with findings here")
     ] = None,

@@ -49,7 +49,7 @@ class WatchOptions:
     inside: bool = False  # also the inside rules over each started container's /proc
     image_content: bool = False  # read a pulled image's layers (the `image` pipeline), not only its configuration
     since: float | None = None  # Unix seconds: replay the engine's events from then on when first connecting
-    workers: int = 4
+    workers: int = 8  # judging mostly waits on the engine (it locks a container while starting it)
     reconnect_first: float = 1.0  # seconds before the first reconnect attempt, doubled up to RECONNECT_MOST
 
 
@@ -192,6 +192,7 @@ class Watch(threading.Thread):
             "name": container.short_name,
             "image": container.config.image,
             "state": container.state.status,  # a create event judged late sees the container running already
+            "started_at": container.state.started_at,
         }
         self._emit(subject, event, findings, problems)
 
