@@ -139,14 +139,15 @@ Received = list[tuple[dict[str, str], bytes]]
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, Received]]:
-    """A real HTTP receiver on a free port: every POST's headers (lower-case names) and body, answered 204."""
+    """A real HTTP receiver on a free port: every POST's headers (lower-case names) and body; the first is answered
+    503 (so it must be retried), the rest 204."""
     got: Received = []
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(204)
+            self.send_response(503 if len(got) == 1 else 204)
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -186,7 +187,9 @@ def test_the_webhook_gets_each_judgement_with_findings_signed(
         delivered = posted()[0]
         assert set(delivered["summary"]["failed_rules"]) >= DANGEROUS_RULES
         assert {line["finding"]["rule_id"] for line in delivered["findings"]} >= DANGEROUS_RULES
-        assert len({headers["x-portcullis-delivery"] for headers, _ in got}) == len(got)  # no delivery was repeated
+        deliveries = [headers["x-portcullis-delivery"] for headers, _ in got]
+        assert deliveries[1] == deliveries[0]  # the refused first delivery was retried, under the same id
+        assert len(set(deliveries)) == len(deliveries) - 1  # and nothing else was sent twice
         assert watcher.out.read_text() == ""  # --no-stdout
         assert secret.decode() not in watcher.log()
     finally:
