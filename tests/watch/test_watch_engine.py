@@ -231,3 +231,23 @@ def test_help_shows_the_example() -> None:
     done = _watch("--help")
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout and "--webhook-secret-file" in done.stdout and "Example:" in done.stdout
+
+
+def test_a_closed_stdout_ends_the_watch_with_one_line(containers: ContainerFactory) -> None:
+    containers.run("already-running")  # the reconciliation at start writes its judgement at once
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "portcullis", "watch"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": SRC},
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "portcullis: error: cannot write to stdout: Broken pipe"
+    assert "Traceback" not in done.stderr

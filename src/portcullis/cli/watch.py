@@ -90,7 +90,8 @@ def watch(
     One JSON line per finding, then a summary line per container or image, each with the event's time, the time
     judged and the latency; with --webhook each judgement that has findings is also POSTed, signed like `serve`'s
     notifications. On start and whenever the engine comes back, what runs is listed and judged, each container once
-    per start. Runs until SIGTERM or Ctrl-C (exit 0); exit 1 when the engine cannot be reached at start.
+    per start. Runs until SIGTERM or Ctrl-C (exit 0); exit 1 when the engine cannot be reached at start or stdout
+    cannot be written.
     Example: `portcullis watch --fail-on high --webhook https://hooks.example/portcullis --webhook-secret-file s`.
     """
     from portcullis.collect import CollectionError
@@ -123,13 +124,21 @@ def watch(
 
     sender = WebhookSender(WebhookTarget(webhook, secret)) if webhook is not None else None
     stdout_lock = threading.Lock()
+    stopping = threading.Event()
+    lost: list[OSError] = []  # stdout failed (a closed pipe, a full disk): the watch ends with that error
 
     def emit(lines: list[dict[str, Any]]) -> None:
         if stdout:
             text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
             with stdout_lock:
-                sys.stdout.write(text)
-                sys.stdout.flush()
+                if lost:
+                    return
+                try:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+                except OSError as exc:
+                    lost.append(exc)
+                    stopping.set()
         if sender is not None and len(lines) > 1:  # the summary is last; only judgements with findings are posted
             sender.send({"findings": lines[:-1], "summary": lines[-1]})
 
@@ -144,7 +153,6 @@ def watch(
         since=since_at,
         workers=workers,
     )
-    stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()
@@ -163,4 +171,6 @@ def watch(
         watcher.stop()
         if sender is not None:
             sender.stop()
+    if lost:
+        raise lost[0]  # the CLI's entry point says it in one line, exit 1, as for every command
     say("portcullis watch: stopped")
