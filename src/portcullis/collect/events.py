@@ -4,7 +4,7 @@ starts and an image that arrives (pulled, loaded, imported or tagged)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ class EngineEvent:
     id: str = ""  # the container's id, the image's reference as the engine sent it
 
 
-def _event(raw: dict[str, Any], watched: dict[str, tuple[str, ...]]) -> EngineEvent | None:
+def _event(raw: dict[str, Any], watched: Mapping[str, tuple[str, ...]]) -> EngineEvent | None:
     kind, action = raw.get("Type", ""), raw.get("Action", "")
     if action not in watched.get(kind, ()):
         return None
@@ -39,7 +39,7 @@ class EventStream:
     `since` (Unix seconds) replays what happened from then on first. Connecting raises CollectionError."""
 
     def __init__(
-        self, host: str | None, watched: dict[str, tuple[str, ...]] = WATCHED, since: float | None = None
+        self, host: str | None, watched: Mapping[str, tuple[str, ...]] = WATCHED, since: float | None = None
     ) -> None:
         self._conn: EngineConnection = connect(host)
         self._watched = watched

@@ -32,7 +32,8 @@ from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.watch import WatchRules, judge_container, judge_image_facts, judge_inside
 
 log = logging.getLogger("portcullis.watch")
-WATCHED = {"container": ("create", "start"), "image": ("pull", "load", "import")}
+# A destroyed container is forgotten (what was judged of it), so a long watch does not grow with every container.
+WATCHED = {"container": ("create", "start", "destroy"), "image": ("pull", "load", "import")}
 RECONNECT_MOST = 30.0
 SHOWN = (Status.FAIL, Status.ERROR)  # the statuses a finding line is written for, unless every status is asked for
 
@@ -73,7 +74,7 @@ class Watch(threading.Thread):
         self.connected = threading.Event()  # set while a stream is open and its reconciliation queued
         self._pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="portcullis-watch")
         self._lock = threading.Lock()
-        self._judged: set[tuple[str, str]] = set()  # (container id, start time) and ("image", image id)
+        self._judged: dict[str, set[str]] = {}  # container id -> start times judged; image id -> {"image"}
         self._context: Facts | None = None
         self._stream: EventStream | None = None
         self._local = threading.local()
@@ -124,7 +125,9 @@ class Watch(threading.Thread):
         for container_id in running:
             self._submit(self._judge_container, container_id, None)
         for event in stream:
-            if event.kind == "container":
+            if event.action == "destroy":
+                self._forget(event.id)
+            elif event.kind == "container":
                 self._submit(self._judge_container, event.id, event)
             else:
                 self._submit(self._judge_image, event.id, event)
@@ -155,12 +158,17 @@ class Watch(threading.Thread):
     def _forget_connection(self) -> None:
         self._local.conn = None  # the engine went away: the next job connects afresh
 
-    def _claim(self, key: tuple[str, str]) -> bool:
+    def _claim(self, subject_id: str, state: str) -> bool:
         with self._lock:
-            if key in self._judged:
+            seen = self._judged.setdefault(subject_id, set())
+            if state in seen:
                 return False
-            self._judged.add(key)
+            seen.add(state)
             return True
+
+    def _forget(self, container_id: str) -> None:
+        with self._lock:
+            self._judged.pop(container_id, None)
 
     def _judge_container(self, container_id: str, event: EngineEvent | None) -> None:
         context = self._context
@@ -169,7 +177,7 @@ class Watch(threading.Thread):
         try:
             conn = self._connection()
             container = read_container(conn, container_id)
-            if container is None or not self._claim((container.id, container.state.started_at)):
+            if container is None or not self._claim(container.id, container.state.started_at):
                 return
             images = self._images_of(conn, container)
         except CollectionError as exc:
@@ -215,7 +223,7 @@ class Watch(threading.Thread):
             self._forget_connection()
             log.warning("image %s not judged: %s", reference, exc)
             return
-        if image is None or not self._claim(("image", image.id)):
+        if image is None or not self._claim(image.id, "image"):
             return
         problems: list[str] = []
         if self.options.image_content:
