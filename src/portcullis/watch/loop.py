@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -37,6 +37,7 @@ WATCHED = {"container": ("create", "start", "destroy"), "image": ("pull", "load"
 RECONNECT_MOST = 30.0
 SHOWN = (Status.FAIL, Status.ERROR)  # the statuses a finding line is written for, unless every status is asked for
 
+T = TypeVar("T")
 Emit = Callable[[list[dict[str, Any]]], None]  # one judgement's lines: its findings, then its summary
 
 
@@ -156,7 +157,22 @@ class Watch(threading.Thread):
         return conn
 
     def _forget_connection(self) -> None:
-        self._local.conn = None  # the engine went away: the next job connects afresh
+        """The engine went away: close this worker's client; its next job connects afresh."""
+        conn: EngineConnection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                self._connections.remove(conn)
+            conn.close()
+
+    def _read(self, what: Callable[[EngineConnection], T]) -> T:
+        """`what` with this worker's engine client, and once more with a fresh one if that fails (a client from
+        before a daemon restart may hold a dead connection); a second failure raises CollectionError."""
+        try:
+            return what(self._connection())
+        except CollectionError:
+            self._forget_connection()
+            return what(self._connection())
 
     def _claim(self, subject_id: str, state: str) -> bool:
         with self._lock:
@@ -175,19 +191,20 @@ class Watch(threading.Thread):
         if context is None or self.stopping.is_set():
             return
         try:
-            conn = self._connection()
-            container = read_container(conn, container_id)
-            if container is None or not self._claim(container.id, container.state.started_at):
-                return
-            images = self._images_of(conn, container)
+            read = self._read(lambda conn: self._container_and_images(conn, container_id))
         except CollectionError as exc:
             self._forget_connection()
             log.warning("container %s not judged: %s", container_id[:12], exc)
             return
+        if read is None:
+            return  # removed already
+        container, images = read
+        if not self._claim(container.id, container.state.started_at):
+            return
         findings = judge_container(self.options.rules, context, container, images)
         problems: list[str] = []
         if self.options.inside and container.state.running:
-            if not conn.local:
+            if not context.engine.local:
                 problems.append("--inside reads the container's /proc: run watch on the engine's host")
             else:
                 try:
@@ -205,20 +222,26 @@ class Watch(threading.Thread):
         self._emit(subject, event, findings, problems)
 
     @staticmethod
-    def _images_of(conn: EngineConnection, container: ContainerFacts) -> list[ImageFacts]:
-        """The image the container runs and the one its tag names now (the freshness rule compares them)."""
+    def _container_and_images(
+        conn: EngineConnection, container_id: str
+    ) -> tuple[ContainerFacts, list[ImageFacts]] | None:
+        """The container, the image it runs and the one its tag names now (the freshness rule compares them); None
+        when the container is gone."""
+        container = read_container(conn, container_id)
+        if container is None:
+            return None
         images: dict[str, ImageFacts] = {}
         for reference in (container.image_id, container.config.image):
             image = read_image_config(conn, reference, history=False) if reference else None
             if image is not None:
                 images[image.id] = image
-        return list(images.values())
+        return container, list(images.values())
 
     def _judge_image(self, reference: str, event: EngineEvent | None) -> None:
         if self.stopping.is_set():
             return
         try:
-            image = read_image_config(self._connection(), reference)
+            image = self._read(lambda conn: read_image_config(conn, reference))
         except CollectionError as exc:
             self._forget_connection()
             log.warning("image %s not judged: %s", reference, exc)
