@@ -1,6 +1,6 @@
-"""The watcher on a private dockerd: an image loaded is judged with the image rules; when the daemon restarts, a
-container started before the watcher follows again is judged by the reconciliation, once; and the new stream's
-events are followed."""
+"""The watcher on a private dockerd: an image loaded or pulled is judged with the image rules (its layers too with
+--image-content); when the daemon restarts, a container started before the watcher follows again is judged by the
+reconciliation, once; and the new stream's events are followed."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from portcullis.harden.trial_daemon import TrialDaemon, missing_requirement
 from portcullis.pipelines.audit import choose_benchmark
@@ -21,6 +22,8 @@ from portcullis.watch.loop import Watch, WatchOptions
 from support.containers import BUSYBOX, TEST_LABEL, wait_until
 
 pytestmark = pytest.mark.engine
+REGISTRY = "127.0.0.1:5000"  # scripts/start-test-registry.sh; 127.0.0.0/8 needs no TLS
+PULLED = f"{REGISTRY}/portcullis-test/hardened:1"  # runs as a user, unlike busybox
 RECONNECT_FIRST = 8.0  # long enough that the test starts its container while the watcher is still away
 
 
@@ -113,3 +116,33 @@ def test_images_and_a_restart_of_the_daemon(engine: TrialDaemon) -> None:
     finally:
         watch.stop()
         subprocess.run(["docker", "-H", engine.host, "rm", "-f", *names], capture_output=True, timeout=60)
+
+
+def _registry_up() -> bool:
+    try:
+        return requests.get(f"http://{REGISTRY}/v2/", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.mark.skipif(not _registry_up(), reason="run scripts/start-test-registry.sh first")
+@pytest.mark.parametrize("content", [False, True], ids=["config", "content"])
+def test_a_pulled_image_is_judged(engine: TrialDaemon, content: bool) -> None:
+    collected = Collected()
+    rules = watch_rules([], [], None, choose_benchmark(None))
+    watch = Watch(WatchOptions(host=engine.host, rules=rules, image_content=content), collected)
+    watch.start()
+    try:
+        wait_until(watch.connected.is_set, 30, "the watcher to follow the private engine")
+        _docker(engine, "pull", "-q", PULLED)
+        wait_until(lambda: collected.image_summaries(), 30, "the pulled image's judgement")
+        judged = collected.image_summaries()[0]
+        assert judged["event"] == "image pull" and judged["subject"]["name"] == PULLED
+        assert judged["latency_ms"] < 1000 and judged["problems"] == []
+        assert judged["failed_rules"] == [] and judged["by_status"]["pass"] > 5  # a user, no setuid files, no secrets
+        skipped = judged["by_status"].get("skip", 0)
+        # the content rules (files, secrets, packages) skip on a configuration alone and judge once layers are read
+        assert skipped <= 1 if content else skipped >= 5, judged["by_status"]
+    finally:
+        watch.stop()
+        subprocess.run(["docker", "-H", engine.host, "rmi", "-f", PULLED], capture_output=True, timeout=60)
