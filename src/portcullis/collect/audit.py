@@ -16,13 +16,13 @@ from pydantic import BaseModel, ValidationError
 from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.api_probe import probe_local_daemon, probe_remote_endpoint
 from portcullis.collect.daemon import collect_daemon_config
-from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine, from_api
+from portcullis.collect.engine import EngineConnection, collect_engine, from_api
 from portcullis.collect.engine_packages import engine_exposure
-from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.files import open_regular
 from portcullis.collect.hardening import collect_hardening, on_the_host
 from portcullis.collect.host import collect_host
-from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
+from portcullis.collect.processes import PidNamespaces
+from portcullis.collect.subjects import attach_runtime
 from portcullis.model.facts import (
     FACTS_SCHEMA_VERSION,
     ApiProbe,
@@ -101,17 +101,7 @@ def _collect_facts(conn: EngineConnection) -> Facts:
 
     namespaces = PidNamespaces()
     for container in snapshot.containers:
-        if not container.state.running:
-            continue
-        attach_exec_sessions(conn.api, container)
-        if conn.local:
-            attach_local_processes(container, namespaces=namespaces)
-        else:
-            try:
-                container.processes = processes_from_top(api_top_processes(conn, container.id))
-                container.processes_source = "api-top"
-            except docker.errors.APIError as exc:
-                container.processes_error = str(exc)
+        attach_runtime(conn, container, namespaces)
 
     return Facts(
         collected_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,5 +1,5 @@
 """One container or one image at a time, as `watch` reads them when the engine reports them: the same inspect →
-facts path as the audit's snapshot, for a single object."""
+facts path as the audit's snapshot (which attaches its containers' processes here too), for a single object."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import requests
 from portcullis.collect import CollectionError
 from portcullis.collect.engine import EngineConnection, api_top_processes, from_api
 from portcullis.collect.execs import attach_exec_sessions
-from portcullis.collect.processes import attach_local_processes, processes_from_top
+from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
 from portcullis.model.facts import ContainerFacts, HistoryEntry, ImageFacts
 
 # The containers a watcher judges when it (re)connects: those running and those created but never started.
@@ -32,20 +32,27 @@ def current_containers(conn: EngineConnection) -> list[str]:
     return [str(summary["Id"]) for summary in listed]
 
 
+def attach_runtime(conn: EngineConnection, container: ContainerFacts, namespaces: PidNamespaces | None = None) -> None:
+    """A running container's exec sessions and processes: from the host's /proc when the engine is local, else from
+    the API's `top`."""
+    if not container.state.running:
+        return
+    attach_exec_sessions(conn.api, container)
+    if conn.local:
+        attach_local_processes(container, namespaces=namespaces)
+        return
+    try:
+        container.processes = processes_from_top(api_top_processes(conn, container.id))
+        container.processes_source = "api-top"
+    except docker.errors.APIError as exc:
+        container.processes_error = str(exc)
+
+
 def read_container(conn: EngineConnection, container_id: str) -> ContainerFacts | None:
     """The container's facts with its processes and exec sessions when it runs; None when it is gone already."""
     try:
         container = from_api(ContainerFacts, conn.api.inspect_container(container_id), "container inspect")
-        attach_exec_sessions(conn.api, container)
-        if container.state.running:
-            if conn.local:
-                attach_local_processes(container)
-            else:
-                try:
-                    container.processes = processes_from_top(api_top_processes(conn, container.id))
-                    container.processes_source = "api-top"
-                except docker.errors.APIError as exc:
-                    container.processes_error = str(exc)
+        attach_runtime(conn, container)
     except docker.errors.NotFound:
         return None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:

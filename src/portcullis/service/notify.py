@@ -1,8 +1,8 @@
 """Signed webhooks and the database watch of the fleet service.
 
 A notification is POSTed signed as report/webhook.py describes, `X-Portcullis-Delivery` being the notification's
-id. A notification is taken from the store's outbox and retried with doubling
-delays until a 2xx answer or the attempts run out; the outbox survives a restart.
+id. It is taken from the store's outbox and retried with doubling delays until a 2xx answer or the attempts run out;
+the outbox survives a restart.
 
 The watch re-matches whenever the vulnerability database file is replaced (`db update` and `db import` write a new
 file and rename it into place) or changed, compared by device, inode, size and modification time.
