@@ -281,21 +281,28 @@ def _validated(model: Any, data: dict[str, Any], where: str) -> Any:
         raise BodyError(f"{where} has a field of the wrong type") from exc
 
 
+def _host_side(
+    raw_host: dict[str, Any], unknown: list[UnknownField], where: str
+) -> tuple[HostConfig, list[MountPoint]]:
+    """A HostConfig object and the mounts its Binds and Mounts make."""
+    unknown.extend(_unknown(raw_host, HOST_CONFIG_FIELDS, where))
+    host_config: HostConfig = _validated(HostConfig, raw_host, where.rstrip(".") or "the body")
+    binds = raw_host.get("Binds") or []
+    if not isinstance(binds, list) or not all(isinstance(b, str) for b in binds):
+        raise BodyError(f"{where}Binds is not a list of strings")
+    api_mounts = raw_host.get("Mounts") or []
+    if not isinstance(api_mounts, list):
+        raise BodyError(f"{where}Mounts is not a list")
+    mounts = [_bind_mount(b) for b in binds] + [_api_mount(m, i, unknown) for i, m in enumerate(api_mounts)]
+    return host_config, mounts
+
+
 def parse_create(raw: bytes, name: str) -> Parsed:
     """`POST /containers/create`: the container as inspect will show it, so the audit's rules can judge it."""
     body = decode(raw)
     unknown = _unknown(body, CREATE_FIELDS, "")
-    raw_host = _object(body.get("HostConfig"), "HostConfig")
-    unknown.extend(_unknown(raw_host, HOST_CONFIG_FIELDS, "HostConfig."))
-    host_config: HostConfig = _validated(HostConfig, raw_host, "HostConfig")
+    host_config, mounts = _host_side(_object(body.get("HostConfig"), "HostConfig"), unknown, "HostConfig.")
     config: ContainerConfig = _validated(ContainerConfig, body, "the body")
-    binds = raw_host.get("Binds") or []
-    if not isinstance(binds, list) or not all(isinstance(b, str) for b in binds):
-        raise BodyError("HostConfig.Binds is not a list of strings")
-    api_mounts = raw_host.get("Mounts") or []
-    if not isinstance(api_mounts, list):
-        raise BodyError("HostConfig.Mounts is not a list")
-    mounts = [_bind_mount(b) for b in binds] + [_api_mount(m, i, unknown) for i, m in enumerate(api_mounts)]
     subject = ContainerFacts(
         id="(requested)",
         name=name or "(unnamed)",
@@ -306,6 +313,23 @@ def parse_create(raw: bytes, name: str) -> Parsed:
         apparmor_profile=_apparmor_profile(host_config),
     )
     return Parsed(subject, config.image, dict(config.labels or {}), unknown)
+
+
+def parse_start(raw: bytes, container: str) -> Parsed:
+    """`POST /v1.23/containers/{id}/start` with a body: the HostConfig the container will start with. The rest of
+    the container (image, user, labels) is not in the body, so rules about it judge what the body leaves unset."""
+    body = decode(raw)
+    unknown: list[UnknownField] = []
+    host_config, mounts = _host_side(body, unknown, "")
+    subject = ContainerFacts(
+        id=container,
+        name=container,
+        state=ContainerState(status="created"),
+        host_config=host_config,
+        mounts=mounts,
+        apparmor_profile=_apparmor_profile(host_config),
+    )
+    return Parsed(subject, "", {}, unknown)
 
 
 def parse_exec(raw: bytes, container: str) -> Parsed:

@@ -171,9 +171,8 @@ def serve(
 ) -> None:
     """Answer the engine on `socket_path` until interrupted; `ready` is called once it listens. Raises AuthzError
     when the policy or socket is unusable."""
-    rules = judged_rules()
-    policy_file = PolicyFile(policy_path, [r.id for r in rules])
-    judge = Judge(rules)
+    judge = Judge(judged_rules())
+    policy_file = PolicyFile(policy_path, judge.rule_ids)
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     if socket_path.exists() or socket_path.is_symlink():
         if not stat.S_ISSOCK(socket_path.lstat().st_mode):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.api_probe import probe_local_daemon, probe_remote_endpoint
+from portcullis.collect.authz_plugins import configured_plugins, probe_plugins
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
 from portcullis.collect.engine_packages import engine_exposure
@@ -23,7 +24,15 @@ from portcullis.collect.files import open_regular
 from portcullis.collect.hardening import collect_hardening, on_the_host
 from portcullis.collect.host import collect_host
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
-from portcullis.model.facts import FACTS_SCHEMA_VERSION, ApiProbe, Facts, HostFacts
+from portcullis.model.facts import (
+    FACTS_SCHEMA_VERSION,
+    ApiProbe,
+    AuthzPluginProbe,
+    DaemonConfig,
+    Facts,
+    HostFacts,
+    PluginsInfo,
+)
 from portcullis.model.findings import CollectionProblem
 from portcullis.model.redaction import redact_snapshot
 
@@ -51,6 +60,10 @@ def _collect_facts(conn: EngineConnection) -> Facts:
         host.hardening = collect_hardening() if on_the_host(daemon.dockerd_pid) else None
         host.engine_components, host.kernel_build = engine_exposure(host.binaries, snapshot.engine.version.components)
         api_probes = probe_local_daemon(daemon, host)
+        if on_the_host(daemon.dockerd_pid):  # legacy plugins' sockets are in dockerd's mount namespace
+            daemon.authz_plugins = _authz_plugins(conn, daemon, snapshot.engine.info.plugins)
+        else:
+            problems.append(CollectionProblem(fact="authorization plugins", reason="not in dockerd's mount namespace"))
     else:
         host = HostFacts()
         problems.append(CollectionProblem(fact="host files", reason="the engine is remote; host not audited"))
@@ -83,6 +96,18 @@ def _collect_facts(conn: EngineConnection) -> Facts:
         problems=problems,
         skipped_containers=snapshot.skipped_containers,
     )
+
+
+def _authz_plugins(conn: EngineConnection, daemon: DaemonConfig, live: PluginsInfo | None) -> list[AuthzPluginProbe]:
+    """Every authorization plugin configured or in the live chain, each probed (CIS-2.13's evidence)."""
+    names = list(dict.fromkeys([*configured_plugins(daemon), *(live.authorization if live else [])]))
+    if not names:
+        return []
+    try:
+        managed: list[dict[str, Any]] | None = conn.api.plugins()
+    except docker.errors.APIError:
+        managed = None
+    return probe_plugins(names, managed)
 
 
 def save_facts(facts: Facts, path: str) -> None:
