@@ -174,7 +174,8 @@ def connect(host: str | None = None, timeout: int = 30, tls_flags: TLSFlags | No
         if said:  # ssh's own reason (login refused, no docker on the remote) beats "connection aborted"
             raise CollectionError(f"cannot reach the Docker engine at {address} over ssh: {said}") from None
         endpoint = address or "unix:///var/run/docker.sock"
-        if isinstance(exc, docker.errors.APIError) and exc.status_code == 500 and endpoint.startswith("unix://"):
+        # The SDK's own first call (/version) wraps the 500 in a plain DockerException: match the text.
+        if "500 Server Error" in str(exc) and endpoint.startswith("unix://"):
             reason = refusal_reason(endpoint)
             if reason:
                 raise CollectionError(f"the Docker engine at {endpoint} answers 500: {reason}") from None
