@@ -29,6 +29,7 @@ from portcullis.model.findings import Status
 pytestmark = pytest.mark.engine
 
 BUSYBOX = "portcullis-test/busybox:1"
+NON_ROOT = "portcullis-test/hardened:1"  # USER 65534:65534
 PLUGIN_DIR = Path("/run/docker/plugins")
 POLICY = """
 deny: [CIS-5.4, CIS-5.5, CIS-5.6, CIS-5.10, CIS-5.16, CIS-5.17, CIS-5.18, CIS-5.22, CIS-5.23, CIS-5.32,
@@ -50,13 +51,13 @@ class Guarded:
     log: Path
 
 
-def _start_plugin(socket: Path, policy: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_plugin(socket: Path, policy: Path, log: Path, engine: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    argv = [sys.executable, "-m", "portcullis", "authz", "--socket", str(socket), "--policy", str(policy)]
     with open(log, "ab") as out:
         plugin = subprocess.Popen(
-            [sys.executable, "-m", "portcullis", "authz", "--socket", str(socket), "--policy", str(policy)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+            argv + (["--engine", str(engine)] if engine else []), stdout=out, stderr=subprocess.STDOUT, env=env
+        )
     deadline = time.monotonic() + 30
     while not activate(f"unix://{socket}")[0]:  # a killed plugin leaves its socket file behind: wait for an answer
         assert plugin.poll() is None, log.read_text()
@@ -81,6 +82,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
         daemon.start()
         with closing(docker.from_env()) as engine, closing(daemon.client()) as target:
             copy_image(BUSYBOX, engine.api, target)
+            copy_image(NON_ROOT, engine.api, target)
         guarded = Guarded(daemon, policy, plugin, socket, work / "plugin.log")
         yield guarded
     finally:
@@ -228,6 +230,36 @@ def test_the_audit_sees_the_plugin_in_the_chain_and_answering_then_a_configured_
         assert evidence["live_chain"] == [name]
     finally:
         config.write_text(started_with)
+
+
+def test_with_engine_an_unset_user_is_judged_by_the_container_or_image_user(guarded: Guarded) -> None:
+    """With --engine the plugin reads the user a request leaves unset from the dockerd it guards, from inside
+    dockerd's call to it (no deadlock: the lookup's own GET is judged on another thread)."""
+    good = guarded.policy.read_text()
+    guarded.plugin.terminate()
+    guarded.plugin.wait(timeout=30)
+    engine_socket = guarded.daemon.root / "docker.sock"
+    guarded.plugin = _start_plugin(guarded.socket, guarded.policy, guarded.log, engine=engine_socket)
+    try:
+        guarded.policy.write_text("deny: [CIS-5.5, CIS-5.24, DKR-RT-001]\n")
+        refused = run(guarded, *SAFE, BUSYBOX, "true")  # busybox has no USER: root
+        assert refused.returncode != 0 and "DKR-RT-001" in refused.stderr, refused.stderr
+        assert run(guarded, *SAFE, NON_ROOT, "true").returncode == 0  # USER 65534:65534 read from the image
+        with closing(guarded.daemon.client()) as client:
+            container = client.containers.run(
+                NON_ROOT, "sleep 300", detach=True, cap_drop=["NET_RAW"], labels={"portcullis.test": "1"}
+            )
+            try:
+                assert container.exec_run("true").exit_code == 0  # runs as the container's 65534
+                with pytest.raises(docker.errors.APIError, match=r"CIS-5\.24"):
+                    container.exec_run("true", user="0")
+            finally:
+                container.remove(force=True)
+    finally:
+        guarded.policy.write_text(good)
+        guarded.plugin.terminate()
+        guarded.plugin.wait(timeout=30)
+        guarded.plugin = _start_plugin(guarded.socket, guarded.policy, guarded.log)
 
 
 @dataclass

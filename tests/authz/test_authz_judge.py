@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from portcullis.authz.judge import Judge, api_version, judged_rules, route
+from portcullis.authz.lookup import EngineLookup
 from portcullis.authz.policy import Policy, parse_policy
 
 BODIES = Path(__file__).parent / "bodies"
@@ -118,3 +119,20 @@ def test_a_bodiless_start_passes_unless_an_old_api_may_have_hidden_its_body() ->
 def test_the_policy_may_name_the_plugins_own_checks_and_the_runtime_rules() -> None:
     assert {"DKR-AUTHZ-001", "DKR-RT-001", "DKR-RT-002", "CIS-5.18", "CIS-5.24"} <= set(JUDGE.rule_ids)
     assert "CIS-2.13" not in JUDGE.rule_ids
+
+
+def test_an_exec_without_user_counts_as_root_unless_the_engine_is_asked() -> None:
+    policy = parse_policy("deny: [CIS-5.24]\n", JUDGE.rule_ids, "exec")
+    allow, text, _ = judge(recorded("exec-no-user"), policy)
+    assert not allow and "CIS-5.24" in text and "1 exec session(s) run as root" in text
+
+
+def test_a_lookup_the_engine_cannot_answer_denies_and_is_made_only_when_a_rule_needs_it(tmp_path: Path) -> None:
+    blind = Judge(judged_rules(), EngineLookup(str(tmp_path / "no-engine.sock"), timeout=0.5))
+    needs_exec_user = parse_policy("deny: [CIS-5.24]\n", blind.rule_ids, "exec")
+    verdict = blind.request(recorded("exec-no-user"), needs_exec_user)
+    assert not verdict.allow and "AUTHZ-LOOKUP: the user of container" in verdict.message
+    needs_image_user = parse_policy("deny: [DKR-RT-001]\n", blind.rule_ids, "create")
+    verdict = blind.request(recorded("create-plain"), needs_image_user)
+    assert not verdict.allow and "AUTHZ-LOOKUP: the default user of image portcullis-test/busybox:1" in verdict.message
+    assert blind.request(recorded("create-plain"), POLICY).allow  # no rule in POLICY reads the user: no lookup

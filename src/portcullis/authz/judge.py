@@ -18,6 +18,7 @@ from posixpath import normpath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from portcullis.authz.lookup import EngineLookup, EngineLookupError
 from portcullis.authz.policy import Policy
 from portcullis.authz.request import BodyError, Parsed, parse_create, parse_exec, parse_start, parse_update
 from portcullis.checks.registry import RULE_MODULES, Outcome, Rule, all_rules
@@ -42,6 +43,8 @@ ASSUMED_ENGINE = EngineFacts(
 
 # The rules that judge exec sessions: only they judge an exec request, and they never judge a create.
 EXEC_RULES = frozenset({"CIS-5.23", "CIS-5.24"})
+# The rules that read a user the request may leave to the engine's default (see lookup.py).
+ROOT_EXEC_RULE, ROOT_USER_RULE = "CIS-5.24", "DKR-RT-001"
 _VERSION = re.compile(r"^/v[0-9]+(\.[0-9]+)?(?=/)")
 _CREATE = re.compile(r"^/containers/create$")
 _EXEC = re.compile(r"^/containers/([^/]+)/exec$")
@@ -113,9 +116,10 @@ def route(method: str, uri: str) -> tuple[str, str] | None:
 
 
 class Judge:
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule], lookup: EngineLookup | None = None) -> None:
         self.rules = rules
         self.facts = Facts(engine=ASSUMED_ENGINE)
+        self.lookup = lookup  # None: the engine's defaults are not read back, an unset user counts as root
 
     @property
     def rule_ids(self) -> list[str]:
@@ -160,7 +164,24 @@ class Judge:
                 parsed = parse_update(raw)
         except BodyError as exc:
             return deny("AUTHZ-BODY-INVALID", str(exc))
+        try:
+            self._fill_default_user(parsed, policy)
+        except EngineLookupError as exc:
+            return deny("AUTHZ-LOOKUP", str(exc))
         return self._judge(parsed, policy)
+
+    def _fill_default_user(self, parsed: Parsed, policy: Policy) -> None:
+        """An exec or create that leaves the user unset runs as the container's or image's user: read it from the
+        engine, only when a rule the policy acts on looks at it."""
+        subject = parsed.subject
+        if self.lookup is None or subject is None or subject.config.user:
+            return
+        if parsed.exec_only:
+            sessions = subject.exec_sessions or []
+            if policy.action(ROOT_EXEC_RULE) and any(not s.user for s in sessions):
+                subject.config.user = self.lookup.container_user(subject.id)
+        elif parsed.kind == "create" and policy.action(ROOT_USER_RULE) and parsed.image:
+            subject.config.user = self.lookup.image_user(parsed.image)
 
     def _judge(self, parsed: Parsed, policy: Policy) -> Verdict:
         denials: list[str] = []

@@ -191,6 +191,7 @@ class Parsed:
     labels: dict[str, str]
     unknown: list[UnknownField] = field(default_factory=list)
     exec_only: bool = False  # an exec request: only the rules about exec sessions judge it
+    kind: str = "create"  # create, exec, start or update
 
 
 def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -329,14 +330,12 @@ def parse_start(raw: bytes, container: str) -> Parsed:
         mounts=mounts,
         apparmor_profile=_apparmor_profile(host_config),
     )
-    return Parsed(subject, "", {}, unknown)
+    return Parsed(subject, "", {}, unknown, kind="start")
 
 
 def parse_exec(raw: bytes, container: str) -> Parsed:
-    """`POST /containers/{id}/exec`: a running container holding one exec session, the requested one.
-
-    The plugin does not ask the engine for the container's own user, so an exec without --user counts as root.
-    """
+    """`POST /containers/{id}/exec`: a running container holding one exec session, the requested one. Its own user
+    is unknown here (''): an exec without --user counts as root unless the judge reads the user from the engine."""
     body = decode(raw)
     unknown = _unknown(body, EXEC_FIELDS, "")
     privileged, user, command = body.get("Privileged", False), body.get("User", ""), body.get("Cmd") or []
@@ -346,7 +345,7 @@ def parse_exec(raw: bytes, container: str) -> Parsed:
     subject = ContainerFacts(
         id=container, name=container, state=ContainerState(status="running", running=True), exec_sessions=[session]
     )
-    return Parsed(subject, "", {}, unknown, exec_only=True)
+    return Parsed(subject, "", {}, unknown, exec_only=True, kind="exec")
 
 
 def parse_update(raw: bytes) -> Parsed:
@@ -356,4 +355,4 @@ def parse_update(raw: bytes) -> Parsed:
     body = decode(raw)
     unknown = _unknown(body, UPDATE_FIELDS, "")
     _validated(HostConfig, body, "the body")
-    return Parsed(None, "", {}, unknown)
+    return Parsed(None, "", {}, unknown, kind="update")

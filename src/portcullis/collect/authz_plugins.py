@@ -40,7 +40,9 @@ def configured_plugins(daemon: DaemonConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket, with one timeout for the connect and each read."""
+
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
@@ -57,7 +59,7 @@ def activate(address: str, timeout: float = ACTIVATE_TIMEOUT) -> tuple[bool, lis
     parts = urlsplit(address)
     connection: http.client.HTTPConnection
     if parts.scheme == "unix":
-        connection = _UnixConnection(parts.path, timeout)
+        connection = UnixConnection(parts.path, timeout)
     elif parts.scheme in ("tcp", "http") and parts.hostname:
         connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     else:
