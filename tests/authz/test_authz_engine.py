@@ -19,7 +19,6 @@ import pytest
 
 from portcullis.checks.registry import get_rule
 from portcullis.checks.runner import evaluate
-from portcullis.collect import CollectionError
 from portcullis.collect.audit import collect_facts
 from portcullis.collect.authz_plugins import activate
 from portcullis.collect.engine import connect
@@ -309,8 +308,11 @@ def test_a_plugin_killed_mid_run_lets_nothing_through_and_the_daemon_recovers_af
         guarded.plugin.send_signal(signal.SIGKILL)
         guarded.plugin.wait(timeout=30)
         workers[1].start()
-        with pytest.raises(CollectionError, match=f"authorization plugin does not answer.*{guarded.socket.stem}"):
-            connect(guarded.daemon.host).close()
+        audit = subprocess.run(
+            [sys.executable, "-m", "portcullis", "audit", "--host", guarded.daemon.host],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+        )  # fmt: skip
         time.sleep(max(0.0, killed + 20 - (time.monotonic() - origin)))
         guarded.plugin = _start_plugin(guarded.socket, guarded.policy, guarded.log)
         restarted = time.monotonic() - origin
@@ -325,7 +327,9 @@ def test_a_plugin_killed_mid_run_lets_nothing_through_and_the_daemon_recovers_af
                 left.remove(force=True)
     for a in attempts:
         print(f"{a.kind:10} {a.started:6.1f}-{a.ended:6.1f} s {'allowed' if a.allowed else 'refused'} {a.error}")
-    print(f"killed at {killed:.1f} s, restarted at {restarted:.1f} s")
+    print(f"killed at {killed:.1f} s, restarted at {restarted:.1f} s; the audit said: {audit.stderr.strip()}")
+    assert audit.returncode == 1 and "Traceback" not in audit.stderr
+    assert "authorization plugin does not answer" in audit.stderr and guarded.socket.stem in audit.stderr
     assert not [a for a in attempts if a.kind == "privileged" and a.allowed], "a privileged create passed"
     while_down = [a for a in attempts if a.started > killed]
     assert not [a for a in while_down if a.allowed and a.ended < restarted], "a request passed while it was down"
