@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.api_probe import probe_local_daemon, probe_remote_endpoint
+from portcullis.collect.authz_plugins import configured_plugins, probe_plugins
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, collect_engine, from_api
 from portcullis.collect.engine_packages import engine_exposure
@@ -26,6 +27,7 @@ from portcullis.collect.subjects import attach_runtime
 from portcullis.model.facts import (
     FACTS_SCHEMA_VERSION,
     ApiProbe,
+    AuthzPluginProbe,
     DaemonConfig,
     EngineFacts,
     EngineInfo,
@@ -33,6 +35,7 @@ from portcullis.model.facts import (
     Facts,
     HostFacts,
     NetworkFacts,
+    PluginsInfo,
 )
 from portcullis.model.findings import CollectionProblem
 from portcullis.model.redaction import redact_snapshot
@@ -96,6 +99,10 @@ def _collect_facts(conn: EngineConnection) -> Facts:
     api_probes: list[ApiProbe] | None
     if conn.local:
         api_probes = probe_local_daemon(daemon, host)
+        if on_the_host(daemon.dockerd_pid):  # legacy plugins' sockets are in dockerd's mount namespace
+            daemon.authz_plugins = _authz_plugins(conn, daemon, snapshot.engine.info.plugins)
+        else:
+            problems.append(CollectionProblem(fact="authorization plugins", reason="not in dockerd's mount namespace"))
     else:
         api_probes = probe_remote_endpoint(conn.endpoint) if conn.endpoint.startswith("tcp://") else None
 
@@ -116,6 +123,18 @@ def _collect_facts(conn: EngineConnection) -> Facts:
         problems=problems,
         skipped_containers=snapshot.skipped_containers,
     )
+
+
+def _authz_plugins(conn: EngineConnection, daemon: DaemonConfig, live: PluginsInfo | None) -> list[AuthzPluginProbe]:
+    """Every authorization plugin configured or in the live chain, each probed (CIS-2.13's evidence)."""
+    names = list(dict.fromkeys([*configured_plugins(daemon), *(live.authorization if live else [])]))
+    if not names:
+        return []
+    try:
+        managed: list[dict[str, Any]] | None = conn.api.plugins()
+    except docker.errors.APIError:
+        managed = None
+    return probe_plugins(names, managed)
 
 
 def save_facts(facts: Facts, path: str) -> None:

@@ -54,6 +54,18 @@ class RegistryConfig(_Docker):
     index_configs: dict[str, Any] = Field(default_factory=dict, alias="IndexConfigs")
 
 
+class PluginsInfo(_Docker):
+    """`GET /info` Plugins: the authorization chain dockerd runs with (the configured names, less any managed
+    plugin that was disabled since)."""
+
+    authorization: list[str] = Field(default_factory=list, alias="Authorization")
+
+    @field_validator("authorization", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value  # the API sends null when no plugin is configured
+
+
 class EngineInfo(_Docker):
     """The subset of `GET /info` the rules use."""
 
@@ -79,6 +91,7 @@ class EngineInfo(_Docker):
     default_runtime: str = Field("runc", alias="DefaultRuntime")
     registry_config: RegistryConfig = Field(default_factory=RegistryConfig, alias="RegistryConfig")
     swarm: SwarmInfo = Field(default_factory=SwarmInfo, alias="Swarm")
+    plugins: PluginsInfo | None = Field(None, alias="Plugins", description="None: a snapshot taken without it")
 
     @property
     def rootless(self) -> bool:
@@ -112,6 +125,20 @@ class EngineFacts(BaseModel):
 # --- daemon configuration ------------------------------------------------------------------------
 
 
+class AuthzPluginProbe(BaseModel):
+    """One authorization plugin dockerd is configured with or runs, and whether it is there to answer."""
+
+    name: str
+    kind: str = Field(description="'managed' (docker plugin ls), 'socket' or 'spec' (a legacy plugin), 'missing'")
+    address: str = Field("", description="the socket or URL a legacy plugin is reached at; the id of a managed one")
+    enabled: bool | None = Field(None, description="a managed plugin's Enabled; None for a legacy one")
+    answered: bool | None = Field(
+        None, description="a legacy plugin answered POST /Plugin.Activate; None when it was not asked (see error)"
+    )
+    implements: list[str] = Field(default_factory=list, description="the Implements list of its answer")
+    error: str = ""
+
+
 class DaemonConfig(BaseModel):
     """How dockerd was configured: its files and its real command line."""
 
@@ -133,6 +160,9 @@ class DaemonConfig(BaseModel):
     )
     bridge_options: dict[str, str] | None = Field(
         None, description="Options of the default 'bridge' network (network inspect)"
+    )
+    authz_plugins: list[AuthzPluginProbe] | None = Field(
+        None, description="every authorization plugin configured or in the live chain, probed; None = not probed"
     )
 
     def flag_values(self, *names: str) -> list[str]:
@@ -389,6 +419,8 @@ class HostConfig(_Docker):
     readonly_rootfs: bool = Field(False, alias="ReadonlyRootfs")
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy, alias="RestartPolicy")
     devices: list[DeviceMapping] | None = Field(None, alias="Devices")
+    device_cgroup_rules: list[str] | None = Field(None, alias="DeviceCgroupRules")
+    sysctls: dict[str, str] | None = Field(None, alias="Sysctls")
     ulimits: list[Ulimit] | None = Field(None, alias="Ulimits")
     cgroup_parent: str = Field("", alias="CgroupParent")
     port_bindings: dict[str, list[PortBinding] | None] | None = Field(None, alias="PortBindings")
