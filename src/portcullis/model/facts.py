@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portcullis.model.findings import CollectionProblem
 from portcullis.model.layers import LayerRef
+from portcullis.model.signatures import ImageSignatures
 from portcullis.model.vuln import OsRelease, Package
 
 FACTS_SCHEMA_VERSION = "1"
@@ -623,6 +624,9 @@ class ImageFacts(_Docker):
     history: list[HistoryEntry] | None = Field(None, description="newest first, as the API returns it")
     content: ImageContentFacts | None = Field(
         None, description="filesystem facts from the layer reader; None when the image content was not read"
+    )
+    signatures: ImageSignatures | None = Field(
+        None, description="cosign signatures looked up under a trust policy; None when no policy was given"
     )
 
     @property

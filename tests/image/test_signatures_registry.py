@@ -1,0 +1,139 @@
+"""`portcullis image --verify-key` against cosign-format signatures in the real local registry (127.0.0.1:5000).
+
+Each case copies the pushed busybox test image into a repository of its own and stores a `.sig` manifest made by
+tests/support/cosign_format.py (cosign's layout, written from its specification: no cosign binary is available
+here). The image is read from the registry and CIS-4.12 says whether its digest is signed by a trusted key.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from portcullis.model.findings import Finding, Severity, Status
+from portcullis.pipelines.image import ImageSource, image_report
+from portcullis.pipelines.trust import load_trust_policy
+from support.cosign_format import SigningKey, TestRegistry, payload
+
+REGISTRY = "127.0.0.1:5000"
+BUSYBOX_REPO = "portcullis-test/busybox"
+
+
+def _registry_has_busybox() -> bool:
+    try:
+        return requests.get(f"http://{REGISTRY}/v2/{BUSYBOX_REPO}/tags/list", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.skipif(not _registry_has_busybox(), reason="run scripts/start-test-registry.sh first"),
+]
+
+
+@pytest.fixture(scope="module")
+def registry() -> TestRegistry:
+    return TestRegistry(REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def trusted() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="module")
+def key_file(trusted: SigningKey, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "cosign.pub"
+    path.write_text(trusted.public_pem)
+    return path
+
+
+def fresh_image(registry: TestRegistry) -> tuple[str, str]:
+    """A copy of busybox in a repository of its own: (HOST/REPO, digest)."""
+    repository = f"portcullis-test/sig-{uuid.uuid4().hex[:10]}"
+    digest = registry.copy_image(BUSYBOX_REPO, "1", repository)
+    return f"{REGISTRY}/{repository}", digest
+
+
+def verdict(name: str, key_file: Path) -> Finding:
+    source = ImageSource(
+        f"registry:{name}:1",
+        insecure_registries=[REGISTRY],
+        cache=False,
+        trust=load_trust_policy(None, [key_file]),
+    )
+    report = image_report(source, select=["CIS-4.12"])
+    (finding,) = report.findings
+    return finding
+
+
+def test_signed_image_passes(registry: TestRegistry, trusted: SigningKey, key_file: Path) -> None:
+    name, digest = fresh_image(registry)
+    body = payload(name, digest)
+    registry.push_signatures(name.split("/", 1)[1], digest, [(body, trusted.sign(body))])
+    finding = verdict(name, key_file)
+    assert finding.status is Status.PASS, finding.message
+    assert finding.evidence["signature"] == {
+        "repository": name,
+        "digest": digest,
+        "verdict": "signed",
+        "reason": f"signed by {key_file}",
+        "key": str(key_file),
+    }
+
+
+def test_tampered_payload_fails(registry: TestRegistry, trusted: SigningKey, key_file: Path) -> None:
+    name, digest = fresh_image(registry)
+    signed = payload(name, digest)
+    tampered = signed.replace(b'"optional":null', b'"optional":{"by":"attacker"}')
+    assert tampered != signed
+    registry.push_signatures(name.split("/", 1)[1], digest, [(tampered, trusted.sign(signed))])
+    finding = verdict(name, key_file)
+    assert finding.status is Status.FAIL and finding.severity is Severity.HIGH
+    assert finding.evidence["signature"]["verdict"] == "bad signature"
+    assert "does not verify with the trusted keys" in finding.message
+
+
+def test_signature_for_another_digest_fails(registry: TestRegistry, trusted: SigningKey, key_file: Path) -> None:
+    name, digest = fresh_image(registry)
+    _, _, other = registry.manifest("portcullis-test/debian", "bookworm")
+    body = payload(name, other)
+    registry.push_signatures(name.split("/", 1)[1], digest, [(body, trusted.sign(body))])
+    finding = verdict(name, key_file)
+    assert finding.status is Status.FAIL
+    assert finding.evidence["signature"]["verdict"] == "wrong digest"
+    assert f"vouches for {other}, not this image's {digest}" in finding.message
+
+
+def test_unknown_key_fails(registry: TestRegistry, key_file: Path) -> None:
+    name, digest = fresh_image(registry)
+    body = payload(name, digest)
+    registry.push_signatures(name.split("/", 1)[1], digest, [(body, SigningKey.generate().sign(body))])
+    finding = verdict(name, key_file)
+    assert finding.status is Status.FAIL
+    assert finding.evidence["signature"]["verdict"] == "bad signature"
+    assert "another key made it" in finding.message
+
+
+def test_unsigned_image_fails(registry: TestRegistry, key_file: Path) -> None:
+    name, digest = fresh_image(registry)
+    finding = verdict(name, key_file)
+    assert finding.status is Status.FAIL
+    assert finding.evidence["signature"]["verdict"] == "unsigned"
+    assert f"no {digest.replace(':', '-')}.sig in {name}" in finding.message
+
+
+def test_one_good_signature_among_bad_ones_passes(registry: TestRegistry, trusted: SigningKey, key_file: Path) -> None:
+    """cosign appends a layer per signer: the image passes when any signature is by a trusted key."""
+    name, digest = fresh_image(registry)
+    body = payload(name, digest)
+    stranger = SigningKey.generate().sign(body)
+    registry.push_signatures(name.split("/", 1)[1], digest, [(body, stranger), (body, trusted.sign(body))])
+    finding = verdict(name, key_file)
+    assert finding.status is Status.PASS, finding.message
+    assert json.loads(json.dumps(finding.evidence))["lookups"][0]["verdict"] == "signed"
