@@ -7,17 +7,26 @@ here). The image is read from the registry and CIS-4.12 says whether its digest 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 import requests
 
 from portcullis.model.findings import Finding, Severity, Status
 from portcullis.pipelines.image import ImageSource, image_report
 from portcullis.pipelines.trust import load_trust_policy
+from support.containers import labelled_containers
 from support.cosign_format import SigningKey, TestRegistry, payload
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
+from clirun import run_cli
 
 REGISTRY = "127.0.0.1:5000"
 BUSYBOX_REPO = "portcullis-test/busybox"
@@ -137,3 +146,64 @@ def test_one_good_signature_among_bad_ones_passes(registry: TestRegistry, truste
     finding = verdict(name, key_file)
     assert finding.status is Status.PASS, finding.message
     assert json.loads(json.dumps(finding.evidence))["lookups"][0]["verdict"] == "signed"
+
+
+@pytest.fixture
+def pulled(registry: TestRegistry) -> Iterator[Callable[[], tuple[str, str]]]:
+    """Images of their own id copied into fresh repositories and pulled into the engine; removed afterwards."""
+    engine = docker.from_env(timeout=120)
+    names: list[str] = []
+
+    def pull() -> tuple[str, str]:
+        repository = f"portcullis-test/sig-{uuid.uuid4().hex[:10]}"
+        digest = registry.copy_image(BUSYBOX_REPO, "1", repository, label=repository)
+        name = f"{REGISTRY}/{repository}"
+        engine.images.pull(name, tag="1")
+        names.append(f"{name}:1")
+        return name, digest
+
+    try:
+        yield pull
+    finally:
+        for name in names:
+            with contextlib.suppress(docker.errors.DockerException):
+                engine.images.remove(name, force=False)
+        engine.close()
+
+
+def test_audit_judges_running_containers_by_the_policy(
+    registry: TestRegistry, trusted: SigningKey, key_file: Path, pulled: Callable[[], tuple[str, str]], tmp_path: Path
+) -> None:
+    signed, signed_digest = pulled()
+    unsigned, _ = pulled()
+    body = payload(signed, signed_digest)
+    registry.push_signatures(signed.split("/", 1)[1], signed_digest, [(body, trusted.sign(body))])
+    policy = tmp_path / "trust.yaml"
+    policy.write_text(f'repositories:\n  - pattern: "{REGISTRY}/portcullis-test/sig-*"\n    keys: [{key_file}]\n')
+    engine = docker.from_env(timeout=120)
+    try:
+        with labelled_containers(engine, f"pc-sig-{uuid.uuid4().hex[:6]}") as factory:
+            factory.run("signed", image=f"{signed}:1")
+            factory.run("unsigned", image=f"{unsigned}:1")
+            run = run_cli(
+                "audit",
+                "--trust-policy",
+                str(policy),
+                "--select",
+                "CIS-4.12",
+                "-f",
+                "json",
+                "--no-store",
+                "--fail-on",
+                "high",
+            )
+            names = factory.names
+    finally:
+        engine.close()
+    assert run.code == 2, run.stderr  # the unsigned image's failure is high
+    findings = {f["target"]["name"]: f for f in run.json()["findings"]}
+    good, bad = findings[f"{signed}:1"], findings[f"{unsigned}:1"]
+    assert (good["status"], good["evidence"]["containers"]) == ("pass", [names["signed"]])
+    assert good["evidence"]["signature"]["digest"] == signed_digest
+    assert (bad["status"], bad["severity"], bad["evidence"]["containers"]) == ("fail", "high", [names["unsigned"]])
+    assert bad["evidence"]["signature"]["verdict"] == "unsigned"

@@ -106,12 +106,24 @@ class TestRegistry:
         assert answer.status_code == 201, answer.text
         return _digest(data)
 
-    def copy_image(self, source: str, tag: str, repository: str) -> str:
-        """Copy a single-platform image into another repository (blobs mounted, not uploaded); its digest."""
+    def copy_image(self, source: str, tag: str, repository: str, label: str = "") -> str:
+        """Copy a single-platform image into another repository (layers mounted, not uploaded); its digest.
+        With `label`, the config gets the label portcullis.test.copy=LABEL: an image of its own id, so the engine
+        tells it apart from the source when it is pulled."""
         data, media_type, _ = self.manifest(source, tag)
         manifest = json.loads(data)
-        for descriptor in [manifest["config"], *manifest["layers"]]:
+        for descriptor in manifest["layers"]:
             self.mount_blob(repository, descriptor["digest"], source)
+        if label:
+            blob = requests.get(f"{self.base}/{source}/blobs/{manifest['config']['digest']}", timeout=10)
+            config = json.loads(blob.content)
+            labels = config.setdefault("config", {}).get("Labels") or {}
+            config["config"]["Labels"] = labels | {"portcullis.test.copy": label}
+            body = json.dumps(config).encode()
+            manifest["config"] |= {"digest": self.push_blob(repository, body), "size": len(body)}
+            data = json.dumps(manifest).encode()
+        else:
+            self.mount_blob(repository, manifest["config"]["digest"], source)
         return self.put_manifest(repository, tag, data, media_type)
 
     def push_signatures(self, repository: str, image_digest: str, layers: list[tuple[bytes, str]]) -> str:

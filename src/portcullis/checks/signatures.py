@@ -183,9 +183,7 @@ def _best(judged: list[Judgement]) -> Judgement:
 def judge_image(signatures: ImageSignatures) -> Judgement:
     """The image's verdict: signed when one of its repo digests is; else the most telling failure."""
     if not signatures.lookups:
-        return Judgement(
-            Verdict.NO_DIGEST, "the image has no registry digest (never pushed or pulled): no signature to look up"
-        )
+        return Judgement(Verdict.NO_DIGEST, "the image was never pushed or pulled, so there is no signature to look up")
     judged = [judge_lookup(lookup) for lookup in signatures.lookups]
     if len(judged) > 1:  # several repositories: say which one each reason is about
         judged = [Judgement(j.verdict, f"{j.repository}: {j.reason}", j.repository, j.digest, j.key) for j in judged]
