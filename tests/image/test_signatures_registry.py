@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,10 @@ import docker.errors
 import pytest
 import requests
 
+from portcullis.checks.signatures import Verdict, judge_lookup
+from portcullis.collect.image.signatures import MAX_PAYLOAD_BYTES, MAX_SIGNATURES, lookup_signatures, signature_tag
 from portcullis.model.findings import Finding, Severity, Status
+from portcullis.model.signatures import TrustedKey
 from portcullis.pipelines.image import ImageSource, image_report
 from portcullis.pipelines.trust import load_trust_policy
 from support.containers import labelled_containers
@@ -207,3 +211,42 @@ def test_audit_judges_running_containers_by_the_policy(
     assert good["evidence"]["signature"]["digest"] == signed_digest
     assert (bad["status"], bad["severity"], bad["evidence"]["containers"]) == ("fail", "high", [names["unsigned"]])
     assert bad["evidence"]["signature"]["verdict"] == "unsigned"
+
+
+# --- a registry that serves too much, or none at all: the lookup is undecided, never signed or unsigned -------
+
+
+def trusted_keys(trusted: SigningKey) -> list[TrustedKey]:
+    return [TrustedKey(name="cosign.pub", pem=trusted.public_pem)]
+
+
+def test_too_many_signatures_are_not_read(registry: TestRegistry, trusted: SigningKey) -> None:
+    name, digest = fresh_image(registry)
+    body = payload(name, digest)
+    registry.push_signatures(name.split("/", 1)[1], digest, [(body, trusted.sign(body))] * (MAX_SIGNATURES + 1))
+    lookup = lookup_signatures(name, digest, trusted_keys(trusted), [REGISTRY])
+    assert lookup.error == f"{signature_tag(digest)} has {MAX_SIGNATURES + 1} layers, over the {MAX_SIGNATURES} read"
+    assert judge_lookup(lookup).verdict is Verdict.UNDECIDED
+
+
+def test_an_oversized_payload_is_not_read(registry: TestRegistry, trusted: SigningKey) -> None:
+    name, digest = fresh_image(registry)
+    body = payload(name, digest).replace(b'"optional":null', b'"optional":{"pad":"' + b"x" * MAX_PAYLOAD_BYTES + b'"}')
+    registry.push_signatures(name.split("/", 1)[1], digest, [(body, trusted.sign(body))])
+    lookup = lookup_signatures(name, digest, trusted_keys(trusted), [REGISTRY])
+    assert lookup.error is not None and f"over the {MAX_PAYLOAD_BYTES}-byte limit" in lookup.error
+    assert judge_lookup(lookup).verdict is Verdict.UNDECIDED
+
+
+def test_an_unreachable_registry_is_undecided(trusted: SigningKey) -> None:
+    with socket.socket() as placeholder:  # a port nobody listens on once closed
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    digest = "sha256:" + "c" * 64
+    lookup = lookup_signatures(f"127.0.0.1:{port}/app", digest, trusted_keys(trusted), [f"127.0.0.1:{port}"])
+    assert lookup.error is not None and lookup.error.startswith(f"cannot reach registry 127.0.0.1:{port}")
+    judgement = judge_lookup(lookup)
+    assert (judgement.verdict, judgement.reason.split(":")[0]) == (
+        Verdict.UNDECIDED,
+        "the signatures could not be read",
+    )

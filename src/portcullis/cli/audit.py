@@ -125,9 +125,8 @@ def audit(
         else:
             facts = gather_facts(hosts[0] if hosts else None, facts_in, log=say)
             if trust is not None:
-                say(
-                    f"looked up the signatures of {attach_running_signatures(facts, trust)} images of running containers"
-                )
+                looked_up = attach_running_signatures(facts, trust)
+                say(f"looked up the signatures of {looked_up} images of running containers")
             if facts_out is not None:
                 write_facts(facts, facts_out)
             report = audit_report(facts, select, skip, level, benchmark)
