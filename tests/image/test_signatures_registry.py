@@ -250,3 +250,28 @@ def test_an_unreachable_registry_is_undecided(trusted: SigningKey) -> None:
         Verdict.UNDECIDED,
         "the signatures could not be read",
     )
+
+
+def test_the_image_command_gates_on_signatures(
+    registry: TestRegistry, trusted: SigningKey, key_file: Path, tmp_path: Path
+) -> None:
+    signed, digest = fresh_image(registry)
+    body = payload(signed, digest)
+    registry.push_signatures(signed.split("/", 1)[1], digest, [(body, trusted.sign(body))])
+    unsigned, _ = fresh_image(registry)
+    policy = tmp_path / "trust.yaml"
+    policy.write_text(f'repositories:\n  - pattern: "{REGISTRY}/portcullis-test/sig-*"\n    keys: [{key_file}]\n')
+    common = ("--insecure-registry", REGISTRY, "--select", "CIS-4.12", "--no-vulns", "--no-cache", "--no-store")
+    gate = ("--fail-on", "high", "-f", "json")
+    passed = run_cli("image", f"registry:{signed}:1", "--trust-policy", str(policy), *common, *gate)
+    assert passed.code == 0, passed.stderr
+    assert [f["status"] for f in passed.json()["findings"]] == ["pass"]
+    refused = run_cli("image", f"registry:{unsigned}:1", "--verify-key", str(key_file), *common, *gate)
+    assert refused.code == 2, refused.stderr
+    assert [f["evidence"]["signature"]["verdict"] for f in refused.json()["findings"]] == ["unsigned"]
+    missing = run_cli("image", f"registry:{signed}:1", "--verify-key", str(tmp_path / "nope.pub"), *common)
+    assert missing.code == 1
+    assert (
+        missing.one_error_line()
+        == f"portcullis: error: cannot read key {tmp_path / 'nope.pub'}: No such file or directory"
+    )
