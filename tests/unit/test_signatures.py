@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from portcullis.checks.signatures import Verdict, claimed_digest, judge_image, judge_lookup
+from portcullis.collect.host import content_trust_setting
 from portcullis.model.facts import Facts
 from portcullis.model.signatures import (
     SIMPLE_SIGNING_TYPE,
@@ -187,3 +188,16 @@ def test_the_audit_reads_signatures_over_http_where_the_engine_pulls_over_http()
     facts = Facts.model_validate({k: v for k, v in recorded.items() if not k.startswith("_")})
     hosts = ["127.0.0.1:5000", "reg.lan:5000", "docker.io", "10.1.1.1:5000", "[::1]:5000"]
     assert engine_insecure_hosts(facts, hosts) == ["127.0.0.1:5000", "reg.lan:5000"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        ("export DOCKER_CONTENT_TRUST=1\n", "1"),
+        ('PATH=/bin\nDOCKER_CONTENT_TRUST="1"\nDOCKER_CONTENT_TRUST=0 # later wins\n', "0"),
+        ("# export DOCKER_CONTENT_TRUST=1\n", None),
+        ("echo DOCKER_CONTENT_TRUST=1\n", None),
+    ],
+)
+def test_content_trust_in_a_shell_profile(profile: str, expected: str | None) -> None:
+    assert content_trust_setting(profile) == expected

@@ -328,6 +328,12 @@ class HostFacts(BaseModel):
     apparmor_enabled: bool | None = None
     selinux_enabled: bool | None = None
     content_trust_env: str | None = Field(None, description="DOCKER_CONTENT_TRUST in the auditing environment")
+    daemon_content_trust_env: str | None = Field(
+        None, description="DOCKER_CONTENT_TRUST in dockerd's environment; None when unset or not readable"
+    )
+    profile_content_trust: dict[str, str] | None = Field(
+        None, description="DOCKER_CONTENT_TRUST set in system-wide shell profiles (file: value); None: not collected"
+    )
     tcp_listeners: list[Listener] | None = None
     binaries: dict[str, str | None] = Field(
         default_factory=dict, description="resolved path of dockerd, containerd, runc and the shims"

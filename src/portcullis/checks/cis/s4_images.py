@@ -247,20 +247,34 @@ def signed_artifacts(image: ImageFacts, facts: Facts) -> CheckResult:
     scope=TargetKind.HOST,
     rationale="""
 With DOCKER_CONTENT_TRUST=1 the client refuses to pull, run or build from image tags that carry no
-valid signature, so a tampered or substituted image is rejected instead of run.
+valid signature, so a tampered or substituted image is rejected instead of run. The verdict is the auditing
+environment's; dockerd's environment and system-wide shell profiles are shown beside it. Docker Content Trust
+(Notary v1) is being retired: under a trust policy the evidence also says which running images carry cosign
+signatures by trusted keys (CIS-4.12 judges each).
 """,
-    remediation="Export DOCKER_CONTENT_TRUST=1 in the environment of everyone and everything that runs docker.",
+    remediation="Export DOCKER_CONTENT_TRUST=1 in the environment of everyone and everything that runs docker; "
+    "for images signed with cosign, verify them against a trust policy (`portcullis audit --trust-policy`).",
     statuses=(Status.PASS, Status.FAIL, Status.SKIP),
 )
 def content_trust(facts: Facts) -> CheckResult:
     value = facts.host.content_trust_env
-    signed = _running_signatures(facts)
+    signed = _running_signatures(facts) | _other_environments(facts)
     if value is None and not facts.engine.local:
         return skipped("the auditing environment was not collected (remote engine)", **signed)
     if value == "1":
         return passed("DOCKER_CONTENT_TRUST=1 in the auditing environment", content_trust_env=value, **signed)
     shown = "is not set" if value is None else f"is {value!r}"
     return failed(f"DOCKER_CONTENT_TRUST {shown} in the auditing environment", content_trust_env=value, **signed)
+
+
+def _other_environments(facts: Facts) -> dict[str, Any]:
+    """Where else DOCKER_CONTENT_TRUST is set: dockerd's environment and the profiles users' shells read."""
+    shown: dict[str, Any] = {}
+    if facts.host.daemon_content_trust_env is not None:
+        shown["daemon_content_trust_env"] = facts.host.daemon_content_trust_env
+    if facts.host.profile_content_trust:
+        shown["profile_content_trust"] = facts.host.profile_content_trust
+    return shown
 
 
 def _running_signatures(facts: Facts) -> dict[str, Any]:
