@@ -275,3 +275,37 @@ def test_the_image_command_gates_on_signatures(
         missing.one_error_line()
         == f"portcullis: error: cannot read key {tmp_path / 'nope.pub'}: No such file or directory"
     )
+
+
+def test_an_audit_whose_registry_is_down_fails_closed(key_file: Path, tmp_path: Path) -> None:
+    """Replayed facts whose running container's image lives in a registry nobody answers: undecided is a failure."""
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    recorded = json.loads((Path(__file__).parents[1] / "rules" / "baseline.json").read_text())
+    image_id = "sha256:" + "d" * 64
+    recorded |= {
+        "schema_version": "1",
+        "containers": [{"Id": "c" * 64, "Name": "/web", "Image": image_id, "State": {"Running": True}}],
+        "images": [
+            {
+                "Id": image_id,
+                "RepoTags": [f"127.0.0.1:{port}/app:1"],
+                "RepoDigests": [f"127.0.0.1:{port}/app@sha256:{'e' * 64}"],
+            }
+        ],
+    }
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({k: v for k, v in recorded.items() if not k.startswith("_")}))
+    run = run_cli(
+        "audit", "--facts-in", str(facts), "--verify-key", str(key_file), "--select", "CIS-4.12", "-f", "json",
+        "--no-store", "--fail-on", "high",
+    )  # fmt: skip
+    assert run.code == 2, run.stderr
+    (finding,) = run.json()["findings"]
+    assert (finding["status"], finding["evidence"]["signature"]["verdict"], finding["evidence"]["containers"]) == (
+        "fail",
+        "undecided",
+        ["web"],
+    )
+    assert f"cannot reach registry 127.0.0.1:{port}" in finding["message"]
