@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from portcullis.checks.signatures import Verdict, claimed_digest, judge_image, judge_lookup
 from portcullis.collect.host import content_trust_setting
-from portcullis.model.facts import Facts
+from portcullis.model.facts import Facts, ImageFacts
 from portcullis.model.signatures import (
     SIMPLE_SIGNING_TYPE,
     CosignSignature,
@@ -23,7 +23,7 @@ from portcullis.model.signatures import (
     TrustedKey,
 )
 from portcullis.pipelines.errors import UsageError
-from portcullis.pipelines.trust import engine_insecure_hosts, load_trust_policy
+from portcullis.pipelines.trust import TrustPolicy, attach_signatures, engine_insecure_hosts, load_trust_policy
 from support.cosign_format import SigningKey, payload
 
 REPO = "registry.example.com/team/app"
@@ -201,3 +201,12 @@ def test_the_audit_reads_signatures_over_http_where_the_engine_pulls_over_http()
 )
 def test_content_trust_in_a_shell_profile(profile: str, expected: str | None) -> None:
     assert content_trust_setting(profile) == expected
+
+
+def test_a_repo_digest_that_does_not_parse_is_undecided() -> None:
+    image = ImageFacts.model_validate({"Id": "sha256:" + "f" * 64, "RepoDigests": ["Bad Name@sha256:zz"]})
+    attach_signatures(image, TrustPolicy(source="p", entries=(("*", ()),)))
+    assert image.signatures is not None
+    judgement = judge_image(image.signatures)
+    assert judgement.verdict is Verdict.UNDECIDED
+    assert "is not an image reference" in judgement.reason

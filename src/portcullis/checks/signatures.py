@@ -155,10 +155,10 @@ def _judge_signature(number: int, signature: CosignSignature, lookup: SignatureL
 def judge_lookup(lookup: SignatureLookup) -> Judgement:
     """One repository's verdict: signed when any signature verifies with a trusted key and names the digest."""
     where = {"repository": lookup.repository, "digest": lookup.digest}
-    if not lookup.trusted_keys:
-        return Judgement(Verdict.NO_TRUSTED_KEY, f"the trust policy trusts no key for {lookup.repository}", **where)
     if lookup.error is not None:
         return Judgement(Verdict.UNDECIDED, f"the signatures could not be read: {lookup.error}", **where)
+    if not lookup.trusted_keys:
+        return Judgement(Verdict.NO_TRUSTED_KEY, f"the trust policy trusts no key for {lookup.repository}", **where)
     if not lookup.found:
         return Judgement(Verdict.UNSIGNED, f"no {lookup.signature_tag} in {lookup.repository}", **where)
     judged = [

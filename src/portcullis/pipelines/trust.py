@@ -118,7 +118,7 @@ def attach_signatures(
     from portcullis.collect.image import Credentials
     from portcullis.collect.image.errors import ImageError
     from portcullis.collect.image.registry import ImageReference
-    from portcullis.collect.image.signatures import lookup_signatures, signature_tag
+    from portcullis.collect.image.signatures import lookup_signatures
 
     login = Credentials(*credentials) if credentials else None
     lookups: list[SignatureLookup] = []
@@ -128,8 +128,7 @@ def attach_signatures(
             repository = ImageReference.parse(name).name
             lookups.append(lookup_signatures(repository, digest, policy.keys_for(repository), insecure_hosts, login))
         except ImageError as exc:  # a repo digest the engine recorded but we cannot parse: undecided
-            tag = signature_tag(digest) if digest.startswith("sha256:") else ""
-            lookups.append(SignatureLookup(repository=name, digest=digest, signature_tag=tag, error=str(exc)))
+            lookups.append(SignatureLookup(repository=name, digest=digest, signature_tag="", error=str(exc)))
     image.signatures = ImageSignatures(policy=policy.source, lookups=lookups, containers=list(containers))
 
 
