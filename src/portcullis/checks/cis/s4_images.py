@@ -258,13 +258,13 @@ signatures by trusted keys (CIS-4.12 judges each).
 )
 def content_trust(facts: Facts) -> CheckResult:
     value = facts.host.content_trust_env
-    signed = _running_signatures(facts) | _other_environments(facts)
+    beside = _other_environments(facts) | _running_signatures(facts)  # reported, not judged here
     if value is None and not facts.engine.local:
-        return skipped("the auditing environment was not collected (remote engine)", **signed)
+        return skipped("the auditing environment was not collected (remote engine)", **beside)
     if value == "1":
-        return passed("DOCKER_CONTENT_TRUST=1 in the auditing environment", content_trust_env=value, **signed)
+        return passed("DOCKER_CONTENT_TRUST=1 in the auditing environment", content_trust_env=value, **beside)
     shown = "is not set" if value is None else f"is {value!r}"
-    return failed(f"DOCKER_CONTENT_TRUST {shown} in the auditing environment", content_trust_env=value, **signed)
+    return failed(f"DOCKER_CONTENT_TRUST {shown} in the auditing environment", content_trust_env=value, **beside)
 
 
 def _other_environments(facts: Facts) -> dict[str, Any]:
