@@ -20,6 +20,7 @@ import docker.errors
 import pytest
 import requests
 
+from portcullis.agent.rounds import RoundOptions, run_round
 from portcullis.checks.signatures import Verdict, judge_lookup
 from portcullis.collect.image.signatures import MAX_PAYLOAD_BYTES, MAX_SIGNATURES, lookup_signatures, signature_tag
 from portcullis.model.findings import Finding, Severity, Status
@@ -309,3 +310,24 @@ def test_an_audit_whose_registry_is_down_fails_closed(key_file: Path, tmp_path: 
         ["web"],
     )
     assert f"cannot reach registry 127.0.0.1:{port}" in finding["message"]
+
+
+def test_the_agent_round_judges_running_images_by_the_policy(
+    registry: TestRegistry, trusted: SigningKey, key_file: Path, pulled: Callable[[], tuple[str, str]]
+) -> None:
+    signed, digest = pulled()
+    body = payload(signed, digest)
+    registry.push_signatures(signed.split("/", 1)[1], digest, [(body, trusted.sign(body))])
+    engine = docker.from_env(timeout=120)
+    try:
+        with labelled_containers(engine, f"pc-sig-{uuid.uuid4().hex[:6]}") as factory:
+            factory.run("agent", image=f"{signed}:1")
+            done = run_round(RoundOptions(agent="sig-test", images=False, trust=load_trust_policy(None, [key_file])))
+    finally:
+        engine.close()
+    findings = [
+        f
+        for f in done.bodies[0]["report"]["findings"]
+        if f["rule_id"] == "CIS-4.12" and f["target"]["name"] == f"{signed}:1"
+    ]
+    assert [(f["status"], f["evidence"]["signature"]["verdict"]) for f in findings] == [("pass", "signed")]
