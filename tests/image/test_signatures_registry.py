@@ -7,6 +7,7 @@ here). The image is read from the registry and CIS-4.12 says whether its digest 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -331,3 +332,33 @@ def test_the_agent_round_judges_running_images_by_the_policy(
         if f["rule_id"] == "CIS-4.12" and f["target"]["name"] == f"{signed}:1"
     ]
     assert [(f["status"], f["evidence"]["signature"]["verdict"]) for f in findings] == [("pass", "signed")]
+
+
+# --- a signature the cosign tool made (recorded by containers/image; see data/cosign-made-signature.json) -------
+
+COSIGN_MADE = json.loads((Path(__file__).parent / "data" / "cosign-made-signature.json").read_text())
+
+
+def test_a_signature_made_by_cosign_verifies_from_the_registry(registry: TestRegistry) -> None:
+    """No cosign binary can be installed here: this is cosign's own output, stored as cosign stores it and judged."""
+    signed_payload = base64.b64decode(COSIGN_MADE["payload_b64"])
+    # What our test signer writes is byte for byte what cosign signed, so signatures we make are over cosign's bytes.
+    assert payload(COSIGN_MADE["repository"], COSIGN_MADE["manifest_digest"]) == signed_payload
+    repository = f"portcullis-test/sig-{uuid.uuid4().hex[:10]}"
+    digest = COSIGN_MADE["manifest_digest"]
+    registry.push_signatures(repository, digest, [(signed_payload, COSIGN_MADE["signature_b64"])])
+    keys = [TrustedKey(name="cosign.pub", pem=COSIGN_MADE["public_key_pem"])]
+    lookup = lookup_signatures(f"{REGISTRY}/{repository}", digest, keys, [REGISTRY])
+    judgement = judge_lookup(lookup)
+    assert (judgement.verdict, judgement.key) == (Verdict.SIGNED, "cosign.pub"), judgement.reason
+    # The same signature under another digest's tag, and with one payload byte changed, is refused.
+    other = "sha256:" + "0" * 64
+    registry.push_signatures(repository, other, [(signed_payload, COSIGN_MADE["signature_b64"])])
+    assert judge_lookup(lookup_signatures(f"{REGISTRY}/{repository}", other, keys, [REGISTRY])).verdict is (
+        Verdict.WRONG_DIGEST
+    )
+    changed = signed_payload.replace(b"single", b"singlE")
+    registry.push_signatures(repository, digest, [(changed, COSIGN_MADE["signature_b64"])])
+    assert judge_lookup(lookup_signatures(f"{REGISTRY}/{repository}", digest, keys, [REGISTRY])).verdict is (
+        Verdict.BAD_SIGNATURE
+    )
