@@ -362,3 +362,25 @@ def test_a_signature_made_by_cosign_verifies_from_the_registry(registry: TestReg
     assert judge_lookup(lookup_signatures(f"{REGISTRY}/{repository}", digest, keys, [REGISTRY])).verdict is (
         Verdict.BAD_SIGNATURE
     )
+
+
+def test_signatures_stored_in_another_repository(
+    registry: TestRegistry, trusted: SigningKey, key_file: Path, tmp_path: Path
+) -> None:
+    """cosign's COSIGN_REPOSITORY: the policy's `signatures:` says where; without it they are looked for beside."""
+    name, digest = fresh_image(registry)
+    store = f"portcullis-test/sig-store-{uuid.uuid4().hex[:8]}"
+    body = payload(name, digest)
+    registry.push_signatures(store, digest, [(body, trusted.sign(body))])
+    entry = f'  - pattern: "{name}"\n    keys: [{key_file}]\n'
+    elsewhere, beside = tmp_path / "elsewhere.yaml", tmp_path / "beside.yaml"
+    elsewhere.write_text(f"repositories:\n{entry}    signatures: {REGISTRY}/{store}\n")
+    beside.write_text(f"repositories:\n{entry}")
+    results = {}
+    for policy in (elsewhere, beside):
+        source = ImageSource(
+            f"registry:{name}:1", insecure_registries=[REGISTRY], cache=False, trust=load_trust_policy(policy)
+        )
+        (finding,) = image_report(source, select=["CIS-4.12"]).findings
+        results[policy.stem] = (finding.status, finding.evidence["signature"]["verdict"])
+    assert results == {"elsewhere": (Status.PASS, "signed"), "beside": (Status.FAIL, "unsigned")}

@@ -210,3 +210,20 @@ def test_a_repo_digest_that_does_not_parse_is_undecided() -> None:
     judgement = judge_image(image.signatures)
     assert judgement.verdict is Verdict.UNDECIDED
     assert "is not an image reference" in judgement.reason
+
+
+def test_where_signatures_are_stored(tmp_path: Path) -> None:
+    write_key(tmp_path / "k.pub")
+    policy_file = tmp_path / "trust.yaml"
+    policy_file.write_text(
+        "repositories:\n"
+        '  - pattern: "reg.example/app*"\n    keys: [k.pub]\n    signatures: reg.example/signatures\n'
+        '  - pattern: "*"\n    keys: [k.pub]\n'
+    )
+    policy = load_trust_policy(policy_file)
+    assert policy is not None
+    assert policy.store_for("reg.example/app1") == "reg.example/signatures"
+    assert policy.store_for("reg.example/other") == ""
+    policy_file.write_text('repositories:\n  - pattern: "*"\n    keys: [k.pub]\n    signatures: reg.example/sigs:v1\n')
+    with pytest.raises(UsageError, match="names a repository, HOST/REPO, no tag"):
+        load_trust_policy(policy_file)

@@ -160,7 +160,8 @@ def judge_lookup(lookup: SignatureLookup) -> Judgement:
     if not lookup.trusted_keys:
         return Judgement(Verdict.NO_TRUSTED_KEY, f"the trust policy trusts no key for {lookup.repository}", **where)
     if not lookup.found:
-        return Judgement(Verdict.UNSIGNED, f"no {lookup.signature_tag} in {lookup.repository}", **where)
+        stored = lookup.signature_repository or lookup.repository
+        return Judgement(Verdict.UNSIGNED, f"no {lookup.signature_tag} in {stored}", **where)
     judged = [
         _judge_signature(number, signature, lookup)
         for number, signature in enumerate(lookup.signatures, 1)

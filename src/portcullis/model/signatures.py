@@ -34,6 +34,9 @@ class SignatureLookup(BaseModel):
     repository: str = Field(description="HOST/REPO where the image and its signatures live")
     digest: str = Field(description="the image's manifest (or index) digest the signatures must name")
     signature_tag: str = Field(description="sha256-<hex>.sig")
+    signature_repository: str = Field(
+        "", description="HOST/REPO holding the signatures when not beside the image (cosign's COSIGN_REPOSITORY)"
+    )
     trusted_keys: list[TrustedKey] = Field(default_factory=list)
     found: bool = Field(False, description="the registry has the .sig tag")
     signatures: list[CosignSignature] = Field(default_factory=list)

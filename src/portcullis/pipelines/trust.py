@@ -5,9 +5,11 @@ A policy file is YAML:
     repositories:
       - pattern: "registry.example.com/team/*"   # fnmatch over HOST/REPO (Docker Hub: docker.io/library/NAME)
         keys: [keys/team.pub]                      # PEM public keys, relative to the policy file
+        signatures: registry.example.com/sigs      # optional: where cosign stored them (COSIGN_REPOSITORY)
 
 A repository's trusted keys are those of every entry whose pattern matches it; `--verify-key` keys are trusted for
-every repository. A repository no pattern matches has no trusted key, so its images cannot pass.
+every repository. A repository no pattern matches has no trusted key, so its images cannot pass. Signatures are
+looked up beside the image unless the first matching entry that names `signatures` says where.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class _Entry(BaseModel):
 
     pattern: str = Field(min_length=1)
     keys: list[str] = Field(min_length=1)
+    signatures: str | None = Field(None, min_length=1)
 
 
 class _PolicyFile(BaseModel):
@@ -47,6 +50,11 @@ class _PolicyFile(BaseModel):
 class TrustPolicy:
     source: str  # how reports name it: the policy file, or the --verify-key files
     entries: tuple[tuple[str, tuple[TrustedKey, ...]], ...]  # (fnmatch pattern over HOST/REPO, its keys)
+    stores: tuple[tuple[str, str], ...] = ()  # (pattern, HOST/REPO where signatures of matching images are stored)
+
+    def store_for(self, repository: str) -> str:
+        """Where the signatures of `repository`'s images are: '' for beside them, as cosign stores them by default."""
+        return next((store for pattern, store in self.stores if fnmatchcase(repository, pattern)), "")
 
     def keys_for(self, repository: str) -> list[TrustedKey]:
         found: dict[str, TrustedKey] = {}
@@ -86,6 +94,7 @@ def load_trust_policy(policy_file: Path | None, key_files: Sequence[Path] = ()) 
     if policy_file is None and not key_files:
         return None
     entries: list[tuple[str, tuple[TrustedKey, ...]]] = []
+    stores: list[tuple[str, str]] = []
     sources: list[str] = []
     if policy_file is not None:
         text = _read(policy_file, MAX_POLICY_BYTES, "trust policy")
@@ -100,11 +109,27 @@ def load_trust_policy(policy_file: Path | None, key_files: Sequence[Path] = ()) 
         base = policy_file.parent
         for entry in parsed.repositories:
             entries.append((entry.pattern, tuple(_key(base / name, name) for name in entry.keys)))
+            if entry.signatures is not None:
+                stores.append((entry.pattern, _store(entry.signatures, policy_file)))
         sources.append(str(policy_file))
     if key_files:
         entries.append(("*", tuple(_key(path, str(path)) for path in key_files)))
         sources.append("--verify-key " + ", ".join(str(path) for path in key_files))
-    return TrustPolicy(source="; ".join(sources), entries=tuple(entries))
+    return TrustPolicy(source="; ".join(sources), entries=tuple(entries), stores=tuple(stores))
+
+
+def _store(text: str, policy_file: Path) -> str:
+    """A `signatures:` value as HOST/REPO; a tag or digest has no place there."""
+    from portcullis.collect.image.errors import ImageError
+    from portcullis.collect.image.registry import ImageReference
+
+    try:
+        store = ImageReference.parse(text)
+    except ImageError as exc:
+        raise UsageError(f"trust policy {policy_file}: signatures: {exc}") from None
+    if text.endswith(f":{store.tag}") or store.digest:
+        raise UsageError(f"trust policy {policy_file}: signatures: {text!r} names a repository, HOST/REPO, no tag")
+    return store.name
 
 
 def attach_signatures(
@@ -126,7 +151,8 @@ def attach_signatures(
         name, _, digest = repo_digest.rpartition("@")
         try:
             repository = ImageReference.parse(name).name
-            lookups.append(lookup_signatures(repository, digest, policy.keys_for(repository), insecure_hosts, login))
+            keys, store = policy.keys_for(repository), policy.store_for(repository)
+            lookups.append(lookup_signatures(repository, digest, keys, insecure_hosts, login, stored_in=store))
         except ImageError as exc:  # a repo digest the engine recorded but we cannot parse: undecided
             lookups.append(SignatureLookup(repository=name, digest=digest, signature_tag="", error=str(exc)))
     image.signatures = ImageSignatures(policy=policy.source, lookups=lookups, containers=list(containers))
@@ -172,9 +198,12 @@ def attach_running_signatures(facts: Facts, policy: TrustPolicy) -> int:
     for image in images:
         for repo_digest in image.repo_digests:
             try:
-                hosts.add(ImageReference.parse(repo_digest.rpartition("@")[0]).host)
+                repository = ImageReference.parse(repo_digest.rpartition("@")[0])
             except ImageError:
                 continue
+            hosts.add(repository.host)
+            if store := policy.store_for(repository.name):
+                hosts.add(ImageReference.parse(store).host)
     insecure = engine_insecure_hosts(facts, hosts)
     for image in images:
         attach_signatures(image, policy, insecure, containers=sorted(running[image.id]))

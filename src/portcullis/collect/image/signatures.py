@@ -42,15 +42,24 @@ def lookup_signatures(
     keys: Sequence[TrustedKey],
     insecure_hosts: Sequence[str] = (),
     credentials: Credentials | None = None,
+    stored_in: str = "",
 ) -> SignatureLookup:
-    """The signatures stored beside `repository@digest` (HOST/REPO as an image reference names it), with `keys`
-    recorded as the ones trusted for it. With no key trusted the registry is not asked: nothing could pass."""
+    """The signatures stored beside `repository@digest` (HOST/REPO as an image reference names it), or in
+    `stored_in` when given, with `keys` recorded as the ones trusted for it. With no key trusted the registry is not
+    asked: nothing could pass."""
     ref = ImageReference.parse(f"{repository}@{digest}")
+    store = ImageReference.parse(stored_in) if stored_in else ref
     tag = signature_tag(digest)
-    lookup = SignatureLookup(repository=ref.name, digest=digest, signature_tag=tag, trusted_keys=list(keys))
+    lookup = SignatureLookup(
+        repository=ref.name,
+        digest=digest,
+        signature_tag=tag,
+        signature_repository=store.name if stored_in else "",
+        trusted_keys=list(keys),
+    )
     if not keys:
         return lookup
-    client = RegistryClient(ImageReference(ref.host, ref.repository, tag, ""), list(insecure_hosts), credentials)
+    client = RegistryClient(ImageReference(store.host, store.repository, tag, ""), list(insecure_hosts), credentials)
     try:
         _fill(lookup, client, time.monotonic() + LOOKUP_SECONDS)
     except NotInRegistry as exc:
@@ -68,7 +77,7 @@ def _fill(lookup: SignatureLookup, client: RegistryClient, give_up: float) -> No
     lookup.found = True
     layers = manifest.get("layers")
     if not isinstance(layers, list):
-        raise ImageError(f"{lookup.signature_tag} in {lookup.repository} is not an image manifest with layers")
+        raise ImageError(f"{lookup.signature_tag} is not an image manifest with layers")
     if len(layers) > MAX_SIGNATURES:
         raise ImageError(f"{lookup.signature_tag} has {len(layers)} layers, over the {MAX_SIGNATURES} read")
     for layer in layers:
