@@ -23,13 +23,19 @@ import requests
 
 from portcullis.agent.rounds import RoundOptions, run_round
 from portcullis.checks.signatures import Verdict, judge_lookup
-from portcullis.collect.image.signatures import MAX_PAYLOAD_BYTES, MAX_SIGNATURES, lookup_signatures, signature_tag
+from portcullis.collect.image.signatures import (
+    MAX_BUNDLE_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_SIGNATURES,
+    lookup_signatures,
+    signature_tag,
+)
 from portcullis.model.findings import Finding, Severity, Status
 from portcullis.model.signatures import TrustedKey
 from portcullis.pipelines.image import ImageSource, image_report
 from portcullis.pipelines.trust import load_trust_policy
 from support.containers import labelled_containers
-from support.cosign_format import SigningKey, TestRegistry, payload
+from support.cosign_format import SigningKey, TestRegistry, bundle, payload
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
 from clirun import run_cli
@@ -140,7 +146,7 @@ def test_unsigned_image_fails(registry: TestRegistry, key_file: Path) -> None:
     finding = verdict(name, key_file)
     assert finding.status is Status.FAIL
     assert finding.evidence["signature"]["verdict"] == "unsigned"
-    assert f"no {digest.replace(':', '-')}.sig in {name}" in finding.message
+    assert f"no {digest.replace(':', '-')}.sig nor a bundle for the digest in {name}" in finding.message
 
 
 def test_one_good_signature_among_bad_ones_passes(registry: TestRegistry, trusted: SigningKey, key_file: Path) -> None:
@@ -384,3 +390,47 @@ def test_signatures_stored_in_another_repository(
         (finding,) = image_report(source, select=["CIS-4.12"]).findings
         results[policy.stem] = (finding.status, finding.evidence["signature"]["verdict"])
     assert results == {"elsewhere": (Status.PASS, "signed"), "beside": (Status.FAIL, "unsigned")}
+
+
+# --- cosign 3's default: a Sigstore bundle attached as an OCI 1.1 referrer ------------------------------------------
+
+
+def tampered(body: bytes) -> bytes:
+    """The bundle with its statement changed after signing (a subject added), the signature kept."""
+    document = json.loads(body)
+    statement = json.loads(base64.b64decode(document["dsseEnvelope"]["payload"]))
+    statement["subject"].append({"digest": {"sha256": "f" * 64}})
+    document["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(document).encode()
+
+
+def test_bundles_attached_as_referrers(registry: TestRegistry, trusted: SigningKey, key_file: Path) -> None:
+    _, _, other = registry.manifest("portcullis-test/debian", "bookworm")
+    cases = {
+        "signed": lambda digest: bundle(trusted, digest),
+        "wrong digest": lambda digest: bundle(trusted, digest, statement_digest=other),
+        "unknown key": lambda digest: bundle(SigningKey.generate(), digest),
+        "tampered": lambda digest: tampered(bundle(trusted, digest)),
+    }
+    verdicts = {}
+    for case, make in cases.items():
+        name, digest = fresh_image(registry)
+        registry.attach_bundle(name.split("/", 1)[1], digest, make(digest))
+        finding = verdict(name, key_file)
+        verdicts[case] = (finding.status, finding.evidence["signature"]["verdict"])
+    assert verdicts == {
+        "signed": (Status.PASS, "signed"),
+        "wrong digest": (Status.FAIL, "wrong digest"),
+        "unknown key": (Status.FAIL, "bad signature"),
+        "tampered": (Status.FAIL, "bad signature"),
+    }
+
+
+def test_an_oversized_bundle_is_not_read(registry: TestRegistry, trusted: SigningKey) -> None:
+    name, digest = fresh_image(registry)
+    document = json.loads(bundle(trusted, digest))
+    document["verificationMaterial"] = {"padding": "x" * MAX_BUNDLE_BYTES}
+    registry.attach_bundle(name.split("/", 1)[1], digest, json.dumps(document).encode())
+    lookup = lookup_signatures(name, digest, trusted_keys(trusted), [REGISTRY])
+    assert lookup.error is not None and f"over the {MAX_BUNDLE_BYTES}-byte limit" in lookup.error
+    assert judge_lookup(lookup).verdict is Verdict.UNDECIDED

@@ -1,9 +1,12 @@
-"""Sign images in cosign's `.sig` layout and push the signatures to a test registry, as `cosign sign --key` does.
+"""Sign images as `cosign sign --key` does and push the signatures to a test registry, in both of its layouts.
 
-Written from cosign's SIGNATURE_SPEC (no cosign binary can be installed here): an OCI image manifest tagged
-`sha256-<hex>.sig` beside the image, one layer per signature whose blob is the simple-signing payload
-(media type application/vnd.dev.cosign.simplesigning.v1+json) and whose annotation
-`dev.cosignproject.cosign/signature` holds the base64 ASN.1 ECDSA-P256/SHA-256 signature over those bytes.
+Written from cosign's specifications (no cosign binary can be installed here):
+- SIGNATURE_SPEC: an OCI image manifest tagged `sha256-<hex>.sig` beside the image, one layer per signature whose
+  blob is the simple-signing payload (media type application/vnd.dev.cosign.simplesigning.v1+json) and whose
+  annotation `dev.cosignproject.cosign/signature` holds the base64 ASN.1 ECDSA-P256/SHA-256 signature over it;
+- BUNDLE_SPEC (cosign 3's default): a Sigstore bundle v0.3 whose DSSE envelope signs an in-toto statement naming the
+  image's digest (predicate https://sigstore.dev/cosign/sign/v1), stored as an OCI 1.1 referrer of the image; the
+  local registry has no referrers API, so the referrers index goes under the fallback tag `sha256-<hex>`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+IN_TOTO = "application/vnd.in-toto+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MANIFEST_ACCEPT = ", ".join(
@@ -56,6 +63,24 @@ def payload(reference: str, digest: str) -> bytes:
         "optional": None,
     }
     return json.dumps(document, separators=(",", ":")).encode()
+
+
+def bundle(key: SigningKey, digest: str, statement_digest: str = "") -> bytes:
+    """A Sigstore bundle as cosign 3 makes for `digest` (or vouching for `statement_digest` instead)."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": (statement_digest or digest).split(":", 1)[1]}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {},
+    }
+    body = json.dumps(statement).encode()
+    signed = b"DSSEv1 %d %s %d %s" % (len(IN_TOTO), IN_TOTO.encode(), len(body), body)  # DSSE's PAE
+    envelope = {
+        "payload": base64.b64encode(body).decode(),
+        "payloadType": IN_TOTO,
+        "signatures": [{"sig": key.sign(signed)}],
+    }
+    return json.dumps({"mediaType": BUNDLE, "verificationMaterial": {}, "dsseEnvelope": envelope}).encode()
 
 
 def _digest(data: bytes) -> str:
@@ -155,3 +180,30 @@ class TestRegistry:
         tag = image_digest.replace(":", "-") + ".sig"
         self.put_manifest(repository, tag, json.dumps(manifest).encode(), OCI_MANIFEST)
         return tag
+
+    def attach_bundle(self, repository: str, image_digest: str, body: bytes) -> None:
+        """Store `body` as a referrer of the image (its subject) and list it in the fallback referrers index."""
+        empty = self.push_blob(repository, b"{}")
+        layer = {"mediaType": BUNDLE, "digest": self.push_blob(repository, body), "size": len(body)}
+        image, media_type, _ = self.manifest(repository, image_digest)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": BUNDLE,
+            "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
+            "layers": [layer],
+            "subject": {"mediaType": media_type, "digest": image_digest, "size": len(image)},
+        }
+        data = json.dumps(manifest).encode()
+        referrer = self.put_manifest(repository, _digest(data), data, OCI_MANIFEST)
+        tag = image_digest.replace(":", "-")
+        listed = requests.get(f"{self.base}/{repository}/manifests/{tag}", headers={"Accept": OCI_INDEX}, timeout=10)
+        index = (
+            listed.json()
+            if listed.status_code == 200
+            else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        )
+        index["manifests"].append(
+            {"mediaType": OCI_MANIFEST, "digest": referrer, "size": len(data), "artifactType": BUNDLE}
+        )
+        self.put_manifest(repository, tag, json.dumps(index).encode(), OCI_INDEX)

@@ -20,9 +20,19 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from portcullis.model.signatures import SIMPLE_SIGNING_TYPE, CosignSignature, ImageSignatures, SignatureLookup
+from portcullis.model.signatures import (
+    BUNDLE_TYPE,
+    SIMPLE_SIGNING_TYPE,
+    CosignSignature,
+    ImageSignatures,
+    SignatureLookup,
+)
 
 COSIGN_PAYLOAD_TYPE = "cosign container image signature"
+# cosign 3 signs an in-toto statement in a DSSE envelope inside a Sigstore bundle (cmd/cosign/cli/sign).
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+IN_TOTO_STATEMENTS = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -120,33 +130,95 @@ def claimed_digest(payload: bytes) -> str | None:
     return digest if isinstance(digest, str) else None
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """What a signature vouches for once its bytes are decoded: the signed message, the signatures over it, and the
+    digests the payload names (None: the payload is not a cosign image signature)."""
+
+    message: bytes
+    signatures: list[bytes]
+    claimed: list[str] | None
+
+
+def _b64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return base64.urlsafe_b64decode(text)  # protobuf JSON readers take either alphabet
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: what a DSSE signature is made over."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def statement_digests(payload: bytes) -> list[str] | None:
+    """The subject digests of the in-toto statement `cosign sign` makes in a bundle; None for any other payload."""
+    try:
+        statement = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(statement, dict) or statement.get("_type") not in IN_TOTO_STATEMENTS:
+        return None
+    if statement.get("predicateType") != COSIGN_SIGN_PREDICATE or not isinstance(statement.get("subject"), list):
+        return None
+    digests = [s.get("digest") for s in statement["subject"] if isinstance(s, dict)]
+    return [f"sha256:{d['sha256']}" for d in digests if isinstance(d, dict) and isinstance(d.get("sha256"), str)]
+
+
+def _decode(signature: CosignSignature) -> _Signed:
+    """Raises ValueError (binascii.Error included) when the signature's parts are not what its layout has."""
+    if signature.media_type == SIMPLE_SIGNING_TYPE:
+        payload = _b64(signature.payload_b64)
+        claimed = claimed_digest(payload)
+        return _Signed(payload, [_b64(signature.signature_b64)], None if claimed is None else [claimed])
+    bundle = json.loads(_b64(signature.payload_b64))
+    envelope = bundle.get("dsseEnvelope") if isinstance(bundle, dict) else None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("payloadType"), str):
+        raise ValueError("the bundle holds no DSSE envelope (message-signature bundles are not read)")
+    payload = _b64(envelope.get("payload"))
+    entries = envelope.get("signatures")
+    signatures = [_b64(e.get("sig")) for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    subjects = statement_digests(payload) if envelope["payloadType"] == IN_TOTO_PAYLOAD_TYPE else None
+    return _Signed(pae(envelope["payloadType"], payload), signatures, subjects)
+
+
 def _judge_signature(number: int, signature: CosignSignature, lookup: SignatureLookup) -> Judgement:
     where = {"repository": lookup.repository, "digest": lookup.digest}
+    kind = "bundle" if signature.media_type == BUNDLE_TYPE else "signature"
     try:
-        payload = base64.b64decode(signature.payload_b64, validate=True)
-        raw = base64.b64decode(signature.signature_b64, validate=True)
-    except (binascii.Error, ValueError):
-        return Judgement(Verdict.BAD_SIGNATURE, f"signature {number} is not valid base64", **where)
+        signed = _decode(signature)
+    except ValueError as exc:  # binascii.Error and json's errors are ValueErrors
+        return Judgement(Verdict.BAD_SIGNATURE, f"{kind} {number} cannot be decoded: {exc}", **where)
     names = ", ".join(key.name for key in lookup.trusted_keys)
     signer = next(
-        (key.name for key in lookup.trusted_keys if verifies(load_public_key(key.pem, key.name), payload, raw)), None
+        (
+            key.name
+            for key in lookup.trusted_keys
+            for raw in signed.signatures
+            if verifies(load_public_key(key.pem, key.name), signed.message, raw)
+        ),
+        None,
     )
     if signer is None:
         return Judgement(
             Verdict.BAD_SIGNATURE,
-            f"signature {number} does not verify with the trusted keys ({names}): another key made it, or the "
+            f"{kind} {number} does not verify with the trusted keys ({names}): another key made it, or the "
             "payload or signature was altered",
             **where,
         )
-    claimed = claimed_digest(payload)
-    if claimed is None:
+    if signed.claimed is None:
         return Judgement(
-            Verdict.BAD_PAYLOAD, f"signature {number} (by {signer}) is not a cosign image signature payload", **where
+            Verdict.BAD_PAYLOAD, f"{kind} {number} (by {signer}) is not a cosign image signature payload", **where
         )
-    if claimed != lookup.digest:
+    if lookup.digest not in signed.claimed:
         return Judgement(
             Verdict.WRONG_DIGEST,
-            f"signature {number} (by {signer}) vouches for {claimed}, not this image's {lookup.digest}",
+            f"{kind} {number} (by {signer}) vouches for {', '.join(signed.claimed) or 'no digest'}, not this "
+            f"image's {lookup.digest}",
             **where,
         )
     return Judgement(Verdict.SIGNED, f"signed by {signer}", key=signer, **where)
@@ -161,11 +233,13 @@ def judge_lookup(lookup: SignatureLookup) -> Judgement:
         return Judgement(Verdict.NO_TRUSTED_KEY, f"the trust policy trusts no key for {lookup.repository}", **where)
     if not lookup.found:
         stored = lookup.signature_repository or lookup.repository
-        return Judgement(Verdict.UNSIGNED, f"no {lookup.signature_tag} in {stored}", **where)
+        return Judgement(
+            Verdict.UNSIGNED, f"no {lookup.signature_tag} nor a bundle for the digest in {stored}", **where
+        )
     judged = [
         _judge_signature(number, signature, lookup)
         for number, signature in enumerate(lookup.signatures, 1)
-        if signature.media_type == SIMPLE_SIGNING_TYPE
+        if signature.media_type in (SIMPLE_SIGNING_TYPE, BUNDLE_TYPE)
     ]
     if not judged:
         return Judgement(Verdict.UNSIGNED, f"{lookup.signature_tag} holds no simple-signing signature", **where)

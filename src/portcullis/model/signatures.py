@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 SIMPLE_SIGNING_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"  # cosign 3's default: an OCI 1.1 referrer
 
 
 class TrustedKey(BaseModel):
@@ -20,12 +21,13 @@ class TrustedKey(BaseModel):
 
 
 class CosignSignature(BaseModel):
-    """One layer of a `sha256-<hex>.sig` manifest: a signed simple-signing payload."""
+    """One signature: a layer of the `sha256-<hex>.sig` manifest (a simple-signing payload, its signature in an
+    annotation), or a Sigstore bundle attached to the digest as an OCI 1.1 referrer (its signature inside)."""
 
     media_type: str
-    payload_digest: str = Field(description="the layer's digest: the payload blob as the manifest names it")
-    payload_b64: str = Field("", description="the payload blob, base64; '' when the layer was not fetched")
-    signature_b64: str = Field("", description="the dev.cosignproject.cosign/signature annotation")
+    payload_digest: str = Field(description="the layer's digest: the payload (or bundle) blob as the manifest names it")
+    payload_b64: str = Field("", description="the payload or bundle blob, base64; '' when the layer was not fetched")
+    signature_b64: str = Field("", description="the dev.cosignproject.cosign/signature annotation (simple signing)")
 
 
 class SignatureLookup(BaseModel):
@@ -38,7 +40,7 @@ class SignatureLookup(BaseModel):
         "", description="HOST/REPO holding the signatures when not beside the image (cosign's COSIGN_REPOSITORY)"
     )
     trusted_keys: list[TrustedKey] = Field(default_factory=list)
-    found: bool = Field(False, description="the registry has the .sig tag")
+    found: bool = Field(False, description="the registry has the .sig tag or a bundle referring to the digest")
     signatures: list[CosignSignature] = Field(default_factory=list)
     error: str | None = Field(None, description="why the registry could not be asked: the lookup is undecided")
 

@@ -188,6 +188,24 @@ class RegistryClient:
             verified_bytes(data, digest, "manifest")
         return parse_json(data, f"manifest of {self.ref}"), digest
 
+    def referrers(self, digest: str, limits: Limits) -> dict[str, Any] | None:
+        """The OCI 1.1 referrers index of `digest`: from the referrers API, else from the fallback tag
+        `sha256-<hex>` that clients write where the registry lacks the API; None when neither exists."""
+        check_digest(digest)
+        index_type = {"Accept": "application/vnd.oci.image.index.v1+json"}
+        try:
+            response = self._get(f"{self.base}/referrers/{digest}", headers=index_type, stream=True)
+        except NotInRegistry:
+            try:
+                response = self._get(
+                    f"{self.base}/manifests/{digest.replace(':', '-')}", headers=index_type, stream=True
+                )
+            except NotInRegistry:
+                return None
+        with response:
+            data = _read_document(response, limits.max_json_bytes, f"the referrers of {digest[:19]}")
+        return parse_json(data, f"the referrers of {digest[:19]}")
+
     def small_blob(self, digest: str, limit: int) -> bytes:
         """A whole small blob (a signature payload): at most `limit` bytes, within the document deadline, checked
         against its digest."""
