@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import socket
 import sys
@@ -22,7 +23,7 @@ import pytest
 import requests
 
 from portcullis.agent.rounds import RoundOptions, run_round
-from portcullis.checks.signatures import Verdict, judge_lookup
+from portcullis.checks.signatures import Judgement, Verdict, judge_lookup
 from portcullis.collect.image.signatures import (
     MAX_BUNDLE_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -31,7 +32,7 @@ from portcullis.collect.image.signatures import (
     signature_tag,
 )
 from portcullis.model.findings import Finding, Severity, Status
-from portcullis.model.signatures import TrustedKey
+from portcullis.model.signatures import BUNDLE_TYPE, CosignSignature, SignatureLookup, TrustedKey
 from portcullis.pipelines.image import ImageSource, image_report
 from portcullis.pipelines.trust import load_trust_policy
 from support.containers import labelled_containers
@@ -434,3 +435,38 @@ def test_an_oversized_bundle_is_not_read(registry: TestRegistry, trusted: Signin
     lookup = lookup_signatures(name, digest, trusted_keys(trusted), [REGISTRY])
     assert lookup.error is not None and f"over the {MAX_BUNDLE_BYTES}-byte limit" in lookup.error
     assert judge_lookup(lookup).verdict is Verdict.UNDECIDED
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_a_dsse_envelope_made_by_sigstore_verifies() -> None:
+    """The DSSE signature of a real sigstore bundle verifies over our pre-authentication encoding; its statement is an
+    attestation, not a signature, so it vouches for nothing here (bad payload) - and one changed byte breaks it."""
+    made = json.loads((Path(__file__).parent / "data" / "sigstore-made-dsse.json").read_text())
+
+    def judged(document: dict[str, object]) -> Judgement:
+        body = json.dumps(document).encode()
+        signature = CosignSignature(
+            media_type=BUNDLE_TYPE, payload_digest=digest_of(body), payload_b64=base64.b64encode(body).decode()
+        )
+        return judge_lookup(
+            SignatureLookup(
+                repository="127.0.0.1:60943/repo",
+                digest=made["subject_digest"],
+                signature_tag=signature_tag(made["subject_digest"]),
+                trusted_keys=[TrustedKey(name="fulcio-cert.pub", pem=made["public_key_pem"])],
+                found=True,
+                signatures=[signature],
+            )
+        )
+
+    verified = judged(made["bundle"])
+    assert (verified.verdict, verified.reason) == (
+        Verdict.BAD_PAYLOAD,
+        "bundle 1 (by fulcio-cert.pub) is not a cosign image signature payload",
+    )
+    altered = json.loads(json.dumps(made["bundle"]))
+    altered["dsseEnvelope"]["payloadType"] = "application/vnd.in-toto+jsoN"
+    assert judged(altered).verdict is Verdict.BAD_SIGNATURE
