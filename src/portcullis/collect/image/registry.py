@@ -195,7 +195,7 @@ class RegistryClient:
         index_type = {"Accept": "application/vnd.oci.image.index.v1+json"}
         try:
             response = self._get(f"{self.base}/referrers/{digest}", headers=index_type, stream=True)
-        except NotInRegistry:
+        except ImageError:  # no API (404, or 400/405 from some); a registry that is down fails the next request too
             try:
                 response = self._get(
                     f"{self.base}/manifests/{digest.replace(':', '-')}", headers=index_type, stream=True

@@ -1,4 +1,5 @@
-"""Fetch the cosign signatures a registry holds for an image digest (the `sha256-<hex>.sig` tag).
+"""Fetch the cosign signatures a registry holds for an image digest: the `sha256-<hex>.sig` tag, and Sigstore
+bundles attached to the digest as OCI 1.1 referrers (cosign 3's default).
 
 Only fetched here; checks/signatures.py judges them. The registry may be hostile: the signature manifest, the number
 of signatures and each payload are bounded in size, every request in time (the registry client's deadlines) and the
