@@ -1,16 +1,17 @@
 """Verify cosign key-based signatures over recorded facts (no I/O): the judgement behind CIS-4.12 under a policy.
 
-As `cosign verify --key` does for the `.sig` tag layout: a signature counts when a trusted key verifies it over the
-payload bytes exactly as stored, the payload is a "cosign container image signature" and it names the image's
-digest. ECDSA and RSA (PKCS#1 v1.5) keys verify with SHA-256, Ed25519 keys as they are. The transparency log is not
-consulted (cosign's --insecure-ignore-tlog); a key-signed image needs none to be trusted by its key.
+As `cosign verify --key` does: a signature counts when a trusted key verifies it over the bytes exactly as stored
+(the simple-signing payload of the `.sig` layout, or the DSSE pre-authentication encoding of a bundle's envelope)
+and what it signed vouches for the image's digest (a "cosign container image signature" payload, or an in-toto
+statement of predicate cosign/sign/v1). ECDSA and RSA (PKCS#1 v1.5) keys verify with SHA-256, Ed25519 keys as
+they are. The transparency log is not consulted (cosign's --insecure-ignore-tlog); a key-signed image needs none to
+be trusted by its key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -85,14 +86,6 @@ def load_public_key(pem: str, name: str) -> PublicKey:
     if not isinstance(key, PublicKey):
         raise BadKey(f"{name} is a {type(key).__name__}: cosign keys are ECDSA, RSA or Ed25519")
     return key
-
-
-def key_fingerprint(pem: str) -> str:
-    """sha256 of the key's DER SubjectPublicKeyInfo: names a key whatever file it was read from."""
-    der = serialization.load_pem_public_key(pem.encode()).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
 def verifies(key: PublicKey, payload: bytes, signature: bytes) -> bool:
