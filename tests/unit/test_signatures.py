@@ -186,8 +186,8 @@ def test_the_audit_reads_signatures_over_http_where_the_engine_pulls_over_http()
         "IndexConfigs": {"reg.lan:5000": {"Secure": False}, "docker.io": {"Secure": True}},
     }
     facts = Facts.model_validate({k: v for k, v in recorded.items() if not k.startswith("_")})
-    hosts = ["127.0.0.1:5000", "reg.lan:5000", "docker.io", "10.1.1.1:5000", "[::1]:5000"]
-    assert engine_insecure_hosts(facts, hosts) == ["127.0.0.1:5000", "reg.lan:5000"]
+    hosts = ["127.0.0.1:5000", "reg.lan:5000", "docker.io", "10.1.1.1:5000", "[::1]:5000", "localhost:5000"]
+    assert engine_insecure_hosts(facts, hosts) == ["127.0.0.1:5000", "reg.lan:5000", "localhost:5000"]
 
 
 @pytest.mark.parametrize(

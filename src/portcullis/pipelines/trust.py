@@ -175,8 +175,8 @@ def engine_insecure_hosts(facts: Facts, hosts: Iterable[str]) -> list[str]:
             insecure.append(host)
             continue
         address = host.rsplit(":", 1)[0].strip("[]") if host.count(":") == 1 or host.startswith("[") else host
-        try:
-            ip = ipaddress.ip_address(address)
+        try:  # dockerd resolves names against the CIDRs; localhost is the one name resolved here (no DNS lookups)
+            ip = ipaddress.ip_address("127.0.0.1" if address == "localhost" else address)
         except ValueError:
             continue
         if any(ip in network for network in networks):
