@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portcullis.model.findings import CollectionProblem
 from portcullis.model.layers import LayerRef
+from portcullis.model.signatures import ImageSignatures
 from portcullis.model.vuln import OsRelease, Package
 
 FACTS_SCHEMA_VERSION = "1"
@@ -357,6 +358,12 @@ class HostFacts(BaseModel):
     apparmor_enabled: bool | None = None
     selinux_enabled: bool | None = None
     content_trust_env: str | None = Field(None, description="DOCKER_CONTENT_TRUST in the auditing environment")
+    daemon_content_trust_env: str | None = Field(
+        None, description="DOCKER_CONTENT_TRUST in dockerd's environment; None when unset or not readable"
+    )
+    profile_content_trust: dict[str, str] | None = Field(
+        None, description="DOCKER_CONTENT_TRUST set in system-wide shell profiles (file: value); None: not collected"
+    )
     tcp_listeners: list[Listener] | None = None
     binaries: dict[str, str | None] = Field(
         default_factory=dict, description="resolved path of dockerd, containerd, runc and the shims"
@@ -655,6 +662,9 @@ class ImageFacts(_Docker):
     history: list[HistoryEntry] | None = Field(None, description="newest first, as the API returns it")
     content: ImageContentFacts | None = Field(
         None, description="filesystem facts from the layer reader; None when the image content was not read"
+    )
+    signatures: ImageSignatures | None = Field(
+        None, description="cosign signatures looked up under a trust policy; None when no policy was given"
     )
 
     @property
