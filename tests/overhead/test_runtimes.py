@@ -7,6 +7,10 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import docker
@@ -14,7 +18,9 @@ import docker.errors
 import pytest
 
 from portcullis.collect.engine import connect
-from portcullis.proofs.overhead import Plan
+from portcullis.collect.private_dockerd import TrialDaemon
+from portcullis.proofs import runtimes
+from portcullis.proofs.overhead import OverheadError, Plan
 from portcullis.proofs.overhead_results import Workload
 from portcullis.proofs.runtime_compare import runtimes_report
 from portcullis.proofs.runtime_results import RuntimesReport, render_markdown, render_plot, render_text
@@ -22,6 +28,7 @@ from portcullis.proofs.runtimes import Runtime, RuntimeUnavailable, kvm_problem,
 
 pytestmark = pytest.mark.engine
 PYTHON_IMAGE = "portcullis-test/python:bookworm"
+BUSYBOX_IMAGE = "portcullis-test/busybox:1"  # quick to copy; these containers never get to run python
 TINY = Plan(
     quick=True, repetitions=2, cpu_iterations=50_000, memory_mib=4, memory_rounds=2, disk_mib=2, rtt_samples=50,
     stream_mib=2, time_limit=60.0,
@@ -133,3 +140,92 @@ def test_only_unrunnable_runtimes_still_measure_native(client: docker.DockerClie
     assert [(row.runtime, row.measured) for row in alone.runtimes] == [("vm", False)]
     assert {m.runtime for m in alone.measurements} == {"native"}
     assert alone.comparisons == []
+
+
+def processes_mentioning(marker: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.timeout(180)
+def test_runsc_that_does_not_start_is_a_row_with_the_engines_reason_and_leaves_nothing(
+    client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("runsc") is None:
+        pytest.skip("runsc is not installed")
+    # gVisor's own network stack, as `--add-runtime runsc=/usr/bin/runsc` gives it: Debian's runsc 20221219 then
+    # fails every start on a recent kernel after its sandbox is up, which left shims and sandboxes running.
+    monkeypatch.setattr(runtimes, "RUNSC_ARGS", ["--platform=ptrace"])
+    roots: list[Path] = []
+    stop = TrialDaemon.stop
+
+    def noting_the_root(daemon: TrialDaemon) -> None:
+        roots.append(daemon.root)
+        stop(daemon)
+
+    monkeypatch.setattr(TrialDaemon, "stop", noting_the_root)
+    conn = connect()
+    try:
+        attempt = start(Runtime.runsc, conn, BUSYBOX_IMAGE)  # busybox has no python: no agent would answer
+        with pytest.raises((RuntimeUnavailable, OverheadError)) as caught, attempt:
+            pass
+    finally:
+        conn.close()
+    # every shim, sandbox and gofer of the failed starts went with the private dockerd
+    assert len(roots) == 1 and not roots[0].exists()
+    assert processes_mentioning(str(roots[0]).encode() + b"/") == []
+    if isinstance(caught.value, OverheadError):
+        pytest.skip(f"this runsc starts its own network stack here: {caught.value}")
+    assert str(caught.value).startswith("runsc containers do not start here: ")
+    assert "cannot run with network enabled in root network namespace" in str(caught.value)
+
+
+def private_dockerd_of(parent: int) -> tuple[int, bytes] | None:
+    """The private dockerd `parent` started: its pid and its root (the directory of its -H socket)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or (entry / "comm").read_text().strip() != "dockerd":
+                continue
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        return int(entry.name), argv[argv.index(b"-H") + 1].removeprefix(b"unix://").rsplit(b"/", 1)[0]
+    return None
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_while_the_private_dockerd_starts_removes_it(client: docker.DockerClient, signum: int) -> None:
+    if shutil.which("runsc") is None:
+        pytest.skip("runsc is not installed")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portcullis", "overhead", "--runtime", "runsc", "--image", PYTHON_IMAGE],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 120
+        while (daemon := private_dockerd_of(process.pid)) is None:
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "no private dockerd within 120 s"
+            time.sleep(0.2)
+        time.sleep(2)  # into the image copy
+        process.send_signal(signum)
+        rest = process.stderr.read()
+        assert process.wait(timeout=120) == 130, rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+    pid, root = daemon
+    assert not Path(f"/proc/{pid}").exists()
+    assert not Path(root.decode()).exists()
+    assert processes_mentioning(root + b"/") == []
+    assert leftovers(client) == ([], [])

@@ -176,6 +176,7 @@ class TrialDaemon:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._stop_containerd()
+        self._kill_stragglers()
         if self.bridge:
             with suppress(subprocess.CalledProcessError):
                 _ip("link", "del", self.bridge)
@@ -188,6 +189,22 @@ class TrialDaemon:
                     f"mounts remain under {self.root}; left it in place rather than delete through them"
                 )
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill_stragglers(self) -> None:
+        """Kill what outlived its daemon: a container whose start failed can leave its containerd shim and, under
+        runsc, the sandbox and gofer processes running. Each names this daemon's own (mkdtemp) root on its command
+        line, so nothing of another engine matches."""
+        marker = str(self.root).encode() + b"/"
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in command:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry.name), signal.SIGKILL)
 
     def _stop_containerd(self) -> None:
         try:
