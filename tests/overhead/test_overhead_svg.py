@@ -82,14 +82,16 @@ def test_nothing_to_plot_is_an_error() -> None:
 
 
 def test_overhead_figure_plots_each_workload_in_its_own_unit() -> None:
+    cpu_metric = "CPU seconds for 1000000 LCG iterations in python"
     items = [
-        measurement(Workload.cpu, "native", "s", "s", "lower", [0.20, 0.25, 0.21], baseline=True, runtime="native"),
-        measurement(Workload.cpu, "container", "s", "s", "lower", [0.22, 0.21, 0.26]),
+        measurement(Workload.cpu, "native", cpu_metric, "s", "lower", [0.20, 0.25, 0.21], True, "native"),
+        measurement(Workload.cpu, "container", cpu_metric, "s", "lower", [0.22, 0.21, 0.26]),
         measurement(Workload.disk, "native", "MiB/s", "MiB/s", "higher", [700, 800, 750], True, "native"),
         measurement(Workload.disk, "container-layer", "MiB/s", "MiB/s", "higher", [350, 400, 375]),
     ]  # fmt: skip
     root = parse(plot_measurements(items, title="t"))
-    assert texts(root, "y-label") == ["time for the fixed CPU work (s)", "write + fsync throughput (MiB/s)"]
+    # the axis says which clock timed the CPU work (overhead: CPU time; --runtime: wall time)
+    assert texts(root, "y-label") == ["time for the fixed CPU work, CPU clock (s)", "write + fsync throughput (MiB/s)"]
     assert texts(root, "better") == ["↓ lower is better", "↑ higher is better"]
     # the container needs twice the time for the same bytes: +100 %, printed above its bar
     assert texts(root, "annotation") == ["+5 % time", "+100 % time"]

@@ -113,6 +113,8 @@ def test_renderings_name_the_reason_and_colour_by_runtime(report: RuntimesReport
     root = ET.fromstring(render_plot(report))
     bars = root.findall(".//{http://www.w3.org/2000/svg}rect[@class='bar']")
     assert len(bars) == len(report.measurements)
+    labels = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "y-label"]
+    assert labels[:2] == ["time for the fixed CPU work, wall clock (s)", "memory copy bandwidth, wall clock (GB/s)"]
     colours = {bar.get("data-series"): bar.get("fill") for bar in bars}
     assert colours["native"] == "#7f7f7f" and colours["runc"] == "#4c78a8"
     assert len(set(colours.values())) == len(colours)

@@ -385,6 +385,15 @@ def change_label(item: Measurement, native: float) -> str:
     return f"{percent:+.0f} % time"
 
 
+def clock_of(metric: str) -> str:
+    """Which clock timed CPU and memory work, for the axis: `overhead` uses CPU time, `--runtime` wall time."""
+    if "wall second" in metric:
+        return ", wall clock"
+    if "CPU second" in metric:
+        return ", CPU clock"
+    return ""
+
+
 def plot_measurements(measurements: Sequence[Measurement], title: str, note: str = "") -> str:
     """One panel per workload in its own quantity and unit, bars coloured by runtime, the IQR as error bars and
     the change against native above each bar."""
@@ -409,7 +418,7 @@ def plot_measurements(measurements: Sequence[Measurement], title: str, note: str
             )
             for item in items
         ]
-        panels.append(Panel(QUANTITIES[workload], items[0].unit, items[0].better, bars))
+        panels.append(Panel(QUANTITIES[workload] + clock_of(items[0].metric), items[0].unit, items[0].better, bars))
     return panel_chart(panels, title, note)
 
 
