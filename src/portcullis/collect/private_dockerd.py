@@ -34,6 +34,8 @@ class PrivateDockerdError(CollectionError):
 
 
 START_TIMEOUT = 60.0
+# What a container start runs below containerd (runsc names its re-executed processes runsc-gofer/-sandbox).
+RUNTIME_PROGRAMS = {b"containerd-shim-runc-v2", b"runc", b"runsc", b"runsc-gofer", b"runsc-sandbox"}
 STOP_TIMEOUT = 30.0
 # A private /24 for the trial bridge, outside Docker's default pools (172.17-31/16 and 192.168/16 are taken first).
 BRIDGE_ADDRESS = "10.213.{n}.1/24"
@@ -192,17 +194,17 @@ class TrialDaemon:
 
     def _kill_stragglers(self) -> None:
         """Kill what outlived its daemon: a container whose start failed can leave its containerd shim and, under
-        runsc, the sandbox and gofer processes running. Each names this daemon's own (mkdtemp) root on its command
-        line, so nothing of another engine matches."""
+        runsc, the sandbox and gofer processes running. Only those programs, and only when their command line names
+        this daemon's own (mkdtemp) root: a client of the daemon (a test's subprocess) is never touched."""
         marker = str(self.root).encode() + b"/"
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            if not entry.name.isdigit():
                 continue
             try:
-                command = (entry / "cmdline").read_bytes()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if marker in command:
+            if os.path.basename(argv[0]) in RUNTIME_PROGRAMS and any(marker in arg for arg in argv):
                 with suppress(ProcessLookupError, PermissionError):
                     os.kill(int(entry.name), signal.SIGKILL)
 
