@@ -56,7 +56,7 @@ bench: bench-programs setup engine test-images
 bench-cache: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/cache_bench.py
 
-## bench-neighbours: noisy neighbours, the runc matrix with and without limits, about 10 min (benchmarks/results/neighbours.*)
+## bench-neighbours: noisy neighbours, the runc matrix with and without limits, about 11 min (benchmarks/results/neighbours.*)
 bench-neighbours: programs setup engine test-images
 	$(BIN)/python benchmarks/neighbours_bench.py
 

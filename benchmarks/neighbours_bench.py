@@ -4,7 +4,7 @@ aggressor against every victim metric, without and with Docker's limits.
 Writes benchmarks/results/neighbours.json (the command's JSON document), neighbours.svg (the heat map) and
 neighbours.md (the table, the founding claims, the load average). The near-native claim is `portcullis overhead`'s:
 the Markdown quotes this host's recorded overhead run (results/overhead.json) for it rather than measuring again.
-Opt-in and heavy (about 10 minutes): `make bench-neighbours`.
+Opt-in and heavy (about 11 minutes): `make bench-neighbours`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from portcullis.proofs.neighbours_results import render_markdown
 from portcullis.report.heatmap import render_heatmap
 
 RESULTS = Path(__file__).parent / "results"
-REPEAT = 3
-SECONDS = 2.0
+REPEAT = 5
+SECONDS = 1.5
 
 
 def near_native_section() -> list[str]:

@@ -84,12 +84,19 @@ def test_only_the_network_felt_keeps_the_network_only_claim() -> None:
 
 def test_a_limit_that_cuts_the_loss_holds_and_one_that_does_not_fails() -> None:
     cells = _matrix(
-        {(Aggressor.cpu, Victim.cpu): 50.0, (Aggressor.disk, Victim.disk): 60.0},
-        {(Aggressor.cpu, Victim.cpu): 15.0, (Aggressor.disk, Victim.disk): 58.0},
+        {(Aggressor.cpu, Victim.cpu): 50.0, (Aggressor.disk, Victim.disk): 60.0, (Aggressor.membw, Victim.membw): 62.0},
+        {(Aggressor.cpu, Victim.cpu): 8.0, (Aggressor.disk, Victim.disk): 58.0, (Aggressor.membw, Victim.membw): 42.0},
     )
-    verdicts = _verdicts(cells)
-    assert verdicts["A CPU limit contains a cpu neighbour (runc, --cpus)"] == "held"
-    assert verdicts["A disk limit contains a disk neighbour (runc, --device-write-bps)"] == "did not hold"
+    claims = {c.claim: c for c in check_claims(cells, ["runc"])}
+    assert claims["A CPU limit contains a cpu neighbour (runc, --cpus)"].verdict == "held"
+    disk = claims["A disk limit contains a disk neighbour (runc, --device-write-bps)"]
+    assert disk.verdict == "did not hold" and disk.evidence.endswith("disk: +60 % → +58 % (still felt)")
+    # Less is not contained: a neighbour still taking 42 % is felt.
+    memory = claims[
+        "A memory limit contains a membw neighbour (runc, --memory (a capacity limit; there is no bandwidth limit))"
+    ]
+    assert memory.verdict == "did not hold" and "(reduced, still felt)" in memory.evidence
+    verdicts = {claim: item.verdict for claim, item in claims.items()}
     # No fork cells at all: nothing is claimed either way.
     assert verdicts["A process count limit contains a fork neighbour (runc, --pids-limit)"] == "not measured"
 
