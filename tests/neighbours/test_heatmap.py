@@ -70,7 +70,7 @@ def test_the_value_scale_and_the_runtimes_have_legends() -> None:
     assert len(set(steps)) > 10  # a graded scale, not two colours
     runtimes = groups["legend runtimes"]
     legend = dict(zip(texts(runtimes)[1:], [r.get("fill") for r in runtimes.iter(f"{SVG}rect")], strict=True))
-    assert legend["runc"] == RUNTIME_COLOURS["runc"] and legend["runsc"] == RUNTIME_COLOURS["runsc"]
+    assert legend == {"runc": RUNTIME_COLOURS["runc"], "runsc": RUNTIME_COLOURS["runsc"]}  # the figure's runtimes
     stripes = {r.findtext(f"{SVG}title"): r.get("fill") for r in root.iter(f"{SVG}rect") if r.get("class") == "runtime"}
     assert stripes == {"runc": RUNTIME_COLOURS["runc"], "runsc": RUNTIME_COLOURS["runsc"]}
 
@@ -92,3 +92,12 @@ def test_the_html_page_inlines_the_heat_map_without_script() -> None:
     assert re.search(r'<section id="neighbours-heatmap">.*<svg xmlns="http://www.w3.org/2000/svg"', page, re.S)
     assert hostile not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert '<td class="verdict-did-not-hold">did not hold</td>' in page
+
+
+def test_cells_within_noise_are_drawn_pale() -> None:
+    root = ET.fromstring(render_heatmap(report_of(sample(), ["runc", "runsc"])))
+    opacity = {
+        r.findtext(f"{SVG}title"): r.get("fill-opacity") for r in root.iter(f"{SVG}rect") if r.get("class") == "cell"
+    }
+    assert opacity["runc, limits none, cpu aggressor, tcp-latency victim: +0 % ~"] == "0.3"
+    assert opacity["runc, limits none, cpu aggressor, cpu victim: +50 %"] is None

@@ -45,8 +45,11 @@ def value_colour(percent: float | None) -> str:
     return _mix(white, (33, 102, 172), min(-percent, -SCALE_MIN) / -SCALE_MIN)
 
 
-def _text_colour(percent: float | None) -> str:
-    return "white" if percent is not None and percent > 60 else "black"
+def _text_colour(item: Cell | None) -> str:
+    """White on the deep ends of the scale, unless the cell is drawn pale (within noise)."""
+    percent = item.degradation_percent if item else None
+    deep = percent is not None and (percent > 60 or percent < -30)
+    return "white" if deep and not (item and item.within_noise) else "black"
 
 
 def _label(item: Cell | None) -> str:
@@ -105,21 +108,23 @@ def render_heatmap(report: NeighboursReport) -> str:
                 tip = f"{runtime}, limits {limits}, {aggressor} aggressor, {victim} victim: {_label(item)}"
                 if item and item.note:
                     tip += f" ({item.note})"
+                # Within noise: drawn pale, so only effects that stand out of the spread catch the eye.
+                pale = ' fill-opacity="0.3"' if item and item.within_noise else ""
                 parts.append(
                     f'<rect class="cell" x="{x}" y="{y}" width="{CELL_W}" height="{CELL_H}" '
-                    f'fill="{value_colour(percent)}" stroke="white"><title>{escape(tip)}</title></rect>'
+                    f'fill="{value_colour(percent)}"{pale} stroke="white"><title>{escape(tip)}</title></rect>'
                 )
                 parts.append(
                     f'<text x="{x + CELL_W / 2:.0f}" y="{y + CELL_H / 2 + 4:.0f}" text-anchor="middle" '
-                    f'fill="{_text_colour(percent)}">{escape(_label(item))}</text>'
+                    f'fill="{_text_colour(item)}">{escape(_label(item))}</text>'
                 )
-    parts += _legends(TOP + grid_h + 30, width)
+    parts += _legends(TOP + grid_h + 30, settings.runtimes)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
-def _legends(y: int, width: int) -> list[str]:
-    """The colour scale of the values, then the runtime colours."""
+def _legends(y: int, runtimes: list[str]) -> list[str]:
+    """The colour scale of the values, then the colours of the runtimes in the figure."""
     steps, bar_w = 30, 300
     x0 = PANEL_GAP
     parts = [
@@ -141,13 +146,13 @@ def _legends(y: int, width: int) -> list[str]:
     missing_x = x0 + bar_w + 20
     parts.append(f'<rect x="{missing_x}" y="{y}" width="14" height="14" fill="{MISSING_FILL}" stroke="#333"/>')
     parts.append(f'<text x="{missing_x + 20}" y="{y + 11}">n/a: not measured</text>')
-    parts.append(f'<text x="{missing_x + 150}" y="{y + 11}">~ : within the alone runs\' spread</text>')
+    parts.append(f'<text x="{missing_x + 150}" y="{y + 11}">~ and pale: within the alone runs\' spread</text>')
     parts.append("</g>")
     legend_y = y + 50
     parts.append(f'<g class="legend runtimes"><text x="{x0}" y="{legend_y + 11}">runtime:</text>')
-    for index, (runtime, colour) in enumerate([*RUNTIME_COLOURS.items(), ("other", OTHER_RUNTIME_COLOUR)]):
+    for index, runtime in enumerate(runtimes):
         lx = x0 + 70 + index * 90
-        parts.append(f'<rect x="{lx}" y="{legend_y}" width="14" height="14" fill="{colour}"/>')
+        parts.append(f'<rect x="{lx}" y="{legend_y}" width="14" height="14" fill="{runtime_colour(runtime)}"/>')
         parts.append(f'<text x="{lx + 20}" y="{legend_y + 11}">{escape(runtime)}</text>')
     parts.append("</g>")
     return parts
