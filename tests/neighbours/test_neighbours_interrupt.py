@@ -25,13 +25,13 @@ def test_interrupted_fork_storm_is_removed(signum: signal.Signals) -> None:
         pytest.skip(f"no Docker engine answers (run `make engine`): {exc}")
     process = subprocess.Popen(
         [sys.executable, "-m", "portcullis", "neighbours", "--aggressor", "fork", "--victim", "cpu", "--limits", "none",
-         "--repeat", "1", "--seconds", "15"],
+         "--repeat", "1", "--seconds", "8"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     mine = {"label": f"portcullis.owner={socket.gethostname()}:{process.pid}"}
     try:
         assert process.stderr is not None
-        # The victim alone takes 15 s; the fork storm starts after it, so wait for two running instances.
+        # The victim alone takes 8 s; the fork storm starts after it, so wait for two running instances.
         deadline = time.monotonic() + 240
         while len(client.containers.list(filters=mine)) < 2:
             assert process.poll() is None, process.stderr.read()

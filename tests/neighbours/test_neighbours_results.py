@@ -135,6 +135,7 @@ def test_markdown_has_the_matrix_the_load_and_the_claims() -> None:
     assert "| runc | docker | cpu | +10 % |" in text
     assert "load average 1.50 → 2.25" in text
     assert "| A CPU limit contains a cpu neighbour (runc, --cpus) | held |" in text
+    assert "| runc | none | cpu (iterations/s) | 100 | 100 | 100 | ×1.00 |" in text  # the alone runs' spread
 
 
 def test_text_marks_missing_cells() -> None:

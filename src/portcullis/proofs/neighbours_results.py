@@ -192,6 +192,27 @@ LEGEND = (
 )
 
 
+def _number(value: float) -> str:
+    return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+
+
+def alone_spread_rows(report: NeighboursReport) -> list[list[str]]:
+    """Per runtime, limits and victim metric: the alone runs' min, median and max and their max/min ratio, the
+    yardstick every degradation of that column must beat to stand out of the noise."""
+    rows, seen = [], set()
+    for item in report.cells:
+        key = (item.runtime, item.limits, item.victim)
+        if key in seen or not item.alone or min(item.alone) <= 0:
+            continue
+        seen.add(key)
+        low, high = min(item.alone), max(item.alone)
+        rows.append(
+            [item.runtime, item.limits.value, f"{item.victim} ({item.unit})", _number(low),
+             _number(statistics.median(item.alone)), _number(high), f"×{high / low:.2f}"]
+        )  # fmt: skip
+    return rows
+
+
 def render_markdown(report: NeighboursReport) -> str:
     env, settings = report.environment, report.settings
     header, rows = matrix_rows(report)
@@ -210,6 +231,12 @@ def render_markdown(report: NeighboursReport) -> str:
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
         LEGEND,
+        "",
+        "## The victim alone: spread of its runs",
+        "",
+        "| runtime | limits | victim | min | median | max | max/min |",
+        "|---|---|---|---|---|---|---|",
+        *("| " + " | ".join(row) + " |" for row in alone_spread_rows(report)),
         "",
         "## Founding claims on this host",
         "",
