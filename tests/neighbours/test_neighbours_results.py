@@ -97,6 +97,12 @@ def test_a_limit_that_cuts_the_loss_holds_and_one_that_does_not_fails() -> None:
     ]
     assert memory.verdict == "did not hold" and "(reduced, still felt)" in memory.evidence
     verdicts = {claim: item.verdict for claim, item in claims.items()}
+    # A neighbour not felt even without limits leaves nothing to contain: undecided, not a pass.
+    quiet = _matrix({(Aggressor.fork, Victim.cpu): 4.0}, {(Aggressor.fork, Victim.cpu): 1.0})
+    fork = {c.claim: c for c in check_claims(quiet, ["runc"])}[
+        "A process count limit contains a fork neighbour (runc, --pids-limit)"
+    ]
+    assert fork.verdict == "not measured" and fork.evidence.startswith("not felt even without limits")
     # No fork cells at all: nothing is claimed either way.
     assert verdicts["A process count limit contains a fork neighbour (runc, --pids-limit)"] == "not measured"
 

@@ -138,13 +138,15 @@ def _limit_claims(cells: Sequence[Cell], runtimes: Sequence[str]) -> list[ClaimV
                     reduced = capped.degradation_percent < free.degradation_percent - FELT_PERCENT
                     change += " (reduced, still felt)" if reduced else " (still felt)"
                 parts.append(f"{victim}: {change}")
-            # Contained means the limited neighbour is no longer felt; merely less is not isolation.
-            verdict: Literal["held", "did not hold"] = (
-                "did not hold" if any(felt(capped) for _, _, capped in compared) else "held"
-            )
             lead = "without → with limits: "
-            if not any(felt(free) for _, free, _ in compared):
-                lead = "not felt even without limits, so nothing to contain: " + lead
+            # Contained means the limited neighbour is no longer felt; merely less is not isolation. A neighbour not
+            # felt even without limits leaves nothing to contain: the run cannot tell, which is no pass.
+            verdict: Literal["held", "did not hold", "not measured"] = "held"
+            if any(felt(capped) for _, _, capped in compared):
+                verdict = "did not hold"
+            elif not any(felt(free) for _, free, _ in compared):
+                verdict = "not measured"
+                lead = "not felt even without limits (within the victim's own spread), so the run cannot tell: " + lead
             claims.append(ClaimVerdict(claim=claim, verdict=verdict, evidence=lead + "; ".join(parts)))
     return claims
 
