@@ -36,4 +36,5 @@ def test_a_runtime_the_engine_lacks_is_one_line() -> None:
     done = run("--runtime", "vm", "--aggressor", "cpu", "--victim", "cpu")
     assert done.returncode == 1
     assert done.stderr.startswith("portcullis: error: --runtime vm: the engine has no such runtime (it has ")
+    assert done.stderr.rstrip().endswith("and no launcher is registered for it")
     assert "runc" in done.stderr and "Traceback" not in done.stderr

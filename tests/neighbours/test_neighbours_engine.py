@@ -4,6 +4,7 @@ a large share of its work without limits and clearly less with Docker's CPU limi
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -78,3 +79,30 @@ def test_a_hog_on_the_same_core_hurts_and_the_cpu_limit_contains_it(cpu_beside_c
     # work the limited cell still wanders: medians of three keep one burst from deciding).
     assert capped < free, by_limits
     assert cpu_beside_cpu.environment.load_average and cpu_beside_cpu.settings.cpuset_cpus == default_cpuset()
+
+
+@pytest.mark.timeout(300)
+def test_a_registered_launcher_serves_its_runtime_name(
+    client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plug for a VM or a private runsc: a launcher registered under a name the engine does not know."""
+    from portcullis.model.neighbours import Aggressor, Victim
+    from portcullis.proofs import neighbours
+
+    started: list[str] = []
+
+    class Plugged(neighbours.DockerLauncher):
+        def start(self, spec: neighbours.InstanceSpec) -> neighbours.Instance:
+            started.append(spec.role)
+            return super().start(spec)
+
+    monkeypatch.setitem(neighbours.LAUNCHERS, "plugged", lambda box: Plugged(box, "runc", False))
+    plan = neighbours.Plan(
+        runtimes=("plugged",), aggressors=(Aggressor.cpu,), victims=(Victim.cpu,), limits=(LimitsMode.none,),
+        repeat=1, seconds=0.5, cpuset=default_cpuset(),
+    )  # fmt: skip
+    report = neighbours.neighbours_report(plan)
+    assert started == ["victim", "cpu aggressor"]
+    (item,) = report.cells
+    assert item.runtime == "plugged" and item.degradation_percent is not None
+    assert leftovers(client, os.getpid()) == []  # this process ran it

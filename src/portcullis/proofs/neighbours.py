@@ -211,6 +211,11 @@ class DockerLauncher:
             self.box.conn.api.remove_container(instance.name, force=True)
 
 
+# Runtimes the engine does not run itself (a VM, a runsc behind a private dockerd): name -> a launcher built on the
+# run's sandbox, so its instances are labelled and removed with the rest. Empty until such a launcher lands.
+LAUNCHERS: dict[str, Callable[[Sandbox], Launcher]] = {}
+
+
 # --- the victim agent ---------------------------------------------------------------------------
 
 
@@ -476,8 +481,11 @@ def measure_neighbours(conn: EngineConnection, plan: Plan, progress: Callable[[s
     info = conn.api.info()
     known = sorted(info.get("Runtimes") or {})
     for runtime in plan.runtimes:
-        if runtime not in known:
-            raise NeighboursError(f"--runtime {runtime}: the engine has no such runtime (it has {', '.join(known)})")
+        if runtime not in known and runtime not in LAUNCHERS:
+            raise NeighboursError(
+                f"--runtime {runtime}: the engine has no such runtime (it has {', '.join(known)}) and no launcher "
+                "is registered for it"
+            )
     images = {plan.victim_image}
     if set(plan.aggressors) - {Aggressor.net}:
         images.add(plan.aggressor_image)
@@ -493,7 +501,8 @@ def measure_neighbours(conn: EngineConnection, plan: Plan, progress: Callable[[s
     cells: list[Cell] = []
     with sandbox(conn, "neighbours") as box:
         for runtime in plan.runtimes:
-            launcher = DockerLauncher(box, runtime, weight)
+            factory = LAUNCHERS.get(runtime)
+            launcher = factory(box) if factory else DockerLauncher(box, runtime, weight)
             for limits in plan.limits:
                 record = measure_mode(launcher, plan, values if limits is LimitsMode.docker else None, progress)
                 for aggressor in plan.aggressors:
