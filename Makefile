@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation lint docs clean
+.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation bench-neighbours lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-watch: setup engine test-images
 ## bench-isolation: native vs runc vs gVisor vs a KVM VM, issue 16 §1 (benchmarks/results/runtimes.*)
 bench-isolation: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/runtimes_bench.py
+
+## bench-neighbours: noisy neighbours, the runc matrix with and without limits, about 11 min (benchmarks/results/neighbours.*)
+bench-neighbours: programs setup engine test-images
+	$(BIN)/python benchmarks/neighbours_bench.py
 
 ## lint: ruff, mypy and the import contracts (.importlinter)
 lint: setup

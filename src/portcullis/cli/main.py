@@ -30,6 +30,7 @@ COMMANDS = {
     "inside": "portcullis.cli.inside",
     "prove": "portcullis.cli.prove",
     "overhead": "portcullis.cli.overhead",
+    "neighbours": "portcullis.cli.neighbours",
     "image": "portcullis.cli.image",
     "sbom": "portcullis.cli.sbom",
     "lint": "portcullis.cli.lint",
