@@ -11,10 +11,9 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from portcullis.model.neighbours import VICTIM_METRICS, Cell, NeighboursReport
+from portcullis.report.colours import RUNTIME_COLOURS, SPARE_COLOURS
 
-# Fixed per runtime, so the same runtime has the same colour in every figure (unknown ones share the last).
-RUNTIME_COLOURS = {"runc": "#4c78a8", "runsc": "#f58518", "vm": "#54a24b"}
-OTHER_RUNTIME_COLOUR = "#b279a2"
+OTHER_RUNTIME_COLOUR = SPARE_COLOURS[-1]  # the heat map has no legend slot per unknown runtime: they share one
 SCALE_MIN, SCALE_MAX = -50.0, 100.0  # values beyond are drawn at the end colour
 MISSING_FILL = "#d9d9d9"
 TITLE = "Victim degradation beside a noisy neighbour"
