@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from portcullis.model.findings import CollectionProblem
+from portcullis.model.findings import CollectionProblem, Severity
 from portcullis.model.layers import LayerRef
-from portcullis.model.vuln import OsRelease, Package
+from portcullis.model.vuln import FixState, OsRelease, Package
 
 FACTS_SCHEMA_VERSION = "1"
 
@@ -645,6 +645,45 @@ class NetworkFacts(_Docker):
         return {} if value is None else value  # the API sends null for swarm-scoped networks
 
 
+# --- judged before the rules run ----------------------------------------------------------------
+
+
+class ComponentExposure(BaseModel):
+    """One advisory that applies to an engine component or the running kernel."""
+
+    component: str = Field(description="dockerd, containerd, runc, a shim, or kernel")
+    installed: str = Field(description="the package version (or upstream version) that was matched")
+    advisory: str
+    aliases: list[str] = Field(default_factory=list)
+    summary: str = ""
+    fix_state: FixState
+    fixed_version: str | None = None
+    matched_by: str = Field(description="how: the Debian package and its source, or the upstream Go module")
+    restart: str = Field(description="what must restart before an installed fix protects the host")
+    severity: Severity
+
+
+class UnjudgedComponent(BaseModel):
+    """A component or kernel that no database or table could judge: for a person, with the evidence."""
+
+    component: str
+    reason: str
+    evidence: dict[str, str] = Field(default_factory=dict)
+
+
+class EngineExposureFacts(BaseModel):
+    """The engine components and kernel matched against the vulnerability database by the audit pipeline (not
+    collected: a replayed snapshot is matched again against the database of the day)."""
+
+    database: str | None = Field(None, description="the database file used; None: none could be used")
+    database_date: str | None = Field(None, description="when that database was last built or changed")
+    undecided: str | None = Field(None, description="why nothing was judged (no database, or one too old)")
+    fail_closed: bool = Field(False, description="a --fail-on gate judges this audit: undecided is then an error")
+    stale: str | None = Field(None, description="the database is older than --db-max-age (ungated: judged anyway)")
+    exposures: list[ComponentExposure] = Field(default_factory=list)
+    unjudged: list[UnjudgedComponent] = Field(default_factory=list)
+
+
 # --- the snapshot --------------------------------------------------------------------------------
 
 
@@ -662,6 +701,9 @@ class Facts(BaseModel):
         None, description="every TCP endpoint of the daemon's API, probed without credentials; None = not probed"
     )
     problems: list[CollectionProblem] = Field(default_factory=list)
+    engine_exposure: EngineExposureFacts | None = Field(
+        None, description="set by the audit pipeline from the vulnerability database; None: not matched"
+    )
     skipped_containers: list[dict[str, str]] = Field(
         default_factory=list, description="containers that vanished during collection: id, name, reason"
     )

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 from portcullis.data.kernel_escapes import kernel_escapes
 from portcullis.model.facts import EngineComponent, KernelBuild
+from portcullis.model.findings import Severity
 from portcullis.model.vuln import Ecosystem, FixState, OsRelease, Package
 from portcullis.vuln.db import VulnDB
 from portcullis.vuln.match import Affects, Matcher
+from portcullis.vuln.severity import rate
 
 # the Go module each component is built from (OSV's package name for an upstream build)
 GO_MODULES = {
@@ -53,6 +55,7 @@ class Exposure:
     fixed_version: str | None
     matched_by: str  # "debian package runc (source runc)", "upstream github.com/opencontainers/runc", "kernel table"
     restart: str
+    severity: Severity  # the vendor's word, else the highest CVSS score, else medium (as image findings)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def _exposures(component: str, installed: str, verdict: Affects | None, matched_
             fixed_version=hit.fixed_version,
             matched_by=matched_by,
             restart=RESTART.get(component, "restart the component"),
+            severity=rate(hit.vendor_severity, list(hit.cvss)).level,
         )
         for hit in verdict.hits
     ]
