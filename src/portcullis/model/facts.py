@@ -684,6 +684,20 @@ class EngineExposureFacts(BaseModel):
     unjudged: list[UnjudgedComponent] = Field(default_factory=list)
 
 
+class EolTables(BaseModel):
+    """End-of-life tables refreshed by `db update` from endoflife.date, kept beside the vulnerability database; the
+    rules use them instead of the tables frozen into this release (data/os_eol.toml, data/engine_releases.yaml)."""
+
+    origin: str = Field(description="where they came from, e.g. https://endoflife.date/api/v1/products")
+    fetched_at: str = Field(description="when (UTC, ISO 8601)")
+    distributions: dict[str, dict[str, dict[str, Any]]] = Field(
+        description="os_eol.toml's shape: distribution, release, then end / regular_end / paid_until / name"
+    )
+    engine_lines: list[dict[str, Any]] = Field(
+        default_factory=list, description="engine_releases.yaml's lines: line, end_of_life, since, note"
+    )
+
+
 # --- the snapshot --------------------------------------------------------------------------------
 
 
@@ -703,6 +717,9 @@ class Facts(BaseModel):
     problems: list[CollectionProblem] = Field(default_factory=list)
     engine_exposure: EngineExposureFacts | None = Field(
         None, description="set by the audit pipeline from the vulnerability database; None: not matched"
+    )
+    eol_tables: EolTables | None = Field(
+        None, description="refreshed end-of-life tables the pipeline found beside the database; None: the frozen ones"
     )
     skipped_containers: list[dict[str, str]] = Field(
         default_factory=list, description="containers that vanished during collection: id, name, reason"

@@ -25,6 +25,7 @@ from portcullis.model.findings import (
 )
 from portcullis.pipelines.errors import OutputError, SubjectError, UsageError
 from portcullis.pipelines.exposure import ENGINE_RULE_PREFIX, ExposureOptions, engine_exposure
+from portcullis.pipelines.vulnerabilities import refreshed_eol_tables
 
 if TYPE_CHECKING:
     from portcullis.collect.engines_file import EngineSpec
@@ -102,12 +103,17 @@ def audit_report(
     exposure: ExposureOptions | None = None,
 ) -> Report:
     """Judge `facts` against `benchmark` (the newest available by default) and our own audit rules; with `exposure`,
-    the host's engine components and kernel are first matched against the vulnerability database (only when a
-    DKR-ENGINE rule that reads the verdicts is selected: the database is not opened for nothing)."""
+    the end-of-life tables refreshed beside the database are used, and the host's engine components and kernel are
+    first matched against the database (only when a DKR-ENGINE rule that reads the verdicts is selected: the
+    database is not opened for nothing)."""
     benchmark = benchmark or load_benchmark()
     rules = audit_rules(select, skip, level, benchmark)
-    if exposure is not None and any(r.id.startswith(ENGINE_RULE_PREFIX) for r in rules):
-        facts = facts.model_copy(update={"engine_exposure": engine_exposure(facts, exposure)})
+    if exposure is not None:
+        eol_tables, eol_problems = refreshed_eol_tables(exposure.db_path)
+        update: dict[str, object] = {"eol_tables": eol_tables, "problems": facts.problems + eol_problems}
+        if any(r.id.startswith(ENGINE_RULE_PREFIX) for r in rules):
+            update["engine_exposure"] = engine_exposure(facts, exposure)
+        facts = facts.model_copy(update=update)
     findings = run_rules(rules, facts)
     return Report(
         command="audit",
