@@ -110,6 +110,19 @@ def test_an_upstream_runc_build_is_matched_by_its_go_module(db_path: Path) -> No
     assert failure.evidence["matched_by"] == "upstream github.com/opencontainers/runc"
 
 
+def test_packages_no_feed_in_the_database_covers_are_left_to_a_person(db_path: Path, tmp_path: Path) -> None:
+    """No match proves nothing when the database lacks the host's distribution: manual, never pass."""
+    jammy = _facts(HOST_COMPONENTS).model_copy(deep=True)
+    jammy.host.os_release = {"ID": "ubuntu", "VERSION_ID": "22.04", "VERSION_CODENAME": "jammy"}
+    found = _engine_findings(jammy, ExposureOptions(db_path=db_path))["DKR-ENGINE-001"]
+    assert [f.status for f in found] == [Status.MANUAL] * 3
+    assert "no advisory feed for ubuntu packages" in found[0].message
+    npm_only = build_db(tmp_path / "npm.db", DATA / "osv-npm")
+    found = _engine_findings(_facts(HOST_COMPONENTS), ExposureOptions(db_path=npm_only))["DKR-ENGINE-001"]
+    assert {f.status for f in found} == {Status.MANUAL}
+    assert "no Debian security tracker feed" in found[0].message
+
+
 def test_without_a_database_the_rules_skip_and_a_gate_fails_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
