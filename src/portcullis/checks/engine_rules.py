@@ -22,7 +22,7 @@ NOT_COLLECTED = (
     "the engine's binaries and the kernel's package were not collected (an audit run in a container, or a snapshot"
     " from an older Portcullis); run the audit on the host to judge this"
 )
-NOT_MATCHED = "not matched against a vulnerability database (--no-vulns)"
+NOT_MATCHED = "not matched against a vulnerability database (--no-vulns, or a flow that does not match, e.g. harden)"
 
 
 def _not_collected(facts: Facts) -> Outcome:
