@@ -302,6 +302,7 @@ def supported_os_release(image: ImageFacts, facts: Facts) -> CheckResult:
     today = datetime.fromisoformat(facts.collected_at).date()
     table, which = table_for(content.os_release.id, facts.eol_tables)
     is_eol, end, note = eol_status(content.os_release, today, table)
+    note = f"{note} [{which}]"  # the reader sees which table judged: the built-in one or a refreshed one, and its date
     evidence: dict[str, Any] = {
         "os_release": content.os_release.model_dump(),
         "support_ends": end.isoformat() if end else None,
