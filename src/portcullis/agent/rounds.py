@@ -20,6 +20,7 @@ from portcullis.model.findings import Report, Summary
 from portcullis.model.fleet import ImageInventory
 from portcullis.pipelines.audit import audit_report, gather_facts
 from portcullis.pipelines.errors import PipelineError
+from portcullis.pipelines.exposure import ExposureOptions
 from portcullis.pipelines.image import ImageSource, engine_image_names, images_report
 from portcullis.pipelines.rematch import deployed_containers, image_inventory
 from portcullis.pipelines.trust import TrustPolicy, attach_running_signatures
@@ -85,7 +86,8 @@ def run_round(options: RoundOptions, log: Callable[[str], None] = _silent) -> Ro
     if options.trust is not None:
         attach_running_signatures(facts, options.trust)
     engine = options.engine_name or facts.engine.info.name or facts.engine.endpoint
-    reports = [_on_engine(audit_report(facts, [], [], None), engine, subject=engine)]
+    exposure = ExposureOptions(enabled=options.vulns, db_path=options.db)  # the engine's binaries and kernel too
+    reports = [_on_engine(audit_report(facts, [], [], None, exposure=exposure), engine, subject=engine)]
     # Beside the reports, what the service re-matches when its advisories change: which images the engine runs
     # (with the audit) and each image's packages (with its own report).
     extras: list[dict[str, Any]] = [{"containers": [c.model_dump(mode="json") for c in deployed_containers(facts)]}]

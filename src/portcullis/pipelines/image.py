@@ -26,7 +26,13 @@ from portcullis.model.findings import (
 )
 from portcullis.pipelines.errors import SubjectError, UsageError
 from portcullis.pipelines.trust import TrustPolicy, attach_signatures
-from portcullis.pipelines.vulnerabilities import DatabaseCheck, VulnOptions, check_database, vulnerability_findings
+from portcullis.pipelines.vulnerabilities import (
+    DatabaseCheck,
+    VulnOptions,
+    check_database,
+    refreshed_eol_tables,
+    vulnerability_findings,
+)
 
 if TYPE_CHECKING:
     from portcullis.collect.image import ImageOptions
@@ -173,13 +179,13 @@ def judge_image(
     """The image rules and, unless `vulns` is None or disabled, its vulnerabilities (against the database
     `checked` already, when given)."""
     collected_at = datetime.now(UTC).isoformat(timespec="seconds")
-    findings = run_image_rules(image_rules(select, skip), image, collected_at)
-    problems: list[CollectionProblem] = []
+    eol_tables, problems = refreshed_eol_tables(vulns.db_path if vulns else None)
+    findings = run_image_rules(image_rules(select, skip), image, collected_at, eol_tables)
     database: DatabaseInfo | None = None
     if vulns is not None and vulns.enabled:
         result = vulnerability_findings(image, vulns, checked)
         findings += result.findings
-        problems, database = result.problems, result.database
+        problems, database = problems + result.problems, result.database
     return Report(
         command="image",
         tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),
