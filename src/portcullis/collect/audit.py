@@ -21,7 +21,7 @@ from portcullis.collect.engine_packages import engine_exposure
 from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.files import open_regular
 from portcullis.collect.hardening import collect_hardening, on_the_host
-from portcullis.collect.host import collect_host
+from portcullis.collect.host import collect_host, stat_path
 from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
 from portcullis.model.facts import FACTS_SCHEMA_VERSION, ApiProbe, Facts, HostFacts
 from portcullis.model.findings import CollectionProblem
@@ -51,6 +51,13 @@ def _collect_facts(conn: EngineConnection) -> Facts:
         host.hardening = collect_hardening() if on_the_host(daemon.dockerd_pid) else None
         host.engine_components, host.kernel_build = engine_exposure(host.binaries, snapshot.engine.version.components)
         api_probes = probe_local_daemon(daemon, host)
+        # A socket mount hands over the engine only if its source really is a socket (`portcullis paths`).
+        host.mount_sources = {
+            mount.source: stat_path(mount.source)
+            for container in snapshot.containers
+            for mount in container.mounts
+            if mount.type == "bind" and mount.source
+        }
     else:
         host = HostFacts()
         problems.append(CollectionProblem(fact="host files", reason="the engine is remote; host not audited"))

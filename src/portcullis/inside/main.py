@@ -55,9 +55,23 @@ def render_text(report: Dict[str, Any]) -> str:
         technique = finding["evidence"].get("technique")
         if finding["status"] == "fail" and technique:
             lines.append("%36s enables: %s" % ("", technique))
+    lines += _capability_lines(report)
     counts = ", ".join("%d %s" % (n, s) for s, n in sorted(report["summary"]["by_status"].items()))
     lines += ["", "Summary: %d findings: %s" % (report["summary"]["total"], counts)]
     return "\n".join(lines) + "\n"
+
+
+def _capability_lines(report: Dict[str, Any]) -> List[str]:
+    """The bounding set, one capability a line, with whether the process can use it and why."""
+    caps = next((f for f in report["findings"] if f["rule_id"] == "DKR-IN-001"), None)
+    reach = caps["evidence"].get("reach") if caps else None
+    if not reach:
+        return []
+    lines = ["", "Bounding set (%d): reachable by the container's process?" % len(reach)]
+    for entry in reach:
+        verdict = {True: "yes", False: "no", None: "unknown"}[entry["reachable"]]
+        lines.append("  %-18s %-8s %s" % (entry["capability"], verdict, entry["why"]))
+    return lines
 
 
 def exit_code(report: Dict[str, Any], fail_on: Optional[str]) -> int:

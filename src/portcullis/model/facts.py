@@ -336,6 +336,9 @@ class HostFacts(BaseModel):
         None, description="the engine's binaries with their package and version; None: not collected"
     )
     kernel_build: KernelBuild | None = Field(None, description="the running kernel's provenance; None: not collected")
+    mount_sources: dict[str, FileStat] | None = Field(
+        None, description="what each container bind mount's source is on the host (socket, file, dir); None: not read"
+    )
 
     def file(self, path: str) -> FileStat | None:
         return self.files.get(path)
