@@ -8,7 +8,7 @@ import sys
 import pytest
 
 COMMANDS = [
-    ["audit"], ["image"], ["sbom"], ["lint"], ["inside"], ["prove"], ["overhead"], ["rules"], ["schema"],
+    ["audit"], ["image"], ["sbom"], ["lint"], ["inside"], ["paths"], ["prove"], ["overhead"], ["rules"], ["schema"],
     ["db"], ["db", "update"], ["db", "status"], ["db", "import"], ["db", "export"],
     ["harden"], ["harden", "daemon"], ["harden", "container"], ["harden", "seccomp"], ["harden", "apparmor"],
 ]  # fmt: skip

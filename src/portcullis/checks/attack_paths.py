@@ -109,7 +109,10 @@ def _configured_reach(container: ContainerFacts, facts: Facts) -> list[Capabilit
         if is_root_user(user):
             reach.append(CapabilityReach(capability=cap, reachable=True, why=f"runs as root (User is '{user}')"))
         elif nnp:
-            why = f"user {user!r} with no-new-privileges; only `docker exec -u 0` through the engine API gets it"
+            why = (
+                f"user {user!r} with no-new-privileges: no execve gains it, not even `docker exec -u 0`; "
+                "only `docker exec --privileged` through the engine API"
+            )
             reach.append(CapabilityReach(capability=cap, reachable=False, why=why, entry=EntryKind.ENGINE_API))
         else:
             why = f"user {user!r} without no-new-privileges: a setuid-root program would give it; {INSIDE_HINT}"
@@ -160,6 +163,12 @@ class Chain:
     forced_entry: EntryPoint | None = None
 
 
+def _api_entry(ctx: Context, privileged: bool) -> EntryPoint:
+    """Whoever may call the engine API: `exec -u 0` gives uid 0 (and, without no_new_privs, the bounding set)."""
+    how = "docker exec --privileged" if privileged else "docker exec -u 0"
+    return EntryPoint(kind=EntryKind.ENGINE_API, description=f"`{how} {ctx.name}` through the engine API")
+
+
 def _cap_step(ctx: Context, cap: str, finding: str = "CIS-5.4") -> Chain | None:
     """The step 'holds capability `cap`', or None when it is not in the bounding set or cannot be reached."""
     reach = ctx.reach.get(cap)
@@ -171,8 +180,7 @@ def _cap_step(ctx: Context, cap: str, finding: str = "CIS-5.4") -> Chain | None:
     elif reach.reachable is False:
         if reach.entry is not EntryKind.ENGINE_API:
             return None
-        forced = EntryPoint(kind=EntryKind.ENGINE_API, description=f"`docker exec -u 0 {ctx.name}` via the API")
-        return Chain([step], forced)
+        return Chain([step], _api_entry(ctx, privileged="--privileged" in reach.why))
     return Chain([step])
 
 
@@ -187,14 +195,13 @@ def _root_step(ctx: Context) -> Chain | None:
         if ctx.signals.get("no_new_privs") is False and setuid:
             why = f"uid {uid}, no_new_privs off, setuid-root {setuid[0]}"
             return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=why)])
-        forced = EntryPoint(kind=EntryKind.ENGINE_API, description=f"`docker exec -u 0 {ctx.name}` via the API")
-        return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=f"uid {uid}: only exec -u 0")], forced)
+        step = PathStep(description=ROOT_IN_CONTAINER, evidence=f"uid {uid}: only `docker exec -u 0` makes it root")
+        return Chain([step], _api_entry(ctx, privileged=False))
     if is_root_user(user):
         return Chain([PathStep(description=ROOT_IN_CONTAINER, finding="CIS-4.1", evidence=f"User is '{user}'")])
     if _no_new_privs(ctx.container, ctx.facts):
-        forced = EntryPoint(kind=EntryKind.ENGINE_API, description=f"`docker exec -u 0 {ctx.name}` via the API")
-        why = f"user {user!r} with no-new-privileges: only exec -u 0"
-        return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=why)], forced)
+        why = f"user {user!r} with no-new-privileges: only `docker exec -u 0` makes it root"
+        return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=why)], _api_entry(ctx, privileged=False))
     why = f"user {user!r} without no-new-privileges: a setuid-root program would make it root; {INSIDE_HINT}"
     return Chain([PathStep(description=ROOT_IN_CONTAINER, finding="CIS-5.26", evidence=why, undecided=why)])
 
@@ -231,7 +238,11 @@ def _engine_socket_mounts(ctx: Context) -> Iterator[tuple[MountPoint, str, str |
         named = source in sockets or (source.endswith(".sock") and ("docker" in source or "containerd" in source))
         if named:
             stat = sources.get(mount.source) if sources is not None else None
-            yield mount, source, stat.kind if stat and stat.exists else (None if stat is None or stat.error else "missing")
+            yield (
+                mount,
+                source,
+                stat.kind if stat and stat.exists else (None if stat is None or stat.error else "missing"),
+            )
             continue
         covered = sorted(s for s in sockets if source == "/" or s.startswith(source.rstrip("/") + "/"))
         kinds = {s: facts.host.files[s].kind for s in covered if s in facts.host.files and facts.host.files[s].exists}
@@ -514,10 +525,16 @@ def api_paths(facts: Facts) -> list[AttackPath]:
 
 
 def rank(paths: list[AttackPath]) -> list[AttackPath]:
-    """Most exposed entry first; confirmed before possible; then template order and target."""
+    """Most exposed entry first; confirmed before possible; shorter chains (less to exploit) first; then by name."""
     return sorted(
         paths,
-        key=lambda p: (-p.exposure, p.certainty is not Certainty.CONFIRMED, TEMPLATE_IDS.index(p.template), p.target),
+        key=lambda p: (
+            -p.exposure,
+            p.certainty is not Certainty.CONFIRMED,
+            len(p.steps),
+            TEMPLATE_IDS.index(p.template),
+            p.target,
+        ),
     )
 
 

@@ -255,7 +255,8 @@ def capability_reach(signals: Signals) -> Optional[List[Dict[str, Any]]]:
     """Every capability of the bounding set and whether the container's process can use it, with the reason.
 
     `via` is "process" when the process itself holds or can gain it, "engine_api" when only a new process
-    started through the API (`docker exec -u 0`) would get it; `reachable` is None when it cannot be told.
+    started through the API (`docker exec -u 0`, or `--privileged` under no_new_privs) would get it;
+    `reachable` is None when it cannot be told.
     """
     caps = signals.get("caps") or {}
     bounding = decode_caps(caps.get("CapBnd"))
@@ -277,18 +278,22 @@ def capability_reach(signals: Signals) -> Optional[List[Dict[str, Any]]]:
             why = "in the effective set"
         elif cap in permitted or cap in ambient:
             why = "in the permitted/ambient set: the process can raise it"
-        elif uid == 0:
-            why = "the process runs as uid 0: any program it executes gets the bounding set"
+        elif uid == 0 and nnp is False:
+            why = "uid 0 without no_new_privs: any program it executes gets the bounding set"
         elif nnp is False and setuid:
             why = "no_new_privs is off and setuid-root %s is present" % setuid[0]
         elif nnp is False and with_file_cap:
             why = "no_new_privs is off and %s carries it as a file capability" % with_file_cap[0]
         elif nnp is None or (nnp is False and files is None):
             reachable, why = None, "uid %s; whether setuid-root or file-capability programs exist is unknown" % uid
+        elif nnp:
+            # measured: with no_new_privs even `docker exec -u 0` starts with an empty effective set
+            reachable, via = False, "engine_api"
+            why = "uid %s and no_new_privs is set: no execve gains it, not even `docker exec -u 0`; " % uid
+            why += "only `docker exec --privileged` through the engine API"
         else:
             reachable, via = False, "engine_api"
-            reason = "no_new_privs is set" if nnp else "no setuid-root or file-capability program is present"
-            why = "uid %s and %s; only a `docker exec -u 0` through the engine API gets it" % (uid, reason)
+            why = "uid %s, no setuid-root or file-capability program; `docker exec -u 0` through the engine API" % uid
         reach.append({"capability": cap, "reachable": reachable, "why": why, "via": via})
     return reach
 
