@@ -6,11 +6,11 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from support.tls_engine import TLSDaemon
 
 from portcullis.harden.trial_daemon import missing_requirement
 from portcullis.model.paths import Certainty, EntryKind
 from portcullis.pipelines.paths import paths_report
+from support.tls_engine import TLSDaemon
 
 pytestmark = pytest.mark.engine
 
