@@ -116,14 +116,19 @@ def probe(bind: BindScope, outcome: ProbeOutcome, address: str = "0.0.0.0:2375")
         (BindScope.ALL, ProbeOutcome.PLAIN_HTTP, EntryKind.NETWORK),
         (BindScope.ADDRESS, ProbeOutcome.TLS_WITHOUT_CLIENT_CERT, EntryKind.NETWORK),
         (BindScope.LOOPBACK, ProbeOutcome.PLAIN_HTTP, EntryKind.HOST_LOCAL),
+        (BindScope.ADDRESS, ProbeOutcome.PLAIN_HTTP, EntryKind.CONTAINER_NETWORK),
         (BindScope.ALL, ProbeOutcome.CLIENT_CERT_REQUIRED, None),
         (BindScope.ALL, ProbeOutcome.REFUSED, None),
     ],
 )
 def test_tcp_api_without_tls(facts: Facts, bind: BindScope, outcome: ProbeOutcome, entry: EntryKind | None) -> None:
-    report = derive_paths(changed(facts, api_probes=[probe(bind, outcome)]))
+    # an address bind on the default bridge's gateway (recorded: 172.17.0.1) is what containers reach the host at
+    address = "172.17.0.1:2375" if entry is EntryKind.CONTAINER_NETWORK else "0.0.0.0:2375"
+    report = derive_paths(changed(facts, api_probes=[probe(bind, outcome, address)]))
     api = [p for p in report.paths if p.template == "tcp-api-no-tls"]
     assert [p.entry.kind for p in api] == ([entry] if entry else [])
+    if entry is EntryKind.CONTAINER_NETWORK:
+        assert api[0].entry.description == "172.17.0.1:2375: every container on bridge network bridge"
     if entry is EntryKind.NETWORK:
         assert report.paths[0].template == "tcp-api-no-tls"  # same exposure as the published socket, shorter chain
         assert api[0].steps[0].finding == "CIS-2.8"

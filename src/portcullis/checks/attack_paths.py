@@ -487,10 +487,17 @@ def container_paths(ctx: Context) -> list[AttackPath]:
 def api_paths(facts: Facts) -> list[AttackPath]:
     """The daemon's API answering on TCP without a client certificate: whoever reaches it owns the host."""
     paths = []
+    gateways = {ip: n.name for n in facts.networks if n.driver == "bridge" for ip in n.gateways}
     for probe in facts.api_probes or []:
         if not probe.outcome.unauthenticated:
             continue
-        if probe.bind is BindScope.LOOPBACK:
+        bound_ip = probe.address.rsplit(":", 1)[0].strip("[]")
+        if probe.bind is BindScope.ADDRESS and bound_ip in gateways:
+            entry = EntryPoint(
+                kind=EntryKind.CONTAINER_NETWORK,
+                description=f"{probe.address}: every container on bridge network {gateways[bound_ip]}",
+            )
+        elif probe.bind is BindScope.LOOPBACK:
             entry = EntryPoint(
                 kind=EntryKind.HOST_LOCAL, description=f"{probe.address}: host users, host-network containers"
             )

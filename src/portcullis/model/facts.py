@@ -641,6 +641,12 @@ class NetworkFacts(_Docker):
     internal: bool = Field(False, alias="Internal")
     options: dict[str, str] = Field(default_factory=dict, alias="Options")
     containers: dict[str, Any] = Field(default_factory=dict, alias="Containers")
+    ipam: dict[str, Any] | None = Field(None, alias="IPAM", description="subnets and gateways (Config)")
+
+    @property
+    def gateways(self) -> list[str]:
+        """The host's addresses on this network: what its containers reach the host at."""
+        return [str(c["Gateway"]) for c in (self.ipam or {}).get("Config") or [] if c.get("Gateway")]
 
     @field_validator("options", "containers", mode="before")
     @classmethod
