@@ -91,3 +91,20 @@ def test_cli_svg_of_the_live_engine(scenario: ContainerFactory, tmp_path: Path) 
     )
     assert result.returncode == 2, result.stderr  # the published socket container is reachable from the network
     assert scenario.name("sock-published") in out.read_text()
+
+
+def test_inside_text_shows_the_bounding_set_and_why(scenario: ContainerFactory) -> None:
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "portcullis", "inside", "--container", scenario.name("nonroot-nnp")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    for cap in ("NET_ADMIN", "SYS_PTRACE", "SYS_MODULE"):
+        assert lines[cap].split()[1] == "no"
+        assert "uid 1000 and no_new_privs is set" in lines[cap]
+    assert "Bounding set (17): reachable by the container's process?" in result.stdout  # 14 default + 3 added

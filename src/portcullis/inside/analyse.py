@@ -298,6 +298,17 @@ def capability_reach(signals: Signals) -> Optional[List[Dict[str, Any]]]:
     return reach
 
 
+def reach_lines(reach: Optional[List[Dict[str, Any]]]) -> List[str]:
+    """The bounding set as text, one capability a line: can the container's process use it, and why."""
+    if not reach:
+        return []
+    lines = ["", "Bounding set (%d): reachable by the container's process?" % len(reach)]
+    for entry in reach:
+        verdict = {True: "yes", False: "no", None: "unknown"}[entry["reachable"]]
+        lines.append("  %-18s %-8s %s" % (entry["capability"], verdict, entry["why"]))
+    return lines
+
+
 def check_capabilities(signals: Signals) -> List[Finding]:
     effective = decode_caps(signals["caps"].get("CapEff"))
     if effective is None:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from portcullis import __version__
-from portcullis.inside.analyse import analyse
+from portcullis.inside.analyse import analyse, reach_lines
 from portcullis.inside.signals import collect_from_host, collect_self
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -62,16 +62,8 @@ def render_text(report: Dict[str, Any]) -> str:
 
 
 def _capability_lines(report: Dict[str, Any]) -> List[str]:
-    """The bounding set, one capability a line, with whether the process can use it and why."""
     caps = next((f for f in report["findings"] if f["rule_id"] == "DKR-IN-001"), None)
-    reach = caps["evidence"].get("reach") if caps else None
-    if not reach:
-        return []
-    lines = ["", "Bounding set (%d): reachable by the container's process?" % len(reach)]
-    for entry in reach:
-        verdict = {True: "yes", False: "no", None: "unknown"}[entry["reachable"]]
-        lines.append("  %-18s %-8s %s" % (entry["capability"], verdict, entry["why"]))
-    return lines
+    return reach_lines(caps["evidence"].get("reach") if caps else None)
 
 
 def exit_code(report: Dict[str, Any], fail_on: Optional[str]) -> int:
