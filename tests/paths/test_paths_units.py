@@ -155,7 +155,7 @@ def test_reachability_reasons_for_a_non_root_no_new_privs_container(signals: dic
     reach = {r["capability"]: r for r in capability_reach(signals[PREFIX + "nonroot-nnp"]) or []}
     for cap in ("NET_ADMIN", "SYS_PTRACE", "SYS_MODULE"):
         assert reach[cap]["reachable"] is False
-        assert reach[cap]["via"] == "engine_api"
+        assert reach[cap]["via"] == "engine_api_privileged"
         assert "no_new_privs is set" in reach[cap]["why"] and "docker exec --privileged" in reach[cap]["why"]
     root = {r["capability"]: r for r in capability_reach(signals[PREFIX + "sys-admin"]) or []}
     assert root["SYS_ADMIN"] == {
@@ -213,10 +213,19 @@ def test_root_without_capabilities_gains_them_only_without_no_new_privs(signals:
     gains = {r["capability"]: r for r in capability_reach(dict(emptied, no_new_privs=False)) or []}
     assert gains["SYS_ADMIN"]["reachable"] is True and gains["SYS_ADMIN"]["why"].startswith("uid 0 without")
     blocked = {r["capability"]: r for r in capability_reach(dict(emptied, no_new_privs=True)) or []}
-    assert (blocked["SYS_ADMIN"]["reachable"], blocked["SYS_ADMIN"]["via"]) == (False, "engine_api")
+    assert (blocked["SYS_ADMIN"]["reachable"], blocked["SYS_ADMIN"]["via"]) == (False, "engine_api_privileged")
 
 
 def test_setuid_programs_are_found_in_the_debian_image(signals: dict[str, Any]) -> None:
     found = {f["path"] for f in signals[PREFIX + "nonroot-setuid"]["privilege_files"] if f["setuid_root"]}
     assert {"/usr/bin/su", "/usr/bin/passwd"} <= found
     assert signals[PREFIX + "safe"]["privilege_files"] == []  # busybox: not one setuid program
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_no_new_privs_leaves_only_a_privileged_exec(facts: Facts, signals: dict[str, Any], inside: bool) -> None:
+    report = derive_paths(facts, signals if inside else None)
+    (path,) = [p for p in report.paths if p.target == PREFIX + "nonroot-nnp"]
+    assert path.entry.description == f"`docker exec --privileged {PREFIX}nonroot-nnp` through the engine API"
+    reach = {r.capability: r for r in report.capabilities[PREFIX + "nonroot-nnp"]}
+    assert (reach["SYS_MODULE"].reachable, reach["SYS_MODULE"].api_route) == (False, "docker exec --privileged")

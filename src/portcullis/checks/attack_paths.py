@@ -63,6 +63,9 @@ HOST_DISK_PREFIXES = (
 )
 LOOPBACK_HOSTS = ("127.", "::1", "localhost")
 ROOT_IN_CONTAINER = "root in the container"
+ROOT_EXEC = "docker exec -u 0"
+PRIVILEGED_EXEC = "docker exec --privileged"
+API_ROUTES = {"engine_api": ROOT_EXEC, "engine_api_privileged": PRIVILEGED_EXEC}
 INSIDE_HINT = "run `portcullis paths --inside` on the engine's host to read the container's own /proc"
 
 
@@ -113,7 +116,11 @@ def _configured_reach(container: ContainerFacts, facts: Facts) -> list[Capabilit
                 f"user {user!r} with no-new-privileges: no execve gains it, not even `docker exec -u 0`; "
                 "only `docker exec --privileged` through the engine API"
             )
-            reach.append(CapabilityReach(capability=cap, reachable=False, why=why, entry=EntryKind.ENGINE_API))
+            reach.append(
+                CapabilityReach(
+                    capability=cap, reachable=False, why=why, entry=EntryKind.ENGINE_API, api_route=PRIVILEGED_EXEC
+                )
+            )
         else:
             why = f"user {user!r} without no-new-privileges: a setuid-root program would give it; {INSIDE_HINT}"
             reach.append(CapabilityReach(capability=cap, reachable=None, why=why))
@@ -129,7 +136,8 @@ def _observed_reach(signals: dict[str, Any]) -> list[CapabilityReach] | None:
             capability=entry["capability"],
             reachable=entry["reachable"],
             why=entry["why"],
-            entry=EntryKind.ENGINE_API if entry["via"] == "engine_api" else None,
+            entry=EntryKind.ENGINE_API if entry["via"] != "process" else None,
+            api_route=API_ROUTES.get(entry["via"]),
         )
         for entry in observed
     ]
@@ -163,10 +171,9 @@ class Chain:
     forced_entry: EntryPoint | None = None
 
 
-def _api_entry(ctx: Context, privileged: bool) -> EntryPoint:
+def _api_entry(ctx: Context, route: str) -> EntryPoint:
     """Whoever may call the engine API: `exec -u 0` gives uid 0 (and, without no_new_privs, the bounding set)."""
-    how = "docker exec --privileged" if privileged else "docker exec -u 0"
-    return EntryPoint(kind=EntryKind.ENGINE_API, description=f"`{how} {ctx.name}` through the engine API")
+    return EntryPoint(kind=EntryKind.ENGINE_API, description=f"`{route} {ctx.name}` through the engine API")
 
 
 def _cap_step(ctx: Context, cap: str, finding: str = "CIS-5.4") -> Chain | None:
@@ -180,7 +187,7 @@ def _cap_step(ctx: Context, cap: str, finding: str = "CIS-5.4") -> Chain | None:
     elif reach.reachable is False:
         if reach.entry is not EntryKind.ENGINE_API:
             return None
-        return Chain([step], _api_entry(ctx, privileged="--privileged" in reach.why))
+        return Chain([step], _api_entry(ctx, reach.api_route or ROOT_EXEC))
     return Chain([step])
 
 
@@ -196,12 +203,12 @@ def _root_step(ctx: Context) -> Chain | None:
             why = f"uid {uid}, no_new_privs off, setuid-root {setuid[0]}"
             return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=why)])
         step = PathStep(description=ROOT_IN_CONTAINER, evidence=f"uid {uid}: only `docker exec -u 0` makes it root")
-        return Chain([step], _api_entry(ctx, privileged=False))
+        return Chain([step], _api_entry(ctx, ROOT_EXEC))
     if is_root_user(user):
         return Chain([PathStep(description=ROOT_IN_CONTAINER, finding="CIS-4.1", evidence=f"User is '{user}'")])
     if _no_new_privs(ctx.container, ctx.facts):
         why = f"user {user!r} with no-new-privileges: only `docker exec -u 0` makes it root"
-        return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=why)], _api_entry(ctx, privileged=False))
+        return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=why)], _api_entry(ctx, ROOT_EXEC))
     why = f"user {user!r} without no-new-privileges: a setuid-root program would make it root; {INSIDE_HINT}"
     return Chain([PathStep(description=ROOT_IN_CONTAINER, finding="CIS-5.26", evidence=why, undecided=why)])
 

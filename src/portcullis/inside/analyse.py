@@ -255,7 +255,8 @@ def capability_reach(signals: Signals) -> Optional[List[Dict[str, Any]]]:
     """Every capability of the bounding set and whether the container's process can use it, with the reason.
 
     `via` is "process" when the process itself holds or can gain it, "engine_api" when only a new process
-    started through the API (`docker exec -u 0`, or `--privileged` under no_new_privs) would get it;
+    started through the API (`docker exec -u 0`) would get it, "engine_api_privileged" when under no_new_privs
+    only `docker exec --privileged` would;
     `reachable` is None when it cannot be told.
     """
     caps = signals.get("caps") or {}
@@ -288,7 +289,7 @@ def capability_reach(signals: Signals) -> Optional[List[Dict[str, Any]]]:
             reachable, why = None, "uid %s; whether setuid-root or file-capability programs exist is unknown" % uid
         elif nnp:
             # measured: with no_new_privs even `docker exec -u 0` starts with an empty effective set
-            reachable, via = False, "engine_api"
+            reachable, via = False, "engine_api_privileged"
             why = "uid %s and no_new_privs is set: no execve gains it, not even `docker exec -u 0`; " % uid
             why += "only `docker exec --privileged` through the engine API"
         else:

@@ -70,6 +70,9 @@ class CapabilityReach(BaseModel):
     reachable: bool | None = Field(description="None: cannot be told from here")
     why: str
     entry: EntryKind | None = Field(None, description="the entry point from which it is reachable")
+    api_route: str | None = Field(
+        None, description="when only the engine API reaches it: the call that does (docker exec -u 0 / --privileged)"
+    )
 
 
 class PathsReport(BaseModel):
