@@ -204,6 +204,18 @@ def test_report_output_named_like_a_format_is_refused(project: Path) -> None:
     assert not (project / "json").exists()
 
 
+def test_rules_explains_the_findings_of_a_look_that_failed() -> None:
+    for rule_id, words in (
+        ("dkr-engine-unreachable", ("DKR-ENGINE-UNREACHABLE:", "--tlscacert", "exit code is 1")),
+        ("DKR-IMAGE-UNREADABLE", ("DKR-IMAGE-UNREADABLE:", "--max-bytes", "image --all")),
+        ("DKR-VULN-UNDECIDED", ("DKR-VULN-UNDECIDED: the package could not be matched",)),
+    ):
+        result = run_cli("rules", rule_id)
+        assert result.code == 0, result.stderr
+        for word in words:
+            assert word in result.stdout, (rule_id, word)
+
+
 def test_rules_explains_the_vulnerability_findings() -> None:
     result = run_cli("rules", "dkr-vuln")
     assert result.code == 0, result.stderr

@@ -11,6 +11,7 @@ COMMANDS = [
     ["audit"], ["image"], ["sbom"], ["lint"], ["inside"], ["paths"], ["prove"], ["overhead"], ["rules"], ["schema"],
     ["db"], ["db", "update"], ["db", "status"], ["db", "import"], ["db", "export"],
     ["harden"], ["harden", "daemon"], ["harden", "container"], ["harden", "seccomp"], ["harden", "apparmor"],
+    ["watch"], ["serve"], ["agent"], ["authz"], ["token"], ["cache"],
 ]  # fmt: skip
 
 

@@ -172,6 +172,9 @@ def test_the_stack_runs_and_the_agents_first_report_arrives(swarm: Swarm, tmp_pa
     said = swarm.docker(*stack, STACK)
     assert "Creating service fleet_server" in said
     _wait("the service answers", lambda: requests.get(base + "/engines", timeout=5).status_code == 401, 180, swarm)
+    server = _task(swarm, "server")
+    health = ["inspect", "--format", "{{.State.Health.Status}}", server]
+    _wait("the server's health check passes", lambda: swarm.docker(*health).strip() == "healthy", 120, swarm)
     # 2: a token per node, made by the running service, into the agents' secret
     tokens = swarm.run("bash", str(SWARM / "agent-tokens.sh"), STACK)
     node = swarm.docker("node", "ls", "--format", "{{.Hostname}}").strip()

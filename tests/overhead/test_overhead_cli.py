@@ -25,6 +25,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--native-dir", "/nonexistent/dir"], "portcullis: error: --native-dir /nonexistent/dir is not a directory"),
         (["--repetitions", "0"], "portcullis: error:"),
         (["--host", "tcp://127.0.0.1:1"], "portcullis: error: "),
+        (["--runtime", "runc,kata"], "portcullis: error: --runtime: unknown runtime 'kata' (known: runc, runsc, vm)"),
+        (["--runtime", ","], "portcullis: error: --runtime: no runtime named (known: runc, runsc, vm)"),
+        (["--runtime", "runsc", "--host", "tcp://127.0.0.1:1"], "portcullis: error: no Docker engine answers at"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None:

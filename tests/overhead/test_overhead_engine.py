@@ -27,6 +27,7 @@ EXPECTED = {
         "container-published-port",
     },
 }
+EXPECTED[Workload.tcp_throughput] = EXPECTED[Workload.tcp_rtt]
 
 
 def leftovers(client: docker.DockerClient) -> tuple[list[str], list[str]]:
@@ -75,7 +76,8 @@ def test_quick_run_measures_every_workload_in_every_environment(quick_run: tuple
         assert item.summary.minimum <= item.summary.median <= item.summary.maximum
     assert found == EXPECTED
     assert {m.environment for m in report.measurements if m.baseline} == {"native", "native-loopback"}
-    assert len(report.comparisons) == 7
+    assert len(report.comparisons) == 10
+    assert {m.runtime for m in report.measurements} == {"native", "runc"}
 
 
 @pytest.mark.timeout(300)
@@ -87,6 +89,7 @@ def test_quick_run_values_are_sane(quick_run: tuple[OverheadReport, Path]) -> No
     assert 1 < median[(Workload.tcp_rtt, "native-loopback")] < 10_000  # µs
     assert 0.01 < median[(Workload.cpu, "native")] < 30  # seconds for 1M python iterations
     assert 0.1 < median[(Workload.memory, "container")] < 1000  # GB/s
+    assert 0.01 < median[(Workload.tcp_throughput, "container-bridge-ip")] < 1000  # Gbit/s
     env = report.environment
     assert env.container_python is not None and env.container_python.implementation == "CPython"
     assert env.storage_driver
@@ -104,4 +107,7 @@ def test_quick_run_draws_a_chart(quick_run: tuple[OverheadReport, Path]) -> None
 
     _, chart = quick_run
     root = ET.parse(chart).getroot()
-    assert len(root.findall("{http://www.w3.org/2000/svg}rect[@class='bar']")) == 11
+    bars = root.findall(".//{http://www.w3.org/2000/svg}rect[@class='bar']")
+    assert len(bars) == 15
+    # coloured by runtime: every native bar grey, every container bar the runc blue
+    assert {(bar.get("data-series"), bar.get("fill")) for bar in bars} == {("native", "#7f7f7f"), ("runc", "#4c78a8")}

@@ -171,7 +171,7 @@ def test_markdown_and_text_tables_carry_medians_and_slowdowns() -> None:
 def test_json_document_round_trips() -> None:
     original = report()
     data = json.loads(original.model_dump_json())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     summary = data["measurements"][0]["summary"]
     assert summary == pytest.approx({"median": 0.21, "q1": 0.205, "q3": 0.23, "minimum": 0.2, "maximum": 0.25})
     assert data["measurements"][0]["runs"] == [0.20, 0.25, 0.21]

@@ -8,6 +8,7 @@ import json
 import threading
 from typing import Any
 
+from portcullis import __version__
 from portcullis.model.findings import (
     Finding,
     Report,
@@ -109,6 +110,13 @@ def test_nothing_is_read_or_written_without_a_token_of_the_right_role(service: S
     )
     assert push(service, agent, "roles-agent", "r1", AUDIT).status_code == 201
     assert service.call("GET", "/engines", reader).status_code == 200
+
+
+def test_health_needs_no_token_and_says_only_that_the_store_answers(service: Service) -> None:
+    for token in (None, "garbage"):
+        answer = service.call("GET", "/health", token)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"status": "ok", "version": __version__}
 
 
 def test_a_retried_push_is_stored_once_and_a_reused_id_with_other_content_is_refused(service: Service) -> None:
@@ -280,6 +288,7 @@ def test_the_openapi_document_describes_the_api_to_any_token_holder(service: Ser
         "/api/v1/findings",
         "/api/v1/trends",
         "/api/v1/rematch",
+        "/api/v1/health",
     }
     assert "HTTPBearer" in document["components"]["securitySchemes"]
     push_body = document["paths"]["/api/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]

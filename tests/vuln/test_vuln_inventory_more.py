@@ -31,6 +31,8 @@ from portcullis.collect.inventory.rust import elf_section, parse_rust_binary
 from portcullis.model.vuln import Ecosystem, OsRelease
 
 COMMONS_LANG3 = Path("/usr/share/java/commons-lang3-3.12.0.jar")
+CDI_API = Path("/usr/share/java/cdi-api-1.2.jar")  # pom <licenses> and an OSGi Bundle-License URL
+ERROR_PRONE = Path("/usr/share/java/error-prone-annotations-2.18.0.jar")  # pom <licenses> named "Apache 2.0"
 RACK_GEMSPEC = Path("/usr/share/rubygems-integration/all/specifications/rack-2.2.22.gemspec")
 ROCKY = OsRelease(id="rocky", version_id="9.3")
 SAMPLES = "`make programs`"
@@ -366,6 +368,48 @@ def test_manifest_only_jar() -> None:
     assert inventory.packages == [] and "names no Maven group (Some Tool)" in inventory.skipped[0]
 
 
+def test_real_jars_declare_their_licences() -> None:
+    """A pom's <licenses> gives the licence; a pom inheriting it from a parent pom outside the jar declares none."""
+    for jar, expected in ((CDI_API, "Apache-2.0"), (ERROR_PRONE, "Apache-2.0"), (COMMONS_LANG3, "unknown")):
+        _need(str(jar))
+        [package] = parse_jar(jar.read_bytes(), jar.name).packages
+        assert package.license == expected, jar
+
+
+def test_jar_licence_sources_and_their_limits() -> None:
+    pom = (
+        b'<project xmlns="http://maven.apache.org/POM/4.0.0"><licenses>'
+        b"<license><name>Eclipse Public License 2.0</name></license>"
+        b"<license><name>Some Custom Terms</name><url>https://www.apache.org/licenses/LICENSE-2.0.txt</url></license>"
+        b"</licenses></project>"
+    )
+    coordinates = b"groupId=g\nartifactId=a\nversion=1\n"
+    both = _zip({"META-INF/maven/g/a/pom.properties": coordinates, "META-INF/maven/g/a/pom.xml": pom})
+    [package] = parse_jar(both, "a.jar").packages
+    assert package.license == "EPL-2.0 AND Apache-2.0"  # Maven lists licences that all apply; a known URL wins
+    bundle = (
+        b'Manifest-Version: 1.0\nBundle-License: MIT;link="https://x/y", https://opensource.org/licenses/BSD-2-Clause\n'
+    )
+    only_manifest = _zip({"META-INF/MANIFEST.MF": bundle, "META-INF/maven/g/a/pom.properties": coordinates})
+    assert parse_jar(only_manifest, "b.jar").packages[0].license == "MIT AND BSD-2-Clause"
+    # the manifest speaks for the archive: with two artifacts inside it names neither
+    shaded = _zip(
+        {
+            "META-INF/MANIFEST.MF": bundle,
+            "META-INF/maven/g/a/pom.properties": coordinates,
+            "META-INF/maven/g/b/pom.properties": b"groupId=g\nartifactId=b\nversion=2\n",
+        }
+    )
+    assert [p.license for p in parse_jar(shaded, "c.jar").packages] == ["unknown", "unknown"]
+    # an entity-laden pom is refused before parsing: the coordinates stay, the licence is unknown
+    hostile = (
+        b'<!DOCTYPE p [<!ENTITY x "MIT">]><project><licenses><license><name>&x;</name></license></licenses></project>'
+    )
+    evil = _zip({"META-INF/maven/g/a/pom.properties": coordinates, "META-INF/maven/g/a/pom.xml": hostile})
+    [package] = parse_jar(evil, "d.jar").packages
+    assert (package.name, package.license) == ("g:a", "unknown")
+
+
 # --- Ruby ---------------------------------------------------------------------------------------------------
 
 
@@ -380,6 +424,16 @@ def test_real_debian_gemspec() -> None:
         "2.2.22",
         "pkg:gem/rack@2.2.22",
     )
+    assert package.license == "MIT"
+
+
+def test_gemspec_licences_are_alternatives() -> None:
+    spec = 's.name = "g".freeze\ns.version = "1.0"\ns.licenses = ["MIT".freeze, "Ruby".freeze]\n'
+    assert parse_gemspec(spec, "g-1.0.gemspec").packages[0].license == "MIT OR Ruby"
+    single = "s.name = 'g'\ns.version = '1.0'\ns.license = 'Apache 2.0'\n"
+    assert parse_gemspec(single, "g-1.0.gemspec").packages[0].license == "Apache-2.0"
+    bare = "s.name = 'g'\ns.version = '1.0'\n"
+    assert parse_gemspec(bare, "g-1.0.gemspec").packages[0].license == "unknown"
 
 
 def test_every_installed_gemspec_on_this_machine() -> None:

@@ -22,6 +22,7 @@ from portcullis.pipelines.audit import audit_report, gather_facts
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, engine_image_names, images_report
 from portcullis.pipelines.rematch import deployed_containers, image_inventory
+from portcullis.pipelines.trust import TrustPolicy, attach_running_signatures
 from portcullis.pipelines.vulnerabilities import VulnOptions
 
 
@@ -34,6 +35,7 @@ class RoundOptions:
     vulns: bool = True
     db: Path | None = None
     cache_dir: Path | None = None
+    trust: TrustPolicy | None = None  # cosign keys per repository: CIS-4.12 judges the running containers' images
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def run_round(options: RoundOptions, log: Callable[[str], None] = _silent) -> Ro
     """Audit the engine, then its images. An engine that cannot be reached raises PipelineError (no report: the
     round is tried again); images that cannot be listed leave the audit alone, with the reason in `problems`."""
     facts = gather_facts(options.host, None, log)
+    if options.trust is not None:
+        attach_running_signatures(facts, options.trust)
     engine = options.engine_name or facts.engine.info.name or facts.engine.endpoint
     reports = [_on_engine(audit_report(facts, [], [], None), engine, subject=engine)]
     # Beside the reports, what the service re-matches when its advisories change: which images the engine runs

@@ -191,6 +191,7 @@ class Parsed:
     labels: dict[str, str]
     unknown: list[UnknownField] = field(default_factory=list)
     exec_only: bool = False  # an exec request: only the rules about exec sessions judge it
+    kind: str = "create"  # create, exec, start or update
 
 
 def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -281,21 +282,28 @@ def _validated(model: Any, data: dict[str, Any], where: str) -> Any:
         raise BodyError(f"{where} has a field of the wrong type") from exc
 
 
+def _host_side(
+    raw_host: dict[str, Any], unknown: list[UnknownField], where: str
+) -> tuple[HostConfig, list[MountPoint]]:
+    """A HostConfig object and the mounts its Binds and Mounts make."""
+    unknown.extend(_unknown(raw_host, HOST_CONFIG_FIELDS, where))
+    host_config: HostConfig = _validated(HostConfig, raw_host, where.rstrip(".") or "the body")
+    binds = raw_host.get("Binds") or []
+    if not isinstance(binds, list) or not all(isinstance(b, str) for b in binds):
+        raise BodyError(f"{where}Binds is not a list of strings")
+    api_mounts = raw_host.get("Mounts") or []
+    if not isinstance(api_mounts, list):
+        raise BodyError(f"{where}Mounts is not a list")
+    mounts = [_bind_mount(b) for b in binds] + [_api_mount(m, i, unknown) for i, m in enumerate(api_mounts)]
+    return host_config, mounts
+
+
 def parse_create(raw: bytes, name: str) -> Parsed:
     """`POST /containers/create`: the container as inspect will show it, so the audit's rules can judge it."""
     body = decode(raw)
     unknown = _unknown(body, CREATE_FIELDS, "")
-    raw_host = _object(body.get("HostConfig"), "HostConfig")
-    unknown.extend(_unknown(raw_host, HOST_CONFIG_FIELDS, "HostConfig."))
-    host_config: HostConfig = _validated(HostConfig, raw_host, "HostConfig")
+    host_config, mounts = _host_side(_object(body.get("HostConfig"), "HostConfig"), unknown, "HostConfig.")
     config: ContainerConfig = _validated(ContainerConfig, body, "the body")
-    binds = raw_host.get("Binds") or []
-    if not isinstance(binds, list) or not all(isinstance(b, str) for b in binds):
-        raise BodyError("HostConfig.Binds is not a list of strings")
-    api_mounts = raw_host.get("Mounts") or []
-    if not isinstance(api_mounts, list):
-        raise BodyError("HostConfig.Mounts is not a list")
-    mounts = [_bind_mount(b) for b in binds] + [_api_mount(m, i, unknown) for i, m in enumerate(api_mounts)]
     subject = ContainerFacts(
         id="(requested)",
         name=name or "(unnamed)",
@@ -308,11 +316,26 @@ def parse_create(raw: bytes, name: str) -> Parsed:
     return Parsed(subject, config.image, dict(config.labels or {}), unknown)
 
 
-def parse_exec(raw: bytes, container: str) -> Parsed:
-    """`POST /containers/{id}/exec`: a running container holding one exec session, the requested one.
+def parse_start(raw: bytes, container: str) -> Parsed:
+    """`POST /v1.23/containers/{id}/start` with a body: the HostConfig the container will start with. The rest of
+    the container (image, user, labels) is not in the body, so rules about it judge what the body leaves unset."""
+    body = decode(raw)
+    unknown: list[UnknownField] = []
+    host_config, mounts = _host_side(body, unknown, "")
+    subject = ContainerFacts(
+        id=container,
+        name=container,
+        state=ContainerState(status="created"),
+        host_config=host_config,
+        mounts=mounts,
+        apparmor_profile=_apparmor_profile(host_config),
+    )
+    return Parsed(subject, "", {}, unknown, kind="start")
 
-    The plugin does not ask the engine for the container's own user, so an exec without --user counts as root.
-    """
+
+def parse_exec(raw: bytes, container: str) -> Parsed:
+    """`POST /containers/{id}/exec`: a running container holding one exec session, the requested one. Its own user
+    is unknown here (''): an exec without --user counts as root unless the judge reads the user from the engine."""
     body = decode(raw)
     unknown = _unknown(body, EXEC_FIELDS, "")
     privileged, user, command = body.get("Privileged", False), body.get("User", ""), body.get("Cmd") or []
@@ -322,7 +345,7 @@ def parse_exec(raw: bytes, container: str) -> Parsed:
     subject = ContainerFacts(
         id=container, name=container, state=ContainerState(status="running", running=True), exec_sessions=[session]
     )
-    return Parsed(subject, "", {}, unknown, exec_only=True)
+    return Parsed(subject, "", {}, unknown, exec_only=True, kind="exec")
 
 
 def parse_update(raw: bytes) -> Parsed:
@@ -332,4 +355,4 @@ def parse_update(raw: bytes) -> Parsed:
     body = decode(raw)
     unknown = _unknown(body, UPDATE_FIELDS, "")
     _validated(HostConfig, body, "the body")
-    return Parsed(None, "", {}, unknown)
+    return Parsed(None, "", {}, unknown, kind="update")

@@ -19,6 +19,7 @@ from typing import Any
 
 from portcullis.authz import AuthzError
 from portcullis.authz.judge import Judge, Verdict, deny, judged_rules
+from portcullis.authz.lookup import EngineLookup
 from portcullis.authz.policy import Policy, load_policy
 
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -167,13 +168,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(
-    socket_path: Path, policy_path: Path, log: Callable[[str], None], ready: Callable[[], None] | None = None
+    socket_path: Path,
+    policy_path: Path,
+    log: Callable[[str], None],
+    ready: Callable[[], None] | None = None,
+    engine_socket: Path | None = None,
 ) -> None:
-    """Answer the engine on `socket_path` until interrupted; `ready` is called once it listens. Raises AuthzError
-    when the policy or socket is unusable."""
-    rules = judged_rules()
-    policy_file = PolicyFile(policy_path, [r.id for r in rules])
-    judge = Judge(rules)
+    """Answer the engine on `socket_path` until interrupted; `ready` is called once it listens. With
+    `engine_socket` (the guarded dockerd's API socket) a user left to the engine's default is read from it. Raises
+    AuthzError when the policy or socket is unusable."""
+    judge = Judge(judged_rules(), EngineLookup(str(engine_socket)) if engine_socket else None)
+    policy_file = PolicyFile(policy_path, judge.rule_ids)
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     if socket_path.exists() or socket_path.is_symlink():
         if not stat.S_ISSOCK(socket_path.lstat().st_mode):

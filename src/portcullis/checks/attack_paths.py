@@ -205,7 +205,7 @@ def _root_step(ctx: Context) -> Chain | None:
         step = PathStep(description=ROOT_IN_CONTAINER, evidence=f"uid {uid}: only `docker exec -u 0` makes it root")
         return Chain([step], _api_entry(ctx, ROOT_EXEC))
     if is_root_user(user):
-        return Chain([PathStep(description=ROOT_IN_CONTAINER, finding="CIS-4.1", evidence=f"User is '{user}'")])
+        return Chain([PathStep(description=ROOT_IN_CONTAINER, finding="DKR-RT-001", evidence=f"User is '{user}'")])
     if _no_new_privs(ctx.container, ctx.facts):
         why = f"user {user!r} with no-new-privileges: only `docker exec -u 0` makes it root"
         return Chain([PathStep(description=ROOT_IN_CONTAINER, evidence=why)], _api_entry(ctx, ROOT_EXEC))
@@ -366,6 +366,7 @@ def writable_proc_sys(ctx: Context) -> Iterator[Found]:
         return
     write = PathStep(
         description="write /proc/sys/kernel/core_pattern as '|/path/in/container': the host runs it as root",
+        finding="DKR-RT-003",
         evidence="ReadonlyPaths leaves out /proc/sys (systempaths=unconfined)",
     )
     chain = _join(_root_step(ctx), Chain([write]))

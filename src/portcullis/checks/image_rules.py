@@ -381,8 +381,9 @@ def little_wasted_space(image: ImageFacts, facts: Facts) -> CheckResult:
 Shipping an image distributes every package in it under that package's licence; an organisation that may not
 distribute software under some licences (strong copyleft such as AGPL in a product, or non-free terms) needs to
 know which packages carry them. The declared licence comes from the package's own metadata: dpkg copyright files,
-Python metadata, npm package.json, apk L:, rpm License. A package offering a choice (`MIT OR GPL-3.0-only`) fails
-only when every choice includes a denied licence. Packages whose licence is unknown never fail; the evidence counts
+Python metadata, npm package.json, apk L:, rpm License, a jar's pom.xml or Bundle-License, a gemspec's licenses; Go
+and Rust binaries record none (unknown). A package offering a choice (`MIT OR GPL-3.0-only`) fails only when every
+choice includes a denied licence. Packages whose licence is unknown never fail; the evidence counts
 them. Not applicable until --license-deny (or `license-deny` in the config file) names the denied licences.
 """,
     remediation="""

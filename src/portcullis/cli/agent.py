@@ -30,6 +30,8 @@ from portcullis.cli.common import (
     use_engine_tls,
 )
 from portcullis.cli.conventions import parse_duration
+from portcullis.pipelines.errors import PipelineError
+from portcullis.pipelines.trust import load_trust_policy
 from portcullis.service.tokens import NAME_PATTERN
 
 
@@ -105,6 +107,18 @@ def agent(
         int, typer.Option("--spool-max", min=1, help="most reports kept while the server is away; the oldest go first")
     ] = 1000,
     once: Annotated[bool, typer.Option("--once", help="one round and one delivery, then exit (cron, tests)")] = False,
+    trust_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-policy",
+            metavar="FILE",
+            help="CIS-4.12 verifies the cosign signatures of running containers' images against this policy",
+        ),
+    ] = None,
+    verify_key: Annotated[
+        list[Path] | None,
+        typer.Option("--verify-key", metavar="KEY.pub", help="a cosign public key trusted for every repository"),
+    ] = None,
 ) -> None:
     """Audit this engine and its images on an interval and on engine events, and push the reports to the fleet
     service (`portcullis serve`). Every report is written to the spool before it is sent and deleted only once the
@@ -130,6 +144,10 @@ def agent(
         format="%(asctime)s portcullis agent: %(message)s",
     )
     try:
+        trust = load_trust_policy(trust_policy, verify_key or [])
+    except PipelineError as exc:
+        die(str(exc))
+    try:
         spool = Spool(spool_dir or Path(platformdirs.user_state_dir("portcullis")) / "spool", spool_max)
     except SpoolError as exc:
         die(str(exc))
@@ -141,6 +159,7 @@ def agent(
         vulns=not no_vulns,
         db=db,
         cache_dir=cache_dir,
+        trust=trust,
     )
     delivery = Server(server, secret, ca_bundle)
     runner = Agent(AgentOptions(options, float(seconds), events=events and not once), spool, delivery)

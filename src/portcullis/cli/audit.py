@@ -41,6 +41,7 @@ from portcullis.pipelines.audit import (
     write_facts,
 )
 from portcullis.pipelines.errors import PipelineError, UsageError
+from portcullis.pipelines.trust import attach_running_signatures, load_trust_policy
 
 
 def audit(
@@ -85,13 +86,26 @@ def audit(
     store: StoreOption = None,
     no_store: NoStoreOption = False,
     baseline: BaselineOption = None,
+    trust_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-policy",
+            metavar="FILE",
+            help="CIS-4.12 verifies the cosign signatures of running containers' images against this policy",
+        ),
+    ] = None,
+    verify_key: Annotated[
+        list[Path] | None,
+        typer.Option("--verify-key", metavar="KEY.pub", help="a cosign public key trusted for every repository"),
+    ] = None,
 ) -> None:
     """Audit a Docker engine, its host and its files against the CIS Docker Benchmark.
 
     Examples: `portcullis audit`, `portcullis audit -f sarif -o audit.sarif --fail-on high`,
     `portcullis audit --benchmark cis-docker-1.8.0`,
     `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`,
-    `portcullis audit -H tcp://a:2376,tcp://b:2376 --engines engines.yaml`.
+    `portcullis audit -H tcp://a:2376,tcp://b:2376 --engines engines.yaml`,
+    `portcullis audit --trust-policy trust.yaml --select CIS-4.12`.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     select, skip, hosts = listed(select), listed(skip), listed(host)
@@ -101,12 +115,18 @@ def audit(
     try:
         benchmark = choose_benchmark(benchmark_id)
         audit_rules(select, skip, level, benchmark)  # a misspelt selector should not cost a whole collection
+        trust = load_trust_policy(trust_policy, verify_key or [])
         if many:
             if facts_in is not None or facts_out is not None:
                 raise UsageError("--facts-in and --facts-out take one engine, not --engines or several --host")
+            if trust is not None:
+                raise UsageError("--trust-policy and --verify-key take one engine, not --engines or several --host")
             report = audit_engines(engines_to_audit(hosts, engines_file), select, skip, level, benchmark, log=say)
         else:
             facts = gather_facts(hosts[0] if hosts else None, facts_in, log=say)
+            if trust is not None:
+                looked_up = attach_running_signatures(facts, trust)
+                say(f"looked up the signatures of {looked_up} images of running containers")
             if facts_out is not None:
                 write_facts(facts, facts_out)
             report = audit_report(facts, select, skip, level, benchmark)

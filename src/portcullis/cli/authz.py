@@ -29,6 +29,15 @@ def authz(
             "--socket", dir_okay=False, help="where to listen; dockerd finds NAME.sock in /run/docker/plugins"
         ),
     ] = DEFAULT_SOCKET,
+    engine: Annotated[
+        Path | None,
+        typer.Option(
+            "--engine",
+            dir_okay=False,
+            help="the API socket of the dockerd this plugin guards: an exec or create that leaves the user unset "
+            "is judged by the container's or image's user, read from it (2 s timeout, denies when unreadable)",
+        ),
+    ] = None,
 ) -> None:
     """Serve a Docker authorization plugin that judges container create, exec and update requests with the audit's
     section-5 rules under --policy, and fails closed.
@@ -37,7 +46,13 @@ def authz(
     logged requests are written to stderr as JSON lines.
     """
     try:
-        serve(socket, policy, _log, ready=lambda: say(f"portcullis authz: listening on {socket} with policy {policy}"))
+        serve(
+            socket,
+            policy,
+            _log,
+            ready=lambda: say(f"portcullis authz: listening on {socket} with policy {policy}"),
+            engine_socket=engine,
+        )
     except AuthzError as exc:
         die(str(exc))
     except KeyboardInterrupt:

@@ -39,6 +39,7 @@ from portcullis.cli.common import (
 from portcullis.model.facts import EfficiencyLimits
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, engine_image_names, image_report, images_report
+from portcullis.pipelines.trust import load_trust_policy
 from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS, VULN_FACT, VulnOptions
 
 USERNAME_ENV = "PORTCULLIS_REGISTRY_USERNAME"
@@ -160,13 +161,28 @@ def image(
             help="DKR-IMG-011 fails a package under this licence: an SPDX id or glob, e.g. 'GPL-3.0*' (repeatable)",
         ),
     ] = None,
+    verify_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--verify-key",
+            metavar="KEY.pub",
+            help="CIS-4.12 verifies the image's cosign signatures with this public key (repeatable)",
+        ),
+    ] = None,
+    trust_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-policy", metavar="FILE", help="YAML: repository patterns and the cosign keys trusted for them"
+        ),
+    ] = None,
 ) -> None:
     """Read an image once, layer by layer, and check it: CIS section 4 and the DKR-IMG rules.
 
     Examples: `portcullis image alpine:3.20`, `portcullis image docker-archive:app.tar -f json`,
     `portcullis image oci:./layout --platform linux/arm64`,
     `portcullis image registry:127.0.0.1:5000/app:1 --insecure-registry 127.0.0.1:5000 --fail-on high`,
-    `portcullis image --all -f sarif -o images.sarif`.
+    `portcullis image --all -f sarif -o images.sarif`,
+    `portcullis image registry:reg.example/app:1 --verify-key cosign.pub --select CIS-4.12`.
     """
     names = list(references or [])  # as given: an empty one (an unset $IMAGE) is an error further down
     if all_images and names:
@@ -176,6 +192,10 @@ def image(
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     severities = parse_severities(severity)
     history = history_options(store, no_store, baseline)
+    try:
+        trust = load_trust_policy(trust_policy, verify_key or [])
+    except PipelineError as exc:
+        die(str(exc))
     source = ImageSource(
         names[0] if names else "",
         platform=platform,
@@ -188,6 +208,7 @@ def image(
         cache_dir=cache_dir,
         efficiency=EfficiencyLimits(min_efficiency=min_efficiency, max_wasted_bytes=max_wasted),
         license_deny=deny_patterns(license_deny),
+        trust=trust,
     )
     vulns = VulnOptions(
         enabled=not no_vulns,

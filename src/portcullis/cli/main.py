@@ -39,6 +39,7 @@ COMMANDS = {
     "serve": "portcullis.cli.serve",
     "agent": "portcullis.cli.agent",
     "authz": "portcullis.cli.authz",
+    "watch": "portcullis.cli.watch",
     "schema": "portcullis.cli.main",
 }
 GROUPS = {

@@ -1,4 +1,5 @@
-"""`portcullis overhead`: container vs native CPU, memory, disk and TCP latency, measured on this engine."""
+"""`portcullis overhead`: container vs native CPU, memory, disk, TCP latency and throughput, measured on this engine;
+with `--runtime`, native against runc, gVisor (runsc) and a VM side by side."""
 
 from __future__ import annotations
 
@@ -65,23 +66,42 @@ def overhead(
     output_format: Annotated[OverheadFormat, typer.Option("--format", "-f")] = OverheadFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result here, not stdout")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="also draw an SVG bar chart into this file")] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="compare these runtimes with native instead, e.g. runc,runsc,vm (one that cannot run here is "
+            "reported with the reason)",
+        ),
+    ] = None,
 ) -> None:
-    """Measure container vs native overhead: CPU, memory bandwidth, disk write (layer, volume) and 1-byte TCP
-    round trips (host network, bridge IP, published port), repeated, with medians, spreads and ratios.
+    """Measure container vs native overhead: CPU, memory bandwidth, disk write (layer, volume), 1-byte TCP
+    round trips and TCP stream throughput (host network, bridge IP, published port), repeated, with medians,
+    spreads and ratios. With --runtime, the same workloads in each runtime named (runc, runsc, vm) vs native.
 
     The same python workload runs natively and in two labelled throw-away containers, which are removed
     also on Ctrl-C and SIGTERM. Exit 0 when measured, 1 on a tool error.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     # Late: the flow loads the Docker SDK, which `portcullis --help` (every command's module) should not.
+    from portcullis.proofs import overhead_results, runtime_results
     from portcullis.proofs.overhead import Plan, overhead_report
-    from portcullis.proofs.overhead_results import render_markdown, render_plot, render_text
+    from portcullis.proofs.runtime_compare import parse_runtimes, runtimes_report
 
     if plot is not None and plot.suffix.lower() != ".svg":
         die(f"--plot {plot}: only SVG charts are drawn (name the file *.svg)")
+    try:
+        runtimes = parse_runtimes(runtime) if runtime is not None else None
+    except ValueError as exc:
+        die(f"--runtime: {exc}")
     plan = Plan.chosen(quick, repetitions, rtt_samples, time_limit)
     try:
-        report = overhead_report(plan, host, image, native_python, native_dir, log=progress)
+        if runtimes is None:
+            report: overhead_results.OverheadReport | runtime_results.RuntimesReport = overhead_report(
+                plan, host, image, native_python, native_dir, log=progress
+            )
+        else:
+            report = runtimes_report(plan, runtimes, host, image, native_python, native_dir, log=progress)
     except PipelineError as exc:
         die(str(exc))
     except ExperimentsInterrupted:
@@ -89,13 +109,18 @@ def overhead(
         raise typer.Exit(130) from None
     if output_format is OverheadFormat.json:
         rendered = report.model_dump_json(indent=2) + "\n"
-    elif output_format is OverheadFormat.markdown:
-        rendered = render_markdown(report)
+    elif isinstance(report, overhead_results.OverheadReport):
+        markdown = output_format is OverheadFormat.markdown
+        rendered = overhead_results.render_markdown(report) if markdown else overhead_results.render_text(report)
     else:
-        rendered = render_text(report)
+        markdown = output_format is OverheadFormat.markdown
+        rendered = runtime_results.render_markdown(report) if markdown else runtime_results.render_text(report)
     if output is None:
         typer.echo(rendered, nl=False)
     else:
         _write(output, rendered, "result")
     if plot is not None:
-        _write(plot, render_plot(report), "chart")
+        if isinstance(report, overhead_results.OverheadReport):
+            _write(plot, overhead_results.render_plot(report), "chart")
+        else:
+            _write(plot, runtime_results.render_plot(report), "chart")

@@ -9,6 +9,8 @@ import typer
 from portcullis.checks.registry import Rule, UnknownSelector, all_rules, get_rule, select_rules
 from portcullis.cli.common import die
 from portcullis.model.vuln import VULN_RULE_ID, VULN_UNDECIDED_RULE_ID
+from portcullis.pipelines.audit import UNREACHABLE_RULE
+from portcullis.pipelines.image import UNREADABLE_RULE
 
 # Not a declared rule (its findings come from the advisory database, one per advisory and package, not from a
 # check over facts), so its page is written here; docs/environment.md and the README point to it.
@@ -53,6 +55,43 @@ References:
   docs/environment.md (PORTCULLIS_DB, PORTCULLIS_DOWNLOAD_TIMEOUT), docs/json-report.md
 """
 
+# Findings a pipeline writes when it could not look at all (status error: a --fail-on gate fails on them)
+ENGINE_UNREACHABLE = f"""{UNREACHABLE_RULE}: The engine answers the audit
+
+Written by `portcullis audit` (and the agent) for an engine that could not be audited: the daemon did not
+answer, refused the connection or its TLS handshake, or timed out. One finding per engine (its address is the
+target); the other engines of a multi-engine audit are still audited.
+
+Status: error, severity high. Nothing about that engine was judged, so a --fail-on gate cannot be trusted and
+the exit code is 1 (a tool error), whatever the other engines found. Auditing a single engine that does not
+answer is one error line and exit code 1, with no report.
+
+How to fix it:
+Start the engine, or correct its address (-H, DOCKER_HOST, the engines file) and its TLS material
+(--tlsverify, --tlscacert, --tlscert, --tlskey). `docker -H ADDRESS version` shows what the daemon says.
+"""
+IMAGE_UNREADABLE = f"""{UNREADABLE_RULE}: The image can be read
+
+Written by `portcullis image` for an image it could not read when scanning several (`image REF REF…`,
+`image --all`): a reference that names no image, a registry or engine that refused it, a malformed archive,
+or an image over the limits. One finding per image (its reference is the target, the reason the message);
+the other images are still scanned. A single unreadable image is a tool error instead (exit 1).
+
+Status: error, severity high. An image that was not read was not judged, so a --fail-on gate cannot be trusted
+and the exit code is 1 (a tool error).
+
+How to fix it:
+Check the reference, the engine or registry it names and its credentials, and the limits (--max-bytes,
+--max-files) when the message says the image is over them.
+"""
+# Not declared rules: their findings come from a pipeline (or the advisory database), not a check over facts
+OUTSIDE_CATALOGUE = {
+    VULN_RULE_ID: VULNERABILITIES,
+    VULN_UNDECIDED_RULE_ID: VULNERABILITIES,
+    UNREACHABLE_RULE: ENGINE_UNREACHABLE,
+    UNREADABLE_RULE: IMAGE_UNREADABLE,
+}
+
 
 def explain(rule: Rule) -> str:
     lines = [f"{rule.id}: {rule.title}", ""]
@@ -86,8 +125,9 @@ def rules(
             level = f"L{item.cis.level}" if item.cis else "  "
             typer.echo(f"{item.id:<14} {level} {item.severity.value:<8} {item.scope.value:<9} {item.title}")
         return
-    if rule_id.upper() in (VULN_RULE_ID, VULN_UNDECIDED_RULE_ID):
-        typer.echo(VULNERABILITIES, nl=False)
+    page = OUTSIDE_CATALOGUE.get(rule_id.upper())
+    if page is not None:
+        typer.echo(page, nl=False)
         return
     exact = get_rule(rule_id)
     if exact is not None:

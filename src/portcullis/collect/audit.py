@@ -15,15 +15,28 @@ from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
 from portcullis.collect.api_probe import probe_local_daemon, probe_remote_endpoint
+from portcullis.collect.authz_plugins import configured_plugins, probe_plugins
 from portcullis.collect.daemon import collect_daemon_config
-from portcullis.collect.engine import EngineConnection, api_top_processes, collect_engine
+from portcullis.collect.engine import EngineConnection, collect_engine, from_api
 from portcullis.collect.engine_packages import engine_exposure
-from portcullis.collect.execs import attach_exec_sessions
 from portcullis.collect.files import open_regular
 from portcullis.collect.hardening import collect_hardening, on_the_host
 from portcullis.collect.host import collect_host, stat_path
-from portcullis.collect.processes import PidNamespaces, attach_local_processes, processes_from_top
-from portcullis.model.facts import FACTS_SCHEMA_VERSION, ApiProbe, Facts, HostFacts
+from portcullis.collect.processes import PidNamespaces
+from portcullis.collect.subjects import attach_runtime
+from portcullis.model.facts import (
+    FACTS_SCHEMA_VERSION,
+    ApiProbe,
+    AuthzPluginProbe,
+    DaemonConfig,
+    EngineFacts,
+    EngineInfo,
+    EngineVersion,
+    Facts,
+    HostFacts,
+    NetworkFacts,
+    PluginsInfo,
+)
 from portcullis.model.findings import CollectionProblem
 from portcullis.model.redaction import redact_snapshot
 
@@ -39,17 +52,52 @@ def collect_facts(conn: EngineConnection) -> Facts:
         ) from None
 
 
+def _daemon_and_host(
+    conn: EngineConnection, engine: EngineFacts, networks: list[NetworkFacts], problems: list[CollectionProblem]
+) -> tuple[DaemonConfig, HostFacts]:
+    daemon = collect_daemon_config(conn.endpoint, conn.local, problems)
+    bridge = next((n for n in networks if n.name == "bridge"), None)
+    daemon.bridge_options = dict(bridge.options) if bridge else None
+    if not conn.local:
+        problems.append(CollectionProblem(fact="host files", reason="the engine is remote; host not audited"))
+        return daemon, HostFacts()
+    host = collect_host(daemon, engine.info.docker_root_dir, problems, endpoint=conn.endpoint)
+    host.hardening = collect_hardening() if on_the_host(daemon.dockerd_pid) else None
+    host.engine_components, host.kernel_build = engine_exposure(host.binaries, engine.version.components)
+    return daemon, host
+
+
+def collect_context(conn: EngineConnection) -> Facts:
+    """The engine, its daemon's configuration and its host, without containers or images: what a container rule
+    reads besides the container itself (`watch` judges containers one at a time against it)."""
+    try:
+        engine = EngineFacts(
+            endpoint=conn.endpoint,
+            local=conn.local,
+            info=from_api(EngineInfo, conn.api.info(), "/info"),
+            version=from_api(EngineVersion, conn.api.version(), "/version"),
+        )
+        networks = [from_api(NetworkFacts, n, "network list") for n in conn.api.networks()]
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise CollectionError(f"the engine at {conn.endpoint} stopped answering: {exc}") from None
+    problems: list[CollectionProblem] = []
+    daemon, host = _daemon_and_host(conn, engine, networks, problems)
+    return Facts(
+        collected_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        engine=engine,
+        daemon=daemon,
+        host=host,
+        networks=networks,
+        problems=problems,
+    )
+
+
 def _collect_facts(conn: EngineConnection) -> Facts:
     snapshot = collect_engine(conn)
     problems: list[CollectionProblem] = list(snapshot.problems)
-    daemon = collect_daemon_config(conn.endpoint, conn.local, problems)
-    bridge = next((n for n in snapshot.networks if n.name == "bridge"), None)
-    daemon.bridge_options = dict(bridge.options) if bridge else None
+    daemon, host = _daemon_and_host(conn, snapshot.engine, snapshot.networks, problems)
     api_probes: list[ApiProbe] | None
     if conn.local:
-        host = collect_host(daemon, snapshot.engine.info.docker_root_dir, problems, endpoint=conn.endpoint)
-        host.hardening = collect_hardening() if on_the_host(daemon.dockerd_pid) else None
-        host.engine_components, host.kernel_build = engine_exposure(host.binaries, snapshot.engine.version.components)
         api_probes = probe_local_daemon(daemon, host)
         # A socket mount hands over the engine only if its source really is a socket (`portcullis paths`).
         host.mount_sources = {
@@ -58,24 +106,16 @@ def _collect_facts(conn: EngineConnection) -> Facts:
             for mount in container.mounts
             if mount.type == "bind" and mount.source
         }
+        if on_the_host(daemon.dockerd_pid):  # legacy plugins' sockets are in dockerd's mount namespace
+            daemon.authz_plugins = _authz_plugins(conn, daemon, snapshot.engine.info.plugins)
+        else:
+            problems.append(CollectionProblem(fact="authorization plugins", reason="not in dockerd's mount namespace"))
     else:
-        host = HostFacts()
-        problems.append(CollectionProblem(fact="host files", reason="the engine is remote; host not audited"))
         api_probes = probe_remote_endpoint(conn.endpoint) if conn.endpoint.startswith("tcp://") else None
 
     namespaces = PidNamespaces()
     for container in snapshot.containers:
-        if not container.state.running:
-            continue
-        attach_exec_sessions(conn.api, container)
-        if conn.local:
-            attach_local_processes(container, namespaces=namespaces)
-        else:
-            try:
-                container.processes = processes_from_top(api_top_processes(conn, container.id))
-                container.processes_source = "api-top"
-            except docker.errors.APIError as exc:
-                container.processes_error = str(exc)
+        attach_runtime(conn, container, namespaces)
 
     return Facts(
         collected_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -90,6 +130,18 @@ def _collect_facts(conn: EngineConnection) -> Facts:
         problems=problems,
         skipped_containers=snapshot.skipped_containers,
     )
+
+
+def _authz_plugins(conn: EngineConnection, daemon: DaemonConfig, live: PluginsInfo | None) -> list[AuthzPluginProbe]:
+    """Every authorization plugin configured or in the live chain, each probed (CIS-2.13's evidence)."""
+    names = list(dict.fromkeys([*configured_plugins(daemon), *(live.authorization if live else [])]))
+    if not names:
+        return []
+    try:
+        managed: list[dict[str, Any]] | None = conn.api.plugins()
+    except docker.errors.APIError:
+        managed = None
+    return probe_plugins(names, managed)
 
 
 def save_facts(facts: Facts, path: str) -> None:

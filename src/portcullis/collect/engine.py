@@ -17,6 +17,7 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from portcullis.collect import CollectionError, first_problem
+from portcullis.collect.authz_plugins import refusal_reason
 from portcullis.collect.daemon import attach_swarm_files
 from portcullis.collect.docker_config import ContextEndpoint, config_dir, current_context
 from portcullis.collect.ssh_relay import SSHRelay
@@ -172,6 +173,12 @@ def connect(host: str | None = None, timeout: int = 30, tls_flags: TLSFlags | No
             raise
         if said:  # ssh's own reason (login refused, no docker on the remote) beats "connection aborted"
             raise CollectionError(f"cannot reach the Docker engine at {address} over ssh: {said}") from None
+        endpoint = address or "unix:///var/run/docker.sock"
+        # The SDK's own first call (/version) wraps the 500 in a plain DockerException: match the text.
+        if "500 Server Error" in str(exc) and endpoint.startswith("unix://"):
+            reason = refusal_reason(endpoint)
+            if reason:
+                raise CollectionError(f"the Docker engine at {endpoint} answers 500: {reason}") from None
         raise CollectionError(_explain_connect_error(address, exc)) from None
     endpoint = address or "unix:///var/run/docker.sock"
     local = endpoint.startswith("unix://")

@@ -299,6 +299,33 @@ def _process_env(pid: int, names: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+# Where users' login shells get a system-wide environment (pam_env, POSIX and bash profiles).
+PROFILE_FILES = ("/etc/environment", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/zshenv")
+PROFILE_DIR = Path("/etc/profile.d")
+MAX_PROFILE_FILES = 200
+_CONTENT_TRUST_LINE = re.compile(r"^\s*(?:export\s+)?DOCKER_CONTENT_TRUST=[\"']?([^\"'\s;#]*)", re.MULTILINE)
+
+
+def _profile_content_trust() -> dict[str, str]:
+    """The last DOCKER_CONTENT_TRUST each system-wide profile sets (what a user's shell ends up with from it)."""
+    paths = [Path(name) for name in PROFILE_FILES]
+    with contextlib.suppress(OSError):
+        paths += sorted(PROFILE_DIR.glob("*.sh"))[:MAX_PROFILE_FILES]
+    found = {}
+    for path in paths:
+        text = read_text(path, 256 * 1024) if path.is_file() else None  # is_file: a FIFO would block the read
+        value = content_trust_setting(text or "")
+        if value is not None:
+            found[str(path)] = value
+    return found
+
+
+def content_trust_setting(profile: str) -> str | None:
+    """The value the last `[export] DOCKER_CONTENT_TRUST=…` line of a shell profile sets; comments do not count."""
+    values = _CONTENT_TRUST_LINE.findall(profile)
+    return values[-1] if values else None
+
+
 def _children(pid: int, comm: str) -> list[tuple[int, list[str]]]:
     """Processes named `comm` whose parent is `pid`, with their argv."""
     found = []
@@ -475,5 +502,10 @@ def collect_host(
         host.cert_files = []
     host.apparmor_enabled, host.selinux_enabled = _lsm_state()
     host.content_trust_env = os.environ.get("DOCKER_CONTENT_TRUST")
+    if daemon.dockerd_pid is not None:
+        host.daemon_content_trust_env = _process_env(daemon.dockerd_pid, ("DOCKER_CONTENT_TRUST",)).get(
+            "DOCKER_CONTENT_TRUST"
+        )
+    host.profile_content_trust = _profile_content_trust()
     host.tcp_listeners = _tcp_listeners()
     return host

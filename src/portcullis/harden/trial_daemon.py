@@ -1,218 +1,25 @@
-"""A private second dockerd: try a daemon.json on it, audit it, and take everything down again.
-
-The tests and the audit benchmark use the same daemon for their second engine.
-
-The trial daemon never shares state with the main engine: its own socket, data root, exec root, pid file,
-containerd namespaces and its own bridge. Two rules keep a shared host safe: never `--bridge none` (dockerd
-would delete docker0 for every other user) and always `--iptables=false` (a trial must not touch the firewall).
-"""
+"""Try a daemon.json on a private second dockerd (collect.private_dockerd), audit it, and take it down again."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import docker
 import docker.errors
 
+from portcullis.collect.private_dockerd import (
+    PrivateDockerdError,
+    TrialDaemon,
+    copy_image,
+    missing_requirement,
+    trial_daemon,
+)
 from portcullis.harden import HardenError
 
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
-# A private /24 for the trial bridge, outside Docker's default pools (172.17-31/16 and 192.168/16 are taken first).
-BRIDGE_ADDRESS = "10.213.{n}.1/24"
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _mounts_below(path: Path) -> list[str]:
-    prefix = str(path)
-    with open("/proc/self/mountinfo", encoding="utf-8") as table:
-        points = [line.split()[4].replace("\\040", " ") for line in table]
-    return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True)
-
-
-def missing_requirement() -> str | None:
-    """Why a second dockerd cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "a second dockerd needs root"
-    for tool in ("dockerd", "ip"):
-        if shutil.which(tool) is None:
-            return f"a second dockerd needs `{tool}`, which is not installed"
-    return None
-
-
-@dataclass
-class TrialDaemon:
-    config: dict[str, Any]
-    # The bridge's address; by default a free /24 from BRIDGE_ADDRESS. Many containers need a wider one.
-    bridge_address: str = ""
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pc-harden-", dir="/tmp")))
-    process: subprocess.Popen[bytes] | None = None
-    bridge: str = ""
-
-    @property
-    def host(self) -> str:
-        return f"unix://{self.root / 'docker.sock'}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "dockerd.log"
-
-    def argv(self) -> list[str]:
-        # containerd namespaces allow [A-Za-z0-9] runs joined by . _ -; mkdtemp names may end in "_".
-        namespace = "portcullis-" + "".join(ch for ch in self.root.name if ch.isalnum())
-        return [
-            "dockerd",
-            "-H",
-            self.host,
-            f"--data-root={self.root / 'data'}",
-            f"--exec-root={self.root / 'exec'}",
-            f"--pidfile={self.root / 'dockerd.pid'}",
-            f"--config-file={self.root / 'daemon.json'}",
-            "--iptables=false",
-            "--ip-masq=false",
-            "--storage-driver=vfs",
-            f"--bridge={self.bridge}",
-            f"--containerd-namespace={namespace}",
-            f"--containerd-plugins-namespace={namespace}-plugins",
-        ]
-
-    def start(self) -> None:
-        missing = missing_requirement()
-        if missing:
-            raise HardenError(missing)
-        # With userns-remap the remapped root must be able to traverse down to its own data directory.
-        self.root.chmod(0o711)
-        (self.root / "daemon.json").write_text(json.dumps(self.config, indent=1), encoding="utf-8")
-        self._create_bridge()
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise HardenError(f"the trial dockerd refused the proposal: {self.log_tail()}")
-            if (self.root / "docker.sock").exists():
-                client = docker.DockerClient(base_url=self.host, timeout=5)
-                try:
-                    client.ping()
-                    return
-                except docker.errors.DockerException:
-                    pass
-                finally:
-                    client.close()
-            time.sleep(0.2)
-        raise HardenError(f"the trial dockerd did not answer within {START_TIMEOUT:.0f} s: {self.log_tail()}")
-
-    def _create_bridge(self) -> None:
-        # The pid keeps concurrent trials apart; the name stays within the 15-character interface limit.
-        for attempt in range(20):
-            name = f"pch{(os.getpid() + attempt) % 100000}"
-            if not Path(f"/sys/class/net/{name}").exists():
-                break
-        else:
-            raise HardenError("no free name for the trial bridge")
-        _ip("link", "add", name, "type", "bridge")
-        self.bridge = name
-        address = self.bridge_address or BRIDGE_ADDRESS.format(n=(os.getpid() + attempt) % 250 + 1)
-        _ip("addr", "add", address, "dev", name)
-        _ip("link", "set", name, "up")
-
-    def log_tail(self, lines: int = 6) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return "(no log)"
-        return " | ".join(line.strip() for line in text)
-
-    def client(self, timeout: int = 120) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.host, timeout=timeout)
-
-    def stop(self) -> None:
-        """Stop dockerd, its containers (live-restore keeps them otherwise), its containerd, bridge and files."""
-        if self.process is not None and self.process.poll() is None:
-            with suppress(docker.errors.DockerException):
-                client = self.client(timeout=30)
-                try:
-                    for container in client.containers.list(all=True):
-                        with suppress(docker.errors.NotFound):
-                            container.remove(force=True, v=True)
-                finally:
-                    client.close()
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._stop_containerd()
-        if self.bridge:
-            with suppress(subprocess.CalledProcessError):
-                _ip("link", "del", self.bridge)
-            self.bridge = ""
-        if self.root.exists():
-            for mountpoint in _mounts_below(self.root):
-                subprocess.run(["umount", "-l", mountpoint], capture_output=True, timeout=30, check=False)
-            if _mounts_below(self.root):
-                raise HardenError(f"mounts remain under {self.root}; left it in place rather than delete through them")
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def _stop_containerd(self) -> None:
-        try:
-            pid = int((self.root / "exec" / "containerd" / "containerd.pid").read_text().strip())
-        except (OSError, ValueError):
-            return
-        if not _alive(pid):
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-@contextmanager
-def trial_daemon(config: dict[str, Any]) -> Iterator[TrialDaemon]:
-    daemon = TrialDaemon(config)
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-def copy_image(name: str, source: Any, target: docker.DockerClient) -> None:
-    """`docker save | docker load` from the main engine: no registry is needed."""
-    try:
-        data = b"".join(source.get_image(name))
-    except docker.errors.ImageNotFound:
-        raise HardenError(f"image {name} is not in the engine") from None
-    target.images.load(data)
+# The tests, benchmarks and peers import the daemon from here as well as from collect.
+__all__ = [
+    "ControlOutcome", "TrialDaemon", "copy_image", "missing_requirement", "trial_daemon", "verify_daemon_proposal"
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -242,26 +49,15 @@ def _status_of(report: Any, rule_id: str, target_name: str | None = None) -> str
     return "-"
 
 
-def verify_daemon_proposal(
-    proposal: Any,
-    before_report: Any,
-    source_api: Any,
-    smoke_image: str | None = None,
-    labels: dict[str, str] | None = None,
-) -> list[ControlOutcome]:
-    """Run the proposal on a trial dockerd, audit it, and compare each targeted control before → after.
-
-    With `smoke_image`, a container from that image runs on the trial daemon during the audit: it proves the
-    daemon-wide defaults (ulimits, no-new-privileges, remapping) let a container start, and its own findings
-    answer the container-scoped controls (5.26).
-    """
+def _audit_trial(
+    config: dict[str, Any], source_api: Any, smoke_image: str | None, smoke_name: str, labels: dict[str, str] | None
+) -> Any:
+    """The audit report of a trial dockerd running `config` (with the smoke container when asked)."""
     from portcullis.collect import CollectionError
     from portcullis.collect.audit import collect_facts
     from portcullis.collect.engine import connect
     from portcullis.pipelines.audit import audit_report
 
-    config, unverifiable = proposal.trial_config()
-    smoke_name = "portcullis-harden-smoke"
     with trial_daemon(config) as daemon:
         client = daemon.client()
         try:
@@ -282,7 +78,7 @@ def verify_daemon_proposal(
             try:
                 conn = connect(host=daemon.host)
                 try:
-                    after_report = audit_report(collect_facts(conn), [], [], None)
+                    return audit_report(collect_facts(conn), [], [], None)
                 finally:
                     conn.close()
             except CollectionError as exc:
@@ -290,6 +86,26 @@ def verify_daemon_proposal(
         finally:
             client.close()
 
+
+def verify_daemon_proposal(
+    proposal: Any,
+    before_report: Any,
+    source_api: Any,
+    smoke_image: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> list[ControlOutcome]:
+    """Run the proposal on a trial dockerd, audit it, and compare each targeted control before → after.
+
+    With `smoke_image`, a container from that image runs on the trial daemon during the audit: it proves the
+    daemon-wide defaults (ulimits, no-new-privileges, remapping) let a container start, and its own findings
+    answer the container-scoped controls (5.26).
+    """
+    config, unverifiable = proposal.trial_config()
+    smoke_name = "portcullis-harden-smoke"
+    try:
+        after_report = _audit_trial(config, source_api, smoke_image, smoke_name, labels)
+    except PrivateDockerdError as exc:
+        raise HardenError(str(exc)) from None
     outcomes = []
     for rule_id in proposal.targeted_controls:
         if rule_id in unverifiable:

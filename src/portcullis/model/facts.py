@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portcullis.model.findings import CollectionProblem
 from portcullis.model.layers import LayerRef
+from portcullis.model.signatures import ImageSignatures
 from portcullis.model.vuln import OsRelease, Package
 
 FACTS_SCHEMA_VERSION = "1"
@@ -54,6 +55,18 @@ class RegistryConfig(_Docker):
     index_configs: dict[str, Any] = Field(default_factory=dict, alias="IndexConfigs")
 
 
+class PluginsInfo(_Docker):
+    """`GET /info` Plugins: the authorization chain dockerd runs with (the configured names, less any managed
+    plugin that was disabled since)."""
+
+    authorization: list[str] = Field(default_factory=list, alias="Authorization")
+
+    @field_validator("authorization", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value  # the API sends null when no plugin is configured
+
+
 class EngineInfo(_Docker):
     """The subset of `GET /info` the rules use."""
 
@@ -79,6 +92,7 @@ class EngineInfo(_Docker):
     default_runtime: str = Field("runc", alias="DefaultRuntime")
     registry_config: RegistryConfig = Field(default_factory=RegistryConfig, alias="RegistryConfig")
     swarm: SwarmInfo = Field(default_factory=SwarmInfo, alias="Swarm")
+    plugins: PluginsInfo | None = Field(None, alias="Plugins", description="None: a snapshot taken without it")
 
     @property
     def rootless(self) -> bool:
@@ -112,6 +126,20 @@ class EngineFacts(BaseModel):
 # --- daemon configuration ------------------------------------------------------------------------
 
 
+class AuthzPluginProbe(BaseModel):
+    """One authorization plugin dockerd is configured with or runs, and whether it is there to answer."""
+
+    name: str
+    kind: str = Field(description="'managed' (docker plugin ls), 'socket' or 'spec' (a legacy plugin), 'missing'")
+    address: str = Field("", description="the socket or URL a legacy plugin is reached at; the id of a managed one")
+    enabled: bool | None = Field(None, description="a managed plugin's Enabled; None for a legacy one")
+    answered: bool | None = Field(
+        None, description="a legacy plugin answered POST /Plugin.Activate; None when it was not asked (see error)"
+    )
+    implements: list[str] = Field(default_factory=list, description="the Implements list of its answer")
+    error: str = ""
+
+
 class DaemonConfig(BaseModel):
     """How dockerd was configured: its files and its real command line."""
 
@@ -133,6 +161,9 @@ class DaemonConfig(BaseModel):
     )
     bridge_options: dict[str, str] | None = Field(
         None, description="Options of the default 'bridge' network (network inspect)"
+    )
+    authz_plugins: list[AuthzPluginProbe] | None = Field(
+        None, description="every authorization plugin configured or in the live chain, probed; None = not probed"
     )
 
     def flag_values(self, *names: str) -> list[str]:
@@ -327,6 +358,12 @@ class HostFacts(BaseModel):
     apparmor_enabled: bool | None = None
     selinux_enabled: bool | None = None
     content_trust_env: str | None = Field(None, description="DOCKER_CONTENT_TRUST in the auditing environment")
+    daemon_content_trust_env: str | None = Field(
+        None, description="DOCKER_CONTENT_TRUST in dockerd's environment; None when unset or not readable"
+    )
+    profile_content_trust: dict[str, str] | None = Field(
+        None, description="DOCKER_CONTENT_TRUST set in system-wide shell profiles (file: value); None: not collected"
+    )
     tcp_listeners: list[Listener] | None = None
     binaries: dict[str, str | None] = Field(
         default_factory=dict, description="resolved path of dockerd, containerd, runc and the shims"
@@ -392,6 +429,8 @@ class HostConfig(_Docker):
     readonly_rootfs: bool = Field(False, alias="ReadonlyRootfs")
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy, alias="RestartPolicy")
     devices: list[DeviceMapping] | None = Field(None, alias="Devices")
+    device_cgroup_rules: list[str] | None = Field(None, alias="DeviceCgroupRules")
+    sysctls: dict[str, str] | None = Field(None, alias="Sysctls")
     ulimits: list[Ulimit] | None = Field(None, alias="Ulimits")
     cgroup_parent: str = Field("", alias="CgroupParent")
     port_bindings: dict[str, list[PortBinding] | None] | None = Field(None, alias="PortBindings")
@@ -626,6 +665,9 @@ class ImageFacts(_Docker):
     history: list[HistoryEntry] | None = Field(None, description="newest first, as the API returns it")
     content: ImageContentFacts | None = Field(
         None, description="filesystem facts from the layer reader; None when the image content was not read"
+    )
+    signatures: ImageSignatures | None = Field(
+        None, description="cosign signatures looked up under a trust policy; None when no policy was given"
     )
 
     @property

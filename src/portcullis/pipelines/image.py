@@ -25,6 +25,7 @@ from portcullis.model.findings import (
     ToolInfo,
 )
 from portcullis.pipelines.errors import SubjectError, UsageError
+from portcullis.pipelines.trust import TrustPolicy, attach_signatures
 from portcullis.pipelines.vulnerabilities import DatabaseCheck, VulnOptions, check_database, vulnerability_findings
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class ImageSource:
     cache_dir: Path | None = None  # where the cache lives (default: the user's cache directory)
     efficiency: EfficiencyLimits = field(default_factory=EfficiencyLimits)  # DKR-IMG-010's thresholds
     license_deny: Sequence[str] = ()  # DKR-IMG-011's denied licences (SPDX ids or glob patterns)
+    trust: TrustPolicy | None = None  # cosign keys per repository: CIS-4.12 verifies the image's signatures
 
 
 def _silent(message: str) -> None:
@@ -84,7 +86,9 @@ def _options(source: ImageSource, log: Callable[[str], None]) -> ImageOptions:
 
 
 def _read(reference: str, source: ImageSource, facts: ImageFacts, log: Callable[[str], None]) -> None:
-    """Give the facts the thresholds they are judged against and say what was read."""
+    """Give the facts the thresholds and keys they are judged against and say what was read."""
+    if source.trust is not None:
+        attach_signatures(facts, source.trust, source.insecure_registries, source.credentials)
     content = facts.content
     if content is None:
         return

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import docker.errors
 import requests
@@ -62,6 +62,7 @@ CONTROL_TIMEOUT = 60.0  # seconds one agent command may take
 READY_TIMEOUT = 120.0  # a python image on the vfs driver can take tens of seconds to create and start
 RTT_WARMUP = 100
 DEFAULT_IMAGE = "portcullis-test/python:bookworm"
+Measured = TypeVar("Measured")
 
 
 class OverheadError(PipelineError):
@@ -77,15 +78,16 @@ class Plan:
     memory_rounds: int
     disk_mib: int
     rtt_samples: int
+    stream_mib: int  # MiB sent per TCP throughput run
     time_limit: float  # seconds for the measuring loop; a repetition that would not fit is not started
 
     @classmethod
     def standard(cls) -> Plan:
-        return cls(False, 10, 5_000_000, 64, 8, 128, 5000, 150.0)
+        return cls(False, 10, 5_000_000, 64, 8, 128, 5000, 256, 150.0)
 
     @classmethod
     def fast(cls) -> Plan:
-        return cls(True, 5, 1_000_000, 32, 4, 16, 500, 30.0)
+        return cls(True, 5, 1_000_000, 32, 4, 16, 500, 32, 30.0)
 
     @classmethod
     def chosen(
@@ -160,6 +162,29 @@ class Agent:
                 times.append(time.perf_counter_ns() - start)
         return statistics.median(times) / 1000.0
 
+    def stream_gbit_s(self, mib: int) -> float:
+        """Stream `mib` MiB from this process into the agent; Gbit/s of wall time until the agent has counted
+        every byte (so data still in socket buffers is not counted as delivered)."""
+        block = bytes(1 << 20)
+        with self._connect(CONTROL_TIMEOUT) as conn:
+            conn.sendall(b"sink\n")
+            reader = conn.makefile("rb")
+            if reader.readline() != b"ready\n":
+                raise OverheadError(f"the {self.name} agent refused the sink mode")
+            start = time.perf_counter()
+            for _ in range(mib):
+                conn.sendall(block)
+            conn.shutdown(socket.SHUT_WR)
+            reply = reader.readline()
+            elapsed = time.perf_counter() - start
+        try:
+            counted = json.loads(reply)["bytes"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise OverheadError(f"the {self.name} agent gave no count after the stream") from None
+        if counted != len(block) * mib:
+            raise OverheadError(f"the {self.name} agent received {counted:.0f} of {len(block) * mib} bytes")
+        return len(block) * mib * 8 / elapsed / 1e9
+
 
 def probe_source() -> str:
     return resources.files("portcullis.proofs").joinpath("overhead_probe.py").read_text(encoding="utf-8")
@@ -226,17 +251,21 @@ def _start(box: Sandbox, image: str, command: list[str], **options: Any) -> str:
     return container_id
 
 
-def start_container_agents(box: Sandbox, image: str, volume: str) -> ContainerAgents:
+def start_container_agents(box: Sandbox, image: str, volume: str, runtime: str | None = None) -> ContainerAgents:
+    """The bridge container (published port, `volume` at /vol) and the host-network one, in `runtime` (None: the
+    engine's default), both answering."""
     source = probe_source()
+    options = {"runtime": runtime} if runtime else {}
     published_port, host_port = free_port(), free_port()
     # Both containers are created at once: on the vfs driver creating one copies the whole image.
     with ThreadPoolExecutor(max_workers=2) as pool:
         bridged = pool.submit(
             _start, box, image, ["python3", "-c", source, str(AGENT_PORT), "0.0.0.0"],
             port_bindings={AGENT_PORT: ("127.0.0.1", published_port)}, binds={volume: {"bind": "/vol", "mode": "rw"}},
+            **options,
         )  # fmt: skip
         hosted = pool.submit(
-            _start, box, image, ["python3", "-c", source, str(host_port), "127.0.0.1"], network_mode="host"
+            _start, box, image, ["python3", "-c", source, str(host_port), "127.0.0.1"], network_mode="host", **options
         )
         bridge_id, host_id = bridged.result(), hosted.result()
     inspect = box.conn.api.inspect_container(bridge_id)
@@ -302,28 +331,30 @@ class Runs:
         self.values.setdefault((workload, environment), []).append(value)
 
 
-def _rotated(items: list[Any], by: int) -> list[Any]:
+def rotated(items: list[Any], by: int) -> list[Any]:
     by %= len(items)
     return items[by:] + items[:by]
 
 
 def run_repetition(plan: Plan, native: Agent, agents: ContainerAgents, native_dir: str, runs: Runs, index: int) -> None:
     """One round of every workload in every environment, the order rotated by `index`."""
-    for name, agent in _rotated([("native", native), ("container", agents.bridge)], index):
+    for name, agent in rotated([("native", native), ("container", agents.bridge)], index):
         result = agent.call("cpu", plan.cpu_iterations)
         runs.add(Workload.cpu, name, result["seconds"])
-    for name, agent in _rotated([("native", native), ("container", agents.bridge)], index):
+    for name, agent in rotated([("native", native), ("container", agents.bridge)], index):
         result = agent.call("memory", plan.memory_mib, plan.memory_rounds)
         runs.add(Workload.memory, name, result["bytes"] / result["seconds"] / 1e9)
     disks = [("native", native, native_dir), ("container-layer", agents.bridge, "/tmp")]
     disks.append(("container-volume", agents.bridge, "/vol"))
-    for name, agent, directory in _rotated(disks, index):
+    for name, agent, directory in rotated(disks, index):
         result = agent.call("disk", directory, plan.disk_mib)
         runs.add(Workload.disk, name, result["bytes"] / result["seconds"] / (1 << 20))
     rtts = [("native-loopback", native), ("container-host-network", agents.host_network)]
     rtts += [("container-bridge-ip", agents.bridge), ("container-published-port", agents.published)]
-    for name, agent in _rotated(rtts, index):
+    for name, agent in rotated(rtts, index):
         runs.add(Workload.tcp_rtt, name, agent.median_rtt_us(plan.rtt_samples))
+    for name, agent in rotated(rtts, index):
+        runs.add(Workload.tcp_throughput, name, agent.stream_gbit_s(plan.stream_mib))
 
 
 METRICS: dict[Workload, tuple[str, str, Literal["lower", "higher"], str]] = {
@@ -331,18 +362,28 @@ METRICS: dict[Workload, tuple[str, str, Literal["lower", "higher"], str]] = {
     Workload.memory: ("GB per CPU second copying a {mem} MiB buffer {rounds} times", "GB/s", "higher", "native"),
     Workload.disk: ("MiB/s writing {disk} MiB then fsync", "MiB/s", "higher", "native"),
     Workload.tcp_rtt: ("median 1-byte TCP round trip over {rtt} samples", "µs", "lower", "native-loopback"),
+    Workload.tcp_throughput: ("Gbit/s streaming {stream} MiB from the host", "Gbit/s", "higher", "native-loopback"),
 }
+
+
+def metric_text(plan: Plan, workload: Workload) -> str:
+    return METRICS[workload][0].format(
+        cpu=plan.cpu_iterations, mem=plan.memory_mib, rounds=plan.memory_rounds, disk=plan.disk_mib,
+        rtt=plan.rtt_samples, stream=plan.stream_mib,
+    )  # fmt: skip
 
 
 def summarise(plan: Plan, runs: Runs) -> list[Measurement]:
     items = []
     for (workload, environment), values in runs.values.items():
-        template, unit, better, baseline = METRICS[workload]
-        metric = template.format(
-            cpu=plan.cpu_iterations, mem=plan.memory_mib, rounds=plan.memory_rounds, disk=plan.disk_mib,
-            rtt=plan.rtt_samples,
+        _, unit, better, baseline = METRICS[workload]
+        runtime = "native" if environment.startswith("native") else "runc"
+        items.append(
+            measurement(
+                workload, environment, metric_text(plan, workload), unit, better, values, environment == baseline,
+                runtime,
+            )
         )  # fmt: skip
-        items.append(measurement(workload, environment, metric, unit, better, values, environment == baseline))
     return items
 
 
@@ -410,7 +451,8 @@ def measure_overhead(
     settings = Settings(
         quick=plan.quick, repetitions=plan.repetitions, completed_repetitions=completed,
         cpu_iterations=plan.cpu_iterations, memory_mib=plan.memory_mib, memory_rounds=plan.memory_rounds,
-        disk_mib=plan.disk_mib, rtt_samples=plan.rtt_samples, time_limit_seconds=plan.time_limit,
+        disk_mib=plan.disk_mib, rtt_samples=plan.rtt_samples, stream_mib=plan.stream_mib,
+        time_limit_seconds=plan.time_limit,
     )  # fmt: skip
     return OverheadReport(
         version=__version__,
@@ -442,6 +484,17 @@ def overhead_report(
     A `native_dir` that is no directory raises UsageError, every other failure OverheadError; Ctrl-C or SIGTERM
     raises ExperimentsInterrupted once the containers, the volume and the native agent are gone.
     """
+    return on_local_engine(
+        host, native_dir, lambda conn, directory: measure_overhead(conn, plan, image, native_python, directory, log)
+    )
+
+
+def on_local_engine(
+    host: str | None, native_dir: Path | None, measure: Callable[[EngineConnection, str | None], Measured]
+) -> Measured:
+    """Connect to the engine at `host`, run `measure(conn, native_dir)` and turn its failures into one line:
+    UsageError for a `native_dir` that is no directory, ExperimentsInterrupted for Ctrl-C or SIGTERM (raised
+    once everything `measure` started is gone), OverheadError for the rest."""
     if native_dir is not None and not native_dir.is_dir():
         raise UsageError(f"--native-dir {native_dir} is not a directory")
     try:
@@ -449,7 +502,7 @@ def overhead_report(
     except CollectionError as exc:
         raise OverheadError(str(exc)) from exc
     try:
-        return measure_overhead(conn, plan, image, native_python, str(native_dir) if native_dir else None, log)
+        return measure(conn, str(native_dir) if native_dir else None)
     except KeyboardInterrupt as exc:  # once connected: an interrupt while connecting stays a plain one
         raise ExperimentsInterrupted(*exc.args) from exc
     except OverheadError:

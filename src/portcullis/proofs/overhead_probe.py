@@ -4,11 +4,12 @@
 the container, no `docker exec`) and drives it over TCP from the host. One command line per
 connection, answered with one JSON line:
 
-    cpu ITERATIONS            -> {"seconds": s}   fixed integer work (an LCG), CPU time of the agent
-    memory MIB ROUNDS         -> {"seconds": s, "bytes": n}   buffer-to-buffer copies (memcpy), CPU time
+    cpu ITERATIONS            -> {"seconds": s, "wall_seconds": w}   fixed integer work (an LCG), CPU and wall time
+    memory MIB ROUNDS         -> {"seconds": s, "wall_seconds": w, "bytes": n}   buffer-to-buffer copies (memcpy)
     disk DIRECTORY MIB        -> {"seconds": s, "bytes": n}   write + fsync of a new file, then unlink, wall time
-    info                      -> {"python": version, "implementation": name, "executable": path, "executable_sha256"}
+    info                      -> {"python", "implementation", "executable", "executable_sha256", "kernel"}
     echo                      -> "ready", then every byte received is sent back until the peer closes
+    sink                      -> "ready", then reads until the peer shuts its sending side; {"bytes": n}
     quit                      -> {"bye": true}, and the agent exits
 
 Timings are taken inside the agent, so the control connection costs nothing. Standard library only,
@@ -29,25 +30,26 @@ CHUNK = 1 << 20
 
 
 def cpu(iterations: int) -> dict[str, float]:
-    # CPU time of this process, not wall time: on a shared machine, waiting for a CPU is not overhead.
-    start = time.process_time()
+    # CPU time of this process: on a shared machine, waiting for a CPU is not overhead. Wall time too: a sandbox
+    # or VM keeps its own CPU clock (gVisor's ticks coarsely), so comparing runtimes needs the clock they share.
+    start, wall = time.process_time(), time.perf_counter()
     state = 1
     for _ in range(iterations):
         state = (state * 1103515245 + 12345) & 0x7FFFFFFF
-    elapsed = time.process_time() - start
+    elapsed, wall_elapsed = time.process_time() - start, time.perf_counter() - wall
     # Using the result keeps the loop honest even for a cleverer interpreter.
-    return {"seconds": elapsed, "checksum": float(state)}
+    return {"seconds": elapsed, "wall_seconds": wall_elapsed, "checksum": float(state)}
 
 
 def memory(mib: int, rounds: int) -> dict[str, float]:
     source = bytearray(b"\xa5") * (mib * CHUNK)
     target = bytearray(len(source))
     target[:] = source  # fault every page in before timing
-    start = time.process_time()
+    start, wall = time.process_time(), time.perf_counter()
     for _ in range(rounds):
         target[:] = source
-    elapsed = time.process_time() - start
-    return {"seconds": elapsed, "bytes": float(len(source) * rounds)}
+    elapsed, wall_elapsed = time.process_time() - start, time.perf_counter() - wall
+    return {"seconds": elapsed, "wall_seconds": wall_elapsed, "bytes": float(len(source) * rounds)}
 
 
 def disk(directory: str, mib: int) -> dict[str, float]:
@@ -76,6 +78,7 @@ def info() -> dict[str, str]:
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
         "executable_sha256": digest.hexdigest(),  # same version is not always the same build
+        "kernel": platform.release(),  # the kernel the agent sees: gVisor answers with its own
     }
 
 
@@ -98,6 +101,17 @@ def echo(conn: socket.socket) -> None:
         conn.sendall(data)
 
 
+def sink(conn: socket.socket) -> dict[str, float]:
+    """Count what the driver streams in; the driver times the transfer up to this answer."""
+    conn.sendall(b"ready\n")
+    received = 0
+    while True:
+        data = conn.recv(CHUNK)
+        if not data:
+            return {"bytes": float(received)}
+        received += len(data)
+
+
 def answer(conn: socket.socket, words: list[str]) -> bool:
     """Serve one command; False when the agent should exit."""
     command, args = (words[0], words[1:]) if words else ("", [])
@@ -110,6 +124,8 @@ def answer(conn: socket.socket, words: list[str]) -> bool:
             result = disk(args[0], int(args[1]))
         elif command == "info":
             result = info()
+        elif command == "sink":
+            result = sink(conn)
         elif command == "echo":
             echo(conn)
             return True

@@ -1,12 +1,13 @@
 """The pure half of `portcullis overhead`: statistics over recorded runs, ratios against native, the
 published claims set against what was measured, and the JSON/text/Markdown renderings. No I/O here.
 
-The JSON document (`OverheadReport`, `schema_version` 1):
-- `settings`: what was run (repetitions, work sizes, RTT samples per run).
+The JSON document (`OverheadReport`, `schema_version` 2; 2 added `tcp_throughput` and `runtime`):
+- `settings`: what was run (repetitions, work sizes, RTT samples per run, MiB streamed per throughput run).
 - `environment`: engine version, storage driver, whether dockerd runs with iptables, the process that
   served the published port, kernel, CPU count, the python3 of the native side and of the container.
-- `measurements`: one per (workload, environment): every per-run value in `runs`, and `summary`
-  (median, quartiles, min, max). Each workload has exactly one `baseline` environment (native).
+- `measurements`: one per (workload, environment): the `runtime` it ran in (native, runc, runsc, vm), every
+  per-run value in `runs`, and `summary` (median, quartiles, min, max). Each workload has exactly one `baseline`
+  environment (native).
 - `comparisons`: container median / native median (`ratio`) and `slowdown_percent`, the extra time the
   container needs for the same work (positive = slower), so throughput and latency read the same way.
 - `claims`: the published container-vs-native claims next to the measured slowdown, with a verdict.
@@ -22,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A container within this slowdown of native counts as "near-native".
 NEAR_NATIVE_PERCENT = 10.0
 
@@ -32,6 +33,17 @@ class Workload(StrEnum):
     memory = "memory"
     disk = "disk"
     tcp_rtt = "tcp_rtt"
+    tcp_throughput = "tcp_throughput"
+
+
+# What each workload's number is, as a figure's axis names it (the unit comes with the measurement).
+QUANTITIES = {
+    Workload.cpu: "time for the fixed CPU work",
+    Workload.memory: "memory copy bandwidth",
+    Workload.disk: "write + fsync throughput",
+    Workload.tcp_rtt: "1-byte TCP round trip",
+    Workload.tcp_throughput: "TCP stream throughput, host to instance",
+}
 
 
 class Spread(BaseModel):
@@ -61,6 +73,7 @@ def spread(values: Sequence[float]) -> Spread:
 class Measurement(BaseModel):
     workload: Workload
     environment: str
+    runtime: str = Field("runc", description="what ran the workload: native, runc, runsc or vm")
     baseline: bool = Field(False, description="the native reference of this workload")
     metric: str = Field(description="what one run measures, e.g. 'MiB/s writing 64 MiB + fsync'")
     unit: str
@@ -77,9 +90,10 @@ def measurement(
     better: Literal["lower", "higher"],
     runs: Sequence[float],
     baseline: bool = False,
+    runtime: str = "runc",
 ) -> Measurement:
     return Measurement(
-        workload=workload, environment=environment, baseline=baseline, metric=metric, unit=unit,
+        workload=workload, environment=environment, runtime=runtime, baseline=baseline, metric=metric, unit=unit,
         better=better, runs=list(runs), summary=spread(runs),
     )  # fmt: skip
 
@@ -201,6 +215,7 @@ class Settings(BaseModel):
     memory_rounds: int
     disk_mib: int
     rtt_samples: int
+    stream_mib: int = Field(0, description="MiB streamed per throughput run (0: not measured)")
     time_limit_seconds: float
 
 
@@ -209,6 +224,7 @@ class PythonInfo(BaseModel):
     implementation: str
     executable: str
     executable_sha256: str | None = None
+    kernel: str | None = Field(None, description="the kernel release the agent sees (gVisor reports its own)")
 
 
 class Environment(BaseModel):
@@ -248,11 +264,11 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def table_rows(report: OverheadReport) -> list[list[str]]:
+def table_rows(measurements: Sequence[Measurement], comparisons: Sequence[Comparison]) -> list[list[str]]:
     """One row per measurement: workload, environment, median, IQR, min..max, slowdown vs native."""
-    by_key = {(c.workload, c.environment): c for c in report.comparisons}
+    by_key = {(c.workload, c.environment): c for c in comparisons}
     rows = []
-    for item in report.measurements:
+    for item in measurements:
         s = item.summary
         comparison = by_key.get((item.workload, item.environment))
         rows.append(
@@ -288,7 +304,7 @@ def render_markdown(report: OverheadReport) -> str:
             f"{env.container_python.implementation} {env.container_python.python}."
         )
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report.measurements, report.comparisons)]
     lines += ["", "Slowdown = extra time for the same work (positive: the container is slower).", ""]
     lines += ["## Published claims vs this engine", "", "| claim | environment | measured | verdict | note |"]
     lines += ["|---|---|---|---|---|"]
@@ -303,7 +319,7 @@ def render_markdown(report: OverheadReport) -> str:
 
 
 def render_text(report: OverheadReport) -> str:
-    rows = [HEADERS, *table_rows(report)]
+    rows = [HEADERS, *table_rows(report.measurements, report.comparisons)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
     out = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     out.insert(1, "  ".join("-" * width for width in widths))
@@ -363,42 +379,58 @@ def environment_notes(env: Environment, settings: Settings, loads: Sequence[floa
     return notes
 
 
-def slowdown_factor(item: Measurement, value: float, native: float) -> float:
-    """`value` as time relative to native (1.0 = native, 2.0 = twice as slow)."""
-    return value / native if item.better == "lower" else native / value
+def change_label(item: Measurement, native: float) -> str:
+    """The change against native as a reader wants it: how much slower (or faster) the same work ran."""
+    percent = slowdown_percent(item.summary.median, native, item.better)
+    return f"{percent:+.0f} % time"
+
+
+def clock_of(metric: str) -> str:
+    """Which clock timed CPU and memory work, for the axis: `overhead` uses CPU time, `--runtime` wall time."""
+    if "wall second" in metric:
+        return ", wall clock"
+    if "CPU second" in metric:
+        return ", CPU clock"
+    return ""
+
+
+def plot_measurements(measurements: Sequence[Measurement], title: str, note: str = "") -> str:
+    """One panel per workload in its own quantity and unit, bars coloured by runtime, the IQR as error bars and
+    the change against native above each bar."""
+    from portcullis.proofs.svgplot import Bar, Panel, panel_chart
+
+    baselines = {m.workload: m.summary.median for m in measurements if m.baseline}
+    panels = []
+    for workload in Workload:
+        items = [m for m in measurements if m.workload is workload]
+        if not items:
+            continue
+        bars = [
+            Bar(
+                label=item.environment,
+                value=item.summary.median,
+                low=item.summary.q1,
+                high=item.summary.q3,
+                series=item.runtime,
+                annotation=""
+                if item.baseline or workload not in baselines
+                else change_label(item, baselines[workload]),
+            )
+            for item in items
+        ]
+        panels.append(Panel(QUANTITIES[workload] + clock_of(items[0].metric), items[0].unit, items[0].better, bars))
+    return panel_chart(panels, title, note)
+
+
+PLOT_NOTE = "Bars: median of the runs; error bars: interquartile range; above: extra time for the same work vs native."
 
 
 def render_plot(report: OverheadReport) -> str:
-    """An SVG bar chart: per workload, each environment's median as a slowdown factor vs native, with the
-    interquartile range of its runs as the error bar and the absolute median printed above."""
-    from portcullis.proofs.svgplot import Bar, BarGroup, bar_chart
-
-    baselines = {m.workload: m.summary.median for m in report.measurements if m.baseline}
-    groups = []
-    for workload in Workload:
-        bars = []
-        for item in (m for m in report.measurements if m.workload is workload and workload in baselines):
-            native = baselines[workload]
-            ends = [
-                slowdown_factor(item, item.summary.q1, native),
-                slowdown_factor(item, item.summary.q3, native),
-            ]
-            bars.append(
-                Bar(
-                    label=item.environment,
-                    value=slowdown_factor(item, item.summary.median, native),
-                    low=min(ends),
-                    high=max(ends),
-                    annotation=f"{_number(item.summary.median)} {item.unit}",
-                )
-            )
-        if bars:
-            groups.append(BarGroup(workload.value, bars))
-    return bar_chart(
-        groups,
-        title=f"Container vs native on Docker {report.environment.engine_version} (median and IQR of "
-        f"{report.settings.completed_repetitions} runs)",
-        y_label="time relative to native (lower is better)",
-        reference=1.0,
-        reference_label="native",
+    """The SVG figure of `portcullis overhead`: every workload in its own unit, native and runc coloured as in
+    every other runtime figure."""
+    return plot_measurements(
+        report.measurements,
+        title=f"Container (runc) vs native on Docker {report.environment.engine_version}, "
+        f"{report.settings.completed_repetitions} runs each",
+        note=PLOT_NOTE,
     )

@@ -73,6 +73,11 @@ class ApiError(BaseModel):
     error: str
 
 
+class Health(BaseModel):
+    status: str = Field(description="ok: the server answers and its store answered a query just now")
+    version: str
+
+
 class BodyTooLarge(StarletteHTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body is over the limit of {limit} bytes")
@@ -252,6 +257,14 @@ def rematch_now(token: Admin, request: Request) -> RematchDone:
     except VulnerabilityInputError as exc:
         raise HTTPException(409, str(exc)) from exc
     return RematchDone(images=done.images, new_matches=done.new_matches, notification=done.notification)
+
+
+@api.get("/health", responses={503: {"model": ApiError}})
+def health(connections: Stores) -> Health:
+    """For load balancers and orchestrators: no token, nothing about the fleet. A store that cannot answer gives 503."""
+    with connections.use() as store:
+        store.execute("SELECT 1")
+    return Health(status="ok", version=__version__)
 
 
 @api.get("/openapi.json", include_in_schema=False)

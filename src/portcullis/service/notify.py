@@ -1,10 +1,8 @@
 """Signed webhooks and the database watch of the fleet service.
 
-A notification is POSTed as JSON with `X-Portcullis-Timestamp: T` (Unix seconds) and `X-Portcullis-Signature:
-sha256=HEX`, HEX being HMAC-SHA256 with the shared secret over `T.` followed by the body's bytes: a receiver checks
-the signature and refuses an old T (a replay). `X-Portcullis-Delivery` is the notification's id, the same on every
-retry, so a receiver can drop a repeat. A notification is taken from the store's outbox and retried with doubling
-delays until a 2xx answer or the attempts run out; the outbox survives a restart.
+A notification is POSTed signed as report/webhook.py describes, `X-Portcullis-Delivery` being the notification's
+id. It is taken from the store's outbox and retried with doubling delays until a 2xx answer or the attempts run out;
+the outbox survives a restart.
 
 The watch re-matches whenever the vulnerability database file is replaced (`db update` and `db import` write a new
 file and rename it into place) or changed, compared by device, inode, size and modification time.
@@ -12,8 +10,6 @@ file and rename it into place) or changed, compared by device, inode, size and m
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import threading
@@ -27,19 +23,13 @@ import requests
 
 from portcullis.pipelines.errors import VulnerabilityInputError
 from portcullis.pipelines.rematch import Rematched, rematch
+from portcullis.report.webhook import post_signed
 from portcullis.service.connections import Connections
 from portcullis.store import StoreError
 from portcullis.store.rematch import GIVEN_UP, due, mark_delivered, mark_failed
 
-SIGNATURE_HEADER = "X-Portcullis-Signature"
-TIMESTAMP_HEADER = "X-Portcullis-Timestamp"
-DELIVERY_HEADER = "X-Portcullis-Delivery"
 MAX_DELAY = 3600.0
 log = logging.getLogger("portcullis.service")
-
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def _iso(moment: datetime) -> str:
@@ -143,22 +133,7 @@ class Notifier(_Loop):
 
     def _post(self, notification_id: int, body: bytes) -> str | None:
         """None when the receiver took it (2xx), else why not."""
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self.hook.secret, timestamp, body),
-            DELIVERY_HEADER: str(notification_id),
-        }
-        try:
-            answer = self._http.post(
-                self.hook.url, data=body, headers=headers, timeout=self.hook.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            return f"{type(exc).__name__}: {exc}"
-        if 200 <= answer.status_code < 300:
-            return None
-        return f"the receiver answered {answer.status_code}"
+        return post_signed(self._http, self.hook.url, self.hook.secret, str(notification_id), body, self.hook.timeout)
 
 
 def identity(path: Path) -> tuple[int, int, int, int] | None:

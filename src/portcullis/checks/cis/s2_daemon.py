@@ -12,7 +12,7 @@ from typing import Any
 
 from portcullis.checks.daemon_settings import Setting, configured, effective, user_insecure_registries
 from portcullis.checks.registry import CheckResult, failed, manual, not_applicable, passed, rule, skipped
-from portcullis.model.facts import LISTENER_SOURCE, ApiProbe, BindScope, Facts, ProbeOutcome
+from portcullis.model.facts import LISTENER_SOURCE, ApiProbe, AuthzPluginProbe, BindScope, Facts, ProbeOutcome
 from portcullis.model.findings import Severity, Status, TargetKind
 
 PASS_FAIL_SKIP = (Status.PASS, Status.FAIL, Status.SKIP)
@@ -478,9 +478,45 @@ def authorization_plugin(facts: Facts) -> CheckResult:
     setting = configured(facts.daemon, "authorization-plugins")
     if not setting.known:
         return _unknown(setting)
-    if setting.value:
-        return passed(f"authorization plugins: {', '.join(setting.value)}", **setting.evidence())
-    return failed("no authorization plugin is configured", **setting.evidence())
+    if not setting.value:
+        return failed("no authorization plugin is configured", **setting.evidence())
+    names = ", ".join(setting.value)
+    live = facts.engine.info.plugins
+    if live is None:
+        return skipped(f"authorization plugins {names} are configured; the engine's live chain was not collected")
+    evidence: dict[str, Any] = {**setting.evidence(), "live_chain": live.authorization}
+    missing = [name for name in setting.value if name not in live.authorization]
+    if missing:
+        return failed(
+            f"configured authorization plugins are not in the engine's live chain: {', '.join(missing)} "
+            "(daemon.json changed after dockerd started, or a managed plugin was disabled)",
+            **evidence,
+        )
+    probes = facts.daemon.authz_plugins
+    if probes is None:
+        return skipped(f"authorization plugins {names} are in the live chain; whether they answer was not probed")
+    evidence["probes"] = [p.model_dump(exclude_defaults=True) for p in probes if p.name in setting.value]
+    problems = [problem for p in probes if p.name in setting.value and (problem := _plugin_problem(p))]
+    if failures := [text for status, text in problems if status is Status.FAIL]:
+        return failed("; ".join(failures), **evidence)
+    if problems:
+        return skipped("; ".join(text for _, text in problems), **evidence)
+    return passed(f"authorization plugins {names} are in the live chain and answering", **evidence)
+
+
+def _plugin_problem(probe: AuthzPluginProbe) -> tuple[Status, str] | None:
+    """What is wrong with one plugin: FAIL, or SKIP when it could not be told; None when nothing is."""
+    if probe.kind == "managed":
+        if probe.enabled:
+            return None
+        return Status.FAIL, f"the managed plugin {probe.name} is disabled (docker plugin enable)"
+    if probe.answered is None:
+        return Status.SKIP, f"whether {probe.name} answers is unknown: {probe.error}"
+    if not probe.answered:
+        return Status.FAIL, f"the authorization plugin {probe.name} does not answer: {probe.error}"
+    if "authz" not in probe.implements:
+        return Status.FAIL, f"{probe.name} answers but does not implement authz: {', '.join(probe.implements)}"
+    return None
 
 
 @rule(

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from portcullis.checks.image_rules import unread_paths
-from portcullis.checks.registry import CheckResult, failed, manual, passed, rule, skipped
+from portcullis.checks.registry import CheckResult, Outcome, failed, manual, passed, rule, skipped
+from portcullis.checks.signatures import Verdict, judge_image, judge_lookup
 from portcullis.model.facts import Facts, HistoryEntry, ImageFacts
 from portcullis.model.findings import Severity, Status, TargetKind
 from portcullis.model.redaction import MASK, is_secret_assignment, redact_line, secret_spans
@@ -208,17 +209,31 @@ def scanned_and_rebuilt(image: ImageFacts, facts: Facts) -> CheckResult:
     severity=Severity.INFO,
     scope=TargetKind.IMAGE,
     rationale="""
-A signature proves who produced an artifact only if someone checks it before use. Whether images and
-the files fetched during builds were verified cannot be seen in the engine, so a person confirms it.
+A signature proves who produced an artifact only if someone checks it before use. Under a trust policy
+(--trust-policy, --verify-key) the image's cosign signatures are verified against the keys trusted for its
+repository: the audit judges the images of running containers, `portcullis image` the image it reads. Without
+a policy, whether images and build inputs were verified cannot be seen, so a person confirms it.
 """,
-    remediation="Verify image signatures (Notary, cosign) before deployment and check checksums or signatures "
-    "of everything downloaded during builds.",
-    statuses=(Status.MANUAL,),
+    remediation="Sign images with cosign and verify them before deployment (give the audit a trust policy); "
+    "check checksums or signatures of everything downloaded during builds.",
+    statuses=(Status.PASS, Status.FAIL, Status.MANUAL),
 )
 def signed_artifacts(image: ImageFacts, facts: Facts) -> CheckResult:
     evidence = _image_summary(image)
     evidence["content_trust_env"] = facts.host.content_trust_env
-    return manual(f"confirm the signatures of {image.display_name} and its build inputs were verified", **evidence)
+    if image.signatures is None:
+        return manual(f"confirm the signatures of {image.display_name} and its build inputs were verified", **evidence)
+    judgement = judge_image(image.signatures)
+    evidence |= {"trust_policy": image.signatures.policy, "signature": judgement.evidence()}
+    evidence["lookups"] = [judge_lookup(lookup).evidence() for lookup in image.signatures.lookups]
+    if image.signatures.containers:
+        evidence["containers"] = image.signatures.containers
+    if judgement.verdict is Verdict.SIGNED:
+        return passed(f"{image.display_name} is signed by a trusted key ({judgement.key})", **evidence)
+    # An unverified image under a policy is no longer a matter of record-keeping: it may run anything.
+    return Outcome(
+        Status.FAIL, f"{image.display_name}: {judgement.verdict}: {judgement.reason}", evidence, severity=Severity.HIGH
+    )
 
 
 # --- 4.5 -----------------------------------------------------------------------------------------
@@ -232,19 +247,46 @@ def signed_artifacts(image: ImageFacts, facts: Facts) -> CheckResult:
     scope=TargetKind.HOST,
     rationale="""
 With DOCKER_CONTENT_TRUST=1 the client refuses to pull, run or build from image tags that carry no
-valid signature, so a tampered or substituted image is rejected instead of run.
+valid signature, so a tampered or substituted image is rejected instead of run. The verdict is the auditing
+environment's; dockerd's environment and system-wide shell profiles are shown beside it. Docker Content Trust
+(Notary v1) is being retired: under a trust policy the evidence also says which running images carry cosign
+signatures by trusted keys (CIS-4.12 judges each).
 """,
-    remediation="Export DOCKER_CONTENT_TRUST=1 in the environment of everyone and everything that runs docker.",
+    remediation="Export DOCKER_CONTENT_TRUST=1 in the environment of everyone and everything that runs docker; "
+    "for images signed with cosign, verify them against a trust policy (`portcullis audit --trust-policy`).",
     statuses=(Status.PASS, Status.FAIL, Status.SKIP),
 )
 def content_trust(facts: Facts) -> CheckResult:
     value = facts.host.content_trust_env
+    beside = _other_environments(facts) | _running_signatures(facts)  # reported, not judged here
     if value is None and not facts.engine.local:
-        return skipped("the auditing environment was not collected (remote engine)")
+        return skipped("the auditing environment was not collected (remote engine)", **beside)
     if value == "1":
-        return passed("DOCKER_CONTENT_TRUST=1 in the auditing environment", content_trust_env=value)
+        return passed("DOCKER_CONTENT_TRUST=1 in the auditing environment", content_trust_env=value, **beside)
     shown = "is not set" if value is None else f"is {value!r}"
-    return failed(f"DOCKER_CONTENT_TRUST {shown} in the auditing environment", content_trust_env=value)
+    return failed(f"DOCKER_CONTENT_TRUST {shown} in the auditing environment", content_trust_env=value, **beside)
+
+
+def _other_environments(facts: Facts) -> dict[str, Any]:
+    """Where else DOCKER_CONTENT_TRUST is set: dockerd's environment and the profiles users' shells read."""
+    shown: dict[str, Any] = {}
+    if facts.host.daemon_content_trust_env is not None:
+        shown["daemon_content_trust_env"] = facts.host.daemon_content_trust_env
+    if facts.host.profile_content_trust:
+        shown["profile_content_trust"] = facts.host.profile_content_trust
+    return shown
+
+
+def _running_signatures(facts: Facts) -> dict[str, Any]:
+    """Under a trust policy, what cosign verification found for the images of running containers: Notary v1 is
+    retired, so this is the evidence that what runs is signed (CIS-4.12 judges each image)."""
+    judged = {image.display_name: judge_image(image.signatures) for image in facts.images if image.signatures}
+    if not judged:
+        return {}
+    return {
+        "cosign_signed_images": sorted(name for name, j in judged.items() if j.verdict is Verdict.SIGNED),
+        "cosign_unverified_images": sorted(name for name, j in judged.items() if j.verdict is not Verdict.SIGNED),
+    }
 
 
 # --- 4.6 -----------------------------------------------------------------------------------------

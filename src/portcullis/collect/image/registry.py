@@ -80,6 +80,10 @@ class ImageReference:
         return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
 
+class NotInRegistry(ImageError):
+    """The registry answered 404: the tag, digest or repository is not there (for a `.sig` tag: not signed)."""
+
+
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.partition(" ")
     params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
@@ -124,7 +128,7 @@ class RegistryClient:
                 hint = "credentials needed (--username/--password-stdin, or `docker login`)"
             raise ImageError(f"registry {self.ref.api_host} refused access to {self.ref.repository}: {hint}")
         if response.status_code == 404:
-            raise ImageError(f"{self.ref} is not in registry {self.ref.api_host}")
+            raise NotInRegistry(f"{self.ref} is not in registry {self.ref.api_host}")
         if response.status_code != 200:
             raise ImageError(f"registry {self.ref.api_host} answered HTTP {response.status_code} for {url}")
         return response
@@ -184,6 +188,33 @@ class RegistryClient:
             verified_bytes(data, digest, "manifest")
         return parse_json(data, f"manifest of {self.ref}"), digest
 
+    def referrers(self, digest: str, limits: Limits) -> dict[str, Any] | None:
+        """The OCI 1.1 referrers index of `digest`: from the referrers API, else from the fallback tag
+        `sha256-<hex>` that clients write where the registry lacks the API; None when neither exists."""
+        check_digest(digest)
+        index_type = {"Accept": "application/vnd.oci.image.index.v1+json"}
+        try:
+            response = self._get(f"{self.base}/referrers/{digest}", headers=index_type, stream=True)
+        except ImageError:  # no API (404, or 400/405 from some); a registry that is down fails the next request too
+            try:
+                response = self._get(
+                    f"{self.base}/manifests/{digest.replace(':', '-')}", headers=index_type, stream=True
+                )
+            except NotInRegistry:
+                return None
+        with response:
+            data = _read_document(response, limits.max_json_bytes, f"the referrers of {digest[:19]}")
+        return parse_json(data, f"the referrers of {digest[:19]}")
+
+    def small_blob(self, digest: str, limit: int) -> bytes:
+        """A whole small blob (a signature payload): at most `limit` bytes, within the document deadline, checked
+        against its digest."""
+        check_digest(digest)
+        response = self._get(f"{self.base}/blobs/{digest}", stream=True)
+        with response:
+            data = _read_document(response, limit, f"blob {digest[:19]}", decode=False)
+        return verified_bytes(data, digest, f"blob {digest[:19]}")
+
     def open_blob(self, digest: str) -> IO[bytes]:
         check_digest(digest)
         response = self._get(f"{self.base}/blobs/{digest}", stream=True)
@@ -233,10 +264,11 @@ class _Deadlined(io.RawIOBase):
         super().close()
 
 
-def _read_document(response: requests.Response, limit: int, what: str) -> bytes:
-    """A whole small document (token, manifest): at most `limit` bytes, within DOCUMENT_DEADLINE seconds."""
+def _read_document(response: requests.Response, limit: int, what: str, decode: bool = True) -> bytes:
+    """A whole small document (token, manifest): at most `limit` bytes, within DOCUMENT_DEADLINE seconds.
+    `decode=False` keeps a blob's bytes as stored, since they are hashed."""
     body = io.BufferedReader(_Deadlined(response, min(DOCUMENT_DEADLINE, _deadline()), what), CHUNK)
-    response.raw.decode_content = True
+    response.raw.decode_content = decode
     data = body.read(limit + 1)
     if len(data) > limit:
         raise ImageError(f"{what} is over the {limit}-byte limit")

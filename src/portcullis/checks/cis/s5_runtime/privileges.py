@@ -89,20 +89,25 @@ def no_privileged(container: ContainerFacts, facts: Facts) -> CheckResult:
 A host device node inside a container gives direct access to hardware or kernel interfaces (disks,
 /dev/mem, GPUs); with write access a container can read or destroy data outside its own filesystem.
 """,
-    remediation="Remove --device options that are not required; when one is, grant only the needed permissions "
-    "(e.g. `--device /dev/x:/dev/x:r`).",
+    remediation="Remove --device and --device-cgroup-rule options that are not required; when one is, grant only "
+    "the needed device and permissions (e.g. `--device /dev/x:/dev/x:r`).",
 )
 def host_devices(container: ContainerFacts, facts: Facts) -> CheckResult:
     devices = [
         {"path_on_host": d.path_on_host, "path_in_container": d.path_in_container, "permissions": d.cgroup_permissions}
         for d in container.host_config.devices or []
     ]
+    # A device cgroup rule lets the container open (and, with CAP_MKNOD, create) the host devices it names.
+    cgroup_rules = container.host_config.device_cgroup_rules or []
     if container.host_config.privileged:
         return failed("the container is privileged: every host device is available", devices=devices, privileged=True)
-    if devices:
-        shown = ", ".join(d["path_on_host"] for d in devices)
-        return failed(f"host device(s) passed to the container: {shown}", devices=devices, privileged=False)
-    return passed("no host device is passed to the container", devices=[], privileged=False)
+    if devices or cgroup_rules:
+        shown = ", ".join([d["path_on_host"] for d in devices] + [f"cgroup rule '{r}'" for r in cgroup_rules])
+        return failed(
+            f"host device(s) passed to the container: {shown}",
+            devices=devices, device_cgroup_rules=cgroup_rules, privileged=False,
+        )  # fmt: skip
+    return passed("no host device is passed to the container", devices=[], device_cgroup_rules=[], privileged=False)
 
 
 # --- 5.23, 5.24: exec sessions --------------------------------------------------------------------
