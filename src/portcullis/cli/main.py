@@ -28,6 +28,7 @@ COMMANDS = {
     "audit": "portcullis.cli.audit",
     "rules": "portcullis.cli.rules",
     "inside": "portcullis.cli.inside",
+    "paths": "portcullis.cli.paths",
     "prove": "portcullis.cli.prove",
     "overhead": "portcullis.cli.overhead",
     "neighbours": "portcullis.cli.neighbours",

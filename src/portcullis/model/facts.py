@@ -373,6 +373,9 @@ class HostFacts(BaseModel):
         None, description="the engine's binaries with their package and version; None: not collected"
     )
     kernel_build: KernelBuild | None = Field(None, description="the running kernel's provenance; None: not collected")
+    mount_sources: dict[str, FileStat] | None = Field(
+        None, description="what each container bind mount's source is on the host (socket, file, dir); None: not read"
+    )
 
     def file(self, path: str) -> FileStat | None:
         return self.files.get(path)
@@ -680,6 +683,12 @@ class NetworkFacts(_Docker):
     internal: bool = Field(False, alias="Internal")
     options: dict[str, str] = Field(default_factory=dict, alias="Options")
     containers: dict[str, Any] = Field(default_factory=dict, alias="Containers")
+    ipam: dict[str, Any] | None = Field(None, alias="IPAM", description="subnets and gateways (Config)")
+
+    @property
+    def gateways(self) -> list[str]:
+        """The host's addresses on this network: what its containers reach the host at."""
+        return [str(c["Gateway"]) for c in (self.ipam or {}).get("Config") or [] if c.get("Gateway")]
 
     @field_validator("options", "containers", mode="before")
     @classmethod
