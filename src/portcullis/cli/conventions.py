@@ -223,4 +223,7 @@ def install_group(app: typer.Typer, group: typer.Typer, name: str) -> None:
         if info.callback is not None:
             info.callback = with_conventions(info.callback)
             info.context_settings = {**HELP, **(info.context_settings or {})}
+    # a group that is also a command of its own (`history` lists runs, `history prune` removes them)
+    if group.registered_callback is not None and group.registered_callback.callback is not None:
+        group.registered_callback.callback = with_conventions(group.registered_callback.callback)
     app.add_typer(group, name=name, context_settings=HELP)

@@ -71,6 +71,14 @@ MIGRATIONS: list[list[str]] = [
         " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, delivered_at TEXT, last_error TEXT)",
         "CREATE INDEX notifications_pending ON notifications (delivered_at, next_attempt_at)",
     ],
+    # 4: retention. A pinned run (a baseline) is never pruned; pruning finds old runs by time and old outbox
+    # entries and inventories by theirs. Findings go with their run through the cascade on (run_id, position).
+    [
+        "ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX runs_by_time ON runs (started_at)",
+        "CREATE INDEX notifications_by_time ON notifications (created_at)",
+        "CREATE INDEX inventories_by_time ON inventories (pushed_at)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
