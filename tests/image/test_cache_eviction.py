@@ -117,7 +117,7 @@ def test_two_scans_under_a_tiny_cap_both_finish_and_info_shows_the_cap(tmp_path:
             "--cache-max-size",
             "3k",
             cache=cache,
-        )  # fmt: skip
+        )
         for a in archives
     ]
     said = []
