@@ -19,6 +19,7 @@ from portcullis.model.facts import ImageFacts
 from portcullis.model.findings import Report, Summary
 from portcullis.model.fleet import ImageInventory
 from portcullis.pipelines.audit import audit_report, gather_facts
+from portcullis.pipelines.cache import DEFAULT_CACHE_MAX_BYTES
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, engine_image_names, images_report
 from portcullis.pipelines.rematch import deployed_containers, image_inventory
@@ -34,6 +35,7 @@ class RoundOptions:
     vulns: bool = True
     db: Path | None = None
     cache_dir: Path | None = None
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES  # the layer cache is trimmed to this after each round; 0: no cap
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,9 @@ def run_round(options: RoundOptions, log: Callable[[str], None] = _silent) -> Ro
         try:
             names = engine_image_names(options.host)
             if names:
-                source = ImageSource("", engine_host=options.host, cache_dir=options.cache_dir)
+                source = ImageSource(
+                    "", engine_host=options.host, cache_dir=options.cache_dir, cache_max_bytes=options.cache_max_bytes
+                )
                 vulns = VulnOptions(enabled=options.vulns, db_path=options.db)
                 combined = images_report(source, names, f"images on {engine}", vulns=vulns, log=log, each=keep)
                 for part in split_by_image(combined, names):
