@@ -106,14 +106,23 @@ def prune(
     except PipelineError as exc:
         die(str(exc))
     if output_format is HistoryFormat.json:
-        document = {"dry_run": dry_run, "runs": [_run_json(r) for r in pruned.runs], "findings": pruned.findings}
+        document = {
+            "dry_run": dry_run,
+            "runs": [_run_json(r) for r in pruned.runs],
+            "findings": pruned.findings,
+            "notifications": pruned.notifications,
+            "inventories": pruned.inventories,
+        }
         typer.echo(json.dumps(document, indent=2))
         return
     if dry_run:
         for run in pruned.runs:
             typer.echo(f"{run.id:>5}  {run.started_at[:19].replace('T', ' ')}  {run.command:<6} {run.subject}")
     verb = "would remove" if dry_run else "removed"
-    say(f"{verb} {len(pruned.runs)} run(s) and {pruned.findings} finding(s)")
+    service = ""
+    if pruned.notifications or pruned.inventories:  # a fleet service's store
+        service = f", {pruned.notifications} sent notification(s), {pruned.inventories} undeployed image inventory(ies)"
+    say(f"{verb} {len(pruned.runs)} run(s) and {pruned.findings} finding(s){service}")
 
 
 RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="a run id, latest or previous")]

@@ -191,7 +191,7 @@ class Pruner(_Loop):
     def prune_now(self) -> Pruned:
         cutoff = datetime.now(UTC) - timedelta(days=self.days)
         with self.connections.use() as store:
-            pruned = prune(store, Retention(keep_last=1, older_than=cutoff), fleet=True)
+            pruned = prune(store, Retention(keep_last=1, older_than=cutoff))
         if pruned.runs or pruned.notifications or pruned.inventories:
             log.info(
                 "retention: removed %d run(s) with %d finding(s), %d notification(s), %d inventory(ies) older than "

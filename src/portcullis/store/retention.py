@@ -50,10 +50,11 @@ def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def prune(store: Store, retention: Retention, *, dry_run: bool = False, fleet: bool = False) -> Pruned:
-    """Remove the runs `retention` lets go, with their findings, in one transaction; what went. `fleet` also removes
-    the service's delivered (or given up) notifications and the inventories of images no engine runs any more, when
-    older than the cut-off; pending notifications and deployed images' inventories stay. `dry_run`: remove nothing."""
+def prune(store: Store, retention: Retention, *, dry_run: bool = False) -> Pruned:
+    """Remove the runs `retention` lets go, with their findings, in one transaction; what went. With a cut-off, the
+    fleet service's delivered (or given up) notifications and the inventories of images no engine has a container
+    of go too when older than it; pending notifications and deployed images' inventories stay. `dry_run`: remove
+    nothing."""
     doomed, params = _doomed(retention)
     rows = store.execute(
         f"SELECT id, started_at, command, subject, tool_version FROM runs WHERE id IN ({doomed}) ORDER BY id DESC",
@@ -68,7 +69,7 @@ def prune(store: Store, retention: Retention, *, dry_run: bool = False, fleet: b
         if not dry_run:
             store.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
     notifications = inventories = 0
-    if fleet and retention.older_than is not None:
+    if retention.older_than is not None:
         cutoff = retention.older_than.isoformat()
         outbox = "FROM notifications WHERE created_at < ? AND (delivered_at IS NOT NULL OR next_attempt_at = ?)"
         unused = (
@@ -98,8 +99,3 @@ def pin(store: Store, run_id: int, pinned: bool = True) -> Run:
     store.execute("UPDATE runs SET pinned = ? WHERE id = ?", (int(pinned), run_id))
     store.commit()
     return run
-
-
-def pinned_runs(store: Store) -> list[int]:
-    """The ids of the pinned runs, oldest first."""
-    return [int(r[0]) for r in store.execute("SELECT id FROM runs WHERE pinned = 1 ORDER BY id")]
