@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from portcullis.store import Run, Store
 from portcullis.store.rematch import GIVEN_UP
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def _doomed(retention: Retention) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+def _chunks(ids: list[T], size: int = 500) -> list[list[T]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
@@ -67,25 +70,26 @@ def prune(store: Store, retention: Retention, *, dry_run: bool = False) -> Prune
         marks = ", ".join("?" for _ in chunk)
         findings += int(store.execute(f"SELECT count(*) FROM findings WHERE run_id IN ({marks})", chunk)[0][0])
         if not dry_run:
-            store.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+            store.execute(f"DELETE FROM runs WHERE id IN ({marks}) AND pinned = 0", chunk)  # pinned meanwhile: stays
     notifications = inventories = 0
     if retention.older_than is not None:
         cutoff = retention.older_than.isoformat()
         outbox = "FROM notifications WHERE created_at < ? AND (delivered_at IS NOT NULL OR next_attempt_at = ?)"
+        # checked in the DELETE itself: an image an agent reports deployed meanwhile keeps its inventory
         unused = (
-            "FROM inventories i WHERE i.pushed_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM containers c WHERE c.image_id = i.image_id)"
+            "FROM inventories WHERE pushed_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM containers c WHERE c.image_id = inventories.image_id)"
         )
         if dry_run:
             notifications = int(store.execute(f"SELECT count(*) {outbox}", (cutoff, GIVEN_UP))[0][0])
+            inventories = int(store.execute(f"SELECT count(*) {unused}", (cutoff,))[0][0])
         else:
             notifications = len(store.execute(f"DELETE {outbox} RETURNING id", (cutoff, GIVEN_UP)))
-        gone = [r[0] for r in store.execute(f"SELECT i.image_id {unused}", (cutoff,))]
-        inventories = len(gone)
-        for chunk in [] if dry_run else _chunks(gone):
-            marks = ", ".join("?" for _ in chunk)
-            store.execute(f"DELETE FROM image_matches WHERE image_id IN ({marks})", chunk)
-            store.execute(f"DELETE FROM inventories WHERE image_id IN ({marks})", chunk)
+            gone = [r[0] for r in store.execute(f"DELETE {unused} RETURNING image_id", (cutoff,))]
+            inventories = len(gone)
+            for chunk in _chunks(gone):
+                marks = ", ".join("?" for _ in chunk)
+                store.execute(f"DELETE FROM image_matches WHERE image_id IN ({marks})", chunk)
     if dry_run:
         store.release()
     else:
