@@ -163,6 +163,8 @@ def test_history_prune_and_pin_from_the_command_line(tmp_path: Path) -> None:
     assert "removed 1 run(s) and 3 finding(s)" in text.stderr
     listed = run_cli("history", "--store", where, "-f", "json").json()
     assert sorted(r["id"] for r in listed) == sorted(ids[n] for n in ("a30", "b50", "a20", "b45", "a5"))
+    assert [r["id"] for r in listed if r["pinned"]] == [ids["a30"]]
+    assert f"{ids['a30']:>5}  " in run_cli("history", "--store", where).stdout.split("(pinned)")[0].splitlines()[-1]
 
     refused = run_cli("history", "prune", "--store", where)
     assert refused.code == 1

@@ -45,6 +45,7 @@ def _run_json(run: Run) -> dict[str, object]:
         "subject": run.subject,
         "tool_version": run.tool_version,
         "counts": run.counts,
+        "pinned": run.pinned,
     }
 
 
@@ -73,6 +74,7 @@ def history(
     for run in runs:
         typer.echo(
             f"{run.id:>5}  {run.started_at[:19].replace('T', ' ')}  {run.command:<6} {run.subject}  {_counts(run)}"
+            + ("  (pinned)" if run.pinned else "")
         )
     if not runs:
         typer.echo("no stored runs")
