@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation bench-neighbours lint docs clean
+.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation bench-neighbours bench-retention lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench: bench-programs setup engine test-images
 ## bench-cache: the layer cache against Trivy's own cache, the bars of issue 14 §2 (benchmarks/results/cache.*)
 bench-cache: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/cache_bench.py
+
+## bench-retention: pruning 105,000 findings on SQLite and PostgreSQL, trimming the layer cache (benchmarks/results/retention.*)
+bench-retention: programs setup
+	$(BIN)/python benchmarks/retention_bench.py
 
 ## bench-watch: `portcullis watch` latency, 50 containers started in a burst (benchmarks/results/watch.*)
 bench-watch: setup engine test-images

@@ -35,7 +35,6 @@ COMMANDS = {
     "image": "portcullis.cli.image",
     "sbom": "portcullis.cli.sbom",
     "lint": "portcullis.cli.lint",
-    "history": "portcullis.cli.history",
     "diff": "portcullis.cli.history",
     "serve": "portcullis.cli.serve",
     "agent": "portcullis.cli.agent",
@@ -48,6 +47,7 @@ GROUPS = {
     "harden": "portcullis.cli.harden",
     "token": "portcullis.cli.token",
     "cache": "portcullis.cli.cache",
+    "history": "portcullis.cli.history",
 }  # each module's `app` is a typer group
 
 app = typer.Typer(
