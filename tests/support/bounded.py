@@ -3,9 +3,7 @@ what it took: hostile inputs must end as one clear line, bounded in time and mem
 
 from __future__ import annotations
 
-import ctypes
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -13,6 +11,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 GIB = 1 << 30
@@ -40,21 +39,33 @@ class Bounded:
         return lines[0]
 
 
-def drop_file_permission_override() -> None:
-    """Take the capabilities that let root ignore file permissions out of everything this process executes."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in DAC_CAPABILITIES:
-        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
-def _limits(memory: int, file_size: int | None, permissions_apply: bool) -> None:
+# The child is started by a small launcher process, not forked from pytest: a forked child's peak RSS (wait4's
+# ru_maxrss) counts the pages it shared with its parent before exec, and pytest grows past any bound over a long
+# suite. The launcher applies the limits in its own fork, waits for the CLI and writes the CLI's own peak.
+LAUNCHER = """
+import ctypes, os, resource, signal, sys
+memory, file_size, permissions_apply, report = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+pid = os.fork()
+if pid == 0:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    if file_size is not None:  # a full disk: writes past this fail with EFBIG instead of killing the process
+    if file_size >= 0:  # a full disk: writes past this fail with EFBIG instead of killing the process
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
     if permissions_apply:
-        drop_file_permission_override()
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in DAC_CAPABILITIES:
+            if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+                os._exit(125)
+    os.execv(sys.executable, [sys.executable, "-m", "portcullis", *sys.argv[5:]])
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as out:
+    out.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+""".replace("DAC_CAPABILITIES", repr(DAC_CAPABILITIES)).replace("PR_CAPBSET_DROP", str(PR_CAPBSET_DROP))
 
 
 def run_bounded(
@@ -67,26 +78,33 @@ def run_bounded(
     permissions_apply: bool = False,
 ) -> Bounded:
     """`python -m portcullis ARGS` in a child with RLIMIT_AS (and RLIMIT_FSIZE when given), killed at `timeout`;
-    its own peak RSS comes from wait4. permissions_apply: without the root capabilities that override file
+    its own peak RSS comes from the launcher's wait4.
+    permissions_apply: without the root capabilities that override file
     permissions."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile() as peak,
+    ):
         started = time.monotonic()
+        limits = [str(memory), str(-1 if file_size is None else file_size), "1" if permissions_apply else "0"]
         child = subprocess.Popen(
-            [sys.executable, "-m", "portcullis", *args],
+            [sys.executable, "-c", LAUNCHER, *limits, peak.name, *args],
             stdout=stdout or out,
             stderr=err,
             env={**os.environ, **(env or {})},
-            preexec_fn=lambda: _limits(memory, file_size, permissions_apply),
+            start_new_session=True,  # the timeout kills the launcher and the CLI together
         )
-        killer = threading.Timer(timeout, child.kill)
+        killer = threading.Timer(timeout, lambda: os.killpg(child.pid, signal.SIGKILL))
         killer.start()
         try:
-            _, status, usage = os.wait4(child.pid, 0)
+            child.wait()
         finally:
             killer.cancel()
         seconds = time.monotonic() - started
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
         assert child.returncode != -signal.SIGKILL or seconds < timeout, f"still running after {timeout} s: {args}"
         out.seek(0)
         err.seek(0)
-        return Bounded(child.returncode, out.read(), err.read(), seconds, usage.ru_maxrss / 1024)
+        measured = Path(peak.name).read_text().strip()
+        peak_kib = int(measured) if measured.isdigit() else 0  # none: the launcher itself was killed
+        return Bounded(child.returncode, out.read(), err.read(), seconds, peak_kib / 1024)
