@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,9 @@ from portcullis.collect.engine import connect
 from portcullis.collect.sandbox import Sandbox, sandbox
 from portcullis.harden.trial_daemon import missing_requirement
 from portcullis.model.findings import Status
+from portcullis.pipelines.errors import UsageError
 from portcullis.proofs import limits
-from portcullis.proofs.prove import engine_view
+from portcullis.proofs.prove import OptInProofs, PolicyOptions, ProofImages, engine_view, prove_report
 
 pytestmark = pytest.mark.engine
 
@@ -156,4 +158,54 @@ def test_interrupt_during_network_proofs_removes_containers_and_networks() -> No
             process.kill()
     assert process.returncode == 130
     assert "Traceback" not in stderr
+    assert leftovers() == ([], [])
+
+
+def _children(pid: int, name: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid), "-x", name], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def _trial_processes(root: str) -> list[str]:
+    listed = subprocess.run(["pgrep", "-af", root], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in listed if "pgrep" not in line]
+
+
+@pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
+def test_interrupt_during_daemon_death_stops_the_private_daemon() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "portcullis", "prove", "--daemon-death", "--seccomp-unconfined"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    root = ""
+    try:
+        deadline = time.monotonic() + 120
+        # The trial's root appears on its dockerd's command line; wait for the probe container's shim.
+        while not root or not any("containerd-shim" in line for line in _trial_processes(root)):
+            assert time.monotonic() < deadline, "the trial's container never started"
+            assert process.poll() is None, process.communicate()
+            for pid in _children(process.pid, "dockerd"):
+                command = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+                root = next(a.split("=", 1)[1].rsplit("/", 1)[0] for a in command if a.startswith("--data-root="))
+            time.sleep(0.2)
+        time.sleep(1.5)  # into the kill and restart
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert _trial_processes(root) == []  # no dockerd, containerd or shim of the trial is left
+    assert not Path(root).exists()
+
+
+def test_bad_sizes_and_rates_are_one_line_errors() -> None:
+    images = ProofImages()
+    with pytest.raises(UsageError, match=r"^--device-write-bps 'fast' is not a size \(examples: 64m, 1g\)$"):
+        prove_report(None, PolicyOptions(device_write_bps="fast"), images)
+    with pytest.raises(UsageError, match=r"^--egress-rate 'quick' is not a rate \(examples: 8mbit, 500kbit\)$"):
+        prove_report(None, PolicyOptions(), images, opt_in=OptInProofs(egress_rate="quick"))
+    result = subprocess.run([sys.executable, "-m", "portcullis", "prove", "--storage-size", "big"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == "portcullis: error: --storage-size 'big' is not a size (examples: 64m, 1g)"
     assert leftovers() == ([], [])
