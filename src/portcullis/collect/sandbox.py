@@ -126,9 +126,14 @@ class Sandbox:
     def exec(self, container_id: str, command: list[str]) -> tuple[int | None, str]:
         """Run `command` in a running experiment container; the command must bound its own time."""
         api = self.conn.api
-        started = api.exec_create(container_id, command)
-        output = api.exec_start(started["Id"]).decode(errors="replace")
-        return api.exec_inspect(started["Id"]).get("ExitCode"), output
+        try:
+            started = api.exec_create(container_id, command)
+            output = api.exec_start(started["Id"]).decode(errors="replace")
+            return api.exec_inspect(started["Id"]).get("ExitCode"), output
+        except docker.errors.APIError as exc:
+            raise SandboxError(
+                f"the engine refused to run a command in the experiment: {exc.explanation or exc}"
+            ) from None
 
     def create_network(self) -> str:
         """A labelled user bridge network of this run, removed by `close` after the containers."""
@@ -153,7 +158,8 @@ class Sandbox:
         for container in self.conn.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}):
             _remove(self.conn, str(container["Id"]))
         for network in self.conn.api.networks(filters={"label": f"{RUN_LABEL}={self.run_id}"}):
-            with suppress(docker.errors.NotFound):
+            # APIError: a container the engine had not yet detached; the next run's sweep removes the network.
+            with suppress(docker.errors.NotFound, docker.errors.APIError):
                 self.conn.api.remove_network(str(network["Id"]))
         self.networks.clear()
 

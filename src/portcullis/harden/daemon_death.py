@@ -7,6 +7,7 @@ started again; the container's state and host pid before and after are the evide
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from contextlib import suppress
 from typing import Any
@@ -79,5 +80,5 @@ def measure_daemon_death(source_api: Any, image: str) -> dict[str, Any]:
     """Both trials (live-restore off, then on); a daemon that cannot run here is an error measurement."""
     try:
         return {"trials": {"off": death_trial(False, image, source_api), "on": death_trial(True, image, source_api)}}
-    except HardenError as exc:
+    except (HardenError, docker.errors.DockerException, subprocess.CalledProcessError, OSError) as exc:
         return {"error": f"a private dockerd could not be used: {exc}"}

@@ -223,6 +223,8 @@ class TrialDaemon:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._stop_containerd()
+        if self.separate_containerd:
+            self._kill_shims()
         if self.containerd is not None and self.containerd.poll() is None:
             self.containerd.terminate()
             try:
@@ -240,6 +242,26 @@ class TrialDaemon:
             if _mounts_below(self.root):
                 raise HardenError(f"mounts remain under {self.root}; left it in place rather than delete through them")
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill_shims(self) -> None:
+        """SIGKILL the container processes and shims still serving this trial's own containerd (a removal the
+        daemon could not finish, say after a crash): they would outlive it. Only processes naming its socket."""
+        socket = str(self.containerd_socket)
+        shims, parents = [], {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and socket.encode() in argv:
+                shims.append(int(entry.name))
+        # A container's init first: its pid namespace (and every process in it) ends with it.
+        for pid in [p for p, parent in parents.items() if parent in shims] + shims:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _stop_containerd(self) -> None:
         try:
