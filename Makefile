@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache lint docs clean
+.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-prove lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench: bench-programs setup engine test-images
 ## bench-cache: the layer cache against Trivy's own cache, the bars of issue 14 §2 (benchmarks/results/cache.*)
 bench-cache: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/cache_bench.py
+
+## bench-prove: how closely the disk and egress caps prove holds, and each proof's time (benchmarks/results/prove-limits.*)
+bench-prove: programs setup engine test-images
+	$(BIN)/python benchmarks/prove_limits_bench.py
 
 ## lint: ruff, mypy and the import contracts (.importlinter)
 lint: setup
