@@ -16,7 +16,7 @@ from portcullis.collect.sandbox import RunResult, Sandbox, SandboxError
 
 MIB = 1 << 20
 # The throttled transfer lasts about this long: long enough to average out bursts, short enough for a test.
-TRANSFER_SECONDS = 1.5
+TRANSFER_SECONDS = 1.0
 DD_BLOCK = 64 << 10
 WEB_PORT = 8080
 # A one-file web server: the page proves which container answered.
