@@ -176,8 +176,14 @@ def _owner() -> str:
 
 
 def _remove(conn: EngineConnection, container: str) -> None:
-    with suppress(docker.errors.NotFound):
+    try:
         conn.api.remove_container(container, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        # A busy engine may still be removing it after an earlier request (an interrupted one): it finishes.
+        if exc.status_code != 409 or "already in progress" not in str(exc.explanation):
+            raise
 
 
 def _alive(pid: int) -> bool:
