@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation bench-neighbours bench-retention lint docs clean
+.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation bench-neighbours bench-retention bench-prove lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ bench-isolation: bench-programs setup engine test-images
 ## bench-neighbours: noisy neighbours, the runc matrix with and without limits, about 11 min (benchmarks/results/neighbours.*)
 bench-neighbours: programs setup engine test-images
 	$(BIN)/python benchmarks/neighbours_bench.py
+
+## bench-prove: how closely the disk and egress caps prove holds, and each proof's time (benchmarks/results/prove-limits.*)
+bench-prove: programs setup engine test-images
+	$(BIN)/python benchmarks/prove_limits_bench.py
 
 ## lint: ruff, mypy and the import contracts (.importlinter)
 lint: setup

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from portcullis.checks.prove_judges import PROVE_RULES
 from portcullis.collect.sandbox import RunResult, Sandbox, SandboxError
-from portcullis.proofs.prove import EXPERIMENTS, Policy, ProofImages, run_proofs
+from portcullis.proofs.prove import EXPERIMENTS, Policy, ProofImages, parse_bits, run_proofs
 
 
 class RefusingBox:
@@ -46,3 +46,28 @@ def test_a_refused_experiment_is_an_error_measurement_for_that_proof_only() -> N
     assert attempts == 1
     assert found["DKR-PRV-001"] == {"error": "refused portcullis-test/busybox:1"}
     assert all("absent" in measurement for rule_id, measurement in found.items() if rule_id != "DKR-PRV-001")
+
+
+def test_the_limit_settings_are_read_from_a_containers_inspect() -> None:
+    inspect = {
+        "Name": "/web",
+        "HostConfig": {
+            "BlkioDeviceWriteBps": [{"Path": "/dev/vda", "Rate": 4194304}],
+            "BlkioDeviceReadBps": [{"Path": "/dev/vda", "Rate": 1048576}],
+            "StorageOpt": {"size": "1G"},
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "443/tcp": [{"HostPort": ""}]},
+        },
+    }
+    policy = Policy.from_inspect(inspect, [])
+    assert (policy.device_write_bps, policy.device_read_bps, policy.blkio_device) == (4194304, 1048576, "/dev/vda")
+    assert policy.storage_size == 1 << 30
+    assert policy.publish_ip == "0.0.0.0"  # an empty HostIp publishes on every address: the wider one is proven
+    loopback_only = {"HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}}}
+    assert Policy.from_inspect(loopback_only, []).publish_ip == "127.0.0.1"
+    assert Policy.from_inspect({"HostConfig": {}}, []).publish_ip is None
+
+
+def test_tc_rates_are_decimal_bits() -> None:
+    assert parse_bits("8mbit") == 8_000_000
+    assert parse_bits("500kbit") == 500_000
+    assert parse_bits("1.5gbit") == 1_500_000_000

@@ -36,6 +36,26 @@ def prove(
     cap_drop: Annotated[list[str] | None, typer.Option("--cap-drop", help="policy: dropped capabilities")] = None,
     no_new_privileges: Annotated[bool, typer.Option("--no-new-privileges", help="policy: no-new-privileges")] = False,
     seccomp_unconfined: Annotated[bool, typer.Option("--seccomp-unconfined", help="policy: no seccomp")] = False,
+    device_write_bps: Annotated[
+        str | None, typer.Option("--device-write-bps", help="policy: write rate cap on the data root's disk, e.g. 4mb")
+    ] = None,
+    device_read_bps: Annotated[
+        str | None, typer.Option("--device-read-bps", help="policy: read rate cap on the data root's disk, e.g. 4mb")
+    ] = None,
+    storage_size: Annotated[str | None, typer.Option("--storage-size", help="policy: --storage-opt size=")] = None,
+    publish_ip: Annotated[
+        str | None, typer.Option("--publish-ip", help="policy: the host address ports are published on")
+    ] = None,
+    egress_rate: Annotated[
+        str | None,
+        typer.Option("--egress-rate", help="opt-in: shape a probe's egress with tc, e.g. 8mbit"),
+    ] = None,
+    network: Annotated[
+        bool, typer.Option("--network", help="opt-in: prove network isolation between containers and published ports")
+    ] = False,
+    daemon_death: Annotated[
+        bool, typer.Option("--daemon-death", help="opt-in: kill and restart private dockerds to prove live-restore")
+    ] = False,
     busybox_image: Annotated[str, typer.Option(help="busybox image for the probes")] = "portcullis-test/busybox:1",
     python_image: Annotated[
         str, typer.Option(help="python3 image for syscall probes")
@@ -52,15 +72,24 @@ def prove(
     exit_code: ExitCodeOption = EXIT_FINDINGS,
 ) -> None:
     """Prove that limits hold: OOM at the memory limit, fork storms stopped, CPU throttled, read-only root,
-    dropped capabilities, seccomp, no-new-privileges, userns-remap.
+    dropped capabilities, seccomp, no-new-privileges, userns-remap, disk rate caps and storage quota; opt-in:
+    egress shaping, network isolation and published ports, and what dockerd's death does to containers.
 
     Examples: `portcullis prove web` (the settings of container web), `portcullis prove --memory 64m
-    --pids-limit 50 --cpus 0.5 --read-only --cap-drop ALL --no-new-privileges` (an explicit policy).
-    Every container it starts is labelled portcullis.managed=true and removed, also on Ctrl-C and SIGTERM.
+    --pids-limit 50 --cpus 0.5 --read-only --cap-drop ALL --no-new-privileges` (an explicit policy),
+    `portcullis prove web --network --egress-rate 8mbit --daemon-death` (the opt-in proofs too).
+    Every container and network it starts is labelled portcullis.managed=true and removed, also on Ctrl-C and
+    SIGTERM; --daemon-death uses private dockerds it starts and stops, never the engine being proven.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     # Late: the flow loads the Docker SDK, which `portcullis --help` (every command's module) should not.
-    from portcullis.proofs.prove import PolicyOptions, ProofImages, prove_report
+    from portcullis.proofs.prove import OptInProofs, PolicyOptions, ProofImages, prove_report
+
+    death = None
+    if daemon_death:
+        from portcullis.harden.daemon_death import measure_daemon_death
+
+        death = measure_daemon_death
 
     options = PolicyOptions(
         memory=memory,
@@ -70,11 +99,15 @@ def prove(
         cap_drop=listed(cap_drop),
         no_new_privileges=no_new_privileges,
         seccomp_unconfined=seccomp_unconfined,
+        device_write_bps=device_write_bps,
+        device_read_bps=device_read_bps,
+        storage_size=storage_size,
+        publish_ip=publish_ip,
     )
+    opt_in = OptInProofs(egress_rate=egress_rate, network=network, daemon_death=death)
+    images = ProofImages(busybox_image, python_image)
     try:
-        report = prove_report(
-            container, options, ProofImages(busybox_image, python_image), host, log=say, progress=progress
-        )
+        report = prove_report(container, options, images, host, log=say, progress=progress, opt_in=opt_in)
     except PipelineError as exc:
         die(str(exc))
     except ExperimentsInterrupted:

@@ -80,6 +80,10 @@ class TrialDaemon:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pc-harden-", dir="/tmp")))
     process: subprocess.Popen[bytes] | None = None
     bridge: str = ""
+    # Its own containerd, outside dockerd, as on hosts where containerd is a service of its own: then killing
+    # dockerd leaves containerd and the container shims running (dockerd's child containerd would die with it).
+    separate_containerd: bool = False
+    containerd: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
@@ -106,7 +110,35 @@ class TrialDaemon:
             f"--bridge={self.bridge}",
             f"--containerd-namespace={namespace}",
             f"--containerd-plugins-namespace={namespace}-plugins",
+            *([f"--containerd={self.containerd_socket}"] if self.separate_containerd else []),
         ]
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.root / "containerd" / "containerd.sock"
+
+    def _start_containerd(self) -> None:
+        home = self.root / "containerd"
+        home.mkdir(parents=True, exist_ok=True)
+        # No CRI plugin (it would listen on a TCP port) and no debug or metrics listeners.
+        config = (
+            f'version = 2\nroot = "{home / "root"}"\nstate = "{home / "state"}"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\n  address = "{self.containerd_socket}"\n'
+            f'[ttrpc]\n  address = "{self.containerd_socket}.ttrpc"\n'
+            '[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+        )
+        (home / "config.toml").write_text(config, encoding="utf-8")
+        with open(home / "containerd.log", "ab") as log:
+            self.containerd = subprocess.Popen(
+                ["containerd", "--config", str(home / "config.toml")],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.containerd_socket.exists():
+            if self.containerd.poll() is not None or time.monotonic() > deadline:
+                raise PrivateDockerdError(f"the trial containerd did not start; see {home / 'containerd.log'}")
+            time.sleep(0.1)
 
     def start(self) -> None:
         missing = missing_requirement()
@@ -116,7 +148,24 @@ class TrialDaemon:
         self.root.chmod(0o711)
         (self.root / "daemon.json").write_text(json.dumps(self.config, indent=1), encoding="utf-8")
         self._create_bridge()
-        with open(self.log_path, "wb") as log:
+        if self.separate_containerd:
+            self._start_containerd()
+        self._launch()
+
+    def kill_dockerd(self) -> None:
+        """SIGKILL this trial's dockerd alone, as a crash would: its containerd and containers are left be."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT)
+        # The dead daemon's socket file stays behind; the restart's readiness check must wait for the new one.
+        (self.root / "docker.sock").unlink(missing_ok=True)
+
+    def restart_dockerd(self) -> None:
+        """Start this trial's dockerd again on the same data, exec root and bridge."""
+        self._launch()
+
+    def _launch(self) -> None:
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
@@ -125,7 +174,11 @@ class TrialDaemon:
             if self.process.poll() is not None:
                 raise PrivateDockerdError(f"the trial dockerd refused the proposal: {self.log_tail()}")
             if (self.root / "docker.sock").exists():
-                client = docker.DockerClient(base_url=self.host, timeout=5)
+                try:  # the client asks for the API version as it is made: a daemon still starting may not answer
+                    client = docker.DockerClient(base_url=self.host, timeout=5)
+                except docker.errors.DockerException:
+                    time.sleep(0.2)
+                    continue
                 try:
                     client.ping()
                     return
@@ -179,6 +232,13 @@ class TrialDaemon:
                 self.process.wait(timeout=10)
         self._stop_containerd()
         self._kill_stragglers()
+        if self.containerd is not None and self.containerd.poll() is None:
+            self.containerd.terminate()
+            try:
+                self.containerd.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.containerd.kill()
+                self.containerd.wait(timeout=10)
         if self.bridge:
             with suppress(subprocess.CalledProcessError):
                 _ip("link", "del", self.bridge)
@@ -193,20 +253,29 @@ class TrialDaemon:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def _kill_stragglers(self) -> None:
-        """Kill what outlived its daemon: a container whose start failed can leave its containerd shim and, under
-        runsc, the sandbox and gofer processes running. Only those programs, and only when their command line names
-        this daemon's own (mkdtemp) root: a client of the daemon (a test's subprocess) is never touched."""
+        """Kill what outlived its daemon: a container whose start failed, or whose removal a crash cut short, can
+        leave its containerd shim (and its container) and, under runsc, the sandbox and gofer processes running.
+        Only those programs, and only when their command line names this daemon's own (mkdtemp) root: a client of
+        the daemon (a test's subprocess) is never touched."""
         marker = str(self.root).encode() + b"/"
+        stragglers, shims, parents = [], set(), {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if os.path.basename(argv[0]) in RUNTIME_PROGRAMS and any(marker in arg for arg in argv):
-                with suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(entry.name), signal.SIGKILL)
+            program = os.path.basename(argv[0])
+            if program in RUNTIME_PROGRAMS and any(marker in arg for arg in argv):
+                stragglers.append(int(entry.name))
+                if program == b"containerd-shim-runc-v2":
+                    shims.add(int(entry.name))
+        # A container's init first: its pid namespace (and every process in it) ends with it.
+        for pid in [p for p, parent in parents.items() if parent in shims] + stragglers:
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
     def _stop_containerd(self) -> None:
         try:

@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -40,6 +40,7 @@ class RunResult:
     oom_killed: bool
     timed_out: bool
     host_pid: int | None = None
+    container_id: str = ""
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Sandbox:
     purpose: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created: list[str] = field(default_factory=list)  # names, given before each create request is sent
+    networks: list[str] = field(default_factory=list)  # names of the user networks this run created
     creating: bool = False
     pending_signal: int | None = None  # a signal that arrived mid-create, raised once the create returns
 
@@ -118,9 +120,40 @@ class Sandbox:
     def start_detached(self, image: str, command: list[str], user: str = "", **host_options: Any) -> RunResult:
         """Start and leave running (for host-side observation); returns its host pid."""
         container_id = self.create(image, command, user=user, **host_options)
-        self.conn.api.start(container_id)
+        try:
+            self.conn.api.start(container_id)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"the experiment container did not start: {exc.explanation or exc}") from None
         state = self.conn.api.inspect_container(container_id)["State"]
-        return RunResult(None, "", False, False, host_pid=int(state.get("Pid") or 0) or None)
+        pid = int(state.get("Pid") or 0) or None
+        return RunResult(None, "", False, False, host_pid=pid, container_id=container_id)
+
+    def exec(self, container_id: str, command: list[str]) -> tuple[int | None, str]:
+        """Run `command` in a running experiment container; the command must bound its own time."""
+        api = self.conn.api
+        try:
+            started = api.exec_create(container_id, command)
+            output = api.exec_start(started["Id"]).decode(errors="replace")
+            return api.exec_inspect(started["Id"]).get("ExitCode"), output
+        except docker.errors.APIError as exc:
+            raise SandboxError(
+                f"the engine refused to run a command in the experiment: {exc.explanation or exc}"
+            ) from None
+
+    def create_network(self) -> str:
+        """A labelled user bridge network of this run, removed by `close` after the containers."""
+        name = f"portcullis-{self.purpose}-{self.run_id}-net{len(self.networks)}"
+        self.networks.append(name)
+        self.creating = True
+        try:
+            self.conn.api.create_network(name, driver="bridge", labels=self.labels)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"the engine refused the experiment network: {exc.explanation or exc}") from None
+        finally:
+            self.creating = False
+            if self.pending_signal is not None:
+                raise KeyboardInterrupt(f"signal {self.pending_signal}")
+        return name
 
     def close(self) -> None:
         for name in self.created:
@@ -129,6 +162,11 @@ class Sandbox:
         # Anything of this run the names missed (a create the engine completed after its client gave up).
         for container in self.conn.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}):
             _remove(self.conn, str(container["Id"]))
+        for network in self.conn.api.networks(filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+            # APIError: a container the engine had not yet detached; the next run's sweep removes the network.
+            with suppress(docker.errors.NotFound, docker.errors.APIError):
+                self.conn.api.remove_network(str(network["Id"]))
+        self.networks.clear()
 
     def interrupt(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM and Ctrl-C: raise KeyboardInterrupt, or after the create request in flight has returned."""
@@ -183,6 +221,11 @@ def sweep_orphans(conn: EngineConnection) -> int:
         if owner_host == host and pid.isdigit() and not _alive(int(pid)):
             _remove(conn, str(container["Id"]))
             removed += 1
+    for network in conn.api.networks(filters={"label": f"{MANAGED_LABEL}=true"}):
+        owner_host, _, pid = str((network.get("Labels") or {}).get(OWNER_LABEL, "")).rpartition(":")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            with suppress(docker.errors.NotFound, docker.errors.APIError):  # APIError: still in use elsewhere
+                conn.api.remove_network(str(network["Id"]))
     return removed
 
 

@@ -20,9 +20,12 @@ from portcullis.checks.runner import evaluate_on
 from portcullis.collect import CollectionError
 from portcullis.collect.engine import connect
 from portcullis.collect.host import read_text
+from portcullis.collect.host_limits import block_device_of, external_ipv4
 from portcullis.collect.sandbox import RunResult, Sandbox, SandboxError, sandbox
 from portcullis.model.findings import Report, Summary, Target, TargetKind, ToolInfo
 from portcullis.pipelines.errors import ExperimentsInterrupted, SubjectError, UsageError
+from portcullis.proofs import limits
+from portcullis.proofs.limits import EngineView
 
 # Capabilities whose absence a proof can demonstrate with a busybox one-liner.
 CAPABILITY_PROBES = {
@@ -71,6 +74,15 @@ class Policy:
     seccomp_unconfined: bool = False
     no_new_privileges: bool = False
     userns_remap: bool = False
+    device_write_bps: int | None = None  # bytes/s
+    device_read_bps: int | None = None
+    blkio_device: str | None = None  # the device the container's own throttle names; None: the data root's
+    storage_size: int | None = None
+    publish_ip: str | None = None  # the host address a port is published on ("0.0.0.0": every address)
+    # Opt-in proofs that load the host or start more than one container: requested, never read from a container.
+    egress_rate_bits: int | None = None
+    network: bool = False
+    daemon_death: bool = False
 
     @classmethod
     def from_inspect(cls, inspect: dict[str, Any], daemon_security_options: list[str]) -> Policy:
@@ -82,6 +94,10 @@ class Policy:
         elif host.get("CpuQuota") and host["CpuQuota"] > 0:
             cpus = host["CpuQuota"] / (host.get("CpuPeriod") or 100_000)
         pids = host.get("PidsLimit")
+        writes = host.get("BlkioDeviceWriteBps") or []
+        reads = host.get("BlkioDeviceReadBps") or []
+        size = (host.get("StorageOpt") or {}).get("size")
+        host_ips = [b.get("HostIp") or "0.0.0.0" for bs in (host.get("PortBindings") or {}).values() for b in bs or []]
         return cls(
             source=f"container {str(inspect.get('Name', '')).lstrip('/')}",
             memory=host.get("Memory") or None,
@@ -95,6 +111,11 @@ class Policy:
                 o.replace(":", "=").startswith("no-new-privileges") and not o.endswith("false") for o in security
             ),
             userns_remap=any("name=userns" in o for o in daemon_security_options) and host.get("UsernsMode") != "host",
+            device_write_bps=writes[0]["Rate"] if writes else None,
+            device_read_bps=reads[0]["Rate"] if reads else None,
+            blkio_device=(writes or reads)[0]["Path"] if writes or reads else None,
+            storage_size=parse_bytes(size) if size else None,
+            publish_ip="0.0.0.0" if "0.0.0.0" in host_ips else (host_ips[0] if host_ips else None),
         )
 
     def host_options(self) -> dict[str, Any]:
@@ -123,6 +144,10 @@ class ProofImages:
     python: str = "portcullis-test/python:bookworm"
 
 
+# (the user's engine API, to copy the probe image from; the image) -> the trials' measurement
+DaemonDeath = Callable[[Any, str], Measurement]
+
+
 @dataclass(frozen=True)
 class Lab:
     """What every experiment needs: where to run it, the policy it proves, and the host's facts."""
@@ -132,6 +157,9 @@ class Lab:
     images: ProofImages
     host_cpus: int
     read_host_uid: Callable[[int], int | None]
+    engine: EngineView = field(default_factory=EngineView)
+    # Kills and restarts private dockerds (never the user's); provided by the caller that can start one.
+    daemon_death: DaemonDeath | None = None
 
     def run(self, image: str, command: list[str], timeout: float, **host_options: Any) -> RunResult:
         """Run in a container carrying the policy's capabilities and seccomp setting, plus `host_options`."""
@@ -213,6 +241,97 @@ def _prove_userns(lab: Lab) -> Measurement:
     return {"host_uid": lab.read_host_uid(started.host_pid) if started.host_pid else None}
 
 
+def _blkio_device(lab: Lab) -> str | None:
+    return lab.policy.blkio_device or lab.engine.data_root_device
+
+
+def _prove_device_write(lab: Lab) -> Measurement:
+    rate = lab.policy.device_write_bps
+    if not rate:
+        return {"absent": "the policy sets no --device-write-bps"}
+    device = _blkio_device(lab)
+    if device is None:
+        return {"absent": f"no block device to throttle: {lab.engine.device_reason}"}
+    image = lab.images.python  # GNU dd reports bytes and seconds
+    return {
+        "device": device,
+        "rate": rate,
+        "run": limits.measure_device_write(lab.box, image, device, rate, rate),
+        "control": limits.measure_device_write(lab.box, image, device, None, rate),
+    }
+
+
+def _prove_device_read(lab: Lab) -> Measurement:
+    rate = lab.policy.device_read_bps
+    if not rate:
+        return {"absent": "the policy sets no --device-read-bps"}
+    device = _blkio_device(lab)
+    if device is None:
+        return {"absent": f"no block device to throttle: {lab.engine.device_reason}"}
+    image = lab.images.python
+    return {
+        "device": device,
+        "rate": rate,
+        "run": limits.measure_device_read(lab.box, image, device, rate, rate),
+        "control": limits.measure_device_read(lab.box, image, device, None, rate),
+    }
+
+
+def _prove_storage_quota(lab: Lab) -> Measurement:
+    size = lab.policy.storage_size
+    if not size:
+        return {"absent": "the policy sets no --storage-opt size"}
+    if size > 1 << 30:
+        return {"absent": f"a quota of {size >> 20} MiB is too large to fill in a proof (at most 1 GiB)"}
+    return {
+        "storage_driver": lab.engine.storage_driver,
+        **limits.measure_storage_quota(lab.box, lab.images.busybox, size),
+    }
+
+
+def _prove_egress(lab: Lab) -> Measurement:
+    rate = lab.policy.egress_rate_bits
+    if not rate:
+        return {"absent": "not requested (--egress-rate RATE shapes a probe container and measures it)"}
+    if not lab.engine.local:
+        return {"absent": "the engine is not on this machine: tc must run on the engine's host"}
+    return limits.measure_egress(lab.box, lab.images.python, rate)
+
+
+def _network_opt_in(lab: Lab) -> str | None:
+    return None if lab.policy.network else "not requested (--network runs the reachability proofs)"
+
+
+def _prove_cross_network(lab: Lab) -> Measurement:
+    skipped = _network_opt_in(lab)
+    return {"absent": skipped} if skipped else limits.measure_cross_network(lab.box, lab.images.busybox)
+
+
+def _prove_default_bridge(lab: Lab) -> Measurement:
+    skipped = _network_opt_in(lab)
+    return {"absent": skipped} if skipped else limits.measure_default_bridge(lab.box, lab.images.busybox)
+
+
+def _prove_published_port(lab: Lab) -> Measurement:
+    skipped = _network_opt_in(lab)
+    if skipped:
+        return {"absent": skipped}
+    if not lab.policy.publish_ip:
+        return {"absent": "the policy publishes no port (--publish-ip ADDRESS proves one published there)"}
+    if not lab.engine.local or not lab.engine.external_address:
+        return {"absent": "the engine's host has no external address this machine can use"}
+    return limits.measure_published_port(
+        lab.box, lab.images.busybox, lab.policy.publish_ip, lab.engine.external_address
+    )
+
+
+def _prove_daemon_death(lab: Lab) -> Measurement:
+    if not lab.policy.daemon_death or lab.daemon_death is None:
+        return {"absent": "not requested (--daemon-death kills and restarts a private dockerd)"}
+    measured = lab.daemon_death(lab.box.conn.api, lab.images.busybox)
+    return {"engine_live_restore": lab.engine.live_restore, **measured}
+
+
 # Rule id -> its experiment; each returns {"absent": why} when the policy lacks the setting it proves.
 EXPERIMENTS: dict[str, Callable[[Lab], Measurement]] = {
     "DKR-PRV-001": _prove_memory,
@@ -223,6 +342,14 @@ EXPERIMENTS: dict[str, Callable[[Lab], Measurement]] = {
     "DKR-PRV-006": _prove_seccomp,
     "DKR-PRV-007": _prove_no_new_privileges,
     "DKR-PRV-008": _prove_userns,
+    "DKR-PRV-009": _prove_device_write,
+    "DKR-PRV-010": _prove_device_read,
+    "DKR-PRV-011": _prove_storage_quota,
+    "DKR-PRV-012": _prove_egress,
+    "DKR-PRV-013": _prove_cross_network,
+    "DKR-PRV-014": _prove_default_bridge,
+    "DKR-PRV-015": _prove_published_port,
+    "DKR-PRV-016": _prove_daemon_death,
 }
 
 
@@ -240,9 +367,11 @@ def run_proofs(
     host_cpus: int,
     read_host_uid: Callable[[int], int | None],
     progress: Callable[[str], None] = lambda message: None,
+    engine: EngineView | None = None,
+    daemon_death: DaemonDeath | None = None,
 ) -> dict[str, Measurement]:
     """One measurement per proof, in a fresh labelled container each; `checks.prove_judges.judge` judges them."""
-    lab = Lab(box, policy, images, host_cpus, read_host_uid)
+    lab = Lab(box, policy, images, host_cpus, read_host_uid, engine or EngineView(), daemon_death)
     measurements: dict[str, Measurement] = {}
     for number, (rule_id, experiment) in enumerate(EXPERIMENTS.items(), 1):
         progress(f"proof {number}/{len(EXPERIMENTS)}: {PROVE_RULES[rule_id][0]}…")
@@ -272,14 +401,54 @@ class PolicyOptions:
     cap_drop: Sequence[str] = ()
     no_new_privileges: bool = False
     seccomp_unconfined: bool = False
+    device_write_bps: str | None = None  # a rate as docker takes it: 1mb, 512k
+    device_read_bps: str | None = None
+    storage_size: str | None = None
+    publish_ip: str | None = None
 
 
-def _parse_bytes(text: str) -> int:
+@dataclass(frozen=True)
+class OptInProofs:
+    """Proofs that load the host or start several containers: they run only when asked, for any target."""
+
+    egress_rate: str | None = None  # as tc takes it: 8mbit, 500kbit
+    network: bool = False
+    daemon_death: DaemonDeath | None = None
+
+
+def parse_bytes(text: str) -> int:
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     text = text.strip().lower().removesuffix("b")
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
+
+
+def parse_bits(text: str) -> int:
+    """A tc-style rate in bits/s: 8mbit, 500kbit, 1gbit (decimal units, as tc reads them)."""
+    units = {"k": 1000, "m": 1000_000, "g": 1000_000_000}
+    text = text.strip().lower().removesuffix("bit")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def _size(option: str, text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return parse_bytes(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a size (examples: 64m, 1g)") from None
+
+
+def engine_view(info: dict[str, Any], local: bool) -> EngineView:
+    """The host facts the proofs need, read from the engine's info and (for a local engine) this host."""
+    driver, live_restore = str(info.get("Driver") or ""), bool(info.get("LiveRestoreEnabled"))
+    if not local:
+        return EngineView(False, driver, None, "the engine is not on this machine", None, live_restore)
+    device, reason = block_device_of(str(info.get("DockerRootDir") or "/var/lib/docker"))
+    return EngineView(True, driver, device, reason, external_ipv4(), live_restore)
 
 
 def _host_uid(pid: int) -> int | None:
@@ -301,18 +470,24 @@ def prove_report(
     host: str | None = None,
     log: Callable[[str], None] = _silent,
     progress: Callable[[str], None] = _silent,
+    opt_in: OptInProofs = OptInProofs(),
 ) -> Report:
     """Prove the limits of `container` (or of `options` when it is None) on the engine at `host`; one Report.
 
-    An engine that does not answer or a container that cannot be inspected raises SubjectError, a memory
-    size that is not one UsageError; Ctrl-C or SIGTERM raises ExperimentsInterrupted once the containers are gone.
+    An engine that does not answer or a container that cannot be inspected raises SubjectError, a size or
+    rate that is not one UsageError; Ctrl-C or SIGTERM raises ExperimentsInterrupted once the containers are gone.
     """
+    try:
+        egress_bits = parse_bits(opt_in.egress_rate) if opt_in.egress_rate else None
+    except ValueError:
+        raise UsageError(f"--egress-rate {opt_in.egress_rate!r} is not a rate (examples: 8mbit, 500kbit)") from None
     try:
         conn = connect(host)
     except CollectionError as exc:
         raise SubjectError(str(exc)) from exc
     try:
-        security_options = list(conn.api.info().get("SecurityOptions") or [])
+        info = conn.api.info()
+        security_options = list(info.get("SecurityOptions") or [])
         if container:
             try:
                 inspect = conn.api.inspect_container(container)
@@ -322,13 +497,9 @@ def prove_report(
             policy = Policy.from_inspect(inspect, security_options)
             target = Target(kind=TargetKind.CONTAINER, name=policy.source.removeprefix("container "), id=inspect["Id"])
         else:
-            try:
-                memory_bytes = _parse_bytes(options.memory) if options.memory else None
-            except ValueError:
-                raise UsageError(f"--memory {options.memory!r} is not a size (examples: 64m, 1g)") from None
             policy = Policy(
                 source="explicit policy",
-                memory=memory_bytes,
+                memory=_size("--memory", options.memory),
                 pids_limit=options.pids_limit,
                 cpus=options.cpus,
                 read_only=options.read_only,
@@ -336,11 +507,21 @@ def prove_report(
                 seccomp_unconfined=options.seccomp_unconfined,
                 no_new_privileges=options.no_new_privileges,
                 userns_remap=any("name=userns" in o for o in security_options),
+                device_write_bps=_size("--device-write-bps", options.device_write_bps),
+                device_read_bps=_size("--device-read-bps", options.device_read_bps),
+                storage_size=_size("--storage-size", options.storage_size),
+                publish_ip=options.publish_ip,
             )
             target = Target(kind=TargetKind.CONTAINER, name="explicit policy")
+        policy.egress_rate_bits = egress_bits
+        policy.network = opt_in.network
+        policy.daemon_death = opt_in.daemon_death is not None
+        engine = engine_view(info, local=conn.local)
         log(f"proving the limits of {policy.source} in labelled throw-away containers…")
         with sandbox(conn, "prove") as box:
-            measurements = run_proofs(box, policy, images, os.cpu_count() or 1, _host_uid, progress)
+            measurements = run_proofs(
+                box, policy, images, os.cpu_count() or 1, _host_uid, progress, engine, opt_in.daemon_death
+            )
     except KeyboardInterrupt as exc:  # once connected: an interrupt while connecting stays a plain one
         raise ExperimentsInterrupted(*exc.args) from exc
     finally:
