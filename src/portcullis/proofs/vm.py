@@ -93,6 +93,7 @@ class Guest:
     python: PythonInfo
     kernel: GuestKernel
     qemu_version: str
+    memory_mib: int = GUEST_MEMORY_MIB
 
 
 def cache_dir() -> Path:
@@ -259,7 +260,7 @@ def qemu_command(accel: Accel, kernel: GuestKernel, initramfs: Path, volume: Pat
         QEMU, "-accel", accel.value, "-cpu", "host" if accel is Accel.kvm else "max",
         "-m", str(GUEST_MEMORY_MIB), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(kernel.vmlinuz), "-initrd", str(initramfs),
-        "-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init",
+        "-append", "console=ttyS0 panic=-1 rdinit=/init",
         "-serial", f"file:{log}",
         "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT}", "-device", "virtio-net-pci,netdev=net0",
         "-drive", f"file={volume},format=raw,if=virtio",
@@ -267,8 +268,8 @@ def qemu_command(accel: Accel, kernel: GuestKernel, initramfs: Path, volume: Pat
 
 
 def wait_for_agent(agent: Agent, qemu: subprocess.Popen[bytes], work: Path, timeout: float) -> PythonInfo:
-    """The agent's info once it answers. QEMU accepts forwarded connections before the guest listens (and then
-    closes them), so a connection that gives no answer means "not yet", like a refused one."""
+    """The agent's info once it answers. QEMU accepts a forwarded connection before the guest listens and holds it
+    until the guest answers or refuses, so each try is short (the deadline holds) and no answer means "not yet"."""
     deadline = time.monotonic() + timeout
     while True:
         if qemu.poll() is not None:
@@ -277,12 +278,14 @@ def wait_for_agent(agent: Agent, qemu: subprocess.Popen[bytes], work: Path, time
                 f"the VM stopped (QEMU exit {qemu.returncode}: {errors}); console: {console_tail(work / 'console.log')}"
             )
         try:
-            return PythonInfo.model_validate(agent.call("info"))
+            return PythonInfo.model_validate(
+                agent.call("info", timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+            )
         except (OSError, OverheadError):
             if time.monotonic() > deadline:
-                raise VmUnavailable(
-                    f"the agent in the VM did not answer within {timeout:.0f} s; console: {console_tail(work / 'console.log')}"
-                ) from None
+                console = console_tail(work / "console.log")
+                waited = f"{timeout:.0f} s"
+                raise VmUnavailable(f"the agent in the VM did not answer within {waited}; console: {console}") from None
             time.sleep(0.5)
 
 
@@ -311,7 +314,7 @@ def boot(
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                 start_new_session=True,  # Ctrl-C reaches Portcullis, which then stops QEMU itself
             )  # fmt: skip
-        agent = Agent(f"vm-{accel.value} (published port)", "127.0.0.1", port)
+        agent = Agent(f"VM ({accel.value}) through its port forward", "127.0.0.1", port)
         python = wait_for_agent(agent, qemu, work, boot_timeout)
         version = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=30, check=False)
         yield Guest(agent, python, kernel, (version.stdout.splitlines() or ["QEMU"])[0])
