@@ -25,8 +25,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--native-dir", "/nonexistent/dir"], "portcullis: error: --native-dir /nonexistent/dir is not a directory"),
         (["--repetitions", "0"], "portcullis: error:"),
         (["--host", "tcp://127.0.0.1:1"], "portcullis: error: "),
-        (["--runtime", "runc,kata"], "portcullis: error: --runtime: unknown runtime 'kata' (known: runc, runsc, vm)"),
-        (["--runtime", ","], "portcullis: error: --runtime: no runtime named (known: runc, runsc, vm)"),
+        (["--runtime", "runc,kata"], "portcullis: error: --runtime: unknown runtime 'kata' (known: runc, runsc, vm, vm-tcg)"),
+        (["--runtime", ","], "portcullis: error: --runtime: no runtime named (known: runc, runsc, vm, vm-tcg)"),
         (["--runtime", "runsc", "--host", "tcp://127.0.0.1:1"], "portcullis: error: no Docker engine answers at"),
     ],
 )

@@ -14,8 +14,8 @@ from typing import Literal
 from xml.sax.saxutils import escape
 
 # One colour per runtime, the same in every figure (colour-blind-safe Tableau tones); others fall back in order.
-SERIES_COLOURS = {"native": "#7f7f7f", "runc": "#4c78a8", "runsc": "#f58518", "vm": "#54a24b"}
-FALLBACK_COLOURS = ("#e45756", "#72b7b2", "#b279a2", "#9d755d")
+SERIES_COLOURS = {"native": "#7f7f7f", "runc": "#4c78a8", "runsc": "#f58518", "vm": "#54a24b", "vm-tcg": "#b279a2"}
+FALLBACK_COLOURS = ("#e45756", "#72b7b2", "#9d755d")
 PANEL_WIDTH, PANEL_HEIGHT = 470, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 15, 45, 95
 
