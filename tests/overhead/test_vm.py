@@ -1,6 +1,6 @@
 """The VM runtimes on this host: `vm-tcg` really boots Debian's kernel under QEMU and the agent answers from inside
 it; `vm` (KVM) is a row with this host's reason; a boot that does not come up fails with the console's tail; and
-nothing (QEMU, its files, the export container) outlives the run, on SIGTERM too."""
+nothing (QEMU, its files, the export container) outlives the run, on Ctrl-C and SIGTERM too."""
 
 from __future__ import annotations
 
@@ -132,7 +132,8 @@ def test_a_boot_that_does_not_answer_in_time_shows_the_console_and_leaves_nothin
 
 
 @pytest.mark.timeout(240)
-def test_sigterm_while_the_vm_boots_stops_qemu_and_removes_its_files(client: docker.DockerClient) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_while_the_vm_boots_stops_qemu_and_its_files(client: docker.DockerClient, signum: int) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "portcullis", "overhead", "--runtime", "vm-tcg", "--image", PYTHON_IMAGE],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -147,7 +148,7 @@ def test_sigterm_while_the_vm_boots_stops_qemu_and_removes_its_files(client: doc
         time.sleep(2)  # into the guest's boot
         [(pid, cmdline)] = running.items()
         assert WORK_PREFIX in cmdline
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         rest = process.stderr.read()
         assert process.wait(timeout=120) == 130, rest
     finally:
