@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tarfile
@@ -322,4 +323,16 @@ def boot(
         if qemu is not None:
             qemu.kill()
             qemu.wait(timeout=30)
+        _kill_qemu_of(work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _kill_qemu_of(work: Path) -> None:
+    """A signal that lands inside Popen, after the fork, leaves a QEMU nobody holds: find it by its files."""
+    marker = str(work).encode() + b"/"
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except OSError:  # gone already, or not ours to read
+            continue
