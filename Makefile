@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation lint docs clean
+.PHONY: programs bench-programs setup engine test-images image audit test bench bench-cache bench-watch bench-isolation bench-neighbours bench-retention lint docs clean
 
 $(BIN)/portcullis: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: bench-programs setup engine test-images
 bench-cache: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/cache_bench.py
 
+## bench-retention: pruning 105,000 findings on SQLite and PostgreSQL, trimming the layer cache (benchmarks/results/retention.*)
+bench-retention: programs setup
+	$(BIN)/python benchmarks/retention_bench.py
+
 ## bench-watch: `portcullis watch` latency, 50 containers started in a burst (benchmarks/results/watch.*)
 bench-watch: setup engine test-images
 	$(BIN)/python benchmarks/watch_bench.py
@@ -63,6 +67,10 @@ bench-watch: setup engine test-images
 ## bench-isolation: native vs runc vs gVisor vs a KVM VM, issue 16 §1 (benchmarks/results/runtimes.*)
 bench-isolation: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/runtimes_bench.py
+
+## bench-neighbours: noisy neighbours, the runc matrix with and without limits, about 11 min (benchmarks/results/neighbours.*)
+bench-neighbours: programs setup engine test-images
+	$(BIN)/python benchmarks/neighbours_bench.py
 
 ## lint: ruff, mypy and the import contracts (.importlinter)
 lint: setup

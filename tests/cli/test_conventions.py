@@ -21,7 +21,8 @@ ADD http://example.com/y /y
 USER root
 """
 EVERY_COMMAND = [
-    ["audit"], ["image"], ["sbom"], ["lint"], ["inside"], ["prove"], ["overhead"], ["rules"], ["schema"],
+    ["audit"], ["image"], ["sbom"], ["lint"], ["inside"], ["prove"], ["overhead"], ["neighbours"], ["rules"],
+    ["schema"],
     ["db", "update"], ["db", "status"], ["harden", "container"],
 ]  # fmt: skip
 

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 COMMANDS = [
-    ["audit"], ["image"], ["sbom"], ["lint"], ["inside"], ["prove"], ["overhead"], ["rules"], ["schema"],
+    ["audit"], ["image"], ["sbom"], ["lint"], ["inside"], ["paths"], ["prove"], ["overhead"], ["neighbours"],
+    ["rules"], ["schema"],
     ["db"], ["db", "update"], ["db", "status"], ["db", "import"], ["db", "export"],
     ["harden"], ["harden", "daemon"], ["harden", "container"], ["harden", "seccomp"], ["harden", "apparmor"],
     ["watch"], ["serve"], ["agent"], ["authz"], ["token"], ["cache"],

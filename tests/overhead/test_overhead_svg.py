@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from portcullis.proofs.overhead_results import Workload, measurement, plot_measurements
-from portcullis.proofs.svgplot import SERIES_COLOURS, Bar, Panel, panel_chart, series_colours
+from portcullis.proofs.svgplot import Bar, Panel, panel_chart, series_colours
+from portcullis.report.colours import RUNTIME_COLOURS
 
 SVG = "{http://www.w3.org/2000/svg}"
 PANELS = [
@@ -61,8 +62,8 @@ def test_colours_follow_the_runtime_not_the_position_and_the_legend_names_each()
 
 def test_unknown_series_get_distinct_spare_colours() -> None:
     colours = series_colours(["runc", "kata", "firecracker", "kata"])
-    assert colours["runc"] == SERIES_COLOURS["runc"]
-    assert len({colours["kata"], colours["firecracker"], *SERIES_COLOURS.values()}) == len(SERIES_COLOURS) + 2
+    assert colours["runc"] == RUNTIME_COLOURS["runc"]
+    assert len({colours["kata"], colours["firecracker"], *RUNTIME_COLOURS.values()}) == len(RUNTIME_COLOURS) + 2
 
 
 def test_bar_heights_are_proportional_and_each_axis_ends_on_a_round_number() -> None:

@@ -49,7 +49,7 @@ def work_dirs() -> list[Path]:
 
 
 def export_containers(client: docker.DockerClient) -> list[str]:
-    return [c.name for c in client.containers.list(all=True, filters={"label": "portcullis.purpose=runtimes"})]
+    return [c.name for c in client.containers.list(all=True, filters={"label": "portcullis.purpose=vm"})]
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,6 @@ def test_an_image_alone_is_judged_like_the_same_image_on_an_engine(path: Path) -
     # An image read on its own carries no auditing environment: compare with an engine whose host is unknown too.
     through_engine = facts.model_copy(update={"host": HostFacts()})
     for image in facts.images:
-        alone = run_image_rules(IMAGE_RULES, image, facts.collected_at)
+        alone = run_image_rules(IMAGE_RULES, image, facts.collected_at, facts.eol_tables)
         on_engine = run_rules(IMAGE_RULES, through_engine.model_copy(update={"images": [image]}))
         assert [f.model_dump() for f in alone] == [f.model_dump() for f in on_engine]

@@ -19,7 +19,9 @@ from portcullis.model.facts import ImageFacts
 from portcullis.model.findings import Report, Summary
 from portcullis.model.fleet import ImageInventory
 from portcullis.pipelines.audit import audit_report, gather_facts
+from portcullis.pipelines.cache import DEFAULT_CACHE_MAX_BYTES
 from portcullis.pipelines.errors import PipelineError
+from portcullis.pipelines.exposure import ExposureOptions
 from portcullis.pipelines.image import ImageSource, engine_image_names, images_report
 from portcullis.pipelines.rematch import deployed_containers, image_inventory
 from portcullis.pipelines.trust import TrustPolicy, attach_running_signatures
@@ -36,6 +38,7 @@ class RoundOptions:
     db: Path | None = None
     cache_dir: Path | None = None
     trust: TrustPolicy | None = None  # cosign keys per repository: CIS-4.12 judges the running containers' images
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES  # the layer cache is trimmed to this after each round; 0: no cap
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def run_round(options: RoundOptions, log: Callable[[str], None] = _silent) -> Ro
     if options.trust is not None:
         attach_running_signatures(facts, options.trust)
     engine = options.engine_name or facts.engine.info.name or facts.engine.endpoint
-    reports = [_on_engine(audit_report(facts, [], [], None), engine, subject=engine)]
+    exposure = ExposureOptions(enabled=options.vulns, db_path=options.db)  # the engine's binaries and kernel too
+    reports = [_on_engine(audit_report(facts, [], [], None, exposure=exposure), engine, subject=engine)]
     # Beside the reports, what the service re-matches when its advisories change: which images the engine runs
     # (with the audit) and each image's packages (with its own report).
     extras: list[dict[str, Any]] = [{"containers": [c.model_dump(mode="json") for c in deployed_containers(facts)]}]
@@ -101,7 +105,9 @@ def run_round(options: RoundOptions, log: Callable[[str], None] = _silent) -> Ro
         try:
             names = engine_image_names(options.host)
             if names:
-                source = ImageSource("", engine_host=options.host, cache_dir=options.cache_dir)
+                source = ImageSource(
+                    "", engine_host=options.host, cache_dir=options.cache_dir, cache_max_bytes=options.cache_max_bytes
+                )
                 vulns = VulnOptions(enabled=options.vulns, db_path=options.db)
                 combined = images_report(source, names, f"images on {engine}", vulns=vulns, log=log, each=keep)
                 for part in split_by_image(combined, names):

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from portcullis.checks.registry import CheckResult, failed, not_applicable, passed, rule, skipped
-from portcullis.data.eol import eol_status
+from portcullis.data.eol import eol_status, table_for
 from portcullis.model.facts import Facts, ImageContentFacts, ImageFacts, PathEvidence, WastedPath
 from portcullis.model.findings import Severity, Status, TargetKind
 from portcullis.model.layers import LayerRef
@@ -300,10 +300,13 @@ def supported_os_release(image: ImageFacts, facts: Facts) -> CheckResult:
     if not facts.collected_at:
         return skipped("the facts carry no collection date to judge support against")
     today = datetime.fromisoformat(facts.collected_at).date()
-    is_eol, end, note = eol_status(content.os_release, today)
+    table, which = table_for(content.os_release.id, facts.eol_tables)
+    is_eol, end, note = eol_status(content.os_release, today, table)
+    note = f"{note} [{which}]"  # the reader sees which table judged: the built-in one or a refreshed one, and its date
     evidence: dict[str, Any] = {
         "os_release": content.os_release.model_dump(),
         "support_ends": end.isoformat() if end else None,
+        "eol_table": which,
     }
     if is_eol is None:
         return skipped(note, **evidence)

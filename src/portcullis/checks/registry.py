@@ -31,6 +31,7 @@ RULE_MODULES = (
     "portcullis.checks.cis.s7_swarm",
     "portcullis.checks.dockerfile_rules",
     "portcullis.checks.compose_rules",
+    "portcullis.checks.engine_rules",
     "portcullis.checks.host_rules",
     "portcullis.checks.image_rules",
     "portcullis.checks.inside_rules",

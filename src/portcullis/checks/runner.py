@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from portcullis.checks.registry import Outcome, Rule
-from portcullis.model.facts import ContainerFacts, Facts, ImageFacts
+from portcullis.model.facts import ContainerFacts, EolTables, Facts, ImageFacts
 from portcullis.model.findings import Finding, Status, Target, TargetKind
 
 
@@ -95,14 +95,19 @@ def run_rules(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
     return findings
 
 
-def run_image_rules(rules: Iterable[Rule], image: ImageFacts, collected_at: str) -> list[Finding]:
+def run_image_rules(
+    rules: Iterable[Rule], image: ImageFacts, collected_at: str, eol_tables: EolTables | None = None
+) -> list[Finding]:
     """The image-scope rules on one image read on its own, not through an engine or a host.
 
-    The rules see the image and the collection date; the context has no engine at all (not a made-up one), so
-    a rule that reached for it would raise and show as an `error` finding instead of judging nothing.
+    The rules see the image, the collection date and the refreshed end-of-life tables (None: the frozen ones); the
+    context has no engine at all (not a made-up one), so a rule that reached for it would raise and show as an
+    `error` finding instead of judging nothing.
     """
     # Built unvalidated on purpose: Facts requires an engine, and an image read on its own has none.
-    context = Facts.model_construct(collected_at=collected_at, images=[image])  # type: ignore[call-arg]
+    context = Facts.model_construct(  # type: ignore[call-arg]
+        collected_at=collected_at, images=[image], eol_tables=eol_tables
+    )
     target = image_target(image)
     findings: list[Finding] = []
     for candidate in rules:

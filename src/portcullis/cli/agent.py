@@ -18,7 +18,7 @@ from portcullis.agent.delivery import Server
 from portcullis.agent.rounds import RoundOptions
 from portcullis.agent.runner import Agent, AgentOptions
 from portcullis.agent.spool import Spool, SpoolError
-from portcullis.cli.cache import CacheDirOption
+from portcullis.cli.cache import CacheDirOption, CacheMaxSizeOption
 from portcullis.cli.common import (
     TLSCACertOption,
     TLSCertOption,
@@ -30,6 +30,7 @@ from portcullis.cli.common import (
     use_engine_tls,
 )
 from portcullis.cli.conventions import parse_duration
+from portcullis.pipelines.cache import DEFAULT_CACHE_MAX_BYTES
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.trust import load_trust_policy
 from portcullis.service.tokens import NAME_PATTERN
@@ -97,6 +98,7 @@ def agent(
     ] = False,
     db: Annotated[Path | None, typer.Option("--db", help="vulnerability database (default: the user cache)")] = None,
     cache_dir: CacheDirOption = None,
+    cache_max_size: CacheMaxSizeOption = DEFAULT_CACHE_MAX_BYTES,
     spool_dir: Annotated[
         Path | None,
         typer.Option(
@@ -160,6 +162,7 @@ def agent(
         db=db,
         cache_dir=cache_dir,
         trust=trust,
+        cache_max_bytes=cache_max_size,
     )
     delivery = Server(server, secret, ca_bundle)
     runner = Agent(AgentOptions(options, float(seconds), events=events and not once), spool, delivery)

@@ -41,7 +41,9 @@ from portcullis.pipelines.audit import (
     write_facts,
 )
 from portcullis.pipelines.errors import PipelineError, UsageError
+from portcullis.pipelines.exposure import ExposureOptions, check_named_database
 from portcullis.pipelines.trust import attach_running_signatures, load_trust_policy
+from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS
 
 
 def audit(
@@ -80,6 +82,19 @@ def audit(
     facts_in: Annotated[
         Path | None, typer.Option("--facts-in", help="replay an audit from saved facts; no engine needed")
     ] = None,
+    no_vulns: Annotated[
+        bool,
+        typer.Option("--no-vulns", help="do not match the engine's components and the kernel against advisories"),
+    ] = False,
+    db: Annotated[Path | None, typer.Option("--db", help="vulnerability database (default: the user cache)")] = None,
+    db_max_age: Annotated[
+        float,
+        typer.Option(
+            "--db-max-age",
+            min=0,
+            help="days the database's oldest source may be old; older is an error under --fail-on (0: no limit)",
+        ),
+    ] = DEFAULT_MAX_AGE_DAYS,
     ignore_file: IgnoreFileOption = None,
     strict: StrictOption = False,
     exit_code: ExitCodeOption = EXIT_FINDINGS,
@@ -104,6 +119,7 @@ def audit(
     Examples: `portcullis audit`, `portcullis audit -f sarif -o audit.sarif --fail-on high`,
     `portcullis audit --benchmark cis-docker-1.8.0`,
     `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`,
+    `portcullis audit --db vuln.db --select DKR-ENGINE` (the engine's binaries and the kernel against advisories),
     `portcullis audit -H tcp://a:2376,tcp://b:2376 --engines engines.yaml`,
     `portcullis audit --trust-policy trust.yaml --select CIS-4.12`.
     """
@@ -112,16 +128,20 @@ def audit(
     severities = parse_severities(severity)  # a typo should not cost a whole audit either
     history = history_options(store, no_store, baseline)
     many = len(hosts) > 1 or engines_file is not None
+    exposure = ExposureOptions(
+        enabled=not no_vulns, db_path=db, gated=fail_on not in (None, FailOn.none), max_age_days=db_max_age
+    )
     try:
         benchmark = choose_benchmark(benchmark_id)
         audit_rules(select, skip, level, benchmark)  # a misspelt selector should not cost a whole collection
         trust = load_trust_policy(trust_policy, verify_key or [])
+        check_named_database(exposure)
         if many:
             if facts_in is not None or facts_out is not None:
                 raise UsageError("--facts-in and --facts-out take one engine, not --engines or several --host")
             if trust is not None:
                 raise UsageError("--trust-policy and --verify-key take one engine, not --engines or several --host")
-            report = audit_engines(engines_to_audit(hosts, engines_file), select, skip, level, benchmark, log=say)
+            report = audit_engines(engines_to_audit(hosts, engines_file), select, skip, level, benchmark, say, exposure)
         else:
             facts = gather_facts(hosts[0] if hosts else None, facts_in, log=say)
             if trust is not None:
@@ -129,7 +149,7 @@ def audit(
                 say(f"looked up the signatures of {looked_up} images of running containers")
             if facts_out is not None:
                 write_facts(facts, facts_out)
-            report = audit_report(facts, select, skip, level, benchmark)
+            report = audit_report(facts, select, skip, level, benchmark, exposure)
     except PipelineError as exc:
         die(str(exc))
     raise typer.Exit(

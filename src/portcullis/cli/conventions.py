@@ -38,11 +38,11 @@ class CommandTimeout(BaseException):  # not an Exception: no broad `except Excep
 
 
 def parse_duration(text: str) -> int:
-    """Whole seconds from `300`, `300s`, `5m` or `1h`."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smh]?)\s*", text.lower())
+    """Whole seconds from `300`, `300s`, `5m`, `1h` or `7d`."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
     if not match or int(match[1]) == 0:
-        raise typer.BadParameter(f"{text!r} is not a duration (examples: 300, 300s, 5m, 1h)")
-    return int(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
+        raise typer.BadParameter(f"{text!r} is not a duration (examples: 300, 300s, 5m, 1h, 7d)")
+    return int(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
 
 
 def _commands(command: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -223,4 +223,7 @@ def install_group(app: typer.Typer, group: typer.Typer, name: str) -> None:
         if info.callback is not None:
             info.callback = with_conventions(info.callback)
             info.context_settings = {**HELP, **(info.context_settings or {})}
+    # a group that is also a command of its own (`history` lists runs, `history prune` removes them)
+    if group.registered_callback is not None and group.registered_callback.callback is not None:
+        group.registered_callback.callback = with_conventions(group.registered_callback.callback)
     app.add_typer(group, name=name, context_settings=HELP)

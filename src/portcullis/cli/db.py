@@ -42,20 +42,25 @@ def _progress(label: str, received: int, total: int | None) -> None:
 def update(
     db: DbOption = None,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="update just these feeds: debian, osv:PyPI, alpine, ...")
+        list[str] | None,
+        typer.Option("--only", help="update just these feeds: debian, osv:PyPI, alpine, ..., eol (end-of-life tables)"),
     ] = None,
     url: Annotated[
         list[str] | None,
-        typer.Option("--url", help="NAME=URL: fetch a feed from a mirror instead of its upstream URL"),
+        typer.Option(
+            "--url", help="NAME=URL: fetch a feed from a mirror instead of its upstream URL (eol=URL: the API's base)"
+        ),
     ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="seconds one feed download may take, from request to last byte")
     ] = 900.0,  # download.DEADLINE, not imported here to keep the CLI light
 ) -> None:
-    """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically.
+    """Download the upstream feeds (Debian tracker, OSV, Alpine secdb) and rebuild the database atomically, then
+    refresh the OS and engine end-of-life tables from endoflife.date (kept beside the database as DB.eol.json).
 
     Each download must end within --timeout and stay under its feed's limit:
-    tracker JSON 512 MiB, OSV zip 512 MiB, secdb document 64 MiB, secdb index 1 MiB."""
+    tracker JSON 512 MiB, OSV zip 512 MiB, secdb document 64 MiB, secdb index 1 MiB,
+    an endoflife.date product 2 MiB (and 60 s)."""
     path = database_path(db)
     try:
         result = update_database(path, listed(only), url or [], _progress, timeout)
@@ -69,6 +74,12 @@ def update(
         say(f"updated {info.name}: {info.advisories} advisories, {info.affected} package rows")
     for name in result.not_modified:
         say(f"{name}: not modified upstream")
+    if result.eol_tables is not None:
+        tables = result.eol_tables
+        say(
+            f"end-of-life tables: {len(tables.distributions)} distributions, {len(tables.engine_lines)} engine release"
+            f" lines from {tables.origin}"
+        )
     say(f"database: {path}")
 
 
@@ -104,6 +115,7 @@ def status(
     except OSError as exc:  # stdout on a full disk or a closed pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
         die(f"cannot write to standard output: {exc.strerror or exc}")
+    say(f"end-of-life tables: {database.eol_tables}")
     if not database.sources:
         say("warning: the database holds no sources")
     if stale:

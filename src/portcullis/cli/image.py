@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.cache import CacheDirOption
+from portcullis.cli.cache import CacheDirOption, CacheMaxSizeOption
 from portcullis.cli.common import (
     DEFAULT_IGNORE_FILE,
     EXIT_FINDINGS,
@@ -37,6 +37,7 @@ from portcullis.cli.common import (
     use_engine_tls,
 )
 from portcullis.model.facts import EfficiencyLimits
+from portcullis.pipelines.cache import DEFAULT_CACHE_MAX_BYTES
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource, engine_image_names, image_report, images_report
 from portcullis.pipelines.trust import load_trust_policy
@@ -140,6 +141,7 @@ def image(
     no_store: NoStoreOption = False,
     baseline: BaselineOption = None,
     cache_dir: CacheDirOption = None,
+    cache_max_size: CacheMaxSizeOption = DEFAULT_CACHE_MAX_BYTES,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="read every layer, neither using nor filling the layer cache")
     ] = False,
@@ -206,6 +208,7 @@ def image(
         max_files=max_files,
         cache=not no_cache,
         cache_dir=cache_dir,
+        cache_max_bytes=cache_max_size,
         efficiency=EfficiencyLimits(min_efficiency=min_efficiency, max_wasted_bytes=max_wasted),
         license_deny=deny_patterns(license_deny),
         trust=trust,

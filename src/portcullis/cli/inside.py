@@ -60,14 +60,18 @@ def inside(
         die(str(exc))
     if signals_out is not None:
         signals_out.write_text(json.dumps(assessment.signals, indent=1), encoding="utf-8")
-    raise typer.Exit(
-        emit(
-            assessment.report,
-            output_format,
-            output,
-            fail_on,
-            exit_code=exit_code,
-            show_all=show_all,
-            severities=severities,
-        )
+    code = emit(
+        assessment.report,
+        output_format,
+        output,
+        fail_on,
+        exit_code=exit_code,
+        show_all=show_all,
+        severities=severities,
     )
+    if output_format is OutputFormat.text and output is None:
+        # the bounding set is evidence, which the text report does not list: print it after the findings
+        from portcullis.inside.analyse import capability_reach, reach_lines
+
+        typer.echo("\n".join(reach_lines(capability_reach(assessment.signals))))
+    raise typer.Exit(code)

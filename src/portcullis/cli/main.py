@@ -28,12 +28,13 @@ COMMANDS = {
     "audit": "portcullis.cli.audit",
     "rules": "portcullis.cli.rules",
     "inside": "portcullis.cli.inside",
+    "paths": "portcullis.cli.paths",
     "prove": "portcullis.cli.prove",
     "overhead": "portcullis.cli.overhead",
+    "neighbours": "portcullis.cli.neighbours",
     "image": "portcullis.cli.image",
     "sbom": "portcullis.cli.sbom",
     "lint": "portcullis.cli.lint",
-    "history": "portcullis.cli.history",
     "diff": "portcullis.cli.history",
     "serve": "portcullis.cli.serve",
     "agent": "portcullis.cli.agent",
@@ -46,6 +47,7 @@ GROUPS = {
     "harden": "portcullis.cli.harden",
     "token": "portcullis.cli.token",
     "cache": "portcullis.cli.cache",
+    "history": "portcullis.cli.history",
 }  # each module's `app` is a typer group
 
 app = typer.Typer(

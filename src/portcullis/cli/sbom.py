@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from portcullis.cli.cache import CacheDirOption
+from portcullis.cli.cache import CacheDirOption, CacheMaxSizeOption
 from portcullis.cli.common import (
     TLSCACertOption,
     TLSCertOption,
@@ -21,6 +21,7 @@ from portcullis.cli.common import (
     use_engine_tls,
 )
 from portcullis.cli.image import registry_credentials
+from portcullis.pipelines.cache import DEFAULT_CACHE_MAX_BYTES
 from portcullis.pipelines.errors import PipelineError
 from portcullis.pipelines.image import ImageSource
 from portcullis.pipelines.sbom import SbomFormat, sbom_document
@@ -62,6 +63,7 @@ def sbom(
     tlscert: TLSCertOption = None,
     tlskey: TLSKeyOption = None,
     cache_dir: CacheDirOption = None,
+    cache_max_size: CacheMaxSizeOption = DEFAULT_CACHE_MAX_BYTES,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="read every layer, neither using nor filling the layer cache")
     ] = False,
@@ -80,6 +82,7 @@ def sbom(
         engine_host=host,
         cache=not no_cache,
         cache_dir=cache_dir,
+        cache_max_bytes=cache_max_size,
     )
     try:
         text = sbom_document(source, output_format.document, vulns=vulns, db_path=db, log=say)

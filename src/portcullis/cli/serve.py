@@ -49,6 +49,15 @@ def serve(
         float,
         typer.Option("--notify-backoff", metavar="SECONDS", min=0.1, help="first retry delay, doubled each time"),
     ] = 5.0,
+    retain_days: Annotated[
+        float | None,
+        typer.Option(
+            "--retain-days",
+            metavar="DAYS",
+            min=0.01,
+            help="prune runs older than this, at start and hourly; the newest of each engine and image stays",
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Serve the fleet API: agents push reports (POST /api/v1/reports), readers list engines, images, findings
@@ -57,6 +66,9 @@ def serve(
 
     When the vulnerability database (--db) changes, the images that run on some engine are matched again and what is
     newly affected is sent, signed, to --notify-url; an admin token can ask for that now (POST /api/v1/rematch).
+
+    With --retain-days the store stays bounded: older runs go with their findings, and delivered notifications and
+    the inventories of images no engine runs any more go too; pinned runs (`history pin`) stay.
 
     PostgreSQL (--store postgresql://…) is the store for production; the default SQLite file suits a one-machine
     trial. Examples: `portcullis serve --bind 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --store
@@ -72,7 +84,7 @@ def serve(
         hook = None
         if notify_url is not None and notify_secret_file is not None:
             hook = Webhook(webhook_url(notify_url), read_secret(notify_secret_file), backoff=notify_backoff)
-        rematching = Rematching(database_path(db), db_watch, hook)
+        rematching = Rematching(database_path(db), db_watch, hook, retain_days)
         prepared = prepare(store, where, tls, max_body * MIB, rematching)
     except ServeError as exc:
         die(str(exc))

@@ -21,7 +21,7 @@ from portcullis.collect.engine import EngineConnection, collect_engine, from_api
 from portcullis.collect.engine_packages import engine_exposure
 from portcullis.collect.files import open_regular
 from portcullis.collect.hardening import collect_hardening, on_the_host
-from portcullis.collect.host import collect_host
+from portcullis.collect.host import collect_host, stat_path
 from portcullis.collect.processes import PidNamespaces
 from portcullis.collect.subjects import attach_runtime
 from portcullis.model.facts import (
@@ -99,6 +99,13 @@ def _collect_facts(conn: EngineConnection) -> Facts:
     api_probes: list[ApiProbe] | None
     if conn.local:
         api_probes = probe_local_daemon(daemon, host)
+        # A socket mount hands over the engine only if its source really is a socket (`portcullis paths`).
+        host.mount_sources = {
+            mount.source: stat_path(mount.source)
+            for container in snapshot.containers
+            for mount in container.mounts
+            if mount.type == "bind" and mount.source
+        }
         if on_the_host(daemon.dockerd_pid):  # legacy plugins' sockets are in dockerd's mount namespace
             daemon.authz_plugins = _authz_plugins(conn, daemon, snapshot.engine.info.plugins)
         else:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -106,8 +107,12 @@ class Sandbox:
             timed_out = True
             exit_code = None
             api.kill(container_id)
-        output = api.logs(container_id, stdout=True, stderr=True).decode(errors="replace")
-        state = api.inspect_container(container_id)["State"]
+        try:
+            output = api.logs(container_id, stdout=True, stderr=True).decode(errors="replace")
+            state = api.inspect_container(container_id)["State"]
+        except docker.errors.APIError as exc:  # removed under us, by someone else's clean-up
+            gone = exc.explanation or exc
+            raise SandboxError(f"the experiment container went away before it was read: {gone}") from None
         return RunResult(exit_code, output, bool(state.get("OOMKilled")), timed_out)
 
     def start_detached(self, image: str, command: list[str], user: str = "", **host_options: Any) -> RunResult:
@@ -137,9 +142,26 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+REMOVAL_WAIT = 20.0  # seconds to wait for a removal the engine already started (an interrupted earlier request)
+
+
 def _remove(conn: EngineConnection, container: str) -> None:
-    with suppress(docker.errors.NotFound):
+    try:
         conn.api.remove_container(container, force=True)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as exc:
+        # A signal can cut our first removal request short while the engine carries it on; the retry then meets it.
+        if exc.status_code != 409 or "already in progress" not in str(exc):
+            raise
+        deadline = time.monotonic() + REMOVAL_WAIT
+        while time.monotonic() < deadline:
+            try:
+                conn.api.inspect_container(container)
+            except docker.errors.NotFound:
+                return
+            time.sleep(0.2)
+        raise
 
 
 def _alive(pid: int) -> bool:

@@ -15,6 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from portcullis.model.facts import EolTables
 from portcullis.model.vuln import OsRelease
 
 EolStatus = tuple[bool | None, date | None, str]  # (end-of-life? None = unknown, the end date, a sentence for people)
@@ -56,9 +57,23 @@ def parse_table(document: dict[str, Any]) -> dict[str, dict[str, ReleaseSupport]
 
 
 @cache
+def _frozen() -> tuple[str, dict[str, dict[str, ReleaseSupport]]]:
+    document = tomllib.loads(resources.files("portcullis").joinpath("data/os_eol.toml").read_text(encoding="utf-8"))
+    return str(document["as_of"]), parse_table(document)
+
+
 def default_table() -> dict[str, dict[str, ReleaseSupport]]:
-    text = resources.files("portcullis").joinpath("data/os_eol.toml").read_text(encoding="utf-8")
-    return parse_table(tomllib.loads(text))
+    return _frozen()[1]
+
+
+def table_for(distribution: str, refreshed: EolTables | None) -> tuple[dict[str, dict[str, ReleaseSupport]], str]:
+    """The table to judge `distribution` by, and which one it is for the evidence: the one `db update` refreshed
+    when it lists the distribution, else the one frozen into this release."""
+    if refreshed is not None and distribution in refreshed.distributions:
+        table = parse_table({"distributions": {distribution: refreshed.distributions[distribution]}})
+        return table, f"{refreshed.origin}, fetched {refreshed.fetched_at}"
+    as_of, frozen = _frozen()
+    return frozen, f"built-in table, as of {as_of}"
 
 
 def _numbers(release: str) -> tuple[int, ...]:

@@ -247,11 +247,76 @@ def shared_namespaces(signals: Signals) -> Dict[str, str]:
     return shared
 
 
+def _mask_caps(mask: Optional[int]) -> List[str]:
+    return [name for bit, name in enumerate(CAPABILITIES) if (mask or 0) >> bit & 1]
+
+
+def capability_reach(signals: Signals) -> Optional[List[Dict[str, Any]]]:
+    """Every capability of the bounding set and whether the container's process can use it, with the reason.
+
+    `via` is "process" when the process itself holds or can gain it, "engine_api" when only a new process
+    started through the API (`docker exec -u 0`) would get it, "engine_api_privileged" when under no_new_privs
+    only `docker exec --privileged` would;
+    `reachable` is None when it cannot be told.
+    """
+    caps = signals.get("caps") or {}
+    bounding = decode_caps(caps.get("CapBnd"))
+    if bounding is None:
+        return None
+    effective = decode_caps(caps.get("CapEff")) or []
+    permitted = decode_caps(caps.get("CapPrm")) or []
+    ambient = decode_caps(caps.get("CapAmb")) or []
+    uid = signals.get("uid")
+    nnp = signals.get("no_new_privs")
+    files = signals.get("privilege_files")
+    setuid = [f["path"] for f in files or [] if f["setuid_root"]]
+    reach = []
+    for cap in bounding:
+        with_file_cap = [f["path"] for f in files or [] if cap in _mask_caps(f.get("file_caps"))]
+        reachable: Optional[bool] = True
+        via = "process"
+        if cap in effective:
+            why = "in the effective set"
+        elif cap in permitted or cap in ambient:
+            why = "in the permitted/ambient set: the process can raise it"
+        elif uid == 0 and nnp is False:
+            why = "uid 0 without no_new_privs: any program it executes gets the bounding set"
+        elif nnp is False and setuid:
+            why = "no_new_privs is off and setuid-root %s is present" % setuid[0]
+        elif nnp is False and with_file_cap:
+            why = "no_new_privs is off and %s carries it as a file capability" % with_file_cap[0]
+        elif nnp is None or (nnp is False and files is None):
+            reachable, why = None, "uid %s; whether setuid-root or file-capability programs exist is unknown" % uid
+        elif nnp:
+            # measured: with no_new_privs even `docker exec -u 0` starts with an empty effective set
+            reachable, via = False, "engine_api_privileged"
+            why = "uid %s and no_new_privs is set: no execve gains it, not even `docker exec -u 0`; " % uid
+            why += "only `docker exec --privileged` through the engine API"
+        else:
+            reachable, via = False, "engine_api"
+            why = "uid %s, no setuid-root or file-capability program; `docker exec -u 0` through the engine API" % uid
+        reach.append({"capability": cap, "reachable": reachable, "why": why, "via": via})
+    return reach
+
+
+def reach_lines(reach: Optional[List[Dict[str, Any]]]) -> List[str]:
+    """The bounding set as text, one capability a line: can the container's process use it, and why."""
+    if not reach:
+        return []
+    lines = ["", "Bounding set (%d): reachable by the container's process?" % len(reach)]
+    for entry in reach:
+        verdict = {True: "yes", False: "no", None: "unknown"}[entry["reachable"]]
+        lines.append("  %-18s %-8s %s" % (entry["capability"], verdict, entry["why"]))
+    return lines
+
+
 def check_capabilities(signals: Signals) -> List[Finding]:
     effective = decode_caps(signals["caps"].get("CapEff"))
     if effective is None:
         unreadable = "the capability sets could not be read"
         return [_result("DKR-IN-001", "skip", unreadable, {}), _result("DKR-IN-002", "skip", unreadable, {})]
+    # The bounding set and each capability's reachability travel as evidence: `paths` builds on them.
+    reach = {"bounding": decode_caps(signals["caps"].get("CapBnd")), "reach": capability_reach(signals)}
     dangerous = {cap: DANGEROUS_CAPS[cap] for cap in effective if cap in DANGEROUS_CAPS}
     everything = len(effective) >= len(CAPABILITIES) - 2
     findings = []
@@ -262,13 +327,15 @@ def check_capabilities(signals: Signals) -> List[Finding]:
                 "DKR-IN-001",
                 "fail",
                 "dangerous capabilities are effective: " + ", ".join(sorted(dangerous)),
-                {"effective": effective, "dangerous": sorted(dangerous), "near_full_set": everything},
+                dict(reach, effective=effective, dangerous=sorted(dangerous), near_full_set=everything),
                 severity,
                 "; ".join(technique for _, technique in dangerous.values()),
             )
         )
     else:
-        findings.append(_result("DKR-IN-001", "pass", "no dangerous capability is effective", {"effective": effective}))
+        findings.append(
+            _result("DKR-IN-001", "pass", "no dangerous capability is effective", dict(reach, effective=effective))
+        )
     baseline = [cap for cap in ("NET_RAW", "MKNOD") if cap in effective]
     if baseline:
         findings.append(

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from portcullis import __version__
-from portcullis.inside.analyse import analyse
+from portcullis.inside.analyse import analyse, reach_lines
 from portcullis.inside.signals import collect_from_host, collect_self
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -55,9 +55,15 @@ def render_text(report: Dict[str, Any]) -> str:
         technique = finding["evidence"].get("technique")
         if finding["status"] == "fail" and technique:
             lines.append("%36s enables: %s" % ("", technique))
+    lines += _capability_lines(report)
     counts = ", ".join("%d %s" % (n, s) for s, n in sorted(report["summary"]["by_status"].items()))
     lines += ["", "Summary: %d findings: %s" % (report["summary"]["total"], counts)]
     return "\n".join(lines) + "\n"
+
+
+def _capability_lines(report: Dict[str, Any]) -> List[str]:
+    caps = next((f for f in report["findings"] if f["rule_id"] == "DKR-IN-001"), None)
+    return reach_lines(caps["evidence"].get("reach") if caps else None)
 
 
 def exit_code(report: Dict[str, Any], fail_on: Optional[str]) -> int:

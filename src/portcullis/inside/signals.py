@@ -46,6 +46,10 @@ WRITABLE_CANDIDATES = (
     "/proc/sys/vm/panic_on_oom",
     "/sys/fs/cgroup/release_agent",
 )
+# Where setuid-root and file-capability executables live; what a non-root process could exec to gain caps.
+PRIVILEGE_DIRS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/usr/libexec")
+MAX_DIR_ENTRIES = 4096
+VFS_CAP_XATTR = "security.capability"
 NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts", "time")
 MAX_READ = 1 << 20
 
@@ -216,6 +220,48 @@ def _release_agents(root: str) -> List[str]:
     return agents
 
 
+def _file_capabilities(path: str) -> Optional[int]:
+    """The permitted mask of a file's `security.capability` xattr (struct vfs_cap_data), or None without one."""
+    try:
+        raw = os.getxattr(path, VFS_CAP_XATTR, follow_symlinks=False)
+    except OSError:
+        return None
+    words = [int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw) - 3, 4)]
+    if len(words) < 3:
+        return None
+    high = words[3] if len(words) >= 5 else 0  # revision 2 and 3 carry a second word for caps 32-63
+    return words[1] | high << 32
+
+
+def _privilege_files(root: str) -> Optional[List[Dict[str, Any]]]:
+    """Executables a process could exec to gain privileges: setuid root, or carrying file capabilities.
+
+    None when not one of the directories could be listed (then reachability cannot be told).
+    """
+    found: List[Dict[str, Any]] = []
+    listed = False
+    for directory in PRIVILEGE_DIRS:
+        full_dir = os.path.join(root, directory.lstrip("/"))
+        try:
+            names = sorted(os.listdir(full_dir))[:MAX_DIR_ENTRIES]
+        except OSError:
+            continue
+        listed = True
+        for name in names:
+            full = os.path.join(full_dir, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            setuid_root = bool(st.st_mode & stat.S_ISUID) and st.st_uid == 0
+            caps = _file_capabilities(full)
+            if setuid_root or caps:
+                found.append({"path": directory + "/" + name, "setuid_root": setuid_root, "file_caps": caps})
+    return found if listed else None
+
+
 # --- live probes (inside only; each in a forked child so nothing leaks into this process) --------
 
 
@@ -351,6 +397,7 @@ def _collect(proc: str, root: str, host_proc: Optional[str]) -> Dict[str, Any]:
             sum(1 for name in os.listdir(os.path.join(root, "proc")) if name.isdigit()) if host_proc is None else None
         ),
         "dockerenv": os.path.exists(os.path.join(root, ".dockerenv")),
+        "privilege_files": _privilege_files(root),
         "probes": None,
     }
     for entry in sockets:

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from portcullis.model.findings import CollectionProblem
+from portcullis.model.findings import CollectionProblem, Severity
 from portcullis.model.layers import LayerRef
 from portcullis.model.signatures import ImageSignatures
-from portcullis.model.vuln import OsRelease, Package
+from portcullis.model.vuln import FixState, OsRelease, Package
 
 FACTS_SCHEMA_VERSION = "1"
 
@@ -373,6 +373,9 @@ class HostFacts(BaseModel):
         None, description="the engine's binaries with their package and version; None: not collected"
     )
     kernel_build: KernelBuild | None = Field(None, description="the running kernel's provenance; None: not collected")
+    mount_sources: dict[str, FileStat] | None = Field(
+        None, description="what each container bind mount's source is on the host (socket, file, dir); None: not read"
+    )
 
     def file(self, path: str) -> FileStat | None:
         return self.files.get(path)
@@ -680,11 +683,70 @@ class NetworkFacts(_Docker):
     internal: bool = Field(False, alias="Internal")
     options: dict[str, str] = Field(default_factory=dict, alias="Options")
     containers: dict[str, Any] = Field(default_factory=dict, alias="Containers")
+    ipam: dict[str, Any] | None = Field(None, alias="IPAM", description="subnets and gateways (Config)")
+
+    @property
+    def gateways(self) -> list[str]:
+        """The host's addresses on this network: what its containers reach the host at."""
+        return [str(c["Gateway"]) for c in (self.ipam or {}).get("Config") or [] if c.get("Gateway")]
 
     @field_validator("options", "containers", mode="before")
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value  # the API sends null for swarm-scoped networks
+
+
+# --- judged before the rules run ----------------------------------------------------------------
+
+
+class ComponentExposure(BaseModel):
+    """One advisory that applies to an engine component or the running kernel."""
+
+    component: str = Field(description="dockerd, containerd, runc, a shim, or kernel")
+    installed: str = Field(description="the package version (or upstream version) that was matched")
+    advisory: str
+    aliases: list[str] = Field(default_factory=list)
+    summary: str = ""
+    fix_state: FixState
+    fixed_version: str | None = None
+    matched_by: str = Field(description="how: the Debian package and its source, or the upstream Go module")
+    restart: str = Field(description="what must restart before an installed fix protects the host")
+    severity: Severity
+
+
+class UnjudgedComponent(BaseModel):
+    """A component or kernel that no database or table could judge: for a person, with the evidence."""
+
+    component: str
+    reason: str
+    evidence: dict[str, str] = Field(default_factory=dict)
+
+
+class EngineExposureFacts(BaseModel):
+    """The engine components and kernel matched against the vulnerability database by the audit pipeline (not
+    collected: a replayed snapshot is matched again against the database of the day)."""
+
+    database: str | None = Field(None, description="the database file used; None: none could be used")
+    database_date: str | None = Field(None, description="when that database was last built or changed")
+    undecided: str | None = Field(None, description="why nothing was judged (no database, or one too old)")
+    fail_closed: bool = Field(False, description="a --fail-on gate judges this audit: undecided is then an error")
+    stale: str | None = Field(None, description="the database is older than --db-max-age (ungated: judged anyway)")
+    exposures: list[ComponentExposure] = Field(default_factory=list)
+    unjudged: list[UnjudgedComponent] = Field(default_factory=list)
+
+
+class EolTables(BaseModel):
+    """End-of-life tables refreshed by `db update` from endoflife.date, kept beside the vulnerability database; the
+    rules use them instead of the tables frozen into this release (data/os_eol.toml, data/engine_releases.yaml)."""
+
+    origin: str = Field(description="where they came from, e.g. https://endoflife.date/api/v1/products")
+    fetched_at: str = Field(description="when (UTC, ISO 8601)")
+    distributions: dict[str, dict[str, dict[str, Any]]] = Field(
+        description="os_eol.toml's shape: distribution, release, then end / regular_end / paid_until / name"
+    )
+    engine_lines: list[dict[str, Any]] = Field(
+        default_factory=list, description="engine_releases.yaml's lines: line, end_of_life, since, note"
+    )
 
 
 # --- the snapshot --------------------------------------------------------------------------------
@@ -704,6 +766,12 @@ class Facts(BaseModel):
         None, description="every TCP endpoint of the daemon's API, probed without credentials; None = not probed"
     )
     problems: list[CollectionProblem] = Field(default_factory=list)
+    engine_exposure: EngineExposureFacts | None = Field(
+        None, description="set by the audit pipeline from the vulnerability database; None: not matched"
+    )
+    eol_tables: EolTables | None = Field(
+        None, description="refreshed end-of-life tables the pipeline found beside the database; None: the frozen ones"
+    )
     skipped_containers: list[dict[str, str]] = Field(
         default_factory=list, description="containers that vanished during collection: id, name, reason"
     )

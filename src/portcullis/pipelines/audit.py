@@ -24,6 +24,8 @@ from portcullis.model.findings import (
     ToolInfo,
 )
 from portcullis.pipelines.errors import OutputError, SubjectError, UsageError
+from portcullis.pipelines.exposure import ENGINE_RULE_PREFIX, ExposureOptions, engine_exposure
+from portcullis.pipelines.vulnerabilities import refreshed_eol_tables
 
 if TYPE_CHECKING:
     from portcullis.collect.engines_file import EngineSpec
@@ -93,11 +95,26 @@ def audit_rules(select: list[str], skip: list[str], level: int | None, benchmark
 
 
 def audit_report(
-    facts: Facts, select: list[str], skip: list[str], level: int | None, benchmark: Benchmark | None = None
+    facts: Facts,
+    select: list[str],
+    skip: list[str],
+    level: int | None,
+    benchmark: Benchmark | None = None,
+    exposure: ExposureOptions | None = None,
 ) -> Report:
-    """Judge `facts` against `benchmark` (the newest available by default) and our own audit rules."""
+    """Judge `facts` against `benchmark` (the newest available by default) and our own audit rules; with `exposure`,
+    the end-of-life tables refreshed beside the database are used, and the host's engine components and kernel are
+    first matched against the database (only when a DKR-ENGINE rule that reads the verdicts is selected: the
+    database is not opened for nothing)."""
     benchmark = benchmark or load_benchmark()
-    findings = run_rules(audit_rules(select, skip, level, benchmark), facts)
+    rules = audit_rules(select, skip, level, benchmark)
+    if exposure is not None:
+        eol_tables, eol_problems = refreshed_eol_tables(exposure.db_path)
+        update: dict[str, object] = {"eol_tables": eol_tables, "problems": facts.problems + eol_problems}
+        if any(r.id.startswith(ENGINE_RULE_PREFIX) for r in rules):
+            update["engine_exposure"] = engine_exposure(facts, exposure)
+        facts = facts.model_copy(update=update)
+    findings = run_rules(rules, facts)
     return Report(
         command="audit",
         tool=ToolInfo(version=__version__, benchmark=benchmark.label),
@@ -136,11 +153,14 @@ def audit_engines(
     level: int | None,
     benchmark: Benchmark,
     log: Callable[[str], None] = _silent,
+    exposure: ExposureOptions | None = None,
 ) -> Report:
     """Audit every engine at once (a thread each: collection waits on the daemons) into one Report whose findings
     name their engine; an engine that cannot be reached or dies part-way is one error finding, the rest complete."""
     with ThreadPoolExecutor(max_workers=min(PARALLEL_ENGINES, len(engines))) as pool:
-        parts = list(pool.map(lambda engine: _audit_one(engine, select, skip, level, benchmark, log), engines))
+        parts = list(
+            pool.map(lambda engine: _audit_one(engine, select, skip, level, benchmark, log, exposure), engines)
+        )
     findings = [finding for part_findings, _ in parts for finding in part_findings]
     return Report(
         command="audit",
@@ -159,6 +179,7 @@ def _audit_one(
     level: int | None,
     benchmark: Benchmark,
     log: Callable[[str], None],
+    exposure: ExposureOptions | None,
 ) -> tuple[list[Finding], list[CollectionProblem]]:
     from portcullis.collect import CollectionError
     from portcullis.collect.audit import collect_facts
@@ -174,7 +195,7 @@ def _audit_one(
         log(f"{engine.name}: {exc}")
         return [_unreachable(engine, str(exc))], []
     log(f"{engine.name}: collected {len(facts.containers)} containers, {len(facts.images)} images")
-    report = audit_report(facts, select, skip, level, benchmark)
+    report = audit_report(facts, select, skip, level, benchmark, exposure)
     findings = [finding.model_copy(update={"engine": engine.name}) for finding in report.findings]
     problems = [problem.model_copy(update={"fact": f"{engine.name}: {problem.fact}"}) for problem in report.problems]
     return findings, problems

@@ -12,6 +12,7 @@ from portcullis.model.findings import Report, Status, Summary
 from portcullis.model.fingerprint import report_fingerprints
 from portcullis.pipelines.errors import HistoryError
 from portcullis.store import Run, Store, StoredFinding, StoreError, open_store
+from portcullis.store.retention import Pruned, Retention, pin, prune
 
 IN_BASELINE = "in baseline"
 RELATIVE_RUNS = ("latest", "previous")
@@ -139,3 +140,25 @@ def apply_baseline(report: Report, known: set[str]) -> Report:
         for f, mark in zip(report.findings, prints, strict=True)
     ]
     return report.model_copy(update={"findings": findings, "summary": Summary.of(findings)})
+
+
+def prune_runs(location: str | None, retention: Retention, *, dry_run: bool) -> Pruned:
+    """Remove the runs `retention` lets go (pinned runs and each subject's newest stay), in one transaction."""
+    store = open_history(location)
+    try:
+        return prune(store, retention, dry_run=dry_run)
+    except StoreError as exc:
+        raise HistoryError(str(exc)) from exc
+    finally:
+        store.close()
+
+
+def pin_run(location: str | None, ref: str, pinned: bool) -> Run:
+    """Pin (or unpin) the run `ref` names (an id, latest or previous) so pruning keeps it; the run."""
+    store = open_history(location)
+    try:
+        return pin(store, resolve_run(store, ref).id, pinned)
+    except StoreError as exc:
+        raise HistoryError(str(exc)) from exc
+    finally:
+        store.close()

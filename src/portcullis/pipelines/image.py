@@ -24,9 +24,16 @@ from portcullis.model.findings import (
     TargetKind,
     ToolInfo,
 )
+from portcullis.pipelines.cache import DEFAULT_CACHE_MAX_BYTES
 from portcullis.pipelines.errors import SubjectError, UsageError
 from portcullis.pipelines.trust import TrustPolicy, attach_signatures
-from portcullis.pipelines.vulnerabilities import DatabaseCheck, VulnOptions, check_database, vulnerability_findings
+from portcullis.pipelines.vulnerabilities import (
+    DatabaseCheck,
+    VulnOptions,
+    check_database,
+    refreshed_eol_tables,
+    vulnerability_findings,
+)
 
 if TYPE_CHECKING:
     from portcullis.collect.image import ImageOptions
@@ -47,6 +54,7 @@ class ImageSource:
     max_files: int | None = None
     cache: bool = True  # reuse and keep layer scans in the layer cache
     cache_dir: Path | None = None  # where the cache lives (default: the user's cache directory)
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES  # after the scan, least recently used entries go over this; 0: none
     efficiency: EfficiencyLimits = field(default_factory=EfficiencyLimits)  # DKR-IMG-010's thresholds
     license_deny: Sequence[str] = ()  # DKR-IMG-011's denied licences (SPDX ids or glob patterns)
     trust: TrustPolicy | None = None  # cosign keys per repository: CIS-4.12 verifies the image's signatures
@@ -116,8 +124,7 @@ def read_image(source: ImageSource, log: Callable[[str], None] = _silent) -> Ima
     except CollectionError as exc:  # ImageError included
         raise SubjectError(str(exc)) from exc
     _read(source.reference, source, facts, log)
-    if options.cache is not None and options.cache.stats.touched():
-        log(options.cache.stats.line())
+    _settle_cache(options, source, log)
     return facts
 
 
@@ -137,9 +144,31 @@ def read_images(
         else:
             _read(reference, source, read, log)
             results.append(read)
-    if options.cache is not None and options.cache.stats.touched():
-        log(options.cache.stats.line())
+    _settle_cache(options, source, log)
     return results
+
+
+def _settle_cache(options: ImageOptions, source: ImageSource, log: Callable[[str], None]) -> None:
+    """Say how the cache served this scan, then bring it back under its size cap."""
+    from portcullis.collect.image.layer_cache import CacheUnusable
+
+    cache = options.cache
+    if cache is None:
+        return
+    if cache.stats.touched():
+        log(cache.stats.line())
+    if not source.cache_max_bytes:
+        return
+    try:
+        files, size = cache.trim(source.cache_max_bytes)
+    except (CacheUnusable, OSError) as exc:  # the scan is done; a cache left over its cap is the next one's to trim
+        log(f"portcullis: warning: the layer cache was not trimmed: {exc}")
+        return
+    if files:
+        log(
+            f"layer cache: removed {files} least recently used entries ({size / 1e6:.1f} MB) to stay under "
+            f"{source.cache_max_bytes / 1e6:.1f} MB"
+        )
 
 
 def engine_image_names(host: str | None) -> list[str]:
@@ -173,13 +202,13 @@ def judge_image(
     """The image rules and, unless `vulns` is None or disabled, its vulnerabilities (against the database
     `checked` already, when given)."""
     collected_at = datetime.now(UTC).isoformat(timespec="seconds")
-    findings = run_image_rules(image_rules(select, skip), image, collected_at)
-    problems: list[CollectionProblem] = []
+    eol_tables, problems = refreshed_eol_tables(vulns.db_path if vulns else None)
+    findings = run_image_rules(image_rules(select, skip), image, collected_at, eol_tables)
     database: DatabaseInfo | None = None
     if vulns is not None and vulns.enabled:
         result = vulnerability_findings(image, vulns, checked)
         findings += result.findings
-        problems, database = result.problems, result.database
+        problems, database = problems + result.problems, result.database
     return Report(
         command="image",
         tool=ToolInfo(version=__version__, benchmark=f"CIS Docker Benchmark {CIS_BENCHMARK_VERSION}"),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from portcullis.checks.runner import image_target
-from portcullis.model.facts import ImageFacts
+from portcullis.model.facts import EolTables, ImageFacts
 from portcullis.model.findings import CollectionProblem, DatabaseInfo, DatabaseSource, Finding, Severity
 from portcullis.pipelines.errors import VulnerabilityInputError
 
@@ -115,6 +115,19 @@ def vulnerability_findings(image: ImageFacts, options: VulnOptions, checked: Dat
     except OSError as exc:
         raise VulnerabilityInputError(f"cannot read {exc.filename}: {exc.strerror}") from exc
     return VulnResult(found, problems, checked.info)
+
+
+def refreshed_eol_tables(db_path: Path | None) -> tuple[EolTables | None, list[CollectionProblem]]:
+    """The end-of-life tables `db update` refreshed beside the database (`db_path`, else the default one); None
+    when there are none, and then the rules use the built-in tables. Unusable tables are a problem, not an error:
+    the built-in ones still judge."""
+    from portcullis.vuln.eol_refresh import EolTableError, load
+    from portcullis.vuln.location import default_path
+
+    try:
+        return load(db_path or default_path()), []
+    except EolTableError as exc:
+        return None, [CollectionProblem(fact="end-of-life tables", reason=f"{exc}; the built-in tables are used")]
 
 
 def _staleness(sources: list[SourceInfo], path: Path, max_age_days: float) -> str | None:

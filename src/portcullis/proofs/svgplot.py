@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 from xml.sax.saxutils import escape
 
-# One colour per runtime, the same in every figure (colour-blind-safe Tableau tones); others fall back in order.
-SERIES_COLOURS = {"native": "#7f7f7f", "runc": "#4c78a8", "runsc": "#f58518", "vm": "#54a24b", "vm-tcg": "#b279a2"}
-FALLBACK_COLOURS = ("#e45756", "#72b7b2", "#9d755d")
+from portcullis.report.colours import RUNTIME_COLOURS, SPARE_COLOURS
+
 PANEL_WIDTH, PANEL_HEIGHT = 470, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 15, 45, 95
 
@@ -40,10 +39,10 @@ class Panel:
 
 def series_colours(series: Sequence[str]) -> dict[str, str]:
     """The fixed colour of each known series; unknown ones take the fallback colours in order of appearance."""
-    colours, spare = {}, iter(FALLBACK_COLOURS * (1 + len(series) // len(FALLBACK_COLOURS)))
+    colours, spare = {}, iter(SPARE_COLOURS * (1 + len(series) // len(SPARE_COLOURS)))
     for name in series:
         if name not in colours:
-            colours[name] = SERIES_COLOURS.get(name) or next(spare)
+            colours[name] = RUNTIME_COLOURS.get(name) or next(spare)
     return colours
 
 

@@ -213,7 +213,7 @@ class Cpio:
 def write_initramfs(conn: EngineConnection, image: str, kernel: GuestKernel, work: Path) -> Path:
     """The image's file system plus busybox, the modules, the agent and /init, as an uncompressed initramfs."""
     exported = work / "root.tar"
-    with sandbox(conn, "runtimes") as box:
+    with sandbox(conn, "vm") as box:
         container = box.create(image, ["true"])  # never started: only its file system is read
         try:
             with exported.open("wb") as out:

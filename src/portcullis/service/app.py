@@ -25,7 +25,7 @@ from portcullis.pipelines.errors import VulnerabilityInputError
 from portcullis.pipelines.rematch import accept_inventories
 from portcullis.service.connections import Connections
 from portcullis.service.dashboard import LoginNeeded, dashboard, error_page, is_page, to_login
-from portcullis.service.notify import Notifier, Rematcher, Watcher, Webhook
+from portcullis.service.notify import Notifier, Pruner, Rematcher, Watcher, Webhook
 from portcullis.service.tokens import NAME_PATTERN, Role, Verifier
 from portcullis.store import StoreConflict, StoreError
 from portcullis.store.fleet import FindingFilter, FleetFinding, StoredToken, Subject, TrendPoint, engines, find, images
@@ -280,18 +280,21 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     webhook: Webhook | None = None,
     watch_every: float = 0.0,
+    retain_days: float | None = None,
 ) -> FastAPI:
     """The API over the store at `location`, opened and migrated now (an unusable store fails here). Deployed images
     are re-matched against the database at `db_path` when it changes (checked every `watch_every` seconds; 0: only
-    on an admin's request) and what is newly affected is sent to `webhook`."""
+    on an admin's request) and what is newly affected is sent to `webhook`. With `retain_days`, runs older than that
+    are pruned at start and hourly (each stream's newest run stays)."""
     connections = Connections(location)
     notifier = Notifier(connections, webhook) if webhook is not None else None
     rematcher = Rematcher(connections, db_path, notifier.wake if notifier else lambda: None)
     watcher = Watcher(rematcher, watch_every) if watch_every > 0 else None
+    pruner = Pruner(connections, retain_days) if retain_days is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loops = [loop for loop in (notifier, watcher) if loop is not None]
+        loops = [loop for loop in (notifier, watcher, pruner) if loop is not None]
         for loop in loops:
             loop.start()
         if notifier is not None:

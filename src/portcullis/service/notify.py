@@ -1,4 +1,4 @@
-"""Signed webhooks and the database watch of the fleet service.
+"""Signed webhooks, the database watch and the retention loop of the fleet service.
 
 A notification is POSTed signed as report/webhook.py describes, `X-Portcullis-Delivery` being the notification's
 id. It is taken from the store's outbox and retried with doubling delays until a 2xx answer or the attempts run out;
@@ -27,6 +27,7 @@ from portcullis.report.webhook import post_signed
 from portcullis.service.connections import Connections
 from portcullis.store import StoreError
 from portcullis.store.rematch import GIVEN_UP, due, mark_delivered, mark_failed
+from portcullis.store.retention import Pruned, Retention, prune
 
 MAX_DELAY = 3600.0
 log = logging.getLogger("portcullis.service")
@@ -166,3 +167,39 @@ class Watcher(_Loop):
                 self.rematcher.run()
             except (VulnerabilityInputError, StoreError) as exc:
                 log.error("re-match after the database changed: %s", exc)
+
+
+class Pruner(_Loop):
+    """Removes runs older than `days` at start and every `every` seconds; each stream's newest run, pinned runs,
+    pending notifications and deployed images' inventories stay (store/retention.py)."""
+
+    def __init__(self, connections: Connections, days: float, every: float = 3600.0) -> None:
+        super().__init__("portcullis-retention")
+        self.connections = connections
+        self.days = days
+        self.every = every
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.prune_now()
+            except StoreError as exc:
+                log.error("retention: %s", exc)
+            if not self.pause(self.every):
+                return
+
+    def prune_now(self) -> Pruned:
+        cutoff = datetime.now(UTC) - timedelta(days=self.days)
+        with self.connections.use() as store:
+            pruned = prune(store, Retention(keep_last=1, older_than=cutoff))
+        if pruned.runs or pruned.notifications or pruned.inventories:
+            log.info(
+                "retention: removed %d run(s) with %d finding(s), %d notification(s), %d inventory(ies) older than "
+                "%g day(s)",
+                len(pruned.runs),
+                pruned.findings,
+                pruned.notifications,
+                pruned.inventories,
+                self.days,
+            )
+        return pruned

@@ -86,11 +86,13 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Rematching:
-    """Where the vulnerability database is, how often to look for a new one, and where to tell of new matches."""
+    """Where the vulnerability database is, how often to look for a new one, where to tell of new matches; and how
+    long the service keeps runs."""
 
     db_path: Path
     watch_every: float
     webhook: Webhook | None
+    retain_days: float | None = None  # None: keep every run
 
 
 def read_secret(path: Path) -> bytes:
@@ -122,6 +124,7 @@ def prepare(store: str | None, bind: Bind, tls: Tls | None, max_body: int, remat
             db_path=rematching.db_path,
             webhook=rematching.webhook,
             watch_every=rematching.watch_every,
+            retain_days=rematching.retain_days,
         )
     except StoreError as exc:
         raise ServeError(str(exc)) from exc

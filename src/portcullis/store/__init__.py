@@ -71,6 +71,14 @@ MIGRATIONS: list[list[str]] = [
         " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, delivered_at TEXT, last_error TEXT)",
         "CREATE INDEX notifications_pending ON notifications (delivered_at, next_attempt_at)",
     ],
+    # 4: retention. A pinned run (a baseline) is never pruned; pruning finds old runs by time and old outbox
+    # entries and inventories by theirs. Findings go with their run through the cascade on (run_id, position).
+    [
+        "ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX runs_by_time ON runs (started_at)",
+        "CREATE INDEX notifications_by_time ON notifications (created_at)",
+        "CREATE INDEX inventories_by_time ON inventories (pushed_at)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -91,6 +99,7 @@ class Run:
     subject: str
     tool_version: str
     counts: dict[str, int] = field(default_factory=dict)  # findings by status
+    pinned: bool = False  # kept whatever retention says (`history pin`)
 
 
 @dataclass(frozen=True)
@@ -237,7 +246,7 @@ class Store:
         if command is not None:
             where.append("command = ?")
             params.append(command)
-        sql = "SELECT id, started_at, command, subject, tool_version FROM runs"
+        sql = "SELECT id, started_at, command, subject, tool_version, pinned FROM runs"
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -251,15 +260,17 @@ class Store:
                 ids,
             ):
                 counts.setdefault(run_id, {})[status] = int(count)
-        return [Run(int(r[0]), r[1], r[2], r[3], r[4], counts.get(r[0], {})) for r in found]
+        return [Run(int(r[0]), r[1], r[2], r[3], r[4], counts.get(r[0], {}), bool(r[5])) for r in found]
 
     def run(self, run_id: int) -> Run:
-        rows = self.execute("SELECT id, started_at, command, subject, tool_version FROM runs WHERE id = ?", (run_id,))
+        rows = self.execute(
+            "SELECT id, started_at, command, subject, tool_version, pinned FROM runs WHERE id = ?", (run_id,)
+        )
         if not rows:
             raise StoreError(f"store {self.where} has no run {run_id}")
         counts = self.execute("SELECT status, count(*) FROM findings WHERE run_id = ? GROUP BY status", (run_id,))
         r = rows[0]
-        return Run(int(r[0]), r[1], r[2], r[3], r[4], {status: int(n) for status, n in counts})
+        return Run(int(r[0]), r[1], r[2], r[3], r[4], {status: int(n) for status, n in counts}, bool(r[5]))
 
     def findings(self, run_id: int) -> list[StoredFinding]:
         self.run(run_id)  # an unknown id is an error, not an empty run

@@ -1,6 +1,7 @@
 """Moving a database to an air-gapped host: `db export` writes a tar bundle (the SQLite file plus a manifest with
 its SHA-256 and size); `db import` checks the manifest before anything replaces the local database. Also the
-import of upstream feed files (tracker JSON, OSV files/directories/zips, secdb documents)."""
+import of upstream feed files (tracker JSON, OSV files/directories/zips, secdb documents). A bundle also carries the
+end-of-life tables `db update` refreshed, when the database has them, and the import puts them beside it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portcullis.model.facts import EolTables
 from portcullis.vuln.db import (
     DatabaseError,
     SourceInfo,
@@ -28,10 +30,13 @@ from portcullis.vuln.db import (
     work_file,
     writing,
 )
+from portcullis.vuln.eol_refresh import EolTableError, eol_path, save
+from portcullis.vuln.eol_refresh import load as load_eol
 from portcullis.vuln.location import DB_FILENAME
 from portcullis.vuln.sources import Feed, FeedError, load_path
 
 BUNDLE_FORMAT = "portcullis-vulndb-bundle/1"
+EOL_MEMBER = "eol.json"  # optional: bundles written before the tables were refreshable have none
 MANIFEST = "manifest.json"
 
 
@@ -51,6 +56,11 @@ def export_bundle(db_path: Path, out: Path) -> dict[str, Any]:
     """Write a gzip tar holding a consistent copy of the database and its checksum manifest; a damaged database
     is refused rather than spread to other hosts."""
     check_database(db_path)
+    try:
+        tables = load_eol(db_path)
+    except EolTableError as exc:
+        raise DatabaseError(f"{exc}; remove it or rerun `db update` before exporting") from None
+    eol_data = tables.model_dump_json(indent=1).encode() if tables else None
     with VulnDB.open(db_path) as db:
         sources = [vars(s) for s in db.sources()]
         snapshot = out.with_name(f".{out.name}.{os.getpid()}.db")
@@ -58,11 +68,16 @@ def export_bundle(db_path: Path, out: Path) -> dict[str, Any]:
             target = sqlite3.connect(snapshot)
             db.conn.backup(target)  # a consistent copy even if another process reads the database
             target.close()
-            manifest = {
+            files: dict[str, dict[str, Any]] = {
+                DB_FILENAME: {"sha256": _sha256(snapshot), "size": snapshot.stat().st_size}
+            }
+            if eol_data is not None:
+                files[EOL_MEMBER] = {"sha256": hashlib.sha256(eol_data).hexdigest(), "size": len(eol_data)}
+            manifest: dict[str, Any] = {
                 "format": BUNDLE_FORMAT,
                 "created_at": now_iso(),
                 "schema_version": db.meta("schema_version"),
-                "files": {DB_FILENAME: {"sha256": _sha256(snapshot), "size": snapshot.stat().st_size}},
+                "files": files,
                 "sources": sources,
             }
             work = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -72,6 +87,10 @@ def export_bundle(db_path: Path, out: Path) -> dict[str, Any]:
                 info = tarfile.TarInfo(MANIFEST)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
+                if eol_data is not None:
+                    info = tarfile.TarInfo(EOL_MEMBER)
+                    info.size = len(eol_data)
+                    tar.addfile(info, io.BytesIO(eol_data))
             os.replace(work, out)
         finally:
             snapshot.unlink(missing_ok=True)
@@ -144,7 +163,7 @@ def import_bundle(bundle: Path, db_path: Path) -> dict[str, Any]:
         work = work_file(db_path, "import")
         try:
             try:
-                manifest = _extract(bundle, work)
+                manifest, tables = _extract(bundle, work)
             except (tarfile.TarError, EOFError, zlib.error) as exc:
                 raise BundleError(f"{bundle}: unreadable bundle: {exc}") from None
             except OSError as exc:
@@ -160,6 +179,10 @@ def import_bundle(bundle: Path, db_path: Path) -> dict[str, Any]:
                 raise BundleError(f"{bundle}: {exc}") from None
             try:
                 os.replace(work, db_path)
+                if tables is not None:
+                    save(tables, db_path)
+                else:  # the bundle's database comes without refreshed tables: the built-in ones apply again
+                    eol_path(db_path).unlink(missing_ok=True)
             except OSError as exc:
                 raise failure(db_path, exc) from None
             return manifest
@@ -167,8 +190,9 @@ def import_bundle(bundle: Path, db_path: Path) -> dict[str, Any]:
             work.unlink(missing_ok=True)
 
 
-def _extract(bundle: Path, work: Path) -> dict[str, Any]:
-    """The manifest, with the database copied to `work` once its size is the manifest's."""
+def _extract(bundle: Path, work: Path) -> tuple[dict[str, Any], EolTables | None]:
+    """The manifest and the end-of-life tables (None: the bundle has none), with the database copied to `work` once
+    its size is the manifest's."""
     with tarfile.open(bundle) as tar:
         members = _members(tar, bundle)
         manifest = _read_manifest(tar, members.get(MANIFEST), bundle)
@@ -185,7 +209,32 @@ def _extract(bundle: Path, work: Path) -> dict[str, Any]:
         assert source is not None  # a regular file
         with work.open("wb") as handle:
             shutil.copyfileobj(source, handle)
-    return manifest
+        return manifest, _eol_tables(tar, members.get(EOL_MEMBER), manifest, bundle)
+
+
+MAX_EOL_BYTES = 4 * 1024 * 1024  # the tables are tens of KB
+
+
+def _eol_tables(
+    tar: tarfile.TarFile, member: tarfile.TarInfo | None, manifest: dict[str, Any], bundle: Path
+) -> EolTables | None:
+    """The bundle's end-of-life tables, checked against the manifest like the database."""
+    entry = manifest["files"].get(EOL_MEMBER)
+    if member is None and entry is None:
+        return None
+    if member is None or not member.isfile() or not isinstance(entry, dict):
+        raise BundleError(f"{bundle}: {EOL_MEMBER} and the manifest disagree (one lists it, the other lacks it)")
+    if member.size != entry.get("size") or member.size > MAX_EOL_BYTES:
+        raise BundleError(f"{bundle}: {EOL_MEMBER} is {member.size} bytes; the manifest says {entry.get('size')}")
+    handle = tar.extractfile(member)
+    assert handle is not None  # a regular file
+    data = handle.read(MAX_EOL_BYTES + 1)
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise BundleError(f"{bundle}: {EOL_MEMBER} does not match the manifest checksum (tampered or corrupt)")
+    try:
+        return EolTables.model_validate_json(data)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise BundleError(f"{bundle}: {EOL_MEMBER} holds no end-of-life tables: {exc}") from None
 
 
 @dataclass

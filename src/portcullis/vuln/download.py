@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from portcullis import __version__
+from portcullis.model.facts import EolTables
 from portcullis.vuln.db import SourceInfo, VulnDB, now_iso, rebuild
 from portcullis.vuln.sources import Feed, FeedError, alpine_secdb, debian_tracker, load_document, osv
 from portcullis.vuln.sources.feed import MAX_DOCUMENT_BYTES
@@ -67,6 +68,7 @@ class UpdateResult:
     updated: list[SourceInfo] = field(default_factory=list)
     not_modified: list[str] = field(default_factory=list)
     skipped_records: int = 0
+    eol_tables: EolTables | None = None  # set when the end-of-life tables were refreshed too
 
 
 Progress = Callable[[str, int, int | None], None]  # (label, bytes so far, total or None)

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 
 from portcullis.data.kernel_escapes import kernel_escapes
 from portcullis.model.facts import EngineComponent, KernelBuild
+from portcullis.model.findings import Severity
 from portcullis.model.vuln import Ecosystem, FixState, OsRelease, Package
 from portcullis.vuln.db import VulnDB
 from portcullis.vuln.match import Affects, Matcher
+from portcullis.vuln.severity import rate
+from portcullis.vuln.sources import debian_tracker
 
 # the Go module each component is built from (OSV's package name for an upstream build)
 GO_MODULES = {
@@ -53,6 +56,7 @@ class Exposure:
     fixed_version: str | None
     matched_by: str  # "debian package runc (source runc)", "upstream github.com/opencontainers/runc", "kernel table"
     restart: str
+    severity: Severity  # the vendor's word, else the highest CVSS score, else medium (as image findings)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ def _exposures(component: str, installed: str, verdict: Affects | None, matched_
             fixed_version=hit.fixed_version,
             matched_by=matched_by,
             restart=RESTART.get(component, "restart the component"),
+            severity=rate(hit.vendor_severity, list(hit.cvss)).level,
         )
         for hit in verdict.hits
     ]
@@ -97,6 +102,18 @@ def _deb(name: str, source: str, version: str) -> Package:
         purl=f"pkg:deb/debian/{name}@{version}",
         source_name=source if source != name else "",
     )
+
+
+def _no_package_feed(release: OsRelease | None, matcher: Matcher) -> str | None:
+    """Why the host's packages cannot be judged, or None: no match is only "not affected" when the database holds
+    the feed of the host's distribution (a Debian-only database knows nothing of Ubuntu's packages)."""
+    if release is None:
+        return "the host's distribution release is unknown"
+    if release.id != "debian":
+        return f"the database holds no advisory feed for {release.id} packages"
+    if matcher.db.source(debian_tracker.SOURCE_NAME) is None:
+        return "the database holds no Debian security tracker feed: run `portcullis db update`"
+    return None
 
 
 def judge_components(components: list[EngineComponent], release: OsRelease | None, matcher: Matcher) -> EngineExposure:
@@ -132,8 +149,9 @@ def judge_components(components: list[EngineComponent], release: OsRelease | Non
                     {"path": component.path},
                 )
             )
-    if packaged and release is None:
-        result.unjudged += [Unjudged(c.name, "the host's distribution release is unknown") for c, _ in packaged]
+    no_feed = _no_package_feed(release, matcher)
+    if packaged and no_feed:
+        result.unjudged += [Unjudged(c.name, no_feed, {"package": f"{p.name} {p.version}"}) for c, p in packaged]
         packaged = []
     verdicts = matcher.verdicts([p for _, p in packaged], release) if packaged else []
     for (component, _), verdict in zip(packaged, verdicts, strict=True):
@@ -151,17 +169,18 @@ def judge_kernel(kernel: KernelBuild, release: OsRelease | None, matcher: Matche
     table = {bug.cve: bug for bug in kernel_escapes()}
     evidence = {"release": kernel.release, "build": kernel.build}
     source = kernel.source or ""
+    no_feed = _no_package_feed(release, matcher)
     if (
         kernel.package is None
         or kernel.package_version is None
         or not source.startswith(_DEBIAN_KERNEL_SOURCES)
-        or release is None
+        or no_feed
     ):
         why = (
             "no distribution package installed this kernel: its provenance cannot be known, so the bugs of the"
             " kernel-escape table are for a person to check against its build"
             if kernel.package is None
-            else f"kernel package {kernel.package} is not judged by a feed this database holds"
+            else f"kernel package {kernel.package} is not judged: {no_feed or 'not a Debian linux build'}"
         )
         tabled = {bug.cve: f"fixed upstream in {', '.join(bug.fixed)}; {bug.sources[0]}" for bug in table.values()}
         return EngineExposure(unjudged=[Unjudged("kernel", why, evidence | tabled)])

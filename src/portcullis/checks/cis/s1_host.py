@@ -475,6 +475,25 @@ def engine_release_lines() -> tuple[str, tuple[ReleaseLine, ...]]:
     return str(raw["as_of"]), lines
 
 
+def _release_lines(facts: Facts) -> tuple[str, tuple[ReleaseLine, ...]]:
+    """The release lines `db update` refreshed from endoflife.date when there are any, else the packaged table; the
+    first item says which (it becomes the evidence's data_as_of)."""
+    refreshed = facts.eol_tables
+    if refreshed is None or not refreshed.engine_lines:
+        as_of, lines = engine_release_lines()
+        return f"{as_of} (built-in table)", lines
+    lines = tuple(
+        ReleaseLine(
+            line=str(item["line"]),
+            end_of_life=bool(item["end_of_life"]),
+            since=str(item["since"]) if item.get("since") else None,
+            note=str(item.get("note", "")),
+        )
+        for item in refreshed.engine_lines
+    )
+    return f"{refreshed.fetched_at} ({refreshed.origin})", lines
+
+
 def _numbers(version: str) -> tuple[int, ...] | None:
     found = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", version.strip())
     if not found:
@@ -517,7 +536,7 @@ def engine_version(facts: Facts) -> CheckResult:
     version = facts.engine.version.version or facts.engine.info.server_version
     if not version:
         return skipped("the engine did not report its version")
-    as_of, lines = engine_release_lines()
+    as_of, lines = _release_lines(facts)
     entry, older_than_all = release_line_of(version, lines)
     if entry is not None and entry.end_of_life:
         since = f" since {entry.since}" if entry.since else ""

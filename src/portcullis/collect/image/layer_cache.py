@@ -10,6 +10,10 @@ everyone else (0700), every entry must be a regular file owned by this user, and
 of its payload, its format and the reader's key; an entry that fails any of these is ignored (and replaced by
 the next scan), never used. Entries are written to a private temporary file and renamed into place, so a
 reader never sees half an entry.
+
+The cache is bounded: a hit sets its entry's modification time (one utime call), so that time is when the entry was
+last used, and after a scan the least recently used entries are removed until the cache is under its size cap.
+Two scans may share the cache: an entry another one removed between listing and reading is just a miss.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +50,8 @@ INDEX_DIR = "index"  # under the cache root, beside (never over) the vulnerabili
 FORMAT = 1
 MAGIC = b"portcullis-layer-cache\n"
 MAX_ENTRY_BYTES = 512 * MIB  # a stored entry larger than this is not read: it cannot be one of ours
+ENTRY_DIRS = ("layers", "configs", "images")
+STALE_INCOMING = 24 * 3600.0  # a temporary file this old is a crashed writer's, not a scan still writing it
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 # The modules whose code decides what a layer scan holds: a change to any of them makes older entries foreign.
 _READER_MODULES = ("layer.py", "tarwalk.py", "evidence.py", "secrets.py", "streams.py")
@@ -257,6 +264,8 @@ class LayerCache:
         if header.get("sha256") != hashlib.sha256(rest).hexdigest():
             self._reject(name, "checksum mismatch (corrupt)")
             return None
+        with contextlib.suppress(OSError):  # the entry's last use, for eviction; a read-only cache still reads
+            os.utime(path, follow_symlinks=False)
         return rest
 
     def _write(self, path: Path, name: str, body: bytes, key: str = "") -> None:
@@ -274,26 +283,106 @@ class LayerCache:
     def _reject(self, name: str, why: str) -> None:
         self.stats.rejected.append(f"{name[:19]}: {why}")
 
+    def trim(self, max_bytes: int) -> tuple[int, int]:
+        """Remove the least recently used entries until the cache holds at most `max_bytes`; (files, bytes)."""
+        return evict(self.root, max_bytes=max_bytes)
+
 
 def open_cache(root: Path | None, limits: Limits) -> LayerCache:
     """The cache under `root` (default: default_root()); raises CacheUnusable with the reason."""
     return LayerCache(root or default_root(), limits)
 
 
-def clean(root: Path | None = None) -> tuple[int, int]:
-    """Remove every cached layer and config under `root`; returns (files, bytes). The database is left alone."""
+def _index_of(root: Path | None) -> Path | None:
+    """The index under `root` (default: default_root()), None when there is none yet."""
     root = root or default_root()
     if root.exists() and not root.is_dir():
         raise CacheUnusable(f"{root} is not a directory")
     index = root / INDEX_DIR
     if not index.exists():
-        return 0, 0
+        return None
     _private_directory(index, create=False)
+    return index
+
+
+@dataclass(frozen=True)
+class Kept:
+    path: Path
+    size: int
+    used: float  # the modification time: when the entry was written or last read
+
+
+def entries(index: Path) -> list[Kept]:
+    """The entries under `index`, least recently used first; one that goes while listed is left out. A crashed
+    writer's old temporary file counts as an entry (it takes room); a scan's fresh one does not."""
+    found = []
+    stale_before = time.time() - STALE_INCOMING
+    for kind in ENTRY_DIRS:
+        try:
+            names = os.listdir(index / kind)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            path = index / kind / name
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or (name.startswith(".incoming-") and info.st_mtime > stale_before):
+                continue
+            found.append(Kept(path, info.st_size, info.st_mtime))
+    found.sort(key=lambda kept: kept.used)
+    return found
+
+
+def remove_entries(doomed: list[Kept]) -> tuple[int, int]:
+    """Remove `doomed`, skipping what has gone already; (files, bytes) this call removed."""
+    files = size = 0
+    for kept in doomed:
+        try:
+            kept.path.unlink()
+        except FileNotFoundError:
+            continue  # another scan evicted it first
+        files += 1
+        size += kept.size
+    return files, size
+
+
+def evict(
+    root: Path | None = None, *, max_bytes: int | None = None, older_than: float | None = None
+) -> tuple[int, int]:
+    """Remove the entries not used for `older_than` seconds, then the least recently used ones until at most
+    `max_bytes` are kept; (files, bytes) removed. The database beside the index is left alone."""
+    index = _index_of(root)
+    if index is None:
+        return 0, 0
+    kept = entries(index)
+    doomed: list[Kept] = []
+    if older_than is not None:
+        cutoff = time.time() - older_than
+        doomed = [k for k in kept if k.used < cutoff]
+        kept = kept[len(doomed) :]  # sorted by use: the old ones are the first
+    if max_bytes is not None:
+        total = sum(k.size for k in kept)
+        for k in kept:
+            if total <= max_bytes:
+                break
+            doomed.append(k)
+            total -= k.size
+    return remove_entries(doomed)
+
+
+def clean(root: Path | None = None) -> tuple[int, int]:
+    """Remove every cached layer and config under `root`; returns (files, bytes). The database is left alone."""
+    index = _index_of(root)
+    if index is None:
+        return 0, 0
     files = size = 0
     for path in _walk(index):
-        files += 1
-        size += path.lstat().st_size
-    shutil.rmtree(index)
+        with contextlib.suppress(FileNotFoundError):
+            size += path.lstat().st_size
+            files += 1
+    shutil.rmtree(index, ignore_errors=True)  # a scan writing meanwhile may recreate a directory: it is only a miss
     return files, size
 
 
@@ -303,13 +392,14 @@ def usage(root: Path | None = None) -> tuple[Path, int, int, int, int]:
     if root.exists() and not root.is_dir():
         raise OSError(f"{root} is not a directory")
     index = root / INDEX_DIR
-    counts = {"layers": 0, "configs": 0, "images": 0}
+    counts = dict.fromkeys(ENTRY_DIRS, 0)
     size = 0
     if index.is_dir():
         for path in _walk(index):
-            if path.parent.name in counts:
-                counts[path.parent.name] += 1
-            size += path.lstat().st_size
+            with contextlib.suppress(FileNotFoundError):  # evicted by a scan while counted
+                size += path.lstat().st_size
+                if path.parent.name in counts:
+                    counts[path.parent.name] += 1
     return root, counts["layers"], counts["configs"], counts["images"], size
 
 

@@ -1,0 +1,68 @@
+"""Noisy neighbours on this engine (issue 16 §2): the full matrix of `portcullis neighbours` for runc, every
+aggressor against every victim metric, without and with Docker's limits.
+
+Writes benchmarks/results/neighbours.json (the command's JSON document), neighbours.svg (the heat map) and
+neighbours.md (the table, the founding claims, the load average). The near-native claim is `portcullis overhead`'s:
+the Markdown quotes this host's recorded overhead run (results/overhead.json) for it rather than measuring again.
+Opt-in and heavy (about 11 minutes): `make bench-neighbours`; `--render-only` redraws the figure and the table
+from the recorded JSON and judges its claims again (the cells stay as measured).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from portcullis.model.neighbours import NeighboursReport
+from portcullis.proofs.neighbours import Plan, default_cpuset, neighbours_report
+from portcullis.proofs.neighbours_results import check_claims, render_markdown
+from portcullis.report.heatmap import render_heatmap
+
+RESULTS = Path(__file__).parent / "results"
+REPEAT = 5
+SECONDS = 1.5
+
+
+def near_native_section() -> list[str]:
+    """The founding near-native claims as this host's recorded `portcullis overhead` run judged them."""
+    try:
+        overhead = json.loads((RESULTS / "overhead.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    lines = [
+        "",
+        f"## Near-native claims (from `portcullis overhead`, {overhead['started_at']}, results/overhead.md)",
+        "",
+        "| claim | environment | slowdown vs native | verdict |",
+        "|---|---|---|---|",
+    ]
+    for claim in overhead["claims"]:
+        lines.append(
+            f"| {claim['claim']} | {claim['environment']} | {claim['measured_slowdown_percent']:+.1f} % | "
+            f"{claim['verdict']} |"
+        )
+    lines.append(
+        "\nThe VM comparisons of the founding claims (CPU about 22 % better than a VM, disk about twice as fast) need "
+        "the vm runtime, which this run did not have."
+    )
+    return lines
+
+
+def main() -> None:
+    if "--render-only" in sys.argv:  # the recorded cells, claims judged again by today's rules, nothing measured
+        report = NeighboursReport.model_validate_json((RESULTS / "neighbours.json").read_text(encoding="utf-8"))
+        report.claims = check_claims(report.cells, report.settings.runtimes)
+    else:
+        plan = Plan(repeat=REPEAT, seconds=SECONDS, cpuset=default_cpuset())
+        report = neighbours_report(plan, log=lambda message: print(message, file=sys.stderr))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "neighbours.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "neighbours.svg").write_text(render_heatmap(report), encoding="utf-8")
+    markdown = render_markdown(report) + "\n".join(near_native_section()) + "\n"
+    (RESULTS / "neighbours.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""What the aggressors are started with: bounded in time inside their instance, the fork storm capped by a pids
+limit even without limits, the network flood in two instances of which the receiver is shaped. Recorded through a
+launcher that keeps the specs instead of starting them (the engine side is tested in test_neighbours_engine)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from portcullis.model.neighbours import Aggressor
+from portcullis.proofs.neighbours import (
+    FORK_PIDS_CAP,
+    Instance,
+    InstanceSpec,
+    Plan,
+    cpuset_size,
+    docker_limits,
+    start_aggressor,
+)
+
+
+@dataclass
+class RecordingLauncher:
+    runtime: str = "recording"
+    specs: list[InstanceSpec] = field(default_factory=list)
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        self.specs.append(spec)
+        return Instance(f"instance-{len(self.specs)}", f"10.9.0.{len(self.specs)}", lambda: True)
+
+    def stop(self, instance: Instance) -> None:
+        """Nothing was started."""
+
+
+def test_the_fork_storm_is_capped_even_without_limits() -> None:
+    launcher = RecordingLauncher()
+    start_aggressor(launcher, Aggressor.fork, Plan(cpuset="1"), None, lifetime=90)
+    (spec,) = launcher.specs
+    assert spec.pids_limit == FORK_PIDS_CAP == 2000
+    assert spec.limits is None and spec.cpuset == "1" and not spec.victim
+    assert spec.command[:4] == ["timeout", "-s", "KILL", "90"]
+
+
+def test_other_aggressors_have_no_pids_cap_without_limits() -> None:
+    launcher = RecordingLauncher()
+    start_aggressor(launcher, Aggressor.cpu, Plan(cpuset="1"), None, lifetime=30)
+    assert launcher.specs[0].pids_limit is None
+
+
+def test_the_flood_sender_aims_at_the_shaped_receiver() -> None:
+    launcher = RecordingLauncher()
+    limits = docker_limits("1", "/dev/vda")
+    sink, _ = start_aggressor(launcher, Aggressor.net, Plan(cpuset="1"), limits, lifetime=30)
+    receiver_spec, sender_spec = launcher.specs
+    assert "sink" in receiver_spec.command and receiver_spec.limits == limits
+    assert sender_spec.command[-3:] == ["flood", sink.address, "7200"]
+
+
+def test_docker_limits_hold_the_aggressor_to_a_quarter_of_the_shared_cpus() -> None:
+    assert cpuset_size("0-1") == 2 and cpuset_size("0,2-3") == 3 and cpuset_size("1") == 1
+    limits = docker_limits("0-1", None)
+    assert limits.aggressor_cpus == 0.5
+    assert limits.aggressor_cpu_shares < limits.victim_cpu_shares
+    assert limits.device_write_mib_per_s is None  # no device found: no disk limit is claimed
