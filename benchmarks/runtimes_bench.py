@@ -1,5 +1,5 @@
-"""Native vs runc vs gVisor (runsc) vs a KVM VM on this host: `portcullis overhead --runtime runc,runsc,vm` with the
-standard workload sizes (`make bench-isolation`).
+"""Native vs runc vs gVisor (runsc) vs a KVM VM vs the same VM under QEMU's software emulation (vm-tcg) on this
+host: `portcullis overhead --runtime runc,runsc,vm,vm-tcg` with the standard workload sizes (`make bench-isolation`).
 
 Writes benchmarks/results/runtimes.json (the command's JSON document), runtimes.svg (the figure) and runtimes.md
 (the tables, the rows of runtimes that cannot run here with their reasons, and the machine's load before and after,

@@ -11,6 +11,8 @@ import pytest
 from portcullis.pipelines.errors import UsageError
 from portcullis.proofs.overhead import OverheadError, Plan, overhead_report
 
+KNOWN_RUNTIMES = "known: runc, runsc, vm, vm-tcg"
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -25,8 +27,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--native-dir", "/nonexistent/dir"], "portcullis: error: --native-dir /nonexistent/dir is not a directory"),
         (["--repetitions", "0"], "portcullis: error:"),
         (["--host", "tcp://127.0.0.1:1"], "portcullis: error: "),
-        (["--runtime", "runc,kata"], "portcullis: error: --runtime: unknown runtime 'kata' (known: runc, runsc, vm)"),
-        (["--runtime", ","], "portcullis: error: --runtime: no runtime named (known: runc, runsc, vm)"),
+        (["--runtime", "runc,kata"], f"portcullis: error: --runtime: unknown runtime 'kata' ({KNOWN_RUNTIMES})"),
+        (["--runtime", ","], f"portcullis: error: --runtime: no runtime named ({KNOWN_RUNTIMES})"),
         (["--runtime", "runsc", "--host", "tcp://127.0.0.1:1"], "portcullis: error: no Docker engine answers at"),
     ],
 )

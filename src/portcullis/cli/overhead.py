@@ -70,14 +70,14 @@ def overhead(
         str | None,
         typer.Option(
             "--runtime",
-            help="compare these runtimes with native instead, e.g. runc,runsc,vm (one that cannot run here is "
-            "reported with the reason)",
+            help="compare these runtimes with native instead, e.g. runc,runsc,vm,vm-tcg (vm-tcg: the VM under QEMU's "
+            "software emulation, not KVM; one that cannot run here is reported with the reason)",
         ),
     ] = None,
 ) -> None:
     """Measure container vs native overhead: CPU, memory bandwidth, disk write (layer, volume), 1-byte TCP
     round trips and TCP stream throughput (host network, bridge IP, published port), repeated, with medians,
-    spreads and ratios. With --runtime, the same workloads in each runtime named (runc, runsc, vm) vs native.
+    spreads and ratios. With --runtime, the same workloads in each runtime named (runc, runsc, vm, vm-tcg) vs native.
 
     The same python workload runs natively and in two labelled throw-away containers, which are removed
     also on Ctrl-C and SIGTERM. Exit 0 when measured, 1 on a tool error.

@@ -120,8 +120,8 @@ class Agent:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
-    def call(self, *words: str | int) -> dict[str, Any]:
-        with self._connect(CONTROL_TIMEOUT) as conn:
+    def call(self, *words: str | int, timeout: float = CONTROL_TIMEOUT) -> dict[str, Any]:
+        with self._connect(timeout) as conn:
             conn.sendall((" ".join(str(w) for w in words) + "\n").encode())
             reply = conn.makefile("rb").readline()
         try:

@@ -54,7 +54,7 @@ def run_round(
     plan: Plan, native: Agent, native_dir: str, instances: Sequence[Instance], runs: Runs, index: int
 ) -> None:
     """One round of every workload in native and every instance, the order rotated by `index`."""
-    computing = [("native", native)] + [(item.runtime.value, item.bridge) for item in instances]
+    computing = [("native", native)] + [(item.runtime.value, item.agent) for item in instances]
     for name, agent in rotated(computing, index):
         runs.add(Workload.cpu, name, agent.call("cpu", plan.cpu_iterations)["wall_seconds"])
     for name, agent in rotated(computing, index):
@@ -62,15 +62,15 @@ def run_round(
         runs.add(Workload.memory, name, result["bytes"] / result["wall_seconds"] / 1e9)
     disks = [("native", native, native_dir)]
     for item in instances:
-        disks += [(f"{item.runtime} layer", item.bridge, item.layer_dir)]
-        disks += [(f"{item.runtime} volume", item.bridge, item.volume_dir)]
+        disks += [(f"{item.runtime} layer", item.agent, item.layer_dir)]
+        disks += [(f"{item.runtime} volume", item.agent, item.volume_dir)]
     for name, agent, directory in rotated(disks, index):
         result = agent.call("disk", directory, plan.disk_mib)
         runs.add(Workload.disk, name, result["bytes"] / result["seconds"] / (1 << 20))
     paths = [(NATIVE_NETWORK, native)]
     for item in instances:
-        paths += [(f"{item.runtime} host-network", item.host_network), (f"{item.runtime} bridge-ip", item.bridge)]
-        paths += [(f"{item.runtime} published-port", item.published)]
+        offered = [("host-network", item.host_network), ("bridge-ip", item.bridge), ("published-port", item.published)]
+        paths += [(f"{item.runtime} {path}", agent) for path, agent in offered if agent is not None]
     for name, agent in rotated(paths, index):
         runs.add(Workload.tcp_rtt, name, agent.median_rtt_us(plan.rtt_samples))
     for name, agent in rotated(paths, index):
@@ -103,6 +103,7 @@ def notes(instances: Sequence[Instance], statuses: Sequence[RuntimeStatus], load
             "own network namespace (gVisor's netstack does not start with this runsc on this kernel), so its network "
             "numbers are gVisor's syscall interception without its user-space TCP/IP stack."
         )
+    lines += [note for item in instances for note in item.notes]
     known = [load for load in loads if load is not None]
     cpus = os.cpu_count()
     if known and cpus:

@@ -7,7 +7,9 @@ needs "an instance of runtime X" gets the same one:
 - runsc (gVisor): the same two containers on a private second dockerd that has `runsc` as a runtime. The main
   engine is never reconfigured. runsc's own network stack cannot start here (see RUNSC_ARGS), so the sandbox
   uses the host kernel's stack inside the container's network namespace;
-- vm: a KVM virtual machine, when this host can run one; otherwise `RuntimeUnavailable` says why.
+- vm: a KVM virtual machine (proofs.vm), when this host can boot one; otherwise `RuntimeUnavailable` says why;
+- vm-tcg: the same virtual machine under QEMU's TCG software emulation: a separately named runtime, so no one reads
+  emulation cost as KVM overhead.
 
 A runtime that cannot run raises `RuntimeUnavailable` with the reason found on this host (a missing program, the
 engine's own refusal), never a guess. Everything an instance started is removed when its block ends, on Ctrl-C
@@ -21,8 +23,8 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from portcullis.proofs.overhead import (
     start_container_agents,
 )
 from portcullis.proofs.overhead_results import PythonInfo
+from portcullis.proofs.vm import Accel, VmUnavailable, boot
 
 # runsc 20221219 (Debian bookworm) refuses its own network stack on this kernel: "cannot run with network enabled
 # in root network namespace" for every container, even --network none (gVisor issue #10704, fixed in later
@@ -52,6 +55,7 @@ class Runtime(StrEnum):
     runc = "runc"
     runsc = "runsc"
     vm = "vm"
+    vm_tcg = "vm-tcg"
 
 
 class RuntimeUnavailable(Exception):
@@ -60,16 +64,22 @@ class RuntimeUnavailable(Exception):
 
 @dataclass
 class Instance:
-    """A running workload agent in one runtime, reachable from this process on three network paths."""
+    """A running workload agent in one runtime, reachable from this process on up to three network paths."""
 
     runtime: Runtime
-    bridge: Agent  # over the engine's bridge to the instance's own address
-    published: Agent  # through a port published on 127.0.0.1
-    host_network: Agent  # an agent sharing the host's network namespace
+    bridge: Agent | None  # over the engine's bridge to the instance's own address; None: the runtime has no such path
+    published: Agent  # through a port published (forwarded) on 127.0.0.1
+    host_network: Agent | None  # an agent sharing the host's network namespace; None: the runtime cannot
     python: PythonInfo
     layer_dir: str  # inside the instance: its writable root
     volume_dir: str  # inside the instance: a volume
     how: str  # one line saying what runs it, for reports
+    notes: list[str] = field(default_factory=list)  # what a reader must know to read this runtime's numbers
+
+    @property
+    def agent(self) -> Agent:
+        """The agent that runs the CPU, memory and disk workloads."""
+        return self.bridge or self.published
 
 
 def _version(program: str) -> str:
@@ -138,21 +148,54 @@ def kvm_problem() -> str | None:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "/dev/kvm is missing or not usable by this user: no KVM on this host"
     modules = Path("/sys/module")
-    if not any((modules / name).exists() for name in KVM_MODULES) and (modules / "kvm_pvm").exists():
+    if any((modules / name).exists() for name in KVM_MODULES):
+        return None
+    if (modules / "kvm_pvm").exists():
         return (
             "/dev/kvm here is kvm_pvm, not hardware KVM: this host is itself a guest whose CPU has no vmx/svm, and "
             "PVM runs only guest kernels built as PVM guests; Debian's kernel stops after its decompressor "
-            "('KASLR disabled', then nothing; tried -cpu host,-arch-capabilities, max and qemu64, -M pc and microvm)"
+            "('KASLR disabled', then nothing; tried -cpu host,-arch-capabilities, max and qemu64, -M pc and microvm). "
+            "The same VM runs under TCG software emulation as the vm-tcg runtime"
         )
-    return None
+    return f"/dev/kvm exists but neither {' nor '.join(KVM_MODULES)} is loaded: no hardware KVM here"
 
 
-def vm_problem() -> str:
-    """Why no measuring VM runs here."""
-    return kvm_problem() or (
-        "KVM looks usable here, but Portcullis cannot boot a measuring VM yet (only a PVM-only host was available "
-        "to build it on)"
-    )
+VM_NOTES = [
+    "{runtime}: 'layer' is the guest's root, an initramfs held in the guest's RAM (no disk under it); 'volume' is an "
+    "ext4 image on this host's disk attached with virtio-blk.",
+    "{runtime}: reached only through QEMU's user-mode (slirp) port forward on 127.0.0.1, its published-port row: a "
+    "user-mode NIC has no address this host can reach and a guest cannot share the host's network, so it has no "
+    "bridge-ip or host-network row.",
+]
+TCG_NOTE = (
+    "vm-tcg is QEMU's TCG software emulation, not KVM: every guest instruction is translated in software, so its "
+    "numbers show the cost of emulation, far above a KVM VM's; do not read them as VM overhead."
+)
+
+
+@contextmanager
+def _vm(runtime: Runtime, conn: EngineConnection, image: str, progress: Callable[[str], None]) -> Iterator[Instance]:
+    accel = Accel.tcg if runtime is Runtime.vm_tcg else Accel.kvm
+    if accel is Accel.kvm and (problem := kvm_problem()):
+        raise RuntimeUnavailable(problem)
+    with boot(conn, image, accel, progress) as guest:
+        kind = "TCG software emulation, not KVM" if accel is Accel.tcg else "KVM"
+        how = (
+            f"{guest.qemu_version}, -accel {accel.value} ({kind}), Debian kernel {guest.kernel.version}, 1 vCPU, "
+            f"{guest.memory_mib} MiB"
+        )
+        notes = [note.format(runtime=runtime.value) for note in VM_NOTES] + ([TCG_NOTE] if accel is Accel.tcg else [])
+        yield Instance(runtime, None, guest.agent, None, guest.python, "/var/tmp", "/vol", how, notes)
+
+
+def _runtime(
+    runtime: Runtime, conn: EngineConnection, image: str, progress: Callable[[str], None]
+) -> AbstractContextManager[Instance]:
+    if runtime is Runtime.runc:
+        return _runc(conn, image)
+    if runtime is Runtime.runsc:
+        return _runsc(conn, image, progress)
+    return _vm(runtime, conn, image, progress)
 
 
 @contextmanager
@@ -164,13 +207,15 @@ def start(
     OverheadError when the instance started but its agent does not answer."""
     if not conn.local:
         raise OverheadError(f"the engine at {conn.endpoint} is remote: runtimes are compared on this host")
-    if runtime is Runtime.vm:
-        raise RuntimeUnavailable(vm_problem())
     started = False  # failures of the caller's block are the caller's, not this runtime's
     try:
-        with _runc(conn, image) if runtime is Runtime.runc else _runsc(conn, image, progress) as instance:
+        with _runtime(runtime, conn, image, progress) as instance:
             started = True
             yield instance
+    except VmUnavailable as exc:
+        if started:
+            raise
+        raise RuntimeUnavailable(str(exc)) from None
     except PrivateDockerdError as exc:
         if started:
             raise
