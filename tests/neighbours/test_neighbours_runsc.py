@@ -6,6 +6,7 @@ SIGTERM."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -17,8 +18,10 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+import requests
 
 from portcullis.collect.engine import connect
+from portcullis.collect.private_dockerd import BRIDGE_ADDRESS, TrialDaemon
 from portcullis.collect.sandbox import sandbox
 from portcullis.model.neighbours import Aggressor, LimitsMode, NeighboursReport, Victim
 from portcullis.proofs.neighbours import (
@@ -80,6 +83,13 @@ def private_dockerd_of(process: subprocess.Popen[str]) -> tuple[int, Path]:
         assert time.monotonic() < deadline, "no private dockerd within 120 s"
         time.sleep(0.2)
     return daemons[0], data_root(daemons[0])
+
+
+def runsc_running(private: docker.DockerClient) -> bool:
+    try:
+        return any(c.attrs["HostConfig"]["Runtime"] == "runsc" for c in private.containers.list())
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError):
+        return False  # the private dockerd is found as a process before its socket answers
 
 
 def gone(pid: int, root: Path) -> bool:
@@ -151,7 +161,7 @@ def test_sigterm_removes_the_sandboxes_and_the_private_dockerd(client: docker.Do
         try:
             deadline = time.monotonic() + 150
             # The victim measures alone for 20 s once its agent answers: stop it while its sandbox runs.
-            while not [c for c in private.containers.list() if c.attrs["HostConfig"]["Runtime"] == "runsc"]:
+            while not runsc_running(private):
                 assert run.poll() is None, run.stderr.read() if run.stderr else ""
                 assert time.monotonic() < deadline, "no runsc victim within 150 s"
                 time.sleep(0.5)
@@ -167,3 +177,23 @@ def test_sigterm_removes_the_sandboxes_and_the_private_dockerd(client: docker.Do
             run.kill()
     assert "interrupted; every neighbour instance was removed" in rest
     assert gone(daemon, root) and mine(client, run.pid) == []
+
+
+@pytest.mark.timeout(120)
+def test_the_private_bridge_avoids_a_subnet_a_stale_bridge_still_routes() -> None:
+    """A bridge left by a killed run on the /24 this process would pick made the sandboxes unreachable."""
+    stale = f"pcs{os.getpid() % 100000}"
+    subnet = BRIDGE_ADDRESS.format(n=os.getpid() % 250 + 1)
+    subprocess.run(["ip", "link", "add", stale, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", subnet, "dev", stale], check=True)
+        daemon = TrialDaemon({})
+        try:
+            daemon.start()
+            shown = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", daemon.bridge], capture_output=True,
+                                   text=True, check=True).stdout  # fmt: skip
+            assert "inet 10.213." in shown and f"inet {subnet} " not in shown, shown
+        finally:
+            daemon.stop()
+    finally:
+        subprocess.run(["ip", "link", "del", stale], check=False)
