@@ -1,10 +1,10 @@
-"""Noisy neighbours on this engine (issue 16 §2): the full matrix of `portcullis neighbours` for runc, every
-aggressor against every victim metric, without and with Docker's limits.
+"""Noisy neighbours on this engine (issue 16 §2): the full matrix of `portcullis neighbours` for runc and runsc
+(gVisor, on a private dockerd), every aggressor against every victim metric, without and with Docker's limits.
 
 Writes benchmarks/results/neighbours.json (the command's JSON document), neighbours.svg (the heat map) and
 neighbours.md (the table, the founding claims, the load average). The near-native claim is `portcullis overhead`'s:
 the Markdown quotes this host's recorded overhead run (results/overhead.json) for it rather than measuring again.
-Opt-in and heavy (about 11 minutes): `make bench-neighbours`; `--render-only` redraws the figure and the table
+Opt-in and heavy (about 15 minutes): `make bench-neighbours`; `--render-only` redraws the figure and the table
 from the recorded JSON and judges its claims again (the cells stay as measured).
 """
 
@@ -20,8 +20,10 @@ from portcullis.proofs.neighbours_results import check_claims, render_markdown
 from portcullis.report.heatmap import render_heatmap
 
 RESULTS = Path(__file__).parent / "results"
-REPEAT = 5
-SECONDS = 1.5
+RUNTIMES = ("runc", "runsc")
+# Sized to keep both runtimes within about a quarter of an hour on 2 cores.
+REPEAT = 3
+SECONDS = 1.0
 
 
 def near_native_section() -> list[str]:
@@ -54,7 +56,7 @@ def main() -> None:
         report = NeighboursReport.model_validate_json((RESULTS / "neighbours.json").read_text(encoding="utf-8"))
         report.claims = check_claims(report.cells, report.settings.runtimes)
     else:
-        plan = Plan(repeat=REPEAT, seconds=SECONDS, cpuset=default_cpuset())
+        plan = Plan(runtimes=RUNTIMES, repeat=REPEAT, seconds=SECONDS, cpuset=default_cpuset())
         report = neighbours_report(plan, log=lambda message: print(message, file=sys.stderr))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "neighbours.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -149,3 +149,16 @@ def test_text_marks_missing_cells() -> None:
     lines = render_text(report_of(cells)).splitlines()
     assert lines[2].split() == ["runc", "none", "cpu", "+50", "%"]
     assert lines[3].split() == ["runc", "docker", "cpu", "n/a"]
+
+
+def test_a_runtime_that_cannot_measure_a_victim_says_why_in_the_table_and_the_claim() -> None:
+    why = "n/a in runsc: gVisor ignores O_DIRECT"
+    cells = [
+        cell("runsc", limits, Aggressor.disk, Victim.disk, alone=[], beside=[], note=why)
+        for limits in (LimitsMode.none, LimitsMode.docker)
+    ]
+    report = report_of(cells, ["runsc"])
+    assert f"n/a (runsc, victim disk): {why}" in render_text(report).splitlines()
+    assert f"n/a (runsc, victim disk): {why}" in render_markdown(report)
+    disk = {c.claim: c for c in report.claims}["A disk limit contains a disk neighbour (runsc, --device-write-bps)"]
+    assert disk.verdict == "not measured" and disk.evidence == why

@@ -76,7 +76,11 @@ def _cpuset(text: str) -> str | None:
 
 def neighbours(
     runtime: Annotated[
-        str, typer.Option("--runtime", help="engine runtime(s) to compare, comma-separated (runc; runsc if installed)")
+        str,
+        typer.Option(
+            "--runtime",
+            help="runtimes to compare, comma-separated: runc, runsc (gVisor, on a private dockerd if need be)",
+        ),
     ] = "runc",
     aggressor: Annotated[
         str, typer.Option("--aggressor", help="neighbours to run: cpu, membw, fork, disk, net (comma-separated)")

@@ -10,6 +10,7 @@ would delete docker0 for every other user) and always `--iptables=false` (a tria
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -43,6 +44,13 @@ BRIDGE_ADDRESS = "10.213.{n}.1/24"
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
+
+
+def _networks_in_use() -> set[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The IPv4 networks of this host's interfaces."""
+    listing = subprocess.run(["ip", "-o", "-4", "addr", "show"], check=True, capture_output=True, text=True, timeout=30)
+    words = [line.split() for line in listing.stdout.splitlines()]
+    return {ipaddress.ip_interface(line[line.index("inet") + 1]).network for line in words if "inet" in line}
 
 
 def _alive(pid: int) -> bool:
@@ -190,16 +198,21 @@ class TrialDaemon:
         raise PrivateDockerdError(f"the trial dockerd did not answer within {START_TIMEOUT:.0f} s: {self.log_tail()}")
 
     def _create_bridge(self) -> None:
-        # The pid keeps concurrent trials apart; the name stays within the 15-character interface limit.
-        for attempt in range(20):
+        # The pid keeps concurrent trials apart; the name stays within the 15-character interface limit. The /24
+        # must be free too: a bridge left by a killed run keeps its route, and a second bridge on the same subnet
+        # would lose its containers' traffic to it.
+        taken = _networks_in_use()
+        for attempt in range(250):
             name = f"pch{(os.getpid() + attempt) % 100000}"
-            if not Path(f"/sys/class/net/{name}").exists():
+            address = self.bridge_address or BRIDGE_ADDRESS.format(n=(os.getpid() + attempt) % 250 + 1)
+            if not Path(f"/sys/class/net/{name}").exists() and (
+                self.bridge_address or ipaddress.ip_interface(address).network not in taken
+            ):
                 break
         else:
-            raise PrivateDockerdError("no free name for the trial bridge")
+            raise PrivateDockerdError("no free name and subnet for the trial bridge")
         _ip("link", "add", name, "type", "bridge")
         self.bridge = name
-        address = self.bridge_address or BRIDGE_ADDRESS.format(n=(os.getpid() + attempt) % 250 + 1)
         _ip("addr", "add", address, "dev", name)
         _ip("link", "set", name, "up")
 

@@ -121,7 +121,7 @@ def answer(conn: socket.socket, words: list[str]) -> None:
             echo(conn)
             return
         elif command == "info":
-            result = {"python": platform.python_version()}
+            result = {"python": platform.python_version(), "kernel": platform.release()}
         else:
             result = {"error": f"unknown command {command!r}"}
     except (IndexError, ValueError, OSError) as exc:

@@ -128,7 +128,13 @@ def _limit_claims(cells: Sequence[Cell], runtimes: Sequence[str]) -> list[ClaimV
             ]  # fmt: skip
             compared = [(v, free, capped) for v, free, capped in pairs if free is not None and capped is not None]
             if not compared:
-                claims.append(ClaimVerdict(claim=claim, verdict="not measured", evidence="needs both --limits modes"))
+                reasons = [
+                    c.note for c in cells
+                    if c.runtime == runtime and c.aggressor is aggressor and c.victim in victims
+                    and c.degradation_percent is None and c.note
+                ]  # fmt: skip
+                evidence = reasons[0] if reasons else "needs both --limits modes"
+                claims.append(ClaimVerdict(claim=claim, verdict="not measured", evidence=evidence))
                 continue
             parts = []
             for victim, free, capped in compared:
@@ -215,6 +221,17 @@ def alone_spread_rows(report: NeighboursReport) -> list[list[str]]:
     return rows
 
 
+def unmeasured_notes(report: NeighboursReport) -> list[str]:
+    """Why cells say n/a: one line per runtime and reason, naming the victim metrics it covers."""
+    victims: dict[tuple[str, str], list[str]] = {}
+    for item in report.cells:
+        if item.degradation_percent is None and item.note:
+            names = victims.setdefault((item.runtime, item.note), [])
+            if item.victim.value not in names:
+                names.append(item.victim.value)
+    return [f"n/a ({runtime}, victim {', '.join(names)}): {note}" for (runtime, note), names in victims.items()]
+
+
 def render_markdown(report: NeighboursReport) -> str:
     env, settings = report.environment, report.settings
     header, rows = matrix_rows(report)
@@ -233,6 +250,7 @@ def render_markdown(report: NeighboursReport) -> str:
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
         LEGEND,
+        *(f"\n{line}" for line in unmeasured_notes(report)),
         "",
         "## The victim alone: spread of its runs",
         "",
@@ -257,7 +275,7 @@ def render_text(report: NeighboursReport) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     out = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table]
     out.insert(1, "  ".join("-" * width for width in widths))
-    out += ["", LEGEND, ""]
+    out += ["", LEGEND, *unmeasured_notes(report), ""]
     out += [f"claim: {c.claim}: {c.verdict} ({c.evidence})" for c in report.claims]
     out += [f"note: {note}" for note in report.notes]
     return "\n".join(out) + "\n"

@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -115,8 +115,20 @@ def _runc(conn: EngineConnection, image: str) -> Iterator[Instance]:
         yield _instance(Runtime.runc, agents, f"runc containers on the engine (Docker {version})")
 
 
+@dataclass
+class PrivateRunsc:
+    """A private dockerd that runs runsc, with the images it needs copied in from the main engine."""
+
+    conn: EngineConnection
+    how: str  # one line saying what runs the sandboxes, for reports
+
+
 @contextmanager
-def _runsc(conn: EngineConnection, image: str, progress: Callable[[str], None]) -> Iterator[Instance]:
+def private_runsc(
+    conn: EngineConnection, images: Iterable[str], progress: Callable[[str], None] = lambda message: None
+) -> Iterator[PrivateRunsc]:
+    """A private dockerd with runsc as a runtime and `images` loaded; stopped with everything it ran when the block
+    ends. Raises RuntimeUnavailable when runsc or a second dockerd cannot run here."""
     runsc = shutil.which("runsc")
     if runsc is None:
         raise RuntimeUnavailable("runsc is not installed (Debian package runsc)")
@@ -126,19 +138,25 @@ def _runsc(conn: EngineConnection, image: str, progress: Callable[[str], None]) 
     with ExitStack() as stack:
         daemon = TrialDaemon({"runtimes": {"runsc": {"path": runsc, "runtimeArgs": RUNSC_ARGS}}})
         stack.callback(daemon.stop)
-        progress("starting a private dockerd with runsc and copying the image into it…")
+        progress("starting a private dockerd with runsc and copying the images into it…")
         daemon.start()
         client = daemon.client(timeout=300)
         stack.callback(client.close)
-        copy_image(image, conn.api, client)
+        for image in images:
+            copy_image(image, conn.api, client)
         private = connect(host=daemon.host, timeout=180)
         stack.callback(private.close)
+        yield PrivateRunsc(private, f"{_version(runsc)} ({' '.join(RUNSC_ARGS)}) as a runtime of a private dockerd")
+
+
+@contextmanager
+def _runsc(conn: EngineConnection, image: str, progress: Callable[[str], None]) -> Iterator[Instance]:
+    with private_runsc(conn, [image], progress) as private, ExitStack() as stack:
         try:
-            agents = stack.enter_context(_containers(private, image, "runsc"))
+            agents = stack.enter_context(_containers(private.conn, image, "runsc"))
         except SandboxError as exc:
             raise RuntimeUnavailable(f"runsc containers do not start here: {exc}") from None
-        how = f"{_version(runsc)} ({' '.join(RUNSC_ARGS)}) as a runtime of a private dockerd"
-        yield _instance(Runtime.runsc, agents, how)
+        yield _instance(Runtime.runsc, agents, private.how)
 
 
 def kvm_problem() -> str | None:
