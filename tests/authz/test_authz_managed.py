@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 BUSYBOX = "portcullis-test/busybox:1"
 PYTHON_ROOT = "portcullis-test/python:bookworm"  # Debian's python3, the same 3.11 as the venv
 # What `from portcullis.authz.server import serve` imports outside the standard library.
-PACKAGES = ("annotated_types", "boolean", "license_expression", "pydantic", "pydantic_core", "typing_extensions",
+PACKAGES = ("annotated_types", "boolean", "cffi", "_cffi_backend", "cryptography", "license_expression", "pydantic",
+            "pydantic_core", "typing_extensions",
             "typing_inspection", "yaml", "_yaml")  # fmt: skip
 PLUGIN = "pc-authz-managed"
 SERVE = (
@@ -82,7 +83,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrialDaemon]:
         daemon.start()
         docker_cli = ["docker", "-H", daemon.host, "plugin"]
         subprocess.run([*docker_cli, "create", PLUGIN, str(plugin_dir)], check=True, capture_output=True)
-        subprocess.run([*docker_cli, "enable", PLUGIN], check=True, capture_output=True, timeout=120)
+        enabled = subprocess.run([*docker_cli, "enable", PLUGIN], capture_output=True, text=True, timeout=120)
+        assert enabled.returncode == 0, f"docker plugin enable: {enabled.stderr.strip()}"
         assert daemon.process is not None
         daemon.process.terminate()  # a plugin named in daemon.json is taken into the chain at start
         daemon.process.wait(timeout=60)
