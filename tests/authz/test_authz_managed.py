@@ -71,6 +71,10 @@ def _plugin_directory(work: Path) -> Path:
     return work / "plugin"
 
 
+def trial_bridges() -> set[str]:
+    return {path.name for path in Path("/sys/class/net").glob("pch*")}
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrialDaemon]:
     """A private dockerd restarted with the managed plugin installed, enabled and configured."""
@@ -78,6 +82,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrialDaemon]:
     if missing:
         pytest.skip(missing)
     plugin_dir = _plugin_directory(tmp_path_factory.mktemp("managed"))
+    bridges = trial_bridges()
     daemon = TrialDaemon({})
     try:
         daemon.start()
@@ -98,6 +103,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrialDaemon]:
             subprocess.run(["docker", "-H", daemon.host, "plugin", "rm", "-f", PLUGIN], capture_output=True)
         daemon.stop()
         shutil.rmtree(plugin_dir.parent, ignore_errors=True)
+    # Started twice (to take the plugin into the chain), yet one bridge, and it is gone.
+    assert trial_bridges() == bridges
 
 
 def cis_2_13(daemon: TrialDaemon) -> Finding:

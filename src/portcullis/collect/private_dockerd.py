@@ -155,7 +155,8 @@ class TrialDaemon:
         # With userns-remap the remapped root must be able to traverse down to its own data directory.
         self.root.chmod(0o711)
         (self.root / "daemon.json").write_text(json.dumps(self.config, indent=1), encoding="utf-8")
-        self._create_bridge()
+        if not self.bridge:  # started again with a new configuration: the same bridge serves, none is left behind
+            self._create_bridge()
         if self.separate_containerd:
             self._start_containerd()
         self._launch()
