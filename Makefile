@@ -68,7 +68,7 @@ bench-watch: setup engine test-images
 bench-isolation: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/runtimes_bench.py
 
-## bench-neighbours: noisy neighbours, the runc and runsc matrix with and without limits, about 15 min (benchmarks/results/neighbours.*)
+## bench-neighbours: noisy neighbours, the runc, runsc and VM matrix with and without limits, about 20 min (benchmarks/results/neighbours.*)
 bench-neighbours: programs setup engine test-images
 	$(BIN)/python benchmarks/neighbours_bench.py
 

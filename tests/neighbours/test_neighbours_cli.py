@@ -33,8 +33,8 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
 
 @pytest.mark.engine
 def test_a_runtime_the_engine_lacks_is_one_line() -> None:
-    done = run("--runtime", "vm", "--aggressor", "cpu", "--victim", "cpu")
+    done = run("--runtime", "kata", "--aggressor", "cpu", "--victim", "cpu")
     assert done.returncode == 1
-    assert done.stderr.startswith("portcullis: error: --runtime vm: the engine has no such runtime (it has ")
+    assert done.stderr.startswith("portcullis: error: --runtime kata: the engine has no such runtime (it has ")
     assert done.stderr.rstrip().endswith("and no launcher is registered for it")
     assert "runc" in done.stderr and "Traceback" not in done.stderr

@@ -21,6 +21,9 @@ from portcullis.proofs.neighbours import (
 @dataclass
 class RecordingLauncher:
     runtime: str = "recording"
+    scratch_dir: str = "/var/tmp"
+    limits_refused: str = ""
+    unmeasurable: dict = field(default_factory=dict)
     specs: list[InstanceSpec] = field(default_factory=list)
 
     def start(self, spec: InstanceSpec) -> Instance:
@@ -61,3 +64,27 @@ def test_docker_limits_hold_the_aggressor_to_a_quarter_of_the_shared_cpus() -> N
     assert limits.aggressor_cpus == 0.5
     assert limits.aggressor_cpu_shares < limits.victim_cpu_shares
     assert limits.device_write_mib_per_s is None  # no device found: no disk limit is claimed
+
+
+@dataclass
+class ForwardingLauncher(RecordingLauncher):
+    """Instances reached through a port forward, the way VMs are: the flood must aim at the neighbours' side."""
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        self.specs.append(spec)
+        return Instance(f"vm-{len(self.specs)}", "127.0.0.1", lambda: True, ports={7200: 40000 + len(self.specs)},
+                        neighbour_address="10.0.2.2")  # fmt: skip
+
+
+def test_a_flood_between_forwarded_instances_aims_at_the_forward() -> None:
+    launcher = ForwardingLauncher(scratch_dir="/vol")
+    start_aggressor(launcher, Aggressor.net, Plan(cpuset="1"), None, lifetime=30)
+    _, sender_spec = launcher.specs
+    assert sender_spec.command[-3:] == ["flood", "10.0.2.2", "40001"]
+
+
+def test_the_disk_aggressor_writes_where_its_launcher_says() -> None:
+    launcher = ForwardingLauncher(scratch_dir="/vol")
+    start_aggressor(launcher, Aggressor.disk, Plan(cpuset="1"), None, lifetime=30)
+    script = launcher.specs[0].command[-1]
+    assert "of=/vol/storm" in script and "oflag=direct" in script and "/var/tmp" not in script

@@ -112,6 +112,42 @@ def test_without_a_vm_the_vm_claim_is_not_measured() -> None:
     assert verdicts["A VM isolates memory, fork, CPU, disk and network traffic completely"] == "not measured"
 
 
+def _vm_cells(runtime: str, losses: dict[tuple[Aggressor, Victim], float], refused: str = "") -> list:
+    cells = [
+        cell(runtime, LimitsMode.none, aggressor, victim, alone=[100.0, 100.0], beside=[100.0 - loss] * 2)
+        for (aggressor, victim), loss in losses.items()
+    ]
+    cells += [cell(runtime, LimitsMode.docker, a, v, [], [], refused) for a, v in losses]
+    return cells
+
+
+def test_a_vm_neighbour_felt_breaks_the_vm_claim_and_says_tcg() -> None:
+    cells = _vm_cells("vm-tcg", {(Aggressor.cpu, Victim.cpu): 51.0, (Aggressor.membw, Victim.membw): 3.0}, "n/a")
+    claims = {c.claim: c for c in check_claims(cells, ["vm-tcg"])}
+    vm = claims["A VM isolates memory, fork, CPU, disk and network traffic completely (vm-tcg)"]
+    assert vm.verdict == "did not hold"
+    assert vm.evidence == "under TCG software emulation, not KVM: felt beside a VM neighbour: cpu→cpu +51 %"
+    # Docker's limits do not reach a VM: no limit claim is made for it, either way.
+    assert not [claim for claim in claims if "limit contains" in claim]
+
+
+def test_a_vm_no_neighbour_reaches_holds_the_vm_claim() -> None:
+    cells = _vm_cells("vm", {(Aggressor.fork, Victim.cpu): 4.0, (Aggressor.disk, Victim.disk): -2.0})
+    vm = {c.claim: c for c in check_claims(cells, ["vm"])}[
+        "A VM isolates memory, fork, CPU, disk and network traffic completely (vm)"
+    ]
+    assert (vm.verdict, vm.evidence) == ("held", "no cell over 10 %")
+
+
+def test_a_vm_that_cannot_run_leaves_its_claim_not_measured_with_the_reason() -> None:
+    reason = "vm cannot run here: /dev/kvm here is kvm_pvm"
+    cells = [cell("vm", LimitsMode.none, Aggressor.cpu, Victim.cpu, [], [], reason)]
+    vm = {c.claim: c for c in check_claims(cells, ["vm"])}[
+        "A VM isolates memory, fork, CPU, disk and network traffic completely (vm)"
+    ]
+    assert (vm.verdict, vm.evidence) == ("not measured", reason)
+
+
 def report_of(cells: list, runtimes: list[str] | None = None) -> NeighboursReport:
     runtimes = runtimes or ["runc"]
     limits = LimitValues(

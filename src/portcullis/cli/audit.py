@@ -42,6 +42,7 @@ from portcullis.pipelines.audit import (
 )
 from portcullis.pipelines.errors import PipelineError, UsageError
 from portcullis.pipelines.exposure import ExposureOptions, check_named_database
+from portcullis.pipelines.measurements import load_neighbours
 from portcullis.pipelines.trust import attach_running_signatures, load_trust_policy
 from portcullis.pipelines.vulnerabilities import DEFAULT_MAX_AGE_DAYS
 
@@ -113,6 +114,15 @@ def audit(
         list[Path] | None,
         typer.Option("--verify-key", metavar="KEY.pub", help="a cosign public key trusted for every repository"),
     ] = None,
+    neighbours: Annotated[
+        Path | None,
+        typer.Option(
+            "--neighbours",
+            metavar="FILE.json",
+            help="attach a noisy-neighbour matrix measured on this host (`portcullis neighbours -f json`): "
+            "the HTML report shows its heat map and claims, JSON carries it",
+        ),
+    ] = None,
 ) -> None:
     """Audit a Docker engine, its host and its files against the CIS Docker Benchmark.
 
@@ -121,7 +131,8 @@ def audit(
     `portcullis audit --select CIS-5 --skip CIS-5.28`, `portcullis audit --facts-in facts.json`,
     `portcullis audit --db vuln.db --select DKR-ENGINE` (the engine's binaries and the kernel against advisories),
     `portcullis audit -H tcp://a:2376,tcp://b:2376 --engines engines.yaml`,
-    `portcullis audit --trust-policy trust.yaml --select CIS-4.12`.
+    `portcullis audit --trust-policy trust.yaml --select CIS-4.12`,
+    `portcullis audit -f html -o audit.html --neighbours benchmarks/results/neighbours.json`.
     """
     use_engine_tls(tlsverify, tlscacert, tlscert, tlskey)
     select, skip, hosts = listed(select), listed(skip), listed(host)
@@ -135,12 +146,17 @@ def audit(
         benchmark = choose_benchmark(benchmark_id)
         audit_rules(select, skip, level, benchmark)  # a misspelt selector should not cost a whole collection
         trust = load_trust_policy(trust_policy, verify_key or [])
+        isolation = load_neighbours(neighbours) if neighbours is not None else None
         check_named_database(exposure)
         if many:
             if facts_in is not None or facts_out is not None:
                 raise UsageError("--facts-in and --facts-out take one engine, not --engines or several --host")
             if trust is not None:
                 raise UsageError("--trust-policy and --verify-key take one engine, not --engines or several --host")
+            if isolation is not None:
+                raise UsageError(
+                    "--neighbours is measured on one host: it takes one engine, not --engines or several --host"
+                )
             report = audit_engines(engines_to_audit(hosts, engines_file), select, skip, level, benchmark, say, exposure)
         else:
             facts = gather_facts(hosts[0] if hosts else None, facts_in, log=say)
@@ -150,6 +166,7 @@ def audit(
             if facts_out is not None:
                 write_facts(facts, facts_out)
             report = audit_report(facts, select, skip, level, benchmark, exposure)
+            report.isolation = isolation
     except PipelineError as exc:
         die(str(exc))
     raise typer.Exit(

@@ -79,7 +79,8 @@ def neighbours(
         str,
         typer.Option(
             "--runtime",
-            help="runtimes to compare, comma-separated: runc, runsc (gVisor, on a private dockerd if need be)",
+            help="runtimes to compare, comma-separated: runc, runsc (gVisor, on a private dockerd if need be), "
+            "vm-tcg (QEMU guests under TCG emulation), vm (QEMU guests under KVM)",
         ),
     ] = "runc",
     aggressor: Annotated[

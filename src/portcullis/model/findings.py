@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from portcullis.model.layers import LayerRef
+from portcullis.model.neighbours import NeighboursReport
 from portcullis.model.vuln import Ecosystem, FixState, VendorStatus
 
 
@@ -226,6 +227,9 @@ class Report(BaseModel):
     problems: list[CollectionProblem] = Field(default_factory=list)
     rules: list[RuleInfo] = Field(default_factory=list, description="the rules behind the findings, described once")
     database: DatabaseInfo | None = Field(None, description="the vulnerability database used, when one was")
+    isolation: NeighboursReport | None = Field(
+        None, description="a noisy-neighbour matrix measured on this host (`portcullis neighbours`), when attached"
+    )
 
     def failures_at_or_above(self, threshold: Severity) -> list[Finding]:
         return [

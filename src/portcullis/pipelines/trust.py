@@ -27,6 +27,7 @@ from portcullis.checks.signatures import BadKey, load_public_key
 from portcullis.model.facts import Facts, ImageFacts
 from portcullis.model.signatures import ImageSignatures, SignatureLookup, TrustedKey
 from portcullis.pipelines.errors import UsageError
+from portcullis.pipelines.files import read_bounded_text
 
 MAX_POLICY_BYTES = 1024 * 1024
 MAX_KEY_BYTES = 64 * 1024  # a PEM public key is under 1 KB (RSA-4096: 800 bytes)
@@ -65,22 +66,8 @@ class TrustPolicy:
         return list(found.values())
 
 
-def _read(path: Path, limit: int, what: str) -> str:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise UsageError(f"{what} {path} is over {limit} bytes")
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {path} is not UTF-8 text") from None
-
-
 def _key(path: Path, name: str) -> TrustedKey:
-    pem = _read(path, MAX_KEY_BYTES, "key")
+    pem = read_bounded_text(path, MAX_KEY_BYTES, "key")
     try:
         load_public_key(pem, name)
     except BadKey as exc:
@@ -97,7 +84,7 @@ def load_trust_policy(policy_file: Path | None, key_files: Sequence[Path] = ()) 
     stores: list[tuple[str, str]] = []
     sources: list[str] = []
     if policy_file is not None:
-        text = _read(policy_file, MAX_POLICY_BYTES, "trust policy")
+        text = read_bounded_text(policy_file, MAX_POLICY_BYTES, "trust policy")
         try:
             parsed = _PolicyFile.model_validate(yaml.safe_load(text))
         except yaml.YAMLError as exc:

@@ -7,8 +7,9 @@ then every aggressor is started in turn, the victim runs every metric beside it,
 Victim and aggressors share the pinned CPUs (`cpuset`), so a neighbour competes for the same core as on a
 crowded host. The order of aggressors and victim metrics rotates per repetition so drift spreads evenly.
 
-Instances are started through a `Launcher`; `DockerLauncher` serves every runtime the engine knows (runc, and
-runsc once registered). A VM or other launcher plugs in by implementing the same three methods.
+Instances are started through a `Launcher`: `DockerLauncher` serves every runtime the engine knows (runc, and
+runsc on a private dockerd when the engine lacks it); `VmLauncher` makes every instance a QEMU guest (vm, vm-tcg),
+reached through port forwards instead of a bridge address.
 
 Aggressors are bounded three ways: their cell's duration (removed when the victim's runs end), a hard
 `timeout -s KILL` inside the instance (so even a killed Portcullis leaves nothing running for long), and for
@@ -27,7 +28,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -54,8 +55,20 @@ from portcullis.model.neighbours import (
     Victim,
 )
 from portcullis.pipelines.errors import ExperimentsInterrupted, PipelineError
-from portcullis.proofs.neighbours_results import cell, check_claims
-from portcullis.proofs.runtimes import RUNSC_ARGS, RuntimeUnavailable, private_runsc
+from portcullis.proofs.neighbours_results import VM_RUNTIMES, cell, check_claims
+from portcullis.proofs.runtimes import RUNSC_ARGS, RuntimeUnavailable, kvm_problem, private_runsc
+from portcullis.proofs.vm import (
+    BOOT_TIMEOUT,
+    COMMAND_STARTED,
+    GUEST_MEMORY_MIB,
+    Accel,
+    GuestRoots,
+    RunningVm,
+    VmUnavailable,
+    console_tail,
+    guest_roots,
+    run_vm,
+)
 
 VICTIM_IMAGE = "portcullis-test/python:bookworm"
 AGGRESSOR_IMAGE = "portcullis-test/busybox:1"
@@ -70,6 +83,26 @@ CALL_SLACK = 60.0  # seconds an agent command may take beyond its own duration
 SCRATCH_DIR = "/var/tmp"
 # Measured here (runsc 20221219, cache=fscache): `dd oflag=direct` of 200 MiB took 0.1 s in a sandbox, with or
 # without --device-write-bps 20mb. The sandbox's kernel ignores O_DIRECT and keeps the writes in its own file cache.
+VM_VOLUME = "/vol"  # the guest's virtio-blk volume: its root is an initramfs in its RAM
+SLIRP_HOST = "10.0.2.2"  # inside a slirp guest, this host's loopback
+VM_LIMITS_REFUSED = (
+    "n/a in a VM: Docker's limits (--cpus, --memory, --pids-limit, --device-write-bps, tc on a veth) do not reach a "
+    f"QEMU guest; its own bounds hold in every run instead: 1 vCPU, {GUEST_MEMORY_MIB} MiB of RAM, its own kernel and "
+    "pid space, its own disk image"
+)
+VM_NOTES = [
+    f"VM instances: one QEMU guest each (Debian's kernel, 1 vCPU, {GUEST_MEMORY_MIB} MiB), all QEMU threads pinned "
+    "with taskset to the same CPU(s) as the containers; victim and aggressors write O_DIRECT to their own virtio-blk "
+    "volume image (cache=none, so the writes reach this host's disk).",
+    "VM instances: this host measures the victim's TCP through QEMU's user-mode (slirp) port forward on 127.0.0.1, "
+    "and the net flood runs between two aggressor VMs through their forwards: the VMs share no bridge, only this "
+    "host's loopback and CPU.",
+]
+TCG_NOTE = (
+    "vm-tcg is QEMU's TCG software emulation, not KVM: each guest's vCPU is one host thread translating every "
+    "instruction, so its absolute numbers are far below a KVM guest's; its cells show what a separate guest kernel "
+    "isolates, not what hardware virtualisation does."
+)
 RUNSC_DISK = (
     "n/a in runsc: gVisor ignores O_DIRECT, so the victim's writes land in the sandbox's file cache (200 MiB in 0.1 s "
     "even under --device-write-bps 20mb), a memory speed, not the disk's"
@@ -127,6 +160,14 @@ class Instance:
     name: str
     address: str  # reachable from this host
     alive: Callable[[], bool]
+    ports: Mapping[int, int] = field(default_factory=dict)  # port inside -> its port at `address`, where they differ
+    neighbour_address: str = ""  # where another instance reaches it, when not at `address`
+
+    def port(self, inside: int) -> int:
+        return self.ports.get(inside, inside)
+
+    def reached_by_neighbours_at(self, inside: int) -> tuple[str, int]:
+        return self.neighbour_address or self.address, self.port(inside)
 
 
 class Launcher(Protocol):
@@ -135,6 +176,10 @@ class Launcher(Protocol):
     runtime: str
     # Victim metrics this runtime cannot measure honestly, with the reason their cells carry instead of a number.
     unmeasurable: Mapping[Victim, str]
+    # Where the disk victim and aggressor write: on the instance's own disk, never in its memory.
+    scratch_dir: str
+    # Why Docker's limits cannot reach this runtime's instances ("" when they can): its docker-mode cells say so.
+    limits_refused: str
 
     def start(self, spec: InstanceSpec) -> Instance: ...
 
@@ -179,6 +224,8 @@ class DockerLauncher:
     runtime: str
     blkio_weight_supported: bool
     unmeasurable: Mapping[Victim, str] = field(default_factory=dict)
+    scratch_dir: str = SCRATCH_DIR
+    limits_refused: str = ""
 
     def start(self, spec: InstanceSpec) -> Instance:
         options: dict[str, Any] = {
@@ -259,18 +306,116 @@ def runsc_launcher(box: Sandbox, plan: Plan, progress: Callable[[str], None]) ->
 
 
 LauncherFactory = Callable[[Sandbox, Plan, Callable[[str], None]], AbstractContextManager[Launcher]]
+
+
+class RuntimeCannotRun(NeighboursError):
+    """The runtime cannot start here at all: its cells carry the reason and the other runtimes still run."""
+
+
+@dataclass
+class VmLauncher:
+    """Every instance a QEMU VM of its own: its own kernel, 1 vCPU, its own RAM and virtio-blk volume (written
+    with cache=none, so O_DIRECT in the guest reaches this host's disk), every QEMU thread pinned to the plan's CPUs
+    with taskset. This host reaches a guest through slirp forwards on 127.0.0.1; a neighbour reaches it the same
+    way, through the slirp gateway address that stands for this host's loopback."""
+
+    roots: GuestRoots
+    accel: Accel
+    runtime: str
+    running: dict[str, ExitStack] = field(default_factory=dict)
+    unmeasurable: Mapping[Victim, str] = field(default_factory=dict)
+    scratch_dir: str = VM_VOLUME
+    limits_refused: str = VM_LIMITS_REFUSED
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        stack = ExitStack()
+        try:
+            vm = stack.enter_context(
+                run_vm(
+                    self.roots.root(spec.image), self.roots.kernel, self.accel, spec.command,
+                    guest_ports=[VICTIM_PORT, SINK_PORT], cpuset=spec.cpuset, disk_cache="none",
+                )
+            )  # fmt: skip
+            wait_for_command(vm, spec.role)
+        except BaseException:
+            stack.close()
+            raise
+        self.running[vm.work.name] = stack
+        return Instance(vm.work.name, "127.0.0.1", vm.alive, ports=vm.forwards, neighbour_address=SLIRP_HOST)
+
+    def stop(self, instance: Instance) -> None:
+        stack = self.running.pop(instance.name, None)
+        if stack is not None:
+            stack.close()
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.running.pop(name).close()
+
+
+def wait_for_command(vm: RunningVm, role: str) -> None:
+    """Until the guest's init has started the instance's command (its aggressor must load the host before the
+    victim measures, not still be booting)."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    log = vm.work / "console.log"
+    while True:
+        with suppress(OSError):
+            if COMMAND_STARTED in log.read_bytes():
+                return
+        if not vm.alive():
+            raise NeighboursError(f"the {role} VM stopped while booting; console: {console_tail(log)}")
+        if time.monotonic() > deadline:
+            raise NeighboursError(
+                f"the {role} VM did not boot within {BOOT_TIMEOUT:.0f} s; console: {console_tail(log)}"
+            )
+        time.sleep(0.2)
+
+
+def vm_launcher(accel: Accel) -> LauncherFactory:
+    runtime = "vm-tcg" if accel is Accel.tcg else "vm"
+
+    @contextmanager
+    def launcher(box: Sandbox, plan: Plan, progress: Callable[[str], None]) -> Iterator[Launcher]:
+        if accel is Accel.kvm and (problem := kvm_problem()):
+            raise RuntimeCannotRun(problem)
+        ready = False  # failures inside the caller's block are the caller's
+        try:
+            with guest_roots(box.conn, progress) as roots:
+                ready = True
+                vms = VmLauncher(roots, accel, runtime)
+                try:
+                    yield vms
+                finally:
+                    vms.stop_all()
+        except VmUnavailable as exc:
+            if ready:
+                raise NeighboursError(str(exc)) from None
+            raise RuntimeCannotRun(str(exc)) from None
+
+    return launcher
+
+
 # Runtimes the engine does not run itself (a VM, a runsc behind a private dockerd): name -> a launcher built on the
 # run's sandbox (its instances are labelled and removed with the rest), alive for the runtime's rows.
-LAUNCHERS: dict[str, LauncherFactory] = {"runsc": runsc_launcher}
+LAUNCHERS: dict[str, LauncherFactory] = {
+    "runsc": runsc_launcher,
+    "vm": vm_launcher(Accel.kvm),
+    "vm-tcg": vm_launcher(Accel.tcg),
+}
 
 
 # --- the victim agent ---------------------------------------------------------------------------
 
 
+class NoAnswer(NeighboursError):
+    """The connection closed without a line: an agent not listening yet behind a port forward, or one that died."""
+
+
 @dataclass
 class VictimAgent:
     host: str
-    port: int = VICTIM_PORT
+    port: int
+    scratch_dir: str
 
     def _connect(self, timeout: float) -> socket.socket:
         conn = socket.create_connection((self.host, self.port), timeout=timeout)
@@ -281,10 +426,12 @@ class VictimAgent:
         with self._connect(seconds + CALL_SLACK) as conn:
             conn.sendall((" ".join(str(w) for w in words) + "\n").encode())
             reply = conn.makefile("rb").readline()
+        if not reply:
+            raise NoAnswer(f"the victim agent gave no answer to {words[0]!r}")
         try:
             answer = json.loads(reply)
         except json.JSONDecodeError:
-            raise NeighboursError(f"the victim agent gave no answer to {words[0]!r}") from None
+            raise NeighboursError(f"the victim agent answered {words[0]!r} with something not JSON") from None
         if not isinstance(answer, dict) or "error" in answer:
             raise NeighboursError(f"the victim agent failed {words[0]!r}: {answer}")
         return answer
@@ -295,7 +442,7 @@ class VictimAgent:
             try:
                 self.call(0, "info")
                 return
-            except OSError:
+            except (OSError, NoAnswer):  # a VM's port forward takes the connection before the guest listens
                 if not alive():
                     raise NeighboursError("the victim instance exited before its agent answered") from None
                 if time.monotonic() > deadline:
@@ -335,7 +482,7 @@ class VictimAgent:
         if victim is Victim.membw:
             return float(self.call(seconds, "membw", seconds, MEMBW_MIB)["rate"])
         if victim is Victim.disk:
-            return float(self.call(seconds, "disk", SCRATCH_DIR, seconds)["rate"])
+            return float(self.call(seconds, "disk", self.scratch_dir, seconds)["rate"])
         if victim is Victim.tcp_latency:
             return self.rtt_us(seconds)
         return self.throughput_mib_s(seconds)
@@ -348,19 +495,23 @@ def probe_source() -> str:
     return resources.files("portcullis.proofs").joinpath("neighbours_probe.py").read_text(encoding="utf-8")
 
 
-AGGRESSOR_COMMANDS = {
-    Aggressor.cpu: ["sh", "-c", "while :; do :; done"],
-    # Every 64 MiB block read from /dev/zero is cleared by the kernel: a stream of memory writes, no disk.
-    Aggressor.membw: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M"],
-    # Each f forks two more and returns: constant fork/exit churn, bounded by the instance's pids limit.
-    Aggressor.fork: ["sh", "-c", "f() { f | f & }; f; exec sleep 86400"],
-    Aggressor.disk: [
-        "sh",
-        "-c",
-        f"mkdir -p {SCRATCH_DIR}; while :; do dd if=/dev/zero of={SCRATCH_DIR}/storm bs=1M count=256 oflag=direct "
-        "2>/dev/null; done",
-    ],
-}
+def aggressor_command(aggressor: Aggressor, scratch_dir: str) -> list[str]:
+    if aggressor is Aggressor.cpu:
+        return ["sh", "-c", "while :; do :; done"]
+    if aggressor is Aggressor.membw:
+        # Every 64 MiB block read from /dev/zero is cleared by the kernel: a stream of memory writes, no disk.
+        return ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M"]
+    if aggressor is Aggressor.fork:
+        # Each f forks two more and returns: constant fork/exit churn, bounded by the instance's pids limit.
+        return ["sh", "-c", "f() { f | f & }; f; exec sleep 86400"]
+    if aggressor is Aggressor.disk:
+        return [
+            "sh",
+            "-c",
+            f"mkdir -p {scratch_dir}; while :; do dd if=/dev/zero of={scratch_dir}/storm bs=1M count=256 oflag=direct "
+            "2>/dev/null; done",
+        ]
+    raise ValueError(f"the {aggressor} aggressor is a pair of instances (start_aggressor)")
 
 
 def bounded(command: list[str], seconds: float) -> list[str]:
@@ -383,13 +534,14 @@ def start_aggressor(
                 limits,
             )
         )
+        address, port = sink.reached_by_neighbours_at(SINK_PORT)
         sender = InstanceSpec(
             "net flood", plan.victim_image,
-            bounded(["python3", "-c", source, "flood", sink.address, str(SINK_PORT)], lifetime), plan.cpuset, limits,
+            bounded(["python3", "-c", source, "flood", address, str(port)], lifetime), plan.cpuset, limits,
         )  # fmt: skip
         return [sink, launcher.start(sender)]
     pids = FORK_PIDS_CAP if aggressor is Aggressor.fork else None
-    command = bounded(AGGRESSOR_COMMANDS[aggressor], lifetime)
+    command = bounded(aggressor_command(aggressor, launcher.scratch_dir), lifetime)
     return [
         launcher.start(InstanceSpec(f"{aggressor} aggressor", plan.aggressor_image, command, plan.cpuset, limits, pids))
     ]
@@ -432,7 +584,7 @@ def measure_mode(
     progress(f"{launcher.runtime}, {mode}: starting the victim…")
     victim = launcher.start(victim_spec)
     try:
-        agent = VictimAgent(victim.address)
+        agent = VictimAgent(victim.address, victim.port(VICTIM_PORT), launcher.scratch_dir)
         agent.wait_ready(victim.alive)
         record.kernel = str(agent.call(0, "info").get("kernel", ""))
         victims = [v for v in plan.victims if v not in launcher.unmeasurable]
@@ -524,6 +676,34 @@ def notes_for(plan: Plan, values: LimitValues, weight_supported: bool) -> list[s
     return notes
 
 
+def measure_cells(
+    runtime: str,
+    launcher: Launcher,
+    plan: Plan,
+    limits: LimitsMode,
+    values: LimitValues,
+    kernels: dict[str, str],
+    progress: Callable[[str], None],
+) -> list[Cell]:
+    """One (runtime, limits) block of the matrix, named as the plan names the runtime; the kernel the victim saw
+    goes into `kernels`."""
+    if limits is LimitsMode.docker and launcher.limits_refused:
+        return [
+            cell(runtime, limits, aggressor, victim, [], [], launcher.limits_refused)
+            for aggressor in plan.aggressors
+            for victim in plan.victims
+        ]
+    record = measure_mode(launcher, plan, values if limits is LimitsMode.docker else None, progress)
+    kernels[runtime] = record.kernel
+    return [
+        cell(runtime, limits, aggressor, victim, record.alone.get(victim, []),
+             record.beside.get((aggressor, victim), []),
+             launcher.unmeasurable.get(victim) or record.notes.get(aggressor, ""))
+        for aggressor in plan.aggressors
+        for victim in plan.victims
+    ]  # fmt: skip
+
+
 def measure_neighbours(conn: EngineConnection, plan: Plan, progress: Callable[[str], None]) -> NeighboursReport:
     if not conn.local:
         raise NeighboursError(
@@ -549,25 +729,27 @@ def measure_neighbours(conn: EngineConnection, plan: Plan, progress: Callable[[s
     weight = blkio_weight_supported()
     cells: list[Cell] = []
     kernels: dict[str, str] = {}
+    cannot_run: dict[str, str] = {}
     with sandbox(conn, "neighbours") as box:
         for runtime in plan.runtimes:
             # An engine that runs the runtime itself is used as is; a launcher serves only what it lacks.
             factory = LAUNCHERS.get(runtime) if runtime not in known else None
-            with (
-                factory(box, plan, progress)
-                if factory
-                else nullcontext(DockerLauncher(box, runtime, weight)) as launcher
-            ):
-                for limits in plan.limits:
-                    record = measure_mode(launcher, plan, values if limits is LimitsMode.docker else None, progress)
-                    kernels[runtime] = record.kernel
-                    for aggressor in plan.aggressors:
-                        for victim in plan.victims:
-                            note = launcher.unmeasurable.get(victim) or record.notes.get(aggressor, "")
-                            cells.append(
-                                cell(runtime, limits, aggressor, victim, record.alone.get(victim, []),
-                                     record.beside.get((aggressor, victim), []), note)
-                            )  # fmt: skip
+            try:
+                with (
+                    factory(box, plan, progress)
+                    if factory
+                    else nullcontext(DockerLauncher(box, runtime, weight)) as launcher
+                ):
+                    for limits in plan.limits:
+                        cells += measure_cells(runtime, launcher, plan, limits, values, kernels, progress)
+            except RuntimeCannotRun as exc:
+                cannot_run[runtime] = str(exc)
+                cells += [
+                    cell(runtime, limits, aggressor, victim, [], [], f"{runtime} cannot run here: {exc}")
+                    for limits in plan.limits
+                    for aggressor in plan.aggressors
+                    for victim in plan.victims
+                ]
     loads.append(load_average())
     settings = NeighboursSettings(
         runtimes=list(plan.runtimes), aggressors=list(plan.aggressors), victims=list(plan.victims),
@@ -581,6 +763,11 @@ def measure_neighbours(conn: EngineConnection, plan: Plan, progress: Callable[[s
     )  # fmt: skip
     notes = notes_for(plan, values, weight)
     notes += [f"{runtime}: the victim saw kernel {kernel}" for runtime, kernel in kernels.items()]
+    notes += [f"{runtime} did not run: {reason}" for runtime, reason in cannot_run.items()]
+    if any(runtime in VM_RUNTIMES for runtime in kernels):
+        notes += VM_NOTES
+    if "vm-tcg" in kernels:
+        notes.append(TCG_NOTE)
     if "runsc" in kernels and "runsc" not in known:
         notes.append(
             f"runsc ran as a runtime of a private dockerd ({' '.join(RUNSC_ARGS)}): the sandboxes use the host "

@@ -20,6 +20,7 @@ from portcullis.model.neighbours import (
 # Below this loss a neighbour counts as "not felt": a shared 2-core machine moves single runs by a few percent.
 FELT_PERCENT = 10.0
 CONTAINER_RUNTIMES = frozenset({"runc", "runsc", "io.containerd.runc.v2"})
+VM_RUNTIMES = frozenset({"vm", "vm-tcg"})
 
 
 def degradation_percent(alone: float, beside: float, better: Literal["lower", "higher"]) -> float:
@@ -73,16 +74,27 @@ def _find(cells: Sequence[Cell], runtime: str, limits: LimitsMode, aggressor: Ag
 
 def _isolation_claims(cells: Sequence[Cell], runtimes: Sequence[str]) -> list[ClaimVerdict]:
     claims = []
-    vm_cells = [
-        c for c in cells if c.runtime == "vm" and c.limits is LimitsMode.none and c.degradation_percent is not None
-    ]
     vm_claim = "A VM isolates memory, fork, CPU, disk and network traffic completely"
-    if vm_cells:
-        hurt = [c for c in vm_cells if felt(c)]
+    vm_runtimes = [runtime for runtime in runtimes if runtime in VM_RUNTIMES]
+    for runtime in vm_runtimes:
+        claim = f"{vm_claim} ({runtime})"
+        measured = [
+            c
+            for c in cells
+            if c.runtime == runtime and c.limits is LimitsMode.none and c.degradation_percent is not None
+        ]
+        if not measured:
+            reasons = {c.note for c in cells if c.runtime == runtime and c.note}
+            evidence = "; ".join(sorted(reasons)) or "no cell without limits"
+            claims.append(ClaimVerdict(claim=claim, verdict="not measured", evidence=evidence))
+            continue
+        hurt = sorted((c for c in measured if felt(c)), key=lambda c: -(c.degradation_percent or 0.0))
         verdict: Literal["held", "did not hold", "not measured"] = "did not hold" if hurt else "held"
         evidence = f"felt beside a VM neighbour: {_describe(hurt)}" if hurt else f"no cell over {FELT_PERCENT:.0f} %"
-        claims.append(ClaimVerdict(claim=vm_claim, verdict=verdict, evidence=evidence))
-    else:
+        if runtime == "vm-tcg":
+            evidence = f"under TCG software emulation, not KVM: {evidence}"
+        claims.append(ClaimVerdict(claim=claim, verdict=verdict, evidence=evidence))
+    if not vm_runtimes:
         claims.append(ClaimVerdict(claim=vm_claim, verdict="not measured", evidence="no vm runtime in this run"))
     for runtime in runtimes:
         if runtime not in CONTAINER_RUNTIMES:
@@ -119,6 +131,8 @@ LIMIT_PAIRS = (
 def _limit_claims(cells: Sequence[Cell], runtimes: Sequence[str]) -> list[ClaimVerdict]:
     claims = []
     for runtime in runtimes:
+        if runtime in VM_RUNTIMES:
+            continue  # Docker's limits do not reach a VM: the isolation claim speaks for it
         for resource, aggressor, victims, limit in LIMIT_PAIRS:
             claim = f"A {resource} limit contains a {aggressor} neighbour ({runtime}, {limit})"
             pairs = [

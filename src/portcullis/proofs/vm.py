@@ -19,6 +19,7 @@ runtime. The QEMU process and every temporary file are removed when the block en
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -26,9 +27,9 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
@@ -51,6 +52,7 @@ BOOT_TIMEOUT = 300.0  # TCG on a loaded 2-CPU host: the kernel alone takes 8 s, 
 GUEST_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "crc32c_generic", "ext4")
 CONSOLE_TAIL_LINES = 15
 BUSYBOX = "/bin/busybox"
+COMMAND_STARTED = b"portcullis: starting /portcullis/run"  # INIT prints it just before it starts the command
 INIT = """#!/portcullis/busybox sh
 B=/portcullis/busybox
 export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
@@ -61,14 +63,17 @@ for module in /portcullis/modules/*.ko; do
     $B insmod "$module" || echo "portcullis: insmod $module failed"
 done
 $B ip link set lo up
-$B ip link set eth0 up || {{ echo "portcullis: no network device"; exit 1; }}
+$B ip link set eth0 up || { echo "portcullis: no network device"; exit 1; }
 $B ip addr add 10.0.2.15/24 dev eth0
 $B ip route add default via 10.0.2.2
 $B mkdir -p /vol
 # Without its volume the guest's disk numbers would be RAM numbers: stop (the kernel panics, QEMU exits).
-$B mount -t ext4 /dev/vda /vol || {{ echo "portcullis: the volume did not mount"; exit 1; }}
-echo "portcullis: starting the agent"
-exec python3 /portcullis/agent.py {port} 0.0.0.0
+$B mount -t ext4 /dev/vda /vol || { echo "portcullis: the volume did not mount"; exit 1; }
+echo "portcullis: starting /portcullis/run"
+# Not exec: as PID 1 the shell's wait also reaps the orphans the command leaves (a fork storm leaves thousands).
+# When the command ends, so does init: the kernel panics and QEMU (-no-reboot) exits.
+$B sh /portcullis/run &
+wait $!
 """
 
 
@@ -210,8 +215,9 @@ class Cpio:
         self.add("TRAILER!!!", 0)
 
 
-def write_initramfs(conn: EngineConnection, image: str, kernel: GuestKernel, work: Path) -> Path:
-    """The image's file system plus busybox, the modules, the agent and /init, as an uncompressed initramfs."""
+def write_root(conn: EngineConnection, image: str, kernel: GuestKernel, work: Path) -> Path:
+    """The image's file system plus busybox, the modules and /init, as an uncompressed initramfs. What the guest
+    runs is not in it: `instance_initramfs` appends that, so one root serves every instance of the image."""
     exported = work / "root.tar"
     with sandbox(conn, "vm") as box:
         container = box.create(image, ["true"])  # never started: only its file system is read
@@ -221,7 +227,7 @@ def write_initramfs(conn: EngineConnection, image: str, kernel: GuestKernel, wor
                     out.write(chunk)
         except docker.errors.APIError as exc:
             raise OverheadError(f"the engine did not export {image}: {exc.explanation or exc}") from None
-    target = work / "initramfs.cpio"
+    target = work / f"root-{len(list(work.glob('root-*.cpio')))}.cpio"  # one per image
     with target.open("wb") as out, tarfile.open(exported) as archive:
         cpio = Cpio(out)
         cpio.add_tar(archive)
@@ -229,13 +235,25 @@ def write_initramfs(conn: EngineConnection, image: str, kernel: GuestKernel, wor
         cpio.add("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))  # init's output before devtmpfs is mounted
         cpio.add("portcullis", stat.S_IFDIR | 0o755)
         cpio.add("portcullis/busybox", stat.S_IFREG | 0o755, Path(BUSYBOX).read_bytes())
-        cpio.add("portcullis/agent.py", stat.S_IFREG | 0o644, probe_source().encode())
         cpio.add("portcullis/modules", stat.S_IFDIR | 0o755)
         for index, module in enumerate(module_files(kernel)):
             cpio.add(f"portcullis/modules/{index:02d}-{module.name}", stat.S_IFREG | 0o644, module.read_bytes())
-        cpio.add("init", stat.S_IFREG | 0o755, INIT.format(port=GUEST_PORT).encode())
+        cpio.add("init", stat.S_IFREG | 0o755, INIT.encode())
         cpio.close()
     exported.unlink()
+    return target
+
+
+def instance_initramfs(root: Path, command: Sequence[str], files: Mapping[str, bytes], target: Path) -> Path:
+    """`root` followed by a second archive holding /portcullis/run (the command) and `files` under /portcullis:
+    the kernel unpacks concatenated archives in turn."""
+    shutil.copyfile(root, target)
+    with target.open("ab") as out:
+        cpio = Cpio(out)
+        for name, data in files.items():
+            cpio.add(f"portcullis/{name}", stat.S_IFREG | 0o644, data)
+        cpio.add("portcullis/run", stat.S_IFREG | 0o755, f"exec {shlex.join(command)}\n".encode())
+        cpio.close()
     return target
 
 
@@ -256,15 +274,19 @@ def console_tail(log: Path) -> str:
     return " | ".join(tail) or "(no console output)"
 
 
-def qemu_command(accel: Accel, kernel: GuestKernel, initramfs: Path, volume: Path, log: Path, port: int) -> list[str]:
+def qemu_command(
+    accel: Accel, kernel: GuestKernel, initramfs: Path, volume: Path, log: Path, forwards: Mapping[int, int],
+    memory_mib: int, disk_cache: str,
+) -> list[str]:  # fmt: skip
+    hostfwd = "".join(f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in forwards.items())
     return [
         QEMU, "-accel", accel.value, "-cpu", "host" if accel is Accel.kvm else "max",
-        "-m", str(GUEST_MEMORY_MIB), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-m", str(memory_mib), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(kernel.vmlinuz), "-initrd", str(initramfs),
         "-append", "console=ttyS0 panic=-1 rdinit=/init",
         "-serial", f"file:{log}",
-        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT}", "-device", "virtio-net-pci,netdev=net0",
-        "-drive", f"file={volume},format=raw,if=virtio",
+        "-netdev", f"user,id=net0{hostfwd}", "-device", "virtio-net-pci,netdev=net0",
+        "-drive", f"file={volume},format=raw,if=virtio,cache={disk_cache}",
     ]  # fmt: skip
 
 
@@ -290,6 +312,92 @@ def wait_for_agent(agent: Agent, qemu: subprocess.Popen[bytes], work: Path, time
             time.sleep(0.5)
 
 
+@dataclass
+class RunningVm:
+    qemu: subprocess.Popen[bytes]
+    work: Path  # its console log, QEMU's stderr, its initramfs and volume
+    forwards: dict[int, int]  # guest port -> host port on 127.0.0.1
+
+    def alive(self) -> bool:
+        return self.qemu.poll() is None
+
+
+@contextmanager
+def run_vm(
+    root: Path,
+    kernel: GuestKernel,
+    accel: Accel,
+    command: Sequence[str],
+    *,
+    files: Mapping[str, bytes] | None = None,
+    guest_ports: Sequence[int] = (),
+    memory_mib: int = GUEST_MEMORY_MIB,
+    cpuset: str | None = None,
+    disk_cache: str = "writeback",
+) -> Iterator[RunningVm]:
+    """A VM booted from `root` running `command` (its init's child; the VM stops when it ends), with a fresh volume
+    at /vol and each of `guest_ports` forwarded from 127.0.0.1; `cpuset` pins every QEMU thread, as --cpuset-cpus
+    pins a container. `disk_cache="none"` makes the guest's O_DIRECT writes direct on the host too. QEMU and every
+    file of the instance are gone when the block ends, on Ctrl-C and SIGTERM too."""
+    work = Path(tempfile.mkdtemp(prefix="portcullis-vm-"))
+    qemu: subprocess.Popen[bytes] | None = None
+    try:
+        initramfs = instance_initramfs(root, command, files or {}, work / "initramfs.cpio")
+        volume, log = write_volume(work), work / "console.log"
+        forwards = {guest: free_port() for guest in guest_ports}
+        command = qemu_command(accel, kernel, initramfs, volume, log, forwards, memory_mib, disk_cache)
+        if cpuset:
+            command = ["taskset", "-c", cpuset, *command]
+        with (work / "qemu.err").open("wb") as errors:
+            qemu = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                start_new_session=True,  # Ctrl-C reaches Portcullis, which then stops QEMU itself
+            )  # fmt: skip
+        yield RunningVm(qemu, work, forwards)
+    finally:
+        if qemu is not None:
+            qemu.kill()
+            qemu.wait(timeout=30)
+        _kill_qemu_of(work)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def qemu_version() -> str:
+    version = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    return (version.stdout.splitlines() or ["QEMU"])[0]
+
+
+@dataclass
+class GuestRoots:
+    """The guest kernel, and the root of each image, written once and shared by every VM of that image."""
+
+    conn: EngineConnection
+    kernel: GuestKernel
+    work: Path
+    progress: Callable[[str], None]
+    roots: dict[str, Path] = field(default_factory=dict)
+
+    def root(self, image: str) -> Path:
+        if image not in self.roots:
+            self.progress(f"writing {image} as a VM's initramfs…")
+            self.roots[image] = write_root(self.conn, image, self.kernel, self.work)
+        return self.roots[image]
+
+
+@contextmanager
+def guest_roots(conn: EngineConnection, progress: Callable[[str], None]) -> Iterator[GuestRoots]:
+    """Guest roots written on demand; removed when the block ends."""
+    if shutil.which(QEMU) is None:
+        raise VmUnavailable(f"{QEMU} is not installed (Debian package qemu-system-x86)")
+    kernel = guest_kernel(progress)
+    work = Path(tempfile.mkdtemp(prefix="portcullis-vm-roots-"))
+    try:
+        yield GuestRoots(conn, kernel, work, progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 @contextmanager
 def boot(
     conn: EngineConnection,
@@ -298,33 +406,17 @@ def boot(
     progress: Callable[[str], None] = lambda message: None,
     boot_timeout: float = BOOT_TIMEOUT,
 ) -> Iterator[Guest]:
-    """A VM running the agent from `image`, reachable on 127.0.0.1; stopped and its files removed at the end."""
-    if shutil.which(QEMU) is None:
-        raise VmUnavailable(f"{QEMU} is not installed (Debian package qemu-system-x86)")
-    kernel = guest_kernel(progress)
-    work = Path(tempfile.mkdtemp(prefix="portcullis-vm-"))
-    qemu: subprocess.Popen[bytes] | None = None
-    try:
-        progress(f"writing {image} as the VM's initramfs and an ext4 volume image…")
-        initramfs, volume = write_initramfs(conn, image, kernel, work), write_volume(work)
-        log, port = work / "console.log", free_port()
+    """A VM running the overhead agent from `image`, reachable on 127.0.0.1; stopped and its files removed at the
+    end."""
+    with guest_roots(conn, progress) as roots:
+        root, kernel = roots.root(image), roots.kernel
         progress(f"booting the VM ({accel.value}, kernel {kernel.version})…")
-        with (work / "qemu.err").open("wb") as errors:
-            qemu = subprocess.Popen(
-                qemu_command(accel, kernel, initramfs, volume, log, port),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-                start_new_session=True,  # Ctrl-C reaches Portcullis, which then stops QEMU itself
-            )  # fmt: skip
-        agent = Agent(f"VM ({accel.value}) through its port forward", "127.0.0.1", port)
-        python = wait_for_agent(agent, qemu, work, boot_timeout)
-        version = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=30, check=False)
-        yield Guest(agent, python, kernel, (version.stdout.splitlines() or ["QEMU"])[0])
-    finally:
-        if qemu is not None:
-            qemu.kill()
-            qemu.wait(timeout=30)
-        _kill_qemu_of(work)
-        shutil.rmtree(work, ignore_errors=True)
+        agent_command = ["python3", "/portcullis/agent.py", str(GUEST_PORT), "0.0.0.0"]
+        files = {"agent.py": probe_source().encode()}
+        with run_vm(root, kernel, accel, agent_command, files=files, guest_ports=[GUEST_PORT]) as vm:
+            agent = Agent(f"VM ({accel.value}) through its port forward", "127.0.0.1", vm.forwards[GUEST_PORT])
+            python = wait_for_agent(agent, vm.qemu, vm.work, boot_timeout)
+            yield Guest(agent, python, kernel, qemu_version())
 
 
 def _kill_qemu_of(work: Path) -> None:

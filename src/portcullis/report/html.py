@@ -14,8 +14,10 @@ from functools import cache
 from importlib.resources import files
 
 import jinja2
+from markupsafe import Markup
 
 from portcullis.model.findings import Finding, Report, Severity, Status
+from portcullis.report.heatmap import render_heatmap
 from portcullis.report.sections import section_key, section_title
 
 STATUS_LABELS = {
@@ -135,5 +137,7 @@ def render(report: Report) -> str:
             chart=_chart(report),
             script=script,
             script_hash=script_hash,
+            # The heat map escapes every label it writes, so it is the one piece passed through unescaped.
+            isolation_heatmap=Markup(render_heatmap(report.isolation)) if report.isolation else None,
         )
     )
