@@ -42,6 +42,7 @@ def build_report(findings: List[Dict[str, Any]], subject: str) -> Dict[str, Any]
         # rule descriptors come from `portcullis rules DKR-IN-…` on the host; the zipapp carries none
         "rules": [],
         "database": None,  # no vulnerability database is involved in an inside assessment
+        "isolation": None,  # a noisy-neighbour matrix is attached to host audits only
     }
 
 
