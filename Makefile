@@ -68,9 +68,10 @@ bench-watch: setup engine test-images
 bench-isolation: bench-programs setup engine test-images
 	$(BIN)/python benchmarks/runtimes_bench.py
 
-## bench-neighbours: noisy neighbours, the runc, runsc and VM matrix with and without limits, about 20 min (benchmarks/results/neighbours.*)
+## bench-neighbours: noisy neighbours, the runc, runsc and VM matrix with and without limits, then runc and VM unpinned, about 28 min (benchmarks/results/neighbours*.*)
 bench-neighbours: programs setup engine test-images
 	$(BIN)/python benchmarks/neighbours_bench.py
+	$(BIN)/python benchmarks/neighbours_bench.py --unpinned
 
 ## bench-prove: how closely the disk and egress caps prove holds, and each proof's time (benchmarks/results/prove-limits.*)
 bench-prove: programs setup engine test-images

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from portcullis.model.neighbours import Aggressor
+from portcullis.model.neighbours import Aggressor, LimitsMode
 from portcullis.proofs.neighbours import (
     FORK_PIDS_CAP,
     Instance,
@@ -14,7 +14,9 @@ from portcullis.proofs.neighbours import (
     Plan,
     cpuset_size,
     docker_limits,
+    notes_for,
     start_aggressor,
+    vm_notes,
 )
 
 
@@ -88,3 +90,15 @@ def test_the_disk_aggressor_writes_where_its_launcher_says() -> None:
     start_aggressor(launcher, Aggressor.disk, Plan(cpuset="1"), None, lifetime=30)
     script = launcher.specs[0].command[-1]
     assert "of=/vol/storm" in script and "oflag=direct" in script and "/var/tmp" not in script
+
+
+def test_notes_name_only_the_limits_and_placement_the_run_had() -> None:
+    values = docker_limits("1", "/dev/vda")
+    both = notes_for(Plan(cpuset="1"), values, weight_supported=False)
+    assert any(note.startswith("--limits docker holds every aggressor instance to --cpus 0.25") for note in both)
+    assert any(note.startswith("--blkio-weight is not applied") for note in both)
+    none_only = notes_for(Plan(cpuset=None, limits=(LimitsMode.none,)), values, weight_supported=False)
+    assert not [note for note in none_only if "--limits docker" in note or "--blkio-weight" in note]
+    assert none_only[0] == "Victim and aggressors were not pinned: the scheduler spread them over every CPU."
+    assert "all QEMU threads pinned with taskset to CPU(s) 1, as the containers are" in vm_notes("1")[0]
+    assert "QEMU threads not pinned, as the containers are not" in vm_notes(None)[0]

@@ -90,14 +90,27 @@ VM_LIMITS_REFUSED = (
     f"QEMU guest; its own bounds hold in every run instead: 1 vCPU, {GUEST_MEMORY_MIB} MiB of RAM, its own kernel and "
     "pid space, its own disk image"
 )
-VM_NOTES = [
-    f"VM instances: one QEMU guest each (Debian's kernel, 1 vCPU, {GUEST_MEMORY_MIB} MiB), all QEMU threads pinned "
-    "with taskset to the same CPU(s) as the containers; victim and aggressors write O_DIRECT to their own virtio-blk "
-    "volume image (cache=none, so the writes reach this host's disk).",
+
+
+def vm_notes(cpuset: str | None) -> list[str]:
+    placement = (
+        f"all QEMU threads pinned with taskset to CPU(s) {cpuset}, as the containers are"
+        if cpuset
+        else "QEMU threads not pinned, as the containers are not"
+    )
+    return [
+        f"VM instances: one QEMU guest each (Debian's kernel, 1 vCPU, {GUEST_MEMORY_MIB} MiB), {placement}; victim "
+        "and aggressors write O_DIRECT to their own virtio-blk volume image (cache=none, so the writes reach this "
+        "host's disk).",
+        VM_NETWORK_NOTE,
+    ]
+
+
+VM_NETWORK_NOTE = (
     "VM instances: this host measures the victim's TCP through QEMU's user-mode (slirp) port forward on 127.0.0.1, "
     "and the net flood runs between two aggressor VMs through their forwards: the VMs share no bridge, only this "
-    "host's loopback and CPU.",
-]
+    "host's loopback and CPU."
+)
 TCG_NOTE = (
     "vm-tcg is QEMU's TCG software emulation, not KVM: each guest's vCPU is one host thread translating every "
     "instruction, so its absolute numbers are far below a KVM guest's; its cells show what a separate guest kernel "
@@ -654,18 +667,22 @@ def notes_for(plan: Plan, values: LimitValues, weight_supported: bool) -> list[s
         else "Victim and aggressors were not pinned: the scheduler spread them over every CPU.",
         f"The fork storm runs with --pids-limit {FORK_PIDS_CAP} even without limits, and every aggressor is killed "
         "inside its instance by `timeout -s KILL` at the latest, so the host survives the 'none' case.",
+        "TCP latency and throughput are measured from this host to the victim's bridge address (docker0 and a veth); "
+        "the host side is not pinned.",
+        "The memory-bandwidth aggressor is dd from /dev/zero with 64 MiB blocks (the kernel clears each block); "
+        "Docker offers no memory-bandwidth limit, only --memory (capacity) and --cpus.",
+    ]
+    if LimitsMode.docker not in plan.limits:
+        return notes
+    notes.append(
         f"--limits docker holds every aggressor instance to --cpus {values.aggressor_cpus:g} and --cpu-shares "
         f"{values.aggressor_cpu_shares} (the victim: --cpu-shares {values.victim_cpu_shares}, no quota), and gives "
         f"victim and aggressor alike --memory {values.memory_mib} MiB, "
         f"--pids-limit {values.pids}, "
         + (f"--device-write-bps {values.device}:{values.device_write_mib_per_s}mb, " if values.device else "")
         + f"and a {values.tc_rate_mbit} Mbit/s tc token bucket on the host side of its veth (traffic into the "
-        "instance); the victim's baseline is measured under the same limits.",
-        "TCP latency and throughput are measured from this host to the victim's bridge address (docker0 and a veth); "
-        "the host side is not pinned.",
-        "The memory-bandwidth aggressor is dd from /dev/zero with 64 MiB blocks (the kernel clears each block); "
-        "Docker offers no memory-bandwidth limit, only --memory (capacity) and --cpus.",
-    ]
+        "instance); the victim's baseline is measured under the same limits."
+    )
     if not weight_supported:
         notes.append(
             "--blkio-weight is not applied: this kernel's I/O scheduler has no cgroup v1 weight file "
@@ -765,7 +782,7 @@ def measure_neighbours(conn: EngineConnection, plan: Plan, progress: Callable[[s
     notes += [f"{runtime}: the victim saw kernel {kernel}" for runtime, kernel in kernels.items()]
     notes += [f"{runtime} did not run: {reason}" for runtime, reason in cannot_run.items()]
     if any(runtime in VM_RUNTIMES for runtime in kernels):
-        notes += VM_NOTES
+        notes += vm_notes(plan.cpuset)
     if "vm-tcg" in kernels:
         notes.append(TCG_NOTE)
     if "runsc" in kernels and "runsc" not in known:
