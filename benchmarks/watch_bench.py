@@ -6,10 +6,10 @@ from the main engine, so nothing else starts containers there. The watcher is th
 its stdout a pipe this script reads; each burst starts N containers (`--network none`, labelled) from 10 threads,
 every run with a fresh watcher. Two latencies: from the engine's event time (`timeNano`)
 to the judgement's lines, as the watcher reports it just before writing them; and, per container, from its
-`State.StartedAt` to when this script read the first judgement that saw it running (pipe included). The engine
-holds a container's lock while it starts it, so a create event's inspect waits for the start: that judgement then
-sees the container running and stands for its start too (one judgement per container and start time). Machine load
-(1-minute load average) is recorded before and after.
+`State.StartedAt` to when this script read the first judgement that saw it running (pipe included). A create event
+is judged from the engine's own files (an inspect would wait for the start, which holds the container's lock), so
+each container has a create and a start judgement. Machine load (1-minute load average) is recorded before and
+after.
 
     .venv/bin/python benchmarks/watch_bench.py                         # 50 containers, 3 runs
     .venv/bin/python benchmarks/watch_bench.py --containers 10 --runs 1 --inside
@@ -224,10 +224,10 @@ def write_results(result: dict[str, Any], out: Path) -> None:
     lines += [
         "",
         f"Starting the {result['containers']} containers took {', '.join(f'{s:.1f}' for s in result['burst_seconds'])}"
-        " s per run. The engine holds a container's lock while it starts it, so the inspect behind a create event's"
-        " judgement waits for the start: that judgement sees the container running and stands for its start too (one"
-        " judgement per container and start time), and its latency from the create event includes the engine's own"
-        " start time. The last row is the latency a user sees from a container's start, whichever event brought its"
+        " s per run. A create event's judgement reads the never-started container from the engine's own files, since"
+        " an inspect would wait for the start (the engine holds the container's lock while starting it); where those"
+        " files cannot be read it falls back to that inspect, and its latency then includes the engine's own start"
+        " time. The last row is the latency a user sees from a container's start, whichever event brought its"
         " judgement.",
         "",
     ]

@@ -104,6 +104,11 @@ def _started(watcher: Watcher, container_id: str) -> dict[str, Any]:
     return next(s for s in watcher.about(container_id, "summary") if s["subject"]["state"] == "running")
 
 
+def _created(watcher: Watcher, container_id: str) -> dict[str, Any] | None:
+    """The summary of the judgement that saw the container created and not yet started, if there is one."""
+    return next((s for s in watcher.about(container_id, "summary") if s["subject"]["state"] == "created"), None)
+
+
 def test_a_dangerous_container_is_reported_within_a_second_and_a_hardened_one_is_clean(
     tmp_path: Path, containers: ContainerFactory
 ) -> None:
@@ -123,6 +128,12 @@ def test_a_dangerous_container_is_reported_within_a_second_and_a_hardened_one_is
             assert line["finding"]["target"]["id"] == dangerous.id
             assert line["finding"]["status"] in ("fail", "error")
             assert 0 <= line["latency_ms"] < 1000, line  # the engine's event time to the line written
+        # Its create was judged too, from the engine's files rather than an inspect that waits for the start.
+        wait_until(lambda: _created(watcher, dangerous.id) is not None, 10, "the create event's judgement")
+        at_create = _created(watcher, dangerous.id)
+        assert at_create is not None and at_create["event"] == "container create", at_create
+        assert set(at_create["failed_rules"]) >= DANGEROUS_RULES, at_create
+        assert 0 <= at_create["latency_ms"] < 1000, at_create
         clean = _started(watcher, hardened.id)
         assert clean["failed_rules"] == [] and clean["judged"] > 10 and clean["tripped"] is False, clean
         assert all(s["failed_rules"] == [] for s in watcher.about(hardened.id, "summary"))

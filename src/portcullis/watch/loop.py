@@ -24,7 +24,7 @@ from portcullis.collect import CollectionError
 from portcullis.collect.audit import collect_context
 from portcullis.collect.engine import EngineConnection, connect
 from portcullis.collect.events import EngineEvent, EventStream
-from portcullis.collect.subjects import current_containers, read_container, read_image_config
+from portcullis.collect.subjects import current_containers, read_container, read_created_container, read_image_config
 from portcullis.model.facts import ContainerFacts, Facts, ImageFacts
 from portcullis.model.findings import Finding, Severity, Status, Summary
 from portcullis.model.redaction import redact_line, redact_value
@@ -190,8 +190,13 @@ class Watch(threading.Thread):
         context = self._context
         if context is None or self.stopping.is_set():
             return
+        # At its create event a container's own files are read, where they can be: the engine holds the container's
+        # lock while it starts it, and an inspect now would wait for the start.
+        stored_in = (
+            context.engine.info.docker_root_dir if event and event.action == "create" and context.engine.local else None
+        )
         try:
-            read = self._read(lambda conn: self._container_and_images(conn, container_id))
+            read = self._read(lambda conn: self._container_and_images(conn, container_id, stored_in))
         except CollectionError as exc:
             self._forget_connection()
             log.warning("container %s not judged: %s", container_id[:12], exc)
@@ -223,11 +228,14 @@ class Watch(threading.Thread):
 
     @staticmethod
     def _container_and_images(
-        conn: EngineConnection, container_id: str
+        conn: EngineConnection, container_id: str, stored_in: str | None
     ) -> tuple[ContainerFacts, list[ImageFacts]] | None:
         """The container, the image it runs and the one its tag names now (the freshness rule compares them); None
-        when the container is gone."""
-        container = read_container(conn, container_id)
+        when the container is gone. A container never started is read from the engine's files under `stored_in`
+        when that directory is given and readable here, else inspected."""
+        container = read_created_container(stored_in, container_id) if stored_in else None
+        if container is None:
+            container = read_container(conn, container_id)
         if container is None:
             return None
         images: dict[str, ImageFacts] = {}
