@@ -57,6 +57,15 @@ if [ "$current" = "$inputs" ]; then
   echo "image: $image is up to date; wheels prepared in $((SECONDS - started)) s" >&2
   exit 0
 fi
+# The classic builder keeps the install stage as an untagged image and the image this build replaces loses its tag:
+# the stage is built under a tag of its own and both are removed, so rebuilds do not pile up on the engine.
+previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+stage="portcullis-build-stage:install-$$"
+trap 'docker image rm "$stage" >/dev/null 2>&1 || true' EXIT
+DOCKER_BUILDKIT=0 docker build -q --build-arg BASE="$base" --target install -t "$stage" . >/dev/null
 DOCKER_BUILDKIT=0 docker build -q --build-arg BASE="$base" --label "portcullis.inputs=$inputs" -t "$image" . >/dev/null
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true  # still used by a container, or tagged elsewhere: kept
+fi
 size=$(docker image inspect -f '{{.Size}}' "$image")
 echo "image: built $image FROM $base in $((SECONDS - started)) s ($((size / 1000000)) MB)" >&2
