@@ -4,9 +4,11 @@ run, and nothing it started is left behind."""
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,8 +49,10 @@ def vm_reason() -> str:
 
 
 def leftovers(client: docker.DockerClient) -> tuple[list[str], list[str]]:
-    containers = client.containers.list(all=True, filters={"label": "portcullis.purpose=runtimes"})
-    volumes = client.volumes.list(filters={"label": "portcullis.purpose=overhead"})
+    """This test process's runtime containers and scratch volumes (by the owner label): not another suite's."""
+    ours = f"portcullis.owner={socket.gethostname()}:{os.getpid()}"
+    containers = client.containers.list(all=True, filters={"label": ["portcullis.purpose=runtimes", ours]})
+    volumes = client.volumes.list(filters={"label": ["portcullis.purpose=overhead", ours]})
     return [c.name for c in containers], [v.name for v in volumes]
 
 

@@ -20,9 +20,13 @@ HARDENED = ["--memory", "64m", "--memory-swap", "64m", "--pids-limit", "40", "--
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]  # fmt: skip
 
 
-def prove_containers() -> list[str]:
-    # by the purpose label, which every version of the sandbox set: the test must be able to fail on the old one
-    return docker("ps", "-aq", "--filter", "label=portcullis.purpose=prove").stdout.split()
+def prove_containers(process: subprocess.Popen[str]) -> list[str]:
+    """The proof containers that run made, by the owner label (host:pid) the sandbox gives each: another suite's
+    proofs on the same engine are not counted."""
+    owner = f"portcullis.owner={socket.gethostname()}:{process.pid}"
+    return docker(
+        "ps", "-aq", "--filter", "label=portcullis.purpose=prove", "--filter", f"label={owner}"
+    ).stdout.split()
 
 
 def start(target: str) -> subprocess.Popen[str]:
@@ -54,7 +58,7 @@ def test_signals_at_any_moment_leave_no_container(containers: Containers) -> Non
         # -SIGTERM, -SIGINT: the signal came before Python had installed its handlers, so nothing was created either
         assert process.returncode in (0, 130, -signal.SIGTERM, -signal.SIGINT), stderr
         assert "Traceback" not in stderr and "internal error" not in stderr
-        left = prove_containers()
+        left = prove_containers(process)
         if left:
             leftovers[runs] = left
             docker("rm", "-f", *left, check=False)
@@ -80,4 +84,4 @@ def test_next_run_sweeps_a_killed_runs_containers(containers: Containers) -> Non
         if process.poll() is None:
             process.kill()
     assert docker("ps", "-aq", "--filter", f"name=^{orphan}$").stdout.split() == []
-    assert prove_containers() == []
+    assert prove_containers(process) == []

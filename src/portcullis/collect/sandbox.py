@@ -58,7 +58,7 @@ class Sandbox:
         return {
             MANAGED_LABEL: "true",
             RUN_LABEL: self.run_id,
-            OWNER_LABEL: _owner(),
+            OWNER_LABEL: run_owner(),
             "portcullis.purpose": self.purpose,
         }
 
@@ -176,7 +176,8 @@ class Sandbox:
         raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _owner() -> str:
+def run_owner() -> str:
+    """host:pid of this run, the value of OWNER_LABEL on everything it creates."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 

@@ -41,7 +41,7 @@ from portcullis import __version__
 from portcullis.collect import CollectionError
 from portcullis.collect.daemon import collect_daemon_config
 from portcullis.collect.engine import EngineConnection, connect
-from portcullis.collect.sandbox import MANAGED_LABEL, Sandbox, SandboxError, sandbox
+from portcullis.collect.sandbox import MANAGED_LABEL, OWNER_LABEL, Sandbox, SandboxError, run_owner, sandbox
 from portcullis.model.findings import CollectionProblem
 from portcullis.pipelines.errors import ExperimentsInterrupted, PipelineError, UsageError
 from portcullis.proofs.overhead_results import (
@@ -224,7 +224,9 @@ def native_agent(python: str) -> Iterator[tuple[Agent, subprocess.Popen[bytes]]]
 def scratch_volume(conn: EngineConnection, run_id: str) -> Iterator[str]:
     name = f"portcullis-overhead-{run_id}"
     try:
-        conn.api.create_volume(name, labels={MANAGED_LABEL: "true", "portcullis.purpose": "overhead"})
+        conn.api.create_volume(
+            name, labels={MANAGED_LABEL: "true", OWNER_LABEL: run_owner(), "portcullis.purpose": "overhead"}
+        )
     except docker.errors.APIError as exc:
         raise OverheadError(f"the engine refused a scratch volume: {exc.explanation or exc}") from None
     try:
