@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from portcullis.collect.subjects import read_created_container
 from portcullis.model.facts import ContainerFacts
-from support.containers import ContainerFactory, labelled_containers
+from support.containers import ContainerFactory
 
 pytestmark = pytest.mark.engine
 
@@ -42,19 +41,6 @@ CREATED: dict[str, dict[str, Any]] = {
         "healthcheck": {"test": ["CMD", "true"], "interval": 1_000_000_000},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    engine = docker.from_env()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def containers(client: docker.DockerClient) -> Iterator[ContainerFactory]:
-    with labelled_containers(client, f"pc-stored-{os.getpid()}") as factory:
-        yield factory
 
 
 @pytest.fixture(scope="module")

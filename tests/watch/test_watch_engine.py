@@ -18,10 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from support.containers import ContainerFactory, labelled_containers, wait_until
+from support.containers import ContainerFactory, wait_until
 
 pytestmark = pytest.mark.engine
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -79,19 +78,6 @@ class Watcher:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    engine = docker.from_env()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def containers(client: docker.DockerClient) -> Iterator[ContainerFactory]:
-    with labelled_containers(client, f"pc-watch-{os.getpid()}") as factory:
-        yield factory
 
 
 def _started(watcher: Watcher, container_id: str) -> dict[str, Any]:
