@@ -4,11 +4,9 @@ run, and nothing it started is left behind."""
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ import pytest
 
 from portcullis.collect.engine import connect
 from portcullis.collect.private_dockerd import TrialDaemon
+from portcullis.collect.sandbox import OWNER_LABEL, run_owner
 from portcullis.proofs import runtimes
 from portcullis.proofs.overhead import OverheadError, Plan
 from portcullis.proofs.overhead_results import Workload
@@ -50,7 +49,7 @@ def vm_reason() -> str:
 
 def leftovers(client: docker.DockerClient) -> tuple[list[str], list[str]]:
     """This test process's runtime containers and scratch volumes (by the owner label): not another suite's."""
-    ours = f"portcullis.owner={socket.gethostname()}:{os.getpid()}"
+    ours = f"{OWNER_LABEL}={run_owner()}"
     containers = client.containers.list(all=True, filters={"label": ["portcullis.purpose=runtimes", ours]})
     volumes = client.volumes.list(filters={"label": ["portcullis.purpose=overhead", ours]})
     return [c.name for c in containers], [v.name for v in volumes]
